@@ -1,0 +1,35 @@
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("could not hash the password")]
+    PasswordHash,
+    #[error("io error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl StoreError {
+    /// Whether a retry later may succeed (locked database, lost connection),
+    /// as opposed to a request that can never succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+                    | sqlx::Error::Database(_)
+                    | sqlx::Error::Protocol(_)
+            )
+        )
+    }
+}

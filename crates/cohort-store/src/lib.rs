@@ -1,0 +1,21 @@
+//! Cohort's storage on SQLite (the embedded default) and PostgreSQL (several
+//! nodes on one database). The backend is picked from the URL scheme; both
+//! run the same SQL through sqlx's `Any` driver, with one migration folder
+//! per backend where their DDL differs. This crate stores and reads; it
+//! decides nothing.
+
+mod db;
+mod error;
+pub mod events;
+pub mod orgs;
+pub mod tokens;
+pub mod users;
+pub mod writer;
+
+pub use db::{Backend, Db, DbOptions, SqliteSynchronous};
+pub use error::StoreError;
+
+/// Cohort's clock, in the unit every table stores: UTC microseconds.
+pub fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}

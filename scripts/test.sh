@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# Cohort's single test command (README and .ci/run call exactly this).
+#
+# On a fresh Debian 12 machine, as root, it:
+#   1. installs what the tests need: Debian's postgresql and chromium (skipped when
+#      dpkg already has them), the Python client (tests/clients/requirements.txt) and
+#      the Node clients + playwright-core (npm ci in tests/clients);
+#   2. starts a throwaway PostgreSQL cluster (trust auth, 127.0.0.1, fsync off) in a
+#      fresh temp dir, stopped and deleted on exit;
+#   3. runs `cargo test --workspace --locked` with the environment below and exits with
+#      its status.
+# It is idempotent: re-runs skip installed packages and replace a cluster left behind on
+# the same port by an aborted earlier run.
+#
+# Environment it exports for the tests:
+#   COHORT_TEST_POSTGRES_URL      postgres://postgres@127.0.0.1:$PORT/postgres
+#   COHORT_TEST_REQUIRE_POSTGRES=1
+#   COHORT_TEST_REQUIRE_CLIENTS=1
+#   COHORT_TEST_CLIENTS_DIR       absolute path of tests/clients
+#   CHROMIUM=/usr/bin/chromium
+#
+# Knobs (environment):
+#   COHORT_TEST_PG_PORT   port of the throwaway cluster (default 55432)
+#   COHORT_TEST_CMD       command run instead of `cargo test --workspace --locked`, through
+#                         `bash -c` (e.g. COHORT_TEST_CMD='psql "$COHORT_TEST_POSTGRES_URL" -c "select 1"'
+#                         to check the setup without building anything)
+#   COHORT_TEST_SKIP_INSTALL=1  skip apt/pip/npm (everything must already be there)
+set -euo pipefail
+
+START_SECONDS=$SECONDS
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CLIENTS_DIR="$ROOT/tests/clients"
+PG_PORT="${COHORT_TEST_PG_PORT:-55432}"
+PG_DIR_PREFIX="/tmp/cohort-test-pg."  # /tmp: the postgres user must reach it
+TEST_CMD="${COHORT_TEST_CMD:-cargo test --workspace --locked}"
+
+say() { printf 'test.sh: %s\n' "$*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+
+IS_ROOT=0
+[[ $EUID -eq 0 ]] && IS_ROOT=1
+
+# Run a PostgreSQL server command as the `postgres` user (root may not run postgres).
+as_pg() {
+  if [[ $IS_ROOT -eq 1 ]]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+# ---------------------------------------------------------------- 1. installs
+install_deps() {
+  local missing=()
+  local pkg
+  for pkg in postgresql chromium; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [[ -x /usr/bin/chromium ]] || { [[ " ${missing[*]} " == *" chromium "* ]] || missing+=(chromium); }
+  if ((${#missing[@]})); then
+    [[ $IS_ROOT -eq 1 ]] || die "missing Debian packages: ${missing[*]} (run as root, or apt-get install them)"
+    say "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # Lock::Timeout: wait for another apt/dpkg (e.g. a machine-setup install) instead of failing.
+    apt-get -o DPkg::Lock::Timeout=900 update -qq
+    apt-get -o DPkg::Lock::Timeout=900 install -y -qq "${missing[@]}" >/dev/null
+  else
+    say "Debian packages present: postgresql chromium"
+  fi
+
+  say "pip install -r tests/clients/requirements.txt"
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+    -r "$CLIENTS_DIR/requirements.txt"
+
+  say "npm ci (tests/clients)"
+  (cd "$CLIENTS_DIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+}
+
+if [[ "${COHORT_TEST_SKIP_INSTALL:-0}" == 1 ]]; then
+  say "COHORT_TEST_SKIP_INSTALL=1: skipping apt/pip/npm"
+else
+  install_deps
+fi
+
+# ---------------------------------------------------------------- 2. PostgreSQL
+PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
+[[ -n "$PG_BIN" && -x "$PG_BIN/initdb" ]] || die "no initdb under /usr/lib/postgresql/*/bin (is postgresql installed?)"
+
+pg_answers() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 2 >/dev/null 2>&1; }
+
+# Stop the server of a data dir of ours (made by an earlier run) and delete the dir.
+stop_and_remove() {
+  local dir="$1"
+  if [[ -f "$dir/data/postmaster.pid" ]]; then
+    as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null 2>&1 ||
+      as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
+    local pid
+    pid="$(head -n 1 "$dir/data/postmaster.pid" 2>/dev/null || true)"
+    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  rm -rf -- "$dir"
+}
+
+# Leftovers of aborted runs: a cluster of ours on our port is stopped and removed;
+# dirs whose server is gone are removed; clusters of other live runs (other ports) stay.
+for dir in "$PG_DIR_PREFIX"*; do
+  [[ -d "$dir" ]] || continue
+  pidfile="$dir/data/postmaster.pid"
+  if [[ -f "$pidfile" ]]; then
+    pid="$(sed -n 1p "$pidfile")"
+    port="$(sed -n 4p "$pidfile")"
+    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && [[ "$port" != "$PG_PORT" ]]; then
+      continue
+    fi
+    say "removing cluster left by an earlier run: $dir (pid ${pid:-?}, port ${port:-?})"
+  else
+    say "removing leftover dir: $dir"
+  fi
+  stop_and_remove "$dir"
+done
+if pg_answers; then
+  # Something still answers there: identify it before touching it.
+  other_dir="$(psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -XAtqc 'SHOW data_directory' 2>/dev/null || true)"
+  if [[ "$other_dir" == "$PG_DIR_PREFIX"*/data ]]; then
+    say "stopping earlier test cluster on port $PG_PORT: $other_dir"
+    stop_and_remove "${other_dir%/data}"
+  else
+    die "port $PG_PORT is taken by a PostgreSQL server that is not a test cluster of ours (${other_dir:-unknown data dir}); set COHORT_TEST_PG_PORT"
+  fi
+fi
+if (exec 3<>"/dev/tcp/127.0.0.1/$PG_PORT") 2>/dev/null; then
+  die "port $PG_PORT is in use by another program; set COHORT_TEST_PG_PORT"
+fi
+
+PG_DIR="$(mktemp -d "${PG_DIR_PREFIX}XXXXXX")"
+cleanup() {
+  local status=$?
+  if [[ -n "${PG_DIR:-}" && -d "$PG_DIR" ]]; then
+    say "stopping PostgreSQL and removing $PG_DIR"
+    stop_and_remove "$PG_DIR"
+  fi
+  exit "$status"
+}
+TEST_PID=""
+on_signal() {
+  # Forward to the test command (it runs in the background so that signals are
+  # handled at once), then exit through cleanup.
+  [[ -n "$TEST_PID" ]] && kill -TERM "$TEST_PID" 2>/dev/null && wait "$TEST_PID" 2>/dev/null
+  exit "$1"
+}
+trap cleanup EXIT
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
+
+[[ $IS_ROOT -eq 1 ]] && chown postgres:postgres "$PG_DIR"
+chmod 700 "$PG_DIR"
+say "initdb ($PG_BIN) in $PG_DIR, port $PG_PORT"
+as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 --locale=C \
+  --no-sync --no-instructions >"$PG_DIR/initdb.log" 2>&1 || {
+  cat "$PG_DIR/initdb.log" >&2
+  die "initdb failed"
+}
+as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
+  -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+  start >/dev/null || {
+  cat "$PG_DIR/server.log" >&2 || true
+  die "PostgreSQL did not start"
+}
+for _ in $(seq 1 60); do
+  pg_answers && break
+  sleep 0.5
+done
+pg_answers || {
+  cat "$PG_DIR/server.log" >&2 || true
+  die "PostgreSQL on 127.0.0.1:$PG_PORT is not ready"
+}
+say "PostgreSQL ready on 127.0.0.1:$PG_PORT"
+
+# ---------------------------------------------------------------- 3. tests
+export COHORT_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+export COHORT_TEST_REQUIRE_POSTGRES=1
+export COHORT_TEST_REQUIRE_CLIENTS=1
+export COHORT_TEST_CLIENTS_DIR="$CLIENTS_DIR"
+export CHROMIUM=/usr/bin/chromium
+
+cd "$ROOT"
+say "running: $TEST_CMD"
+bash -c "$TEST_CMD" &
+TEST_PID=$!
+set +e
+wait "$TEST_PID"
+status=$?
+set -e
+TEST_PID=""
+say "finished in $((SECONDS - START_SECONDS))s (exit status $status)"
+exit "$status"
