@@ -1,1 +1,95 @@
-fn main(){}
+//! The `cohort` binary: the command line, configuration and wiring. Rules
+//! live in `cohort-domain`, storage in `cohort-store`, HTTP in `cohort-api`.
+
+mod bench;
+mod commands;
+mod config;
+mod logging;
+mod serve;
+mod tail;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cohort", version, about = "Self-hosted customer data and email marketing")]
+struct Cli {
+    /// Configuration file (default: ./cohort.toml when present)
+    #[arg(long, global = true, env = "COHORT_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (migrations are applied first)
+    Serve,
+    /// Apply database migrations and exit
+    Migrate,
+    /// Print the whole commented configuration file with its defaults
+    DefaultConfig,
+    /// Organisations
+    #[command(subcommand)]
+    Org(commands::OrgCommand),
+    /// Sources and their write keys
+    #[command(subcommand)]
+    Source(commands::SourceCommand),
+    /// People who sign in
+    #[command(subcommand)]
+    User(commands::UserCommand),
+    /// API tokens for the admin JSON API
+    #[command(subcommand)]
+    Token(commands::TokenCommand),
+    /// Read the event log
+    #[command(subcommand)]
+    Events(tail::EventsCommand),
+    /// Measure hot paths
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    if let Command::DefaultConfig = cli.command {
+        print!("{}", config::DEFAULT_CONFIG);
+        return std::process::ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = config::Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve => {
+            logging::init(&config.log)?;
+            serve::serve(config).await
+        }
+        Command::Migrate => {
+            let db = commands::open(&config).await?;
+            println!("migrations applied ({})", db.backend().as_str());
+            Ok(())
+        }
+        Command::DefaultConfig => Ok(()),
+        Command::Org(c) => commands::org(&config, c).await,
+        Command::Source(c) => commands::source(&config, c).await,
+        Command::User(c) => commands::user(&config, c).await,
+        Command::Token(c) => commands::token(&config, c).await,
+        Command::Events(c) => tail::run(&config, c).await,
+        Command::Bench(c) => bench::run(&config, c).await,
+    }
+}

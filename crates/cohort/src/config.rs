@@ -1,0 +1,132 @@
+//! Configuration: the commented defaults built into the binary, then
+//! `cohort.toml`, then `COHORT_<SECTION>__<KEY>` environment variables.
+
+use std::path::Path;
+
+use anyhow::Context;
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The whole commented default file, printed by `cohort default-config`;
+/// it is also the first layer of every configuration.
+pub const DEFAULT_CONFIG: &str = include_str!("../default-config.toml");
+
+#[derive(Debug, Deserialize)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub collect: CollectConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ServerConfig {
+    pub listen: String,
+    pub public_url: String,
+    pub shutdown_grace_seconds: u64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DatabaseConfig {
+    /// May hold a password: `Debug` shows it redacted.
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub busy_timeout_ms: u64,
+    pub sqlite_synchronous: cohort_store::SqliteSynchronous,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CollectConfig {
+    pub max_message_bytes: usize,
+    pub max_request_bytes: usize,
+    pub max_batch_messages: usize,
+    pub rate_limit_per_source: u32,
+    pub queue_capacity: usize,
+    pub max_group_events: usize,
+    pub writer_tasks: usize,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Config {
+    /// Loads the layers. `explicit` is a file the user named (it must exist);
+    /// otherwise `cohort.toml` is read when present.
+    pub fn load(explicit: Option<&Path>) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_CONFIG));
+        match explicit {
+            Some(path) => {
+                anyhow::ensure!(path.exists(), "configuration file {} does not exist", path.display());
+                figment = figment.merge(Toml::file(path));
+            }
+            None => figment = figment.merge(Toml::file("cohort.toml")),
+        }
+        figment = figment.merge(Env::prefixed("COHORT_").split("__"));
+        figment.extract().context("invalid configuration")
+    }
+
+    pub fn database_url(&self) -> &str {
+        self.database.url.expose_secret()
+    }
+
+    pub fn db_options(&self) -> cohort_store::DbOptions {
+        cohort_store::DbOptions {
+            max_connections: self.database.max_connections,
+            busy_timeout: std::time::Duration::from_millis(self.database.busy_timeout_ms),
+            sqlite_synchronous: self.database.sqlite_synchronous,
+            ..Default::default()
+        }
+    }
+
+    pub fn limits(&self) -> cohort_domain::collect::Limits {
+        cohort_domain::collect::Limits {
+            max_message_bytes: self.collect.max_message_bytes,
+            max_request_bytes: self.collect.max_request_bytes,
+            max_batch_messages: self.collect.max_batch_messages,
+        }
+    }
+
+    /// The base of links Cohort prints: `public_url`, else `http://<listen>`.
+    pub fn base_url(&self, bound: Option<std::net::SocketAddr>) -> String {
+        if !self.server.public_url.is_empty() {
+            return self.server.public_url.trim_end_matches('/').to_owned();
+        }
+        match bound {
+            Some(addr) => format!("http://{addr}"),
+            None => format!("http://{}", self.server.listen),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_env_overrides_them_without_leaking_secrets() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("cohort.toml", "[server]\nlisten = \"127.0.0.1:9999\"\n")?;
+            jail.set_env("COHORT_DATABASE__URL", "postgres://cohort:hunter2@db/cohort");
+            jail.set_env("COHORT_COLLECT__RATE_LIMIT_PER_SOURCE", "50");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.server.listen, "127.0.0.1:9999");
+            assert_eq!(config.collect.rate_limit_per_source, 50);
+            assert_eq!(config.database_url(), "postgres://cohort:hunter2@db/cohort");
+            assert!(!format!("{config:?}").contains("hunter2"));
+            assert_eq!(config.collect.max_request_bytes, 500 * 1024);
+            Ok(())
+        });
+    }
+}
