@@ -1,0 +1,114 @@
+//! A `TestApp`: the real router over a real database (one per backend).
+#![allow(dead_code)]
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use base64::Engine;
+use cohort_api::{ApiSettings, AppState};
+use cohort_store::writer::{EventWriter, WriterOptions};
+use cohort_testkit::{Seeded, TestDb};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub struct TestApp {
+    pub t: TestDb,
+    pub router: Router,
+    pub a: Seeded,
+    pub b: Seeded,
+    /// The writer tasks: dropping a JoinSet aborts them.
+    _writer: tokio::task::JoinSet<()>,
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl TestApp {
+    pub async fn on(t: TestDb) -> Self {
+        Self::with_settings(t, ApiSettings::default()).await
+    }
+
+    pub async fn with_settings(t: TestDb, settings: ApiSettings) -> Self {
+        let a = cohort_testkit::seed(&t.db, "Org A").await;
+        let b = cohort_testkit::seed(&t.db, "Org B").await;
+        let (writer, tasks) = EventWriter::start(t.db.clone(), WriterOptions::default());
+        let router = cohort_api::router(AppState::new(t.db.clone(), writer, settings));
+        Self { t, router, a, b, _writer: tasks }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        self.t.backend().as_str()
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Answer {
+        let response = self.router.clone().oneshot(request).await.expect("router answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.expect("body").to_bytes().to_vec();
+        Answer { status, headers, body }
+    }
+
+    /// POSTs `body` to `path` with the write key of org A in Basic auth.
+    pub async fn post(&self, path: &str, body: impl Into<Body>) -> Answer {
+        self.send(
+            Request::post(path)
+                .header("authorization", basic(&self.a.source.write_key))
+                .header("content-type", "application/json")
+                .body(body.into())
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// GET on the admin API with org `who`'s token.
+    pub async fn get_api(&self, who: &Seeded, path_and_query: &str) -> Answer {
+        self.send(
+            Request::get(path_and_query)
+                .header("authorization", format!("Bearer {}", who.token))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn count(&self, who: &Seeded) -> i64 {
+        self.t.db.count_events(&who.org).await.unwrap()
+    }
+
+    /// All events of org `who`, oldest first, through the admin API.
+    pub async fn events(&self, who: &Seeded) -> Vec<Value> {
+        let answer = self.get_api(who, "/api/v1/events?limit=1000").await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        answer.json()["data"].as_array().unwrap().clone()
+    }
+}
+
+pub fn basic(write_key: &str) -> String {
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{write_key}:")))
+}
+
+pub fn fixture(name: &str) -> String {
+    let path = format!("{}/../../../shared/fixtures/segment-everflow/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
+}
+
+pub async fn apps() -> Vec<TestApp> {
+    let mut apps = Vec::new();
+    for t in cohort_testkit::all_backends().await {
+        apps.push(TestApp::on(t).await);
+    }
+    apps
+}
