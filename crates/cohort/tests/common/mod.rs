@@ -1,0 +1,132 @@
+//! The real `cohort` binary as a child process, on a real database.
+#![allow(dead_code)]
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub database_url: String,
+    /// Everything the server printed on stdout and stderr so far.
+    pub output: Arc<Mutex<String>>,
+    _workdir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts `cohort serve` on `database_url` on a free port and waits until
+    /// it listens.
+    pub async fn start(database_url: &str, env: &[(&str, &str)]) -> Server {
+        let workdir = tempfile::tempdir().unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cohort"));
+        command
+            .arg("serve")
+            .current_dir(workdir.path())
+            .env("COHORT_DATABASE__URL", database_url)
+            .env("COHORT_SERVER__LISTEN", "127.0.0.1:0")
+            .env("COHORT_LOG__LEVEL", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("start cohort serve");
+        let output = Arc::new(Mutex::new(String::new()));
+        let (url_tx, url_rx) = tokio::sync::oneshot::channel();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let out = output.clone();
+        tokio::spawn(async move {
+            let mut url_tx = Some(url_tx);
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                out.lock().unwrap().push_str(&format!("{line}\n"));
+                if let Some(rest) = line.split(" is listening on ").nth(1) {
+                    let url = rest.split_whitespace().next().unwrap_or_default().to_owned();
+                    if let Some(tx) = url_tx.take() {
+                        let _ = tx.send(url);
+                    }
+                }
+            }
+        });
+        let err = output.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                err.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        let url = match tokio::time::timeout(Duration::from_secs(60), url_rx).await {
+            Ok(Ok(url)) => url,
+            _ => panic!("the server did not start:\n{}", output.lock().unwrap()),
+        };
+        Server { child, url, database_url: database_url.to_owned(), output, _workdir: workdir }
+    }
+
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// The write key printed on first start.
+    pub fn printed_write_key(&self) -> String {
+        let output = self.output();
+        output
+            .lines()
+            .find_map(|l| l.split("Write key of source").nth(1))
+            .and_then(|rest| rest.split_whitespace().find(|w| w.starts_with("wk_")))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no write key printed:\n{output}"))
+    }
+
+    pub fn kill9(&mut self) {
+        self.child.start_kill().expect("kill -9");
+    }
+
+    pub async fn wait(&mut self) -> std::process::ExitStatus {
+        tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await.expect("server exits").unwrap()
+    }
+
+    pub fn sigterm(&self) {
+        let pid = self.child.id().expect("running");
+        let status = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
+        assert!(status.success());
+    }
+}
+
+/// An API token for the (only) organisation of `db`.
+pub async fn api_token(db: &cohort_store::Db) -> String {
+    let org = db.list_organisations().await.unwrap().remove(0);
+    let (_, secret) = db.create_api_token(&org.id, "test").await.unwrap();
+    secret.reveal().to_owned()
+}
+
+/// Every event the API returns, oldest first.
+pub async fn all_events(url: &str, token: &str) -> Vec<Value> {
+    let client = reqwest::Client::new();
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut request = client.get(format!("{url}/api/v1/events")).bearer_auth(token).query(&[("limit", "1000")]);
+        if let Some(c) = &cursor {
+            request = request.query(&[("cursor", c)]);
+        }
+        let page: Value = request.send().await.unwrap().error_for_status().unwrap().json().await.unwrap();
+        out.extend(page["data"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return out,
+        }
+    }
+}
+
+/// The real databases of this run: a fresh SQLite URL always, PostgreSQL
+/// when configured. The `TestDb`s keep them alive.
+pub async fn databases() -> Vec<cohort_testkit::TestDb> {
+    cohort_testkit::all_backends().await
+}
