@@ -339,3 +339,33 @@ async fn a_locked_database_answers_503_with_retry_after_and_recovers() {
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(app.count(&app.a).await, 1);
 }
+
+#[tokio::test]
+async fn a_full_writer_queue_answers_429_and_nothing_is_lost() {
+    let options = cohort_store::DbOptions { busy_timeout: std::time::Duration::from_secs(30), ..Default::default() };
+    let t = cohort_testkit::sqlite_with(&options).await;
+    let url = t.url.clone();
+    let writer = cohort_store::writer::WriterOptions { queue_capacity: 1, ..Default::default() };
+    let app = std::sync::Arc::new(TestApp::with_writer(t, Default::default(), writer).await);
+    // Hold SQLite's write lock so the writer is stuck committing the first request.
+    let locker = cohort_store::Db::connect(&url, &options).await.unwrap();
+    let mut conn = locker.pool().acquire().await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE").execute(&mut *conn).await.unwrap();
+    let send = |id: &'static str| {
+        let app = app.clone();
+        tokio::spawn(async move { app.post("/v1/track", format!(r#"{{"userId":"u","event":"E","messageId":"{id}"}}"#)).await })
+    };
+    let first = send("q1");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let second = send("q2");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let third = app.post("/v1/track", r#"{"userId":"u","event":"E","messageId":"q3"}"#).await;
+    assert_eq!(third.status, StatusCode::TOO_MANY_REQUESTS, "{}", third.text());
+    assert_eq!(third.headers["retry-after"], "1");
+    assert_eq!(third.json()["code"], json!("overloaded"));
+    sqlx::query("COMMIT").execute(&mut *conn).await.unwrap();
+    drop(conn);
+    assert_eq!(first.await.unwrap().status, StatusCode::OK);
+    assert_eq!(second.await.unwrap().status, StatusCode::OK);
+    assert_eq!(app.count(&app.a).await, 2);
+}

@@ -42,9 +42,13 @@ impl TestApp {
     }
 
     pub async fn with_settings(t: TestDb, settings: ApiSettings) -> Self {
+        Self::with_writer(t, settings, WriterOptions::default()).await
+    }
+
+    pub async fn with_writer(t: TestDb, settings: ApiSettings, writer: WriterOptions) -> Self {
         let a = cohort_testkit::seed(&t.db, "Org A").await;
         let b = cohort_testkit::seed(&t.db, "Org B").await;
-        let (writer, tasks) = EventWriter::start(t.db.clone(), WriterOptions::default());
+        let (writer, tasks) = EventWriter::start(t.db.clone(), writer);
         let router = cohort_api::router(AppState::new(t.db.clone(), writer, settings));
         Self { t, router, a, b, _writer: tasks }
     }
