@@ -5,6 +5,7 @@ use cohort_domain::collect::NormalizedMessage;
 use cohort_domain::ids::{OrgId, SourceId};
 use sqlx::Row;
 
+use crate::db::{sqlite_error, AppendPool, AppenderState, SqliteAppender};
 use crate::{Db, StoreError};
 
 /// One row to append: a normalised message of one organisation's source.
@@ -37,11 +38,40 @@ impl NewEvent {
             email: m.email.clone(),
             timestamp_us: m.timestamp.timestamp_micros(),
             received_at_us: m.received_at.timestamp_micros(),
-            payload: serde_json::Value::Object(m.message.clone()).to_string(),
-            notes: (!m.notes.is_empty())
-                .then(|| serde_json::to_string(&m.notes).unwrap_or_default()),
+            payload: payload_text(&m.message),
+            notes: notes_text(&m.notes),
         }
     }
+
+    /// As [`NewEvent::from_message`], taking the message's strings instead
+    /// of copying them.
+    pub fn from_owned(org_id: &OrgId, source_id: &SourceId, m: NormalizedMessage) -> Self {
+        Self {
+            org_id: org_id.clone(),
+            source_id: source_id.clone(),
+            payload: payload_text(&m.message),
+            notes: notes_text(&m.notes),
+            message_id: m.message_id,
+            message_type: m.message_type.as_str(),
+            event: m.event,
+            user_id: m.user_id,
+            anonymous_id: m.anonymous_id,
+            email: m.email,
+            timestamp_us: m.timestamp.timestamp_micros(),
+            received_at_us: m.received_at.timestamp_micros(),
+        }
+    }
+}
+
+/// The message as stored: compact JSON, keys in order. Serialised from the
+/// map in place; wrapping it in a `Value` first meant a deep copy.
+fn payload_text(message: &serde_json::Map<String, serde_json::Value>) -> String {
+    // A map with string keys always serialises.
+    serde_json::to_string(message).unwrap_or_default()
+}
+
+fn notes_text(notes: &[String]) -> Option<String> {
+    (!notes.is_empty()).then(|| serde_json::to_string(notes).unwrap_or_default())
 }
 
 /// A stored event as the log returns it.
@@ -164,60 +194,118 @@ impl Db {
     /// Appends events in one transaction; a `messageId` the organisation
     /// already has is skipped. Returns how many rows were new.
     pub async fn append_events(&self, events: &[NewEvent]) -> Result<u64, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let inserted = insert_events(&mut tx, events).await?;
-        tx.commit().await?;
-        Ok(inserted)
+        let counts = append_in_one_transaction(self.append_pool(), vec![events.to_vec()]).await?;
+        Ok(counts.iter().sum())
     }
 }
 
-const COLUMNS: usize = 12;
-/// Rows per INSERT statement: few enough to stay under every backend's
-/// parameter limit, many enough to amortise statement overhead.
-const ROWS_PER_STATEMENT: usize = 64;
+const INSERT_SQL: &str = "INSERT INTO events (org_id, source_id, message_id, type, event, user_id, \
+     anonymous_id, email, timestamp_us, received_at_us, payload, notes) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+     ON CONFLICT (org_id, message_id) DO NOTHING";
 
-pub(crate) async fn insert_events(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    events: &[NewEvent],
-) -> Result<u64, StoreError> {
-    let mut inserted = 0;
-    for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = String::with_capacity(200 + chunk.len() * 80);
-        sql.push_str(
-            "INSERT INTO events (org_id, source_id, message_id, type, event, user_id, anonymous_id, \
-             email, timestamp_us, received_at_us, payload, notes) VALUES ",
-        );
-        for row in 0..chunk.len() {
-            if row > 0 {
-                sql.push(',');
-            }
-            sql.push('(');
-            for col in 0..COLUMNS {
-                if col > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!("${}", row * COLUMNS + col + 1));
-            }
-            sql.push(')');
+/// Appends the events of several requests in one transaction, and returns
+/// the number of new rows of each request. Nothing is visible, and no
+/// count is returned, unless the commit succeeded.
+pub(crate) async fn append_in_one_transaction(
+    pool: &AppendPool,
+    requests: Vec<Vec<NewEvent>>,
+) -> Result<Vec<u64>, StoreError> {
+    match pool {
+        AppendPool::Sqlite(appender) => {
+            let appender = appender.clone();
+            tokio::task::spawn_blocking(move || append_sqlite(&appender, &requests))
+                .await
+                .map_err(|_| sqlx::Error::WorkerCrashed)?
         }
-        sql.push_str(" ON CONFLICT (org_id, message_id) DO NOTHING");
-        let mut q = sqlx::query(&sql);
-        for e in chunk {
-            q = q
-                .bind(e.org_id.as_str())
-                .bind(e.source_id.as_str())
-                .bind(&e.message_id)
-                .bind(e.message_type)
-                .bind(&e.event)
-                .bind(&e.user_id)
-                .bind(&e.anonymous_id)
-                .bind(&e.email)
-                .bind(e.timestamp_us)
-                .bind(e.received_at_us)
-                .bind(&e.payload)
-                .bind(&e.notes);
+        AppendPool::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            let mut counts = Vec::with_capacity(requests.len());
+            for events in &requests {
+                counts.push(insert_postgres(&mut tx, events).await?);
+            }
+            tx.commit().await?;
+            Ok(counts)
         }
-        inserted += q.execute(&mut **tx).await?.rows_affected();
     }
-    Ok(inserted)
+}
+
+/// Runs on a blocking thread: the whole group is one call into SQLite.
+fn append_sqlite(appender: &SqliteAppender, requests: &[Vec<NewEvent>]) -> Result<Vec<u64>, StoreError> {
+    // A panic while the lock was held unwound through the transaction,
+    // which rolled it back: the connection is still usable.
+    let mut state = appender.connection.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if matches!(*state, AppenderState::Unopened) {
+        *state = AppenderState::Open(appender.open()?);
+    }
+    let AppenderState::Open(appender) = &mut *state else {
+        return Err(sqlx::Error::PoolClosed.into());
+    };
+    let counts = insert_sqlite(&mut appender.conn, requests).map_err(sqlite_error)?;
+    appender.request_checkpoint();
+    Ok(counts)
+}
+
+fn insert_sqlite(conn: &mut rusqlite::Connection, requests: &[Vec<NewEvent>]) -> rusqlite::Result<Vec<u64>> {
+    // Dropped without a commit (any error below), the transaction rolls back.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut counts = Vec::with_capacity(requests.len());
+    {
+        let mut insert = tx.prepare_cached(INSERT_SQL)?;
+        for events in requests {
+            let mut inserted = 0;
+            for e in events {
+                inserted += insert.execute(rusqlite::params![
+                    e.org_id.as_str(),
+                    e.source_id.as_str(),
+                    e.message_id,
+                    e.message_type,
+                    e.event,
+                    e.user_id,
+                    e.anonymous_id,
+                    e.email,
+                    e.timestamp_us,
+                    e.received_at_us,
+                    e.payload,
+                    e.notes,
+                ])? as u64;
+            }
+            counts.push(inserted);
+        }
+    }
+    tx.commit()?;
+    Ok(counts)
+}
+
+/// One statement per request whatever its size: each column travels as one
+/// array, so the statement text and its plan never change.
+async fn insert_postgres(tx: &mut sqlx::PgConnection, events: &[NewEvent]) -> Result<u64, StoreError> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    fn column<'a, T>(events: &'a [NewEvent], f: impl Fn(&'a NewEvent) -> T) -> Vec<T> {
+        events.iter().map(f).collect()
+    }
+    let result = sqlx::query(
+        "INSERT INTO events (org_id, source_id, message_id, type, event, user_id, anonymous_id, \
+         email, timestamp_us, received_at_us, payload, notes) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+         $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[], $11::text[], $12::text[]) \
+         ON CONFLICT (org_id, message_id) DO NOTHING",
+    )
+    .bind(column(events, |e| e.org_id.as_str()))
+    .bind(column(events, |e| e.source_id.as_str()))
+    .bind(column(events, |e| e.message_id.as_str()))
+    .bind(column(events, |e| e.message_type))
+    .bind(column(events, |e| e.event.as_deref()))
+    .bind(column(events, |e| e.user_id.as_deref()))
+    .bind(column(events, |e| e.anonymous_id.as_deref()))
+    .bind(column(events, |e| e.email.as_deref()))
+    .bind(column(events, |e| e.timestamp_us))
+    .bind(column(events, |e| e.received_at_us))
+    .bind(column(events, |e| e.payload.as_str()))
+    .bind(column(events, |e| e.notes.as_deref()))
+    .execute(&mut *tx)
+    .await?;
+    Ok(result.rows_affected())
 }

@@ -1,8 +1,9 @@
 //! Cohort's storage on SQLite (the embedded default) and PostgreSQL (several
 //! nodes on one database). The backend is picked from the URL scheme; both
 //! run the same SQL through sqlx's `Any` driver, with one migration folder
-//! per backend where their DDL differs. This crate stores and reads; it
-//! decides nothing.
+//! per backend where their DDL differs; only appending events, the hot
+//! path, uses each backend's own driver (`events::append_in_one_transaction`).
+//! This crate stores and reads; it decides nothing.
 
 mod db;
 mod error;

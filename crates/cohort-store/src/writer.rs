@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinSet;
 
-use crate::events::{insert_events, NewEvent};
+use crate::events::{append_in_one_transaction, NewEvent};
 use crate::{Backend, Db, StoreError};
 
 #[derive(Debug, Clone)]
@@ -43,9 +43,13 @@ pub enum AppendError {
     ShuttingDown,
 }
 
+/// Where a request learns how many of its events were new, or why none
+/// were stored.
+type Reply = oneshot::Sender<Result<u64, String>>;
+
 struct WriteRequest {
     events: Vec<NewEvent>,
-    done: oneshot::Sender<Result<u64, String>>,
+    done: Reply,
 }
 
 /// The handle requests use to append. Cloning it is cheap; when every clone
@@ -122,20 +126,12 @@ async fn run_writer(db: Db, receiver: Arc<Mutex<mpsc::Receiver<WriteRequest>>>, 
 }
 
 async fn commit_group(db: &Db, group: Vec<WriteRequest>) {
-    let result = async {
-        let mut tx = db.pool().begin().await?;
-        let mut counts = Vec::with_capacity(group.len());
-        for request in &group {
-            counts.push(insert_events(&mut tx, &request.events).await?);
-        }
-        tx.commit().await?;
-        Ok::<_, StoreError>(counts)
-    }
-    .await;
+    let (requests, group): (Vec<Vec<NewEvent>>, Vec<Reply>) = group.into_iter().map(|r| (r.events, r.done)).unzip();
+    let result: Result<Vec<u64>, StoreError> = append_in_one_transaction(db.append_pool(), requests).await;
     match result {
         Ok(counts) => {
-            for (request, count) in group.into_iter().zip(counts) {
-                let _ = request.done.send(Ok(count));
+            for (done, count) in group.into_iter().zip(counts) {
+                let _ = done.send(Ok(count));
             }
         }
         Err(error) => {
@@ -143,8 +139,8 @@ async fn commit_group(db: &Db, group: Vec<WriteRequest>) {
             // A failed group is not retried here: every waiting client gets a
             // 503 and retries, and dedupe by messageId keeps retries single.
             let reason = error.to_string();
-            for request in group {
-                let _ = request.done.send(Err(reason.clone()));
+            for done in group {
+                let _ = done.send(Err(reason.clone()));
             }
             // Give a locked or restarting database a moment before the next try.
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -139,8 +139,8 @@ async fn collect_inner(state: &AppState, envelope: Envelope, headers: &HeaderMap
         .map_err(CollectFailure::rate_limited)?;
     let events: Vec<NewEvent> = parsed
         .messages
-        .iter()
-        .map(|m| NewEvent::from_message(&source.org_id, &source.source_id, m))
+        .into_iter()
+        .map(|m| NewEvent::from_owned(&source.org_id, &source.source_id, m))
         .collect();
     state.inner.writer.append(events).await.map_err(|e| match e {
         AppendError::Overloaded => CollectFailure::overloaded(),

@@ -3,6 +3,8 @@
 //! correction. A request is either wholly valid or wholly refused, so that a
 //! refused request stores nothing.
 
+use std::fmt::Write as _;
+
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{value::RawValue, Map, Value};
@@ -107,12 +109,13 @@ pub fn normalize_request(
             }
             let map = parse_object(text, "")?;
             let write_key_in_body = write_key_of(&map);
+            let received = Received::at(received_at);
             let message = normalize_message(
                 map,
                 Some(message_type),
                 "",
                 &BatchDefaults::default(),
-                received_at,
+                &received,
             )?;
             Ok(ParsedRequest { write_key_in_body, messages: vec![message] })
         }
@@ -148,12 +151,16 @@ fn normalize_batch(
         sent_at: top.sent_at.filter(|v| !v.is_null()),
     };
     let mut write_key_in_body = top.write_key.and_then(|v| v.as_str().map(str::to_owned));
+    let received = Received::at(received_at);
     let mut messages = Vec::with_capacity(items.len());
+    // One buffer for every message's `batch[i]`, rewritten in place.
+    let mut prefix = String::with_capacity(16);
     for (index, raw) in items.into_iter().enumerate() {
-        let prefix = format!("batch[{index}]");
+        prefix.clear();
+        let _ = write!(prefix, "batch[{index}]");
         if raw.get().len() > limits.max_message_bytes {
             return Err(CollectError::too_large(
-                prefix,
+                prefix.as_str(),
                 format!(
                     "batch[{index}] is {} bytes; the limit is {} bytes per message",
                     raw.get().len(),
@@ -165,7 +172,7 @@ fn normalize_batch(
         if write_key_in_body.is_none() {
             write_key_in_body = write_key_of(&map);
         }
-        messages.push(normalize_message(map, None, &prefix, &defaults, received_at)?);
+        messages.push(normalize_message(map, None, &prefix, &defaults, &received)?);
     }
     Ok(ParsedRequest { write_key_in_body, messages })
 }
@@ -211,27 +218,28 @@ fn take_id(
     key: &str,
     prefix: &str,
 ) -> Result<Option<String>, CollectError> {
-    let id = match map.get(key) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.is_empty() => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(_) => {
-            return Err(CollectError::invalid(
-                path(prefix, key),
-                format!("{} must be a string", path(prefix, key)),
-            ))
-        }
-    };
-    match &id {
-        Some(id) => {
-            map.insert(key.to_owned(), Value::String(id.clone()));
-        }
-        None => {
+    match map.get(key) {
+        None => Ok(None),
+        Some(Value::Null) => {
             map.remove(key);
+            Ok(None)
         }
+        Some(Value::String(s)) if s.is_empty() => {
+            map.remove(key);
+            Ok(None)
+        }
+        // Already stored as the string it is: nothing to rewrite.
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => {
+            let id = n.to_string();
+            map.insert(key.to_owned(), Value::String(id.clone()));
+            Ok(Some(id))
+        }
+        Some(_) => Err(CollectError::invalid(
+            path(prefix, key),
+            format!("{} must be a string", path(prefix, key)),
+        )),
     }
-    Ok(id)
 }
 
 /// Fills `target` with the keys of `defaults` it lacks, recursively for
@@ -255,7 +263,7 @@ fn normalize_message(
     path_type: Option<MessageType>,
     prefix: &str,
     defaults: &BatchDefaults,
-    received_at: DateTime<Utc>,
+    received: &Received,
 ) -> Result<NormalizedMessage, CollectError> {
     let message_type = match path_type {
         Some(t) => t,
@@ -277,7 +285,13 @@ fn normalize_message(
             }
         },
     };
-    map.insert("type".into(), Value::String(message_type.as_str().into()));
+    match map.get_mut("type") {
+        Some(Value::String(s)) if s == message_type.as_str() => {}
+        Some(slot) => *slot = Value::String(message_type.as_str().into()),
+        None => {
+            map.insert("type".into(), Value::String(message_type.as_str().into()));
+        }
+    }
     map.remove("writeKey");
     map.remove("_metadata");
 
@@ -381,7 +395,7 @@ fn normalize_message(
     }
 
     let mut notes = Vec::new();
-    let timestamp = correct_time(&mut map, defaults, received_at, prefix, &mut notes);
+    let timestamp = correct_time(&mut map, defaults, received, prefix, &mut notes);
     let email = email_of(&map);
 
     Ok(NormalizedMessage {
@@ -392,7 +406,7 @@ fn normalize_message(
         anonymous_id,
         email,
         timestamp,
-        received_at,
+        received_at: received.time,
         message: map,
         notes,
     })
@@ -407,6 +421,19 @@ fn merge_into_object(map: &mut Map<String, Value>, key: &str, defaults: &Map<Str
     }
 }
 
+/// The time a request was received, with its RFC 3339 text formatted once
+/// for all the messages of the request.
+struct Received {
+    time: DateTime<Utc>,
+    text: String,
+}
+
+impl Received {
+    fn at(time: DateTime<Utc>) -> Self {
+        Self { time, text: format_rfc3339(time) }
+    }
+}
+
 /// Sets `originalTimestamp`, `sentAt`, `receivedAt` and the corrected
 /// `timestamp = receivedAt − (sentAt − originalTimestamp)` on the message,
 /// and returns the corrected time. Unparseable times fall back to
@@ -414,23 +441,11 @@ fn merge_into_object(map: &mut Map<String, Value>, key: &str, defaults: &Map<Str
 fn correct_time(
     map: &mut Map<String, Value>,
     defaults: &BatchDefaults,
-    received_at: DateTime<Utc>,
+    received: &Received,
     prefix: &str,
     notes: &mut Vec<String>,
 ) -> DateTime<Utc> {
-    let client_value = map
-        .get("timestamp")
-        .filter(|v| !v.is_null())
-        .or_else(|| map.get("originalTimestamp").filter(|v| !v.is_null()))
-        .cloned();
-    let sent_value = map
-        .get("sentAt")
-        .filter(|v| !v.is_null())
-        .cloned()
-        .or_else(|| defaults.sent_at.clone());
-
-    let mut parse = |value: &Option<Value>, name: &str| -> Option<DateTime<Utc>> {
-        let value = value.as_ref()?;
+    let mut parse = |value: &Value, name: &str| -> Option<DateTime<Utc>> {
         let parsed = value.as_str().and_then(parse_rfc3339);
         if parsed.is_none() {
             notes.push(format!(
@@ -440,34 +455,61 @@ fn correct_time(
         }
         parsed
     };
-    let original = parse(&client_value, "timestamp");
-    let sent = parse(&sent_value, "sentAt");
+    // The client's time is `timestamp`, else `originalTimestamp`. Values
+    // that stay where they are are read in place; `timestamp` is rewritten
+    // below, so its value is moved to `originalTimestamp` rather than copied.
+    let moved_timestamp = match map.get_mut("timestamp") {
+        Some(value) if !value.is_null() => Some(std::mem::take(value)),
+        _ => None,
+    };
+    let (original, keep_original) = match &moved_timestamp {
+        Some(value) => (parse(value, "timestamp"), false),
+        None => match map.get("originalTimestamp").filter(|v| !v.is_null()) {
+            Some(value) => (parse(value, "timestamp"), true),
+            None => (None, false),
+        },
+    };
+    let own_sent_at = map.get("sentAt").filter(|v| !v.is_null());
+    let sent = match own_sent_at.or(defaults.sent_at.as_ref()) {
+        Some(value) => parse(value, "sentAt"),
+        None => None,
+    };
+    let has_own_sent_at = own_sent_at.is_some();
 
     let timestamp = match (original, sent) {
-        (Some(original), Some(sent)) => received_at - (sent - original),
+        (Some(original), Some(sent)) => received.time - (sent - original),
         (Some(original), None) => original,
-        (None, _) => received_at,
+        (None, _) => received.time,
     };
     let timestamp = truncate_to_micros(timestamp);
 
-    match client_value {
+    match moved_timestamp {
         Some(value) => {
             map.insert("originalTimestamp".into(), value);
         }
+        None if keep_original => {}
         None => {
             map.remove("originalTimestamp");
         }
     }
-    match sent_value {
-        Some(value) => {
-            map.insert("sentAt".into(), value);
-        }
-        None => {
-            map.remove("sentAt");
+    if !has_own_sent_at {
+        match &defaults.sent_at {
+            Some(value) => {
+                map.insert("sentAt".into(), value.clone());
+            }
+            None => {
+                map.remove("sentAt");
+            }
         }
     }
-    map.insert("receivedAt".into(), Value::String(format_rfc3339(received_at)));
-    map.insert("timestamp".into(), Value::String(format_rfc3339(timestamp)));
+    map.insert("receivedAt".into(), Value::String(received.text.clone()));
+    let timestamp_text = Value::String(format_rfc3339(timestamp));
+    match map.get_mut("timestamp") {
+        Some(slot) => *slot = timestamp_text,
+        None => {
+            map.insert("timestamp".into(), timestamp_text);
+        }
+    }
     timestamp
 }
 

@@ -52,23 +52,29 @@ CREATE TABLE setup_links (
     used_at BIGINT
 );
 
+-- The identifying columns compare byte by byte (COLLATE "C"): the log only
+-- looks them up by equality, and under a language collation every index
+-- comparison of an insert went through strcoll.
 CREATE TABLE events (
-    seq BIGSERIAL PRIMARY KEY,
-    org_id TEXT NOT NULL,
-    source_id TEXT NOT NULL,
-    message_id TEXT NOT NULL,
-    type TEXT NOT NULL,
-    event TEXT,
-    user_id TEXT,
-    anonymous_id TEXT,
-    email TEXT,
+    seq BIGSERIAL NOT NULL,
+    org_id TEXT COLLATE "C" NOT NULL,
+    source_id TEXT COLLATE "C" NOT NULL,
+    message_id TEXT COLLATE "C" NOT NULL,
+    type TEXT COLLATE "C" NOT NULL,
+    event TEXT COLLATE "C",
+    user_id TEXT COLLATE "C",
+    anonymous_id TEXT COLLATE "C",
+    email TEXT COLLATE "C",
     timestamp_us BIGINT NOT NULL,
     received_at_us BIGINT NOT NULL,
     payload TEXT NOT NULL,
-    notes TEXT
+    notes TEXT,
+    -- Every read is scoped to an organisation and ordered by seq: this key
+    -- is that index. seq comes from its sequence only, so a key on seq alone
+    -- would be one more index to maintain per event for no read.
+    PRIMARY KEY (org_id, seq)
 );
 CREATE UNIQUE INDEX events_dedupe ON events(org_id, message_id);
-CREATE INDEX events_org_seq ON events(org_id, seq);
 CREATE INDEX events_org_user ON events(org_id, user_id) WHERE user_id IS NOT NULL;
 CREATE INDEX events_org_anonymous ON events(org_id, anonymous_id) WHERE anonymous_id IS NOT NULL;
 CREATE INDEX events_org_event ON events(org_id, event) WHERE event IS NOT NULL;
