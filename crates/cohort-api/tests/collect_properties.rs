@@ -62,6 +62,10 @@ fn key() -> impl Strategy<Value = String> {
 }
 
 fn check(path: &str, body: Vec<u8>, gzip_header: bool) -> Result<(), TestCaseError> {
+    // The three properties run on parallel test threads against the same
+    // organisation: one at a time, so that "stored nothing" is measurable.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let f = fixture();
     for app in &f.apps {
         f.runtime.block_on(async {

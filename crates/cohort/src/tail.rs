@@ -55,7 +55,10 @@ pub async fn run(config: &Config, command: EventsCommand) -> anyhow::Result<()> 
         }
         cursors.push(cursor);
     }
-    while follow {
+    if !follow {
+        return Ok(());
+    }
+    loop {
         for (org, cursor) in orgs.iter().zip(cursors.iter_mut()) {
             let new = db
                 .query_events(&org.id, &EventQuery { after_seq: Some(*cursor), limit: 1000, ..filter.clone() })
@@ -67,7 +70,6 @@ pub async fn run(config: &Config, command: EventsCommand) -> anyhow::Result<()> 
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    Ok(())
 }
 
 fn print_event(org: &cohort_domain::ids::OrgId, e: &StoredEvent) {

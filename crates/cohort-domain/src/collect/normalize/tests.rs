@@ -47,7 +47,7 @@ fn timestamps_are_corrected_as_the_fixture_says() {
             .unwrap();
             let m = &parsed.messages[0].message;
             for (key, expected) in case["expected"].as_object().unwrap() {
-                let got = m.get(key).and_then(Value::as_str).map(|s| at(s));
+                let got = m.get(key).and_then(Value::as_str).map(at);
                 assert_eq!(got, Some(at(expected.as_str().unwrap())), "{} {key}", case["name"]);
             }
             checked += 1;
