@@ -15,21 +15,3 @@ pub enum StoreError {
     #[error("io error: {0}")]
     Io(#[from] std::io::Error),
 }
-
-impl StoreError {
-    /// Whether a retry later may succeed (locked database, lost connection),
-    /// as opposed to a request that can never succeed.
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Database(
-                sqlx::Error::Io(_)
-                    | sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::WorkerCrashed
-                    | sqlx::Error::Database(_)
-                    | sqlx::Error::Protocol(_)
-            )
-        )
-    }
-}

@@ -97,10 +97,6 @@ impl EventWriter {
         }
     }
 
-    /// Requests waiting for a commit right now.
-    pub fn queued(&self) -> usize {
-        self.queue.max_capacity() - self.queue.capacity()
-    }
 }
 
 async fn run_writer(db: Db, receiver: Arc<Mutex<mpsc::Receiver<WriteRequest>>>, max_group_events: usize) {
