@@ -6,3 +6,5 @@ pub mod collect;
 pub mod ids;
 pub mod secrets;
 pub mod time;
+pub mod commerce;
+pub mod profile;
