@@ -63,6 +63,36 @@ impl NewEvent {
     }
 }
 
+impl NewEvent {
+    /// A WooCommerce resource (validated by the domain) as a log row.
+    pub fn from_resource(
+        org_id: &OrgId,
+        source_id: &SourceId,
+        resource: &cohort_domain::commerce::woocommerce::ResourceMessage,
+        received_at_us: i64,
+    ) -> Self {
+        let mut message = resource.message.clone();
+        message.insert(
+            "receivedAt".into(),
+            serde_json::Value::String(cohort_domain::time::format_rfc3339(cohort_domain::time::from_micros(received_at_us))),
+        );
+        Self {
+            org_id: org_id.clone(),
+            source_id: source_id.clone(),
+            message_id: resource.message_id.clone(),
+            message_type: "resource",
+            event: Some(format!("woocommerce.{}", resource.kind.as_str())),
+            user_id: None,
+            anonymous_id: None,
+            email: resource.email.clone(),
+            timestamp_us: resource.timestamp_us,
+            received_at_us,
+            payload: payload_text(&message),
+            notes: None,
+        }
+    }
+}
+
 /// The message as stored: compact JSON, keys in order. Serialised from the
 /// map in place; wrapping it in a `Value` first meant a deep copy.
 fn payload_text(message: &serde_json::Map<String, serde_json::Value>) -> String {
@@ -220,6 +250,12 @@ pub(crate) async fn append_in_one_transaction(
         }
         AppendPool::Postgres(pool) => {
             let mut tx = pool.begin().await?;
+            // Held until commit: the projector waits for every insert that
+            // took a seq before it reads past that seq.
+            sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+                .bind(crate::projection::PG_APPEND_LOCK)
+                .execute(&mut *tx)
+                .await?;
             let mut counts = Vec::with_capacity(requests.len());
             for events in &requests {
                 counts.push(insert_postgres(&mut tx, events).await?);

@@ -9,6 +9,8 @@ mod db;
 mod error;
 pub mod events;
 pub mod orgs;
+pub mod projection;
+mod sql;
 pub mod tokens;
 pub mod users;
 pub mod writer;

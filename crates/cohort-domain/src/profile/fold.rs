@@ -107,6 +107,9 @@ impl OrderState {
     /// When it was paid: WooCommerce's `date_paid`, else when a paid
     /// status was first seen.
     pub fn paid_at_us(&self) -> Option<i64> {
+        if !self.is_paid() {
+            return None;
+        }
         self.order
             .paid_at_us
             .or_else(|| PAID_STATUSES.iter().filter_map(|s| self.statuses.get(*s).copied()).min())
@@ -133,12 +136,16 @@ pub struct Applied {
     pub derived: Vec<DerivedEvent>,
     /// A catalogue change (not a person's event).
     pub product: Option<(Product, bool)>,
+    /// An order moved to another profile: events derived from it earlier
+    /// must move too, which only a refold of the cluster does.
+    pub order_moved: bool,
 }
 
-/// A profile id: stable for the same creating event, unique per
-/// organisation because message ids are.
-pub fn profile_id(org: &str, created: &EventKey, identity: &Identity) -> String {
-    let digest = Sha256::digest(format!("{org}\0{}\0{}", created.message_id, identity.key()).as_bytes());
+/// A profile id: the same for the same creating event, so a rebuild gives
+/// every profile its id again. Unique within an organisation because
+/// message ids are; every read is scoped to one.
+pub fn profile_id(created: &EventKey, identity: &Identity) -> String {
+    let digest = Sha256::digest(format!("{}\0{}", created.message_id, identity.key()).as_bytes());
     let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
     format!("prof_{hex}")
 }
@@ -146,7 +153,7 @@ pub fn profile_id(org: &str, created: &EventKey, identity: &Identity) -> String 
 impl ClusterState {
     /// Folds `events` from nothing, in key order. Returns the state and
     /// where each event (by seq) landed.
-    pub fn fold(org: &str, events: &mut [LogEvent]) -> (ClusterState, Vec<(i64, String)>, Vec<DerivedEvent>) {
+    pub fn fold(events: &mut [LogEvent]) -> (ClusterState, Vec<(i64, String)>, Vec<DerivedEvent>) {
         events.sort_by(|a, b| a.key().cmp(&b.key()).then(a.seq.cmp(&b.seq)));
         let mut state = ClusterState::default();
         let mut placed = Vec::with_capacity(events.len());
@@ -158,7 +165,7 @@ impl ClusterState {
                 derived_later.push((e.seq, it));
                 continue;
             }
-            let applied = state.apply_interpreted(org, e, &it);
+            let applied = state.apply_interpreted(e, &it);
             if let Some(p) = applied.profile {
                 placed.push((e.seq, p));
             }
@@ -182,21 +189,25 @@ impl ClusterState {
     /// Folds one event that comes after every folded one (see
     /// [`ClusterState::accepts_next`]); Cohort's own derived events may come
     /// at any time, since they change nothing but the timeline.
-    pub fn apply(&mut self, org: &str, event: &LogEvent) -> Applied {
+    pub fn apply(&mut self, event: &LogEvent) -> Applied {
         let it = interpret(event);
         if it.derived {
             return Applied { profile: self.owner_of(&it), ..Applied::default() };
         }
-        self.apply_interpreted(org, event, &it)
+        self.apply_interpreted(event, &it)
     }
 
-    /// The profile a derived event belongs to: the owner of its strongest
-    /// identity.
+    /// The profile a derived event belongs to: its order's (whichever
+    /// snapshot it was derived from), else the owner of its strongest identity.
     fn owner_of(&self, it: &Interpretation) -> Option<String> {
-        it.identities.iter().find_map(|id| self.owners.get(id).cloned())
+        it.links
+            .iter()
+            .filter(|id| id.kind() == super::identity::IdentityKind::Order)
+            .find_map(|id| self.orders.get(id.value()).map(|o| self.survivor(&o.profile).to_owned()))
+            .or_else(|| it.identities.iter().find_map(|id| self.owners.get(id).cloned()))
     }
 
-    fn apply_interpreted(&mut self, org: &str, e: &LogEvent, it: &Interpretation) -> Applied {
+    fn apply_interpreted(&mut self, e: &LogEvent, it: &Interpretation) -> Applied {
         let key = e.key();
         let mut applied = Applied::default();
         if let Commerce::Product { product, deleted } = &it.commerce {
@@ -205,7 +216,7 @@ impl ClusterState {
         }
         self.last_key = Some(key.clone());
 
-        let target = self.resolve(org, e, it, &mut applied);
+        let target = self.resolve(e, it, &mut applied);
         applied.profile = Some(target.clone());
         self.absorb(&target, e, it, &mut applied);
         applied
@@ -213,7 +224,7 @@ impl ClusterState {
 
     /// Finds (or creates) the profile the event lands on, attaching its
     /// new identities and merging profiles it shows to be one person.
-    fn resolve(&mut self, org: &str, e: &LogEvent, it: &Interpretation, applied: &mut Applied) -> String {
+    fn resolve(&mut self, e: &LogEvent, it: &Interpretation, applied: &mut Applied) -> String {
         let key = e.key();
         let mut ids: Vec<Identity> = it.identities.clone();
         if ids.is_empty() {
@@ -230,7 +241,7 @@ impl ClusterState {
             } else {
                 Identity::anonymous(previous)
             };
-            let target = self.owner_or_create(org, &key, &Identity::user(user));
+            let target = self.owner_or_create(&key, &Identity::user(user));
             if let Some(other) = self.owners.get(&prev_id).cloned() {
                 if other != target {
                     let into = self.merge(&target, &other, &key, vec![prev_id.clone(), Identity::user(user)], applied);
@@ -265,7 +276,7 @@ impl ClusterState {
             Some(t) => t,
             None => {
                 let strongest = ids.iter().min().cloned().unwrap_or_else(|| Identity::anonymous(&e.message_id));
-                let id = profile_id(org, &key, &strongest);
+                let id = profile_id(&key, &strongest);
                 self.profiles.insert(id.clone(), ProfileState::new(key.clone()));
                 id
             }
@@ -295,11 +306,11 @@ impl ClusterState {
         target
     }
 
-    fn owner_or_create(&mut self, org: &str, key: &EventKey, id: &Identity) -> String {
+    fn owner_or_create(&mut self, key: &EventKey, id: &Identity) -> String {
         if let Some(owner) = self.owners.get(id) {
             return owner.clone();
         }
-        let profile = profile_id(org, key, id);
+        let profile = profile_id(key, id);
         self.profiles.insert(profile.clone(), ProfileState::new(key.clone()));
         self.attach(&profile, id);
         profile
@@ -417,7 +428,10 @@ impl ClusterState {
                 if (order.modified_at_us, &key) >= (state.order.modified_at_us, &state.at) {
                     state.order = order.clone();
                     state.at = key.clone();
-                    state.profile = profile_id.to_owned();
+                    if state.profile != profile_id {
+                        applied.order_moved = true;
+                        state.profile = profile_id.to_owned();
+                    }
                 }
                 let reached = state.statuses.entry(order.status.clone()).or_insert(order.modified_at_us);
                 *reached = (*reached).min(order.modified_at_us);

@@ -82,6 +82,12 @@ pub fn interpret(e: &LogEvent) -> Interpretation {
     let mut emails: Vec<String> = Vec::new();
     let mut store_customers: Vec<String> = Vec::new();
 
+    if it.derived {
+        // A derived order event belongs with its order, wherever the order is.
+        if let Some(order) = str_at(m, &["context", "cohort", "order"]) {
+            it.links.push(Identity::order(order));
+        }
+    }
     if e.message_type == "resource" {
         read_resource(e, &mut it, &mut emails, &mut store_customers);
     } else {
@@ -131,6 +137,15 @@ pub fn interpret(e: &LogEvent) -> Interpretation {
     }
     if let Some(anon) = str_at(m, &["anonymousId"]) {
         it.identities.push(Identity::anonymous(anon));
+    }
+    if let Some(previous) = &it.previous_id {
+        // The earlier id is an anonymous id or another user id; the fold
+        // decides which. Both keep the alias in the cluster of either.
+        let anon = Identity::anonymous(previous);
+        if !it.identities.contains(&anon) {
+            it.identities.push(anon);
+        }
+        it.links.push(Identity::user(previous));
     }
     it
 }

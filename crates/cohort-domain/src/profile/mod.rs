@@ -39,6 +39,11 @@ impl LogEvent {
     pub fn key(&self) -> EventKey {
         EventKey { timestamp_us: self.timestamp_us, message_id: self.message_id.clone() }
     }
+
+    /// Cohort derived this event itself (an order's state change).
+    pub fn is_derived(&self) -> bool {
+        self.message.pointer("/context/cohort/derived").and_then(Value::as_bool).unwrap_or(false)
+    }
 }
 
 /// The order of events for every "latest wins" rule: their (corrected)

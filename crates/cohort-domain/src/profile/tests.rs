@@ -3,8 +3,6 @@ use serde_json::{json, Value};
 
 use super::*;
 
-const ORG: &str = "org_test";
-
 fn ev(seq: i64, ts: i64, message: Value) -> LogEvent {
     LogEvent {
         seq,
@@ -18,7 +16,7 @@ fn ev(seq: i64, ts: i64, message: Value) -> LogEvent {
 
 fn fold(events: &[LogEvent]) -> ClusterState {
     let mut events = events.to_vec();
-    ClusterState::fold(ORG, &mut events).0
+    ClusterState::fold(&mut events).0
 }
 
 fn profile_with<'a>(state: &'a ClusterState, id: &Identity) -> &'a ProfileState {
@@ -208,12 +206,12 @@ proptest! {
         for e in &shuffled {
             seen.push(e.clone());
             if state.accepts_next(e) {
-                state.apply(ORG, e);
+                state.apply(e);
             } else {
                 state = fold(&seen);
             }
             // Applying an event twice changes nothing.
-            let again = { let mut s = state.clone(); if s.accepts_next(e) { s.apply(ORG, e); } else { s = fold(&seen); } s };
+            let again = { let mut s = state.clone(); if s.accepts_next(e) { s.apply(e); } else { s = fold(&seen); } s };
             prop_assert_eq!(&again, &state);
         }
         prop_assert_eq!(&state, &expected);

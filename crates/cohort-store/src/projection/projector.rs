@@ -1,0 +1,730 @@
+//! The projector: reads the log in `seq` order and keeps profiles,
+//! identities, orders, products and tags current. The rules are the
+//! domain's fold; this module finds each event's cluster, folds it (or
+//! refolds the cluster when the event is out of order or joins clusters)
+//! and writes what changed, all in one transaction with the cursor.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use cohort_domain::commerce::Product;
+use cohort_domain::ids::new_id;
+use cohort_domain::profile::{cluster_identities, interpret, ClusterState, DerivedEvent, Identity, IdentityKind, LogEvent, OrderView};
+use sqlx::{Any, Row, Transaction};
+
+use crate::sql::{multi_insert, Bind, Statement};
+use crate::{Backend, Db, StoreError};
+
+/// Events per projection transaction.
+pub const BATCH_EVENTS: i64 = 1000;
+
+/// The advisory lock PostgreSQL appenders hold (shared) while they insert,
+/// so the projector can wait for every insert that took a lower `seq` to
+/// finish before it reads past it (see [`Projector::horizon`]).
+pub(crate) const PG_APPEND_LOCK: i64 = 0x636f_686f_7274;
+
+#[derive(Clone)]
+pub struct Projector {
+    db: Db,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StepReport {
+    pub events: usize,
+    pub last_seq: i64,
+}
+
+/// The lock every projection write takes first: batches, erasures and
+/// resets run one at a time, across processes and nodes.
+pub(crate) async fn lock_projection(tx: &mut Transaction<'_, Any>) -> Result<i64, StoreError> {
+    sqlx::query("UPDATE projection_cursor SET updated_at_us = $1 WHERE name = 'profiles'")
+        .bind(crate::now_micros())
+        .execute(&mut **tx)
+        .await?;
+    let row = sqlx::query("SELECT last_seq FROM projection_cursor WHERE name = 'profiles'").fetch_one(&mut **tx).await?;
+    Ok(row.get::<i64, _>(0))
+}
+
+pub(crate) fn log_event(row: &sqlx::any::AnyRow) -> LogEvent {
+    let payload: String = row.get("payload");
+    LogEvent {
+        seq: row.get("seq"),
+        source_id: row.get("source_id"),
+        message_id: row.get("message_id"),
+        message_type: row.get("type"),
+        timestamp_us: row.get("timestamp_us"),
+        message: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+    }
+}
+
+impl Projector {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// The highest `seq` below which every insert has finished. SQLite has
+    /// one writer, so every committed seq is final; PostgreSQL hands out
+    /// seqs before commit, so a lower one can appear after a higher one.
+    /// Appenders hold `PG_APPEND_LOCK` shared from before they take a seq
+    /// until they commit; taking it exclusively once waits them out.
+    async fn horizon(&self) -> Result<Option<i64>, StoreError> {
+        if self.db.backend() != Backend::Postgres {
+            return Ok(None);
+        }
+        let mut conn = self.db.pool().acquire().await?;
+        let row = sqlx::query("SELECT last_value FROM events_seq_seq").fetch_one(&mut *conn).await?;
+        let highest: i64 = row.get(0);
+        sqlx::query("SELECT pg_advisory_lock($1)").bind(PG_APPEND_LOCK).execute(&mut *conn).await?;
+        sqlx::query("SELECT pg_advisory_unlock($1)").bind(PG_APPEND_LOCK).execute(&mut *conn).await?;
+        Ok(Some(highest))
+    }
+
+    /// Projects the next batch of the log; returns how many events it read.
+    pub async fn step(&self) -> Result<StepReport, StoreError> {
+        let horizon = self.horizon().await?;
+        let mut tx = self.db.pool().begin().await?;
+        let cursor = lock_projection(&mut tx).await?;
+        let mut st = Statement::new(
+            "SELECT seq, org_id, source_id, message_id, type, timestamp_us, payload, erased_at_us FROM events WHERE seq > ",
+        );
+        let m = st.bind(Bind::Int(cursor));
+        st.push(&m);
+        if let Some(h) = horizon {
+            let m = st.bind(Bind::Int(h));
+            st.push(&format!(" AND seq <= {m}"));
+        }
+        st.push(&format!(" ORDER BY seq LIMIT {BATCH_EVENTS}"));
+        let rows = st.query().fetch_all(&mut *tx).await?;
+        let Some(last) = rows.last().map(|r| r.get::<i64, _>("seq")) else {
+            return Ok(StepReport { events: 0, last_seq: cursor });
+        };
+        let mut by_org: BTreeMap<String, Vec<LogEvent>> = BTreeMap::new();
+        for row in &rows {
+            if row.get::<Option<i64>, _>("erased_at_us").is_some() {
+                continue;
+            }
+            by_org.entry(row.get("org_id")).or_default().push(log_event(row));
+        }
+        for (org, events) in by_org {
+            OrgBatch::new(&org).project(&mut tx, self.db.backend(), events).await?;
+        }
+        sqlx::query("UPDATE projection_cursor SET last_seq = $1 WHERE name = 'profiles'")
+            .bind(last)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(StepReport { events: rows.len(), last_seq: last })
+    }
+
+    /// Projects until the log is read to its end; returns the events read.
+    pub async fn catch_up(&self) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let report = self.step().await?;
+            total += report.events as u64;
+            if report.events == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Drops every projection and rewinds the cursor, so the next steps
+    /// rebuild everything from the log. Erasure records stay.
+    pub async fn reset(&self) -> Result<(), StoreError> {
+        let mut tx = self.db.pool().begin().await?;
+        lock_projection(&mut tx).await?;
+        for table in [
+            "identity_clusters",
+            "identities",
+            "cluster_events",
+            "profiles",
+            "profile_tags",
+            "profile_merges",
+            "orders",
+            "products",
+        ] {
+            sqlx::query(&format!("DELETE FROM {table}")).execute(&mut *tx).await?;
+        }
+        sqlx::query("UPDATE projection_cursor SET last_seq = 0 WHERE name = 'profiles'").execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Runs until aborted: a step whenever the log has grown, checking
+    /// every `poll` when idle.
+    pub fn spawn(self, poll: Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                match self.step().await {
+                    Ok(report) if report.events as i64 >= BATCH_EVENTS => continue,
+                    Ok(_) => tokio::time::sleep(poll).await,
+                    Err(error) => {
+                        tracing::warn!(%error, "projection step failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// One cluster's work in a batch.
+struct ClusterWork {
+    state: ClusterState,
+    loaded_profiles: BTreeSet<String>,
+    loaded_orders: BTreeSet<String>,
+    /// Clusters merged into this one in this batch.
+    absorbed: Vec<String>,
+    batch_events: Vec<LogEvent>,
+    refold: bool,
+    placements: Vec<(i64, Option<String>)>,
+    profile_merges: Vec<(String, String)>,
+    touched_orders: BTreeSet<String>,
+    identities: BTreeSet<Identity>,
+}
+
+impl ClusterWork {
+    fn new(state: ClusterState) -> Self {
+        Self {
+            loaded_profiles: state.profiles.keys().cloned().collect(),
+            loaded_orders: state.orders.keys().cloned().collect(),
+            state,
+            absorbed: Vec::new(),
+            batch_events: Vec::new(),
+            refold: false,
+            placements: Vec::new(),
+            profile_merges: Vec::new(),
+            touched_orders: BTreeSet::new(),
+            identities: BTreeSet::new(),
+        }
+    }
+}
+
+pub(crate) struct OrgBatch {
+    org: String,
+    clusters: HashMap<String, ClusterWork>,
+    identity_cluster: HashMap<Identity, String>,
+    products: Vec<(Product, bool, String)>,
+    derived: BTreeMap<String, DerivedEvent>,
+}
+
+impl OrgBatch {
+    pub(crate) fn new(org: &str) -> Self {
+        Self {
+            org: org.to_owned(),
+            clusters: HashMap::new(),
+            identity_cluster: HashMap::new(),
+            products: Vec::new(),
+            derived: BTreeMap::new(),
+        }
+    }
+
+    async fn project(mut self, tx: &mut Transaction<'_, Any>, backend: Backend, events: Vec<LogEvent>) -> Result<(), StoreError> {
+        let parsed: Vec<(LogEvent, Vec<Identity>)> = events
+            .into_iter()
+            .map(|e| {
+                let ids = cluster_identities(&e);
+                (e, ids)
+            })
+            .collect();
+        let all_ids: BTreeSet<&Identity> = parsed.iter().flat_map(|(_, ids)| ids.iter()).collect();
+        self.load_clusters_of(tx, all_ids.into_iter().map(Identity::key).collect()).await?;
+
+        for (event, ids) in parsed {
+            self.place(event, ids);
+        }
+        self.refold_marked(tx).await?;
+        self.write(tx, backend).await
+    }
+
+    /// Loads the clusters that own any of these identities.
+    pub(crate) async fn load_clusters_of(&mut self, tx: &mut Transaction<'_, Any>, keys: Vec<&str>) -> Result<(), StoreError> {
+        let mut cluster_ids = BTreeSet::new();
+        for chunk in keys.chunks(500) {
+            let mut st = Statement::new("SELECT identity, cluster_id FROM identities WHERE org_id = ");
+            let m = st.bind(Bind::Text(self.org.clone()));
+            st.push(&m);
+            let list = st.in_list(chunk.iter().copied());
+            st.push(&format!(" AND identity IN {list}"));
+            for row in st.query().fetch_all(&mut **tx).await? {
+                let identity: String = row.get(0);
+                let cluster: String = row.get(1);
+                if let Some(id) = Identity::from_key(&identity) {
+                    self.identity_cluster.insert(id, cluster.clone());
+                }
+                cluster_ids.insert(cluster);
+            }
+        }
+        self.load_cluster_states(tx, cluster_ids.into_iter().collect()).await
+    }
+
+    pub(crate) async fn load_cluster_states(&mut self, tx: &mut Transaction<'_, Any>, ids: Vec<String>) -> Result<(), StoreError> {
+        for chunk in ids.chunks(500) {
+            let mut st = Statement::new("SELECT cluster_id, state FROM identity_clusters WHERE org_id = ");
+            let m = st.bind(Bind::Text(self.org.clone()));
+            st.push(&m);
+            let list = st.in_list(chunk.iter().map(String::as_str));
+            st.push(&format!(" AND cluster_id IN {list}"));
+            for row in st.query().fetch_all(&mut **tx).await? {
+                let id: String = row.get(0);
+                let state: String = row.get(1);
+                let state: ClusterState = serde_json::from_str(&state)
+                    .map_err(|e| StoreError::Invalid(format!("cluster {id} has an unreadable state: {e}")))?;
+                self.clusters.insert(id, ClusterWork::new(state));
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds (or makes) the event's cluster and folds the event onto it,
+    /// or marks the cluster for a refold.
+    fn place(&mut self, event: LogEvent, ids: Vec<Identity>) {
+        if ids.is_empty() {
+            if let interpret::Commerce::Product { product, deleted } = interpret::interpret(&event).commerce {
+                let version = format!("{:020}|{:020}|{}", product.modified_at_us, event.timestamp_us, event.message_id);
+                self.products.push((product, deleted, version));
+            }
+            return;
+        }
+        let found: BTreeSet<String> = ids.iter().filter_map(|i| self.identity_cluster.get(i).cloned()).collect();
+        let cluster = match found.len() {
+            0 => {
+                let id = new_id("clu");
+                self.clusters.insert(id.clone(), ClusterWork::new(ClusterState::default()));
+                id
+            }
+            1 => found.into_iter().next().unwrap_or_default(),
+            _ => self.join_clusters(found),
+        };
+        for id in &ids {
+            self.identity_cluster.insert(id.clone(), cluster.clone());
+        }
+        let Some(work) = self.clusters.get_mut(&cluster) else { return };
+        work.identities.extend(ids.iter().cloned());
+        work.batch_events.push(event.clone());
+        if work.refold {
+            return;
+        }
+        if event.is_derived() || work.state.accepts_next(&event) {
+            let applied = work.state.apply(&event);
+            if applied.order_moved {
+                work.refold = true;
+                return;
+            }
+            work.placements.push((event.seq, applied.profile));
+            for m in applied.merges {
+                work.profile_merges.push((m.from, m.into));
+            }
+            for d in applied.derived {
+                self.derived.insert(d.message_id.clone(), d);
+            }
+            for id in ids.iter().filter(|i| i.kind() == IdentityKind::Order) {
+                work.touched_orders.insert(id.value().to_owned());
+            }
+        } else {
+            work.refold = true;
+        }
+    }
+
+    /// Joins clusters an event links; the one with the most identities
+    /// keeps its id.
+    fn join_clusters(&mut self, ids: BTreeSet<String>) -> String {
+        let keep = ids
+            .iter()
+            .max_by_key(|id| (self.clusters.get(*id).map_or(0, |w| w.state.owners.len()), (*id).clone()))
+            .cloned()
+            .unwrap_or_default();
+        for other in ids.into_iter().filter(|id| *id != keep) {
+            let Some(gone) = self.clusters.remove(&other) else { continue };
+            for cluster in self.identity_cluster.values_mut() {
+                if *cluster == other {
+                    cluster.clone_from(&keep);
+                }
+            }
+            if let Some(work) = self.clusters.get_mut(&keep) {
+                work.batch_events.extend(gone.batch_events);
+                work.loaded_profiles.extend(gone.loaded_profiles);
+                work.loaded_orders.extend(gone.loaded_orders);
+                work.identities.extend(gone.identities);
+                work.absorbed.push(other);
+                work.absorbed.extend(gone.absorbed);
+                work.refold = true;
+            }
+        }
+        keep
+    }
+
+    pub(crate) fn mark_for_refold(&mut self, cluster: &str) {
+        if let Some(work) = self.clusters.get_mut(cluster) {
+            work.refold = true;
+        }
+    }
+
+    pub(crate) fn cluster_is_empty(&self, cluster: &str) -> bool {
+        self.clusters.get(cluster).is_none_or(|w| w.state.profiles.is_empty() && w.state.orders.is_empty())
+    }
+
+    /// Refolds every cluster marked for it from all its events.
+    pub(crate) async fn refold_marked(&mut self, tx: &mut Transaction<'_, Any>) -> Result<(), StoreError> {
+        let marked: Vec<String> = self.clusters.iter().filter(|(_, w)| w.refold).map(|(id, _)| id.clone()).collect();
+        for cluster in marked {
+            let Some(work) = self.clusters.get_mut(&cluster) else { continue };
+            let mut st = Statement::new(
+                "SELECT e.seq, e.source_id, e.message_id, e.type, e.timestamp_us, e.payload FROM cluster_events ce \
+                 JOIN events e ON e.org_id = ce.org_id AND e.seq = ce.seq WHERE ce.org_id = ",
+            );
+            let m = st.bind(Bind::Text(self.org.clone()));
+            st.push(&m);
+            let mut ids = vec![cluster.as_str()];
+            ids.extend(work.absorbed.iter().map(String::as_str));
+            let list = st.in_list(ids);
+            st.push(&format!(" AND ce.cluster_id IN {list} AND e.erased_at_us IS NULL"));
+            let mut events: BTreeMap<i64, LogEvent> =
+                st.query().fetch_all(&mut **tx).await?.iter().map(|r| (r.get::<i64, _>("seq"), log_event(r))).collect();
+            for e in &work.batch_events {
+                events.insert(e.seq, e.clone());
+            }
+            let mut events: Vec<LogEvent> = events.into_values().collect();
+            let (state, placed, derived) = ClusterState::fold(&mut events);
+            work.state = state;
+            let placed: HashMap<i64, String> = placed.into_iter().collect();
+            work.placements = events.iter().map(|e| (e.seq, placed.get(&e.seq).cloned())).collect();
+            for d in derived {
+                self.derived.insert(d.message_id.clone(), d);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn write(self, tx: &mut Transaction<'_, Any>, backend: Backend) -> Result<(), StoreError> {
+        let org = self.org.clone();
+        let now = crate::now_micros();
+        let text = |s: &str| Bind::Text(s.to_owned());
+
+        let erased_digests = new_profile_erasure_digests(tx, &org, &self.clusters).await?;
+
+        for (cluster, work) in &self.clusters {
+            let state = &work.state;
+            let state_json = serde_json::to_string(state).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let mut st = Statement::new("INSERT INTO identity_clusters (org_id, cluster_id, state, updated_at_us) VALUES (");
+            let marks = [st.bind(text(&org)), st.bind(text(cluster)), st.bind(Bind::Text(state_json)), st.bind(Bind::Int(now))];
+            st.push(&marks.join(", "));
+            st.push(") ON CONFLICT (org_id, cluster_id) DO UPDATE SET state = excluded.state, updated_at_us = excluded.updated_at_us");
+            st.query().execute(&mut **tx).await?;
+
+            let mut merged_clusters: Vec<&str> = vec![cluster.as_str()];
+            if !work.absorbed.is_empty() {
+                merged_clusters.extend(work.absorbed.iter().map(String::as_str));
+                for (table, action) in [
+                    ("identity_clusters", "DELETE FROM identity_clusters"),
+                    ("identities", "UPDATE identities SET cluster_id = $2"),
+                    ("cluster_events", "UPDATE cluster_events SET cluster_id = $2"),
+                ] {
+                    let _ = table;
+                    let mut st = Statement::new(action);
+                    st.bind(text(&org));
+                    if action.contains("$2") {
+                        st.bind(text(cluster));
+                    }
+                    let list = st.in_list(work.absorbed.iter().map(String::as_str));
+                    st.push(&format!(" WHERE org_id = $1 AND cluster_id IN {list}"));
+                    st.query().execute(&mut **tx).await?;
+                }
+            }
+
+            // Identities: every one this batch named, and every owner.
+            let mut rows: BTreeMap<&Identity, Option<&str>> = BTreeMap::new();
+            for id in &work.identities {
+                rows.insert(id, state.owners.get(id).map(|p| state.survivor(p)));
+            }
+            for (id, profile) in &state.owners {
+                rows.insert(id, Some(state.survivor(profile)));
+            }
+            let rows: Vec<Vec<Bind>> = rows
+                .into_iter()
+                .map(|(id, p)| vec![text(&org), text(id.key()), text(cluster), Bind::OptText(p.map(str::to_owned))])
+                .collect();
+            for st in multi_insert(
+                "INSERT INTO identities (org_id, identity, cluster_id, profile_id)",
+                &rows,
+                "ON CONFLICT (org_id, identity) DO UPDATE SET cluster_id = excluded.cluster_id, profile_id = excluded.profile_id",
+            ) {
+                st.query().execute(&mut **tx).await?;
+            }
+
+            // Events: where each landed.
+            for (from, into) in &work.profile_merges {
+                sqlx::query("UPDATE cluster_events SET profile_id = $1 WHERE org_id = $2 AND profile_id = $3")
+                    .bind(state.survivor(into))
+                    .bind(&org)
+                    .bind(from)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            let rows: Vec<Vec<Bind>> = work
+                .placements
+                .iter()
+                .map(|(seq, p)| {
+                    vec![text(&org), Bind::Int(*seq), text(cluster), Bind::OptText(p.as_deref().map(|p| state.survivor(p).to_owned()))]
+                })
+                .collect();
+            for st in multi_insert(
+                "INSERT INTO cluster_events (org_id, seq, cluster_id, profile_id)",
+                &rows,
+                "ON CONFLICT (org_id, seq) DO UPDATE SET cluster_id = excluded.cluster_id, profile_id = excluded.profile_id",
+            ) {
+                st.query().execute(&mut **tx).await?;
+            }
+
+            // Profiles and their tags.
+            let current: BTreeSet<&String> = state.profiles.keys().collect();
+            let stale: Vec<&str> = work.loaded_profiles.iter().filter(|p| !current.contains(p)).map(String::as_str).collect();
+            let touched: Vec<&str> = current.iter().map(|s| s.as_str()).chain(stale.iter().copied()).collect();
+            for chunk in touched.chunks(200) {
+                let mut st = Statement::new("DELETE FROM profile_tags WHERE org_id = $1 AND profile_id IN ");
+                st.bind(text(&org));
+                let list = st.in_list(chunk.iter().copied());
+                st.push(&list);
+                st.query().execute(&mut **tx).await?;
+            }
+            for chunk in stale.chunks(200) {
+                let mut st = Statement::new("DELETE FROM profiles WHERE org_id = $1 AND profile_id IN ");
+                st.bind(text(&org));
+                let list = st.in_list(chunk.iter().copied());
+                st.push(&list);
+                st.query().execute(&mut **tx).await?;
+            }
+            let mut profile_rows = Vec::new();
+            let mut tag_rows = Vec::new();
+            for id in &current {
+                let Some(view) = state.view(id) else { continue };
+                let is_new = !work.loaded_profiles.contains(*id);
+                let flagged = is_new
+                    && state.profiles[*id].identities.iter().any(|i| erased_digests.contains(&erased_identity_digest(&org, i)));
+                for tag in &view.tags {
+                    tag_rows.push(vec![text(&org), text(tag), text(id)]);
+                }
+                let last_order = state
+                    .orders
+                    .values()
+                    .filter(|o| o.profile == **id && o.counts_as_purchase())
+                    .map(|o| o.paid_at_us().unwrap_or(o.order.created_at_us))
+                    .max();
+                let p = &state.profiles[*id];
+                profile_rows.push(vec![
+                    text(&org),
+                    text(id),
+                    text(cluster),
+                    Bind::OptText(view.user_id.clone()),
+                    Bind::OptText(view.email.clone()),
+                    Bind::Int(p.first_seen_us),
+                    Bind::Int(p.last_seen_us),
+                    Bind::Int(view.metrics.order_count as i64),
+                    Bind::OptInt(last_order),
+                    Bind::Int(i64::from(flagged)),
+                    Bind::Text(serde_json::to_string(&view).map_err(|e| StoreError::Invalid(e.to_string()))?),
+                ]);
+            }
+            for st in multi_insert(
+                "INSERT INTO profiles (org_id, profile_id, cluster_id, user_id, email, first_seen_us, last_seen_us, \
+                 order_count, last_order_us, previously_erased, doc)",
+                &profile_rows,
+                "ON CONFLICT (org_id, profile_id) DO UPDATE SET cluster_id = excluded.cluster_id, user_id = excluded.user_id, \
+                 email = excluded.email, first_seen_us = excluded.first_seen_us, last_seen_us = excluded.last_seen_us, \
+                 order_count = excluded.order_count, last_order_us = excluded.last_order_us, doc = excluded.doc",
+            ) {
+                st.query().execute(&mut **tx).await?;
+            }
+            for st in multi_insert("INSERT INTO profile_tags (org_id, tag, profile_id)", &tag_rows, "ON CONFLICT DO NOTHING") {
+                st.query().execute(&mut **tx).await?;
+            }
+
+            // Merges, for following an old profile id to its survivor.
+            let mut st = Statement::new("DELETE FROM profile_merges WHERE org_id = $1 AND cluster_id IN ");
+            st.bind(text(&org));
+            let list = st.in_list(merged_clusters.iter().copied());
+            st.push(&list);
+            st.query().execute(&mut **tx).await?;
+            let rows: Vec<Vec<Bind>> = state
+                .merges
+                .iter()
+                .map(|m| {
+                    let ids: Vec<&str> = m.identities.iter().map(Identity::key).collect();
+                    vec![
+                        text(&org),
+                        text(&m.from),
+                        text(state.survivor(&m.into)),
+                        text(cluster),
+                        text(&m.message_id),
+                        Bind::Text(serde_json::to_string(&ids).unwrap_or_default()),
+                        Bind::Int(m.at_us),
+                    ]
+                })
+                .collect();
+            for st in multi_insert(
+                "INSERT INTO profile_merges (org_id, from_profile, into_profile, cluster_id, message_id, identities, at_us)",
+                &rows,
+                "ON CONFLICT (org_id, from_profile) DO UPDATE SET into_profile = excluded.into_profile, cluster_id = excluded.cluster_id",
+            ) {
+                st.query().execute(&mut **tx).await?;
+            }
+
+            // Orders: all of them after a refold or a merge, else the ones touched.
+            let rewrite_all = work.refold || !work.profile_merges.is_empty() || !work.absorbed.is_empty();
+            if rewrite_all {
+                let stale: Vec<&str> = work.loaded_orders.iter().filter(|k| !state.orders.contains_key(*k)).map(String::as_str).collect();
+                for chunk in stale.chunks(200) {
+                    let mut st = Statement::new("DELETE FROM orders WHERE org_id = $1 AND order_key IN ");
+                    st.bind(text(&org));
+                    let list = st.in_list(chunk.iter().copied());
+                    st.push(&list);
+                    st.query().execute(&mut **tx).await?;
+                }
+            }
+            let rows: Vec<Vec<Bind>> = state
+                .orders
+                .iter()
+                .filter(|(key, _)| rewrite_all || work.touched_orders.contains(*key))
+                .map(|(key, o)| {
+                    let mut view = OrderView::from_state(key, o);
+                    view.profile_id = state.survivor(&o.profile).to_owned();
+                    vec![
+                        text(&org),
+                        text(key),
+                        text(&o.order.store),
+                        text(&o.order.order_id),
+                        Bind::Text(view.profile_id.clone()),
+                        text(cluster),
+                        text(&o.order.status),
+                        text(&o.order.currency),
+                        Bind::Text(o.order.total.to_string()),
+                        Bind::Int(o.order.created_at_us),
+                        Bind::Text(serde_json::to_string(&view).unwrap_or_default()),
+                    ]
+                })
+                .collect();
+            for st in multi_insert(
+                "INSERT INTO orders (org_id, order_key, store, order_id, profile_id, cluster_id, status, currency, total, created_at_us, doc)",
+                &rows,
+                "ON CONFLICT (org_id, order_key) DO UPDATE SET profile_id = excluded.profile_id, cluster_id = excluded.cluster_id, \
+                 status = excluded.status, currency = excluded.currency, total = excluded.total, \
+                 created_at_us = excluded.created_at_us, doc = excluded.doc",
+            ) {
+                st.query().execute(&mut **tx).await?;
+            }
+        }
+
+        // Products: the latest version wins, whatever the arrival order.
+        let rows: Vec<Vec<Bind>> = self
+            .products
+            .iter()
+            .map(|(p, deleted, version)| {
+                vec![
+                    text(&org),
+                    text(&p.store),
+                    text(&p.product_id),
+                    Bind::OptText(p.sku.clone()),
+                    text(&p.name),
+                    Bind::OptText(p.price.as_ref().map(|m| m.amount.to_string())),
+                    Bind::OptText(p.price.as_ref().map(|m| m.currency.clone())),
+                    Bind::OptText(p.stock_status.clone()),
+                    Bind::Int(i64::from(*deleted)),
+                    text(version),
+                    Bind::Text(serde_json::to_string(p).unwrap_or_default()),
+                ]
+            })
+            .collect();
+        for st in multi_insert(
+            "INSERT INTO products (org_id, store, product_id, sku, name, price, currency, stock_status, deleted, version, doc)",
+            &rows,
+            "ON CONFLICT (org_id, store, product_id) DO UPDATE SET sku = excluded.sku, name = excluded.name, \
+             price = excluded.price, currency = excluded.currency, stock_status = excluded.stock_status, \
+             deleted = excluded.deleted, version = excluded.version, doc = excluded.doc \
+             WHERE products.version < excluded.version",
+        ) {
+            st.query().execute(&mut **tx).await?;
+        }
+
+        insert_derived(tx, backend, &org, self.derived.into_values().collect(), now).await
+    }
+}
+
+/// Appends derived order events to the log; ones already there are skipped.
+async fn insert_derived(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    org: &str,
+    derived: Vec<DerivedEvent>,
+    now: i64,
+) -> Result<(), StoreError> {
+    if derived.is_empty() {
+        return Ok(());
+    }
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock_shared($1)").bind(PG_APPEND_LOCK).execute(&mut **tx).await?;
+    }
+    let received = cohort_domain::time::format_rfc3339(cohort_domain::time::from_micros(now));
+    let rows: Vec<Vec<Bind>> = derived
+        .into_iter()
+        .map(|d| {
+            let mut message = d.message;
+            message.insert("receivedAt".into(), serde_json::Value::String(received.clone()));
+            vec![
+                Bind::Text(org.to_owned()),
+                Bind::Text(d.source_id),
+                Bind::Text(d.message_id),
+                Bind::Text("track".into()),
+                Bind::Text(d.event),
+                Bind::OptText(d.email),
+                Bind::Int(d.timestamp_us),
+                Bind::Int(now),
+                Bind::Text(serde_json::to_string(&message).unwrap_or_default()),
+            ]
+        })
+        .collect();
+    for st in multi_insert(
+        "INSERT INTO events (org_id, source_id, message_id, type, event, email, timestamp_us, received_at_us, payload)",
+        &rows,
+        "ON CONFLICT (org_id, message_id) DO NOTHING",
+    ) {
+        st.query().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// SHA-256 of an erased identity, as kept after erasure.
+pub(crate) fn erased_identity_digest(org: &str, identity: &Identity) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{org}\0{}", identity.key()).as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The erased-identity digests matching identities of profiles this batch
+/// creates (usually none: the table is consulted only for new profiles).
+async fn new_profile_erasure_digests(
+    tx: &mut Transaction<'_, Any>,
+    org: &str,
+    clusters: &HashMap<String, ClusterWork>,
+) -> Result<BTreeSet<String>, StoreError> {
+    let digests: Vec<String> = clusters
+        .values()
+        .flat_map(|w| {
+            w.state
+                .profiles
+                .iter()
+                .filter(|(id, _)| !w.loaded_profiles.contains(*id))
+                .flat_map(|(_, p)| p.identities.iter().map(|i| erased_identity_digest(org, i)))
+        })
+        .collect();
+    let mut found = BTreeSet::new();
+    for chunk in digests.chunks(500) {
+        let mut st = Statement::new("SELECT digest FROM erased_identities WHERE org_id = $1 AND digest IN ");
+        st.bind(Bind::Text(org.to_owned()));
+        let list = st.in_list(chunk.iter().map(String::as_str));
+        st.push(&list);
+        for row in st.query().fetch_all(&mut **tx).await? {
+            found.insert(row.get::<String, _>(0));
+        }
+    }
+    Ok(found)
+}

@@ -1,0 +1,79 @@
+//! Statements built at run time for the `Any` driver, which does not
+//! number placeholders itself: values and `$n` markers are collected side
+//! by side.
+
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::Any;
+
+#[derive(Debug, Clone)]
+pub(crate) enum Bind {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    OptInt(Option<i64>),
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Statement {
+    pub sql: String,
+    binds: Vec<Bind>,
+}
+
+impl Statement {
+    pub fn new(sql: impl Into<String>) -> Self {
+        Self { sql: sql.into(), binds: Vec::new() }
+    }
+
+    /// Adds a value and returns its marker (`$3`).
+    pub fn bind(&mut self, value: Bind) -> String {
+        self.binds.push(value);
+        format!("${}", self.binds.len())
+    }
+
+    pub fn push(&mut self, text: &str) {
+        self.sql.push_str(text);
+    }
+
+    /// `($1, $2, …)` for a list of texts.
+    pub fn in_list<'a>(&mut self, values: impl IntoIterator<Item = &'a str>) -> String {
+        let markers: Vec<String> = values.into_iter().map(|v| self.bind(Bind::Text(v.to_owned()))).collect();
+        format!("({})", markers.join(", "))
+    }
+
+    pub fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
+        let mut q = sqlx::query(&self.sql);
+        for bind in &self.binds {
+            q = match bind {
+                Bind::Text(v) => q.bind(v.as_str()),
+                Bind::OptText(v) => q.bind(v.as_deref()),
+                Bind::Int(v) => q.bind(*v),
+                Bind::OptInt(v) => q.bind(*v),
+            };
+        }
+        q
+    }
+}
+
+/// Rows per multi-row statement: keeps the placeholder count moderate.
+pub(crate) const ROWS_PER_STATEMENT: usize = 100;
+
+/// One `INSERT … VALUES (…), (…) <tail>` per chunk of rows.
+pub(crate) fn multi_insert(head: &str, rows: &[Vec<Bind>], tail: &str) -> Vec<Statement> {
+    rows.chunks(ROWS_PER_STATEMENT)
+        .map(|chunk| {
+            let mut st = Statement::new(head);
+            st.push(" VALUES ");
+            for (i, row) in chunk.iter().enumerate() {
+                if i > 0 {
+                    st.push(", ");
+                }
+                let markers: Vec<String> = row.iter().cloned().map(|b| st.bind(b)).collect();
+                st.push(&format!("({})", markers.join(", ")));
+            }
+            st.push(" ");
+            st.push(tail);
+            st
+        })
+        .collect()
+}
