@@ -14,6 +14,7 @@ mod error;
 mod health;
 mod html;
 mod openapi;
+mod sdk;
 mod setup;
 mod state;
 
@@ -57,6 +58,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(admin::routes())
         .merge(setup::routes())
         .merge(health::routes())
+        .merge(sdk::routes())
 }
 
 /// The OpenAPI document as served at `/openapi.json`.
