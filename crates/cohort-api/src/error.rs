@@ -49,6 +49,15 @@ impl ApiError {
         Self { status: StatusCode::NOT_FOUND, code: "not_found", message: format!("{what} not found"), field: None }
     }
 
+    pub fn overloaded() -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "overloaded",
+            message: "Cohort is busy; retry after the Retry-After delay".into(),
+            field: None,
+        }
+    }
+
     pub fn unavailable() -> Self {
         Self {
             status: StatusCode::SERVICE_UNAVAILABLE,
@@ -70,7 +79,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody { error: ErrorDetail { code: self.code.into(), message: self.message, field: self.field } };
         let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if self.status == StatusCode::SERVICE_UNAVAILABLE || self.status == StatusCode::TOO_MANY_REQUESTS {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
         }
         response

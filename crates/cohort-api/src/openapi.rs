@@ -14,6 +14,9 @@ use utoipa::OpenApi;
     tags(
         (name = "collect", description = "Segment-compatible Tracking API"),
         (name = "admin", description = "Admin JSON API (API token)"),
+        (name = "profiles", description = "Profiles: identity resolution, traits, tags, metrics, timeline, export, erasure (API token)"),
+        (name = "commerce", description = "Orders, products and WooCommerce resource intake (API token)"),
+        (name = "sdk", description = "The JS tracking SDK served by Cohort"),
         (name = "setup", description = "First-run account creation"),
         (name = "health", description = "Liveness and readiness"),
     )

@@ -135,6 +135,9 @@ fn every_route_is_in_the_openapi_document() {
         "/v1/identify", "/v1/track", "/v1/page", "/v1/screen", "/v1/group", "/v1/alias",
         "/v1/i", "/v1/t", "/v1/p", "/v1/s", "/v1/g", "/v1/a", "/v1/batch", "/v1/b", "/v1/import", "/v1/m",
         "/v1/projects/{write_key}/settings", "/api/v1/events", "/setup/{token}", "/healthz", "/readyz",
+        "/api/v1/profiles", "/api/v1/profiles/lookup", "/api/v1/profiles/{id}", "/api/v1/profiles/{id}/events",
+        "/api/v1/profiles/{id}/export", "/api/v1/orders", "/api/v1/products", "/api/v1/sources/{source_id}/woocommerce",
+        "/sdk/v1/cohort.js", "/sdk/{version}/cohort.js",
     ] {
         assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");
     }

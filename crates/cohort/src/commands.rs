@@ -98,7 +98,7 @@ pub enum TokenCommand {
 }
 
 /// The organisation named by `--org`, or the only one when there is one.
-async fn resolve_org(db: &Db, org: Option<&str>) -> anyhow::Result<cohort_store::orgs::Organisation> {
+pub async fn resolve_org(db: &Db, org: Option<&str>) -> anyhow::Result<cohort_store::orgs::Organisation> {
     if let Some(org) = org {
         return Ok(db.find_organisation(org).await?);
     }

@@ -18,6 +18,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
     pub collect: CollectConfig,
+    pub projection: ProjectionConfig,
     pub log: LogConfig,
 }
 
@@ -46,6 +47,12 @@ pub struct CollectConfig {
     pub queue_capacity: usize,
     pub max_group_events: usize,
     pub writer_tasks: usize,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ProjectionConfig {
+    pub enabled: bool,
+    pub poll_interval_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,6 +5,7 @@ mod bench;
 mod commands;
 mod config;
 mod logging;
+mod profiles;
 mod serve;
 mod tail;
 
@@ -45,6 +46,11 @@ enum Command {
     /// Read the event log
     #[command(subcommand)]
     Events(tail::EventsCommand),
+    /// Profiles: show, export, erase
+    #[command(subcommand)]
+    Profile(profiles::ProfileCommand),
+    /// Rebuild profiles, identities, orders, products and tags from the event log
+    Reproject,
     /// Measure hot paths
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -90,6 +96,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(c) => commands::user(&config, c).await,
         Command::Token(c) => commands::token(&config, c).await,
         Command::Events(c) => tail::run(&config, c).await,
+        Command::Profile(c) => profiles::profile(&config, c).await,
+        Command::Reproject => profiles::reproject(&config).await,
         Command::Bench(c) => bench::run(&config, c).await,
     }
 }

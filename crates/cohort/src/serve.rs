@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cohort_api::{ApiSettings, AppState};
+use cohort_store::projection::Projector;
 use cohort_store::writer::{EventWriter, WriterOptions};
 use cohort_store::Db;
 use tokio::net::TcpListener;
@@ -29,6 +30,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         rate_limit_per_source: config.collect.rate_limit_per_source,
     };
     let app = cohort_api::router(AppState::new(db.clone(), writer, settings));
+    let projector = config
+        .projection
+        .enabled
+        .then(|| Projector::new(db.clone()).spawn(Duration::from_millis(config.projection.poll_interval_ms.max(1))));
 
     let listener = TcpListener::bind(&config.server.listen)
         .await
@@ -56,6 +61,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // The router (and its writer handles) is gone: the writer commits what
     // is queued and stops.
     while writer_tasks.join_next().await.is_some() {}
+    // A projection batch in flight rolls back; the next start resumes from
+    // the committed cursor.
+    if let Some(projector) = projector {
+        projector.abort();
+        let _ = projector.await;
+    }
     db.close().await;
     tracing::info!("stopped");
     Ok(())

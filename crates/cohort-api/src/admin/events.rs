@@ -73,7 +73,7 @@ pub struct EventPage {
 }
 
 impl EventView {
-    fn from_stored(e: StoredEvent) -> Self {
+    pub(crate) fn from_stored(e: StoredEvent) -> Self {
         let message = RawValue::from_string(e.payload)
             .unwrap_or_else(|_| RawValue::from_string("{}".into()).unwrap_or_default());
         Self {

@@ -3,7 +3,9 @@
 //! to storage: no handler can name another organisation's rows.
 
 mod auth;
+pub mod commerce;
 pub mod events;
+pub mod profiles;
 
 pub use auth::ApiCaller;
 
@@ -13,5 +15,14 @@ use utoipa_axum::routes;
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(events::list_events))
+    OpenApiRouter::new()
+        .routes(routes!(events::list_events))
+        .routes(routes!(profiles::list_profiles))
+        .routes(routes!(profiles::lookup_profile))
+        .routes(routes!(profiles::get_profile, profiles::erase_profile))
+        .routes(routes!(profiles::profile_events))
+        .routes(routes!(profiles::export_profile))
+        .routes(routes!(commerce::list_orders))
+        .routes(routes!(commerce::list_products))
+        .routes(routes!(commerce::ingest_resource))
 }

@@ -19,6 +19,16 @@ pub struct TestApp {
     pub b: Seeded,
     /// The writer tasks: dropping a JoinSet aborts them.
     _writer: tokio::task::JoinSet<()>,
+    _projector: AbortOnDrop,
+}
+
+/// The projector task, stopped with the app.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 pub struct Answer {
@@ -50,7 +60,8 @@ impl TestApp {
         let b = cohort_testkit::seed(&t.db, "Org B").await;
         let (writer, tasks) = EventWriter::start(t.db.clone(), writer);
         let router = cohort_api::router(AppState::new(t.db.clone(), writer, settings));
-        Self { t, router, a, b, _writer: tasks }
+        let projector = cohort_store::projection::Projector::new(t.db.clone()).spawn(std::time::Duration::from_millis(20));
+        Self { t, router, a, b, _writer: tasks, _projector: AbortOnDrop(projector) }
     }
 
     pub fn backend(&self) -> &'static str {
@@ -86,6 +97,29 @@ impl TestApp {
                 .unwrap(),
         )
         .await
+    }
+
+    /// Sends a request with org `who`'s API token.
+    pub async fn api(&self, who: &Seeded, method: &str, path: &str, body: Option<Value>) -> Answer {
+        let builder = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {}", who.token))
+            .header("content-type", "application/json");
+        let body = body.map(|b| Body::from(b.to_string())).unwrap_or_else(Body::empty);
+        self.send(builder.body(body).unwrap()).await
+    }
+
+    /// Waits until the projection has read every event in the log.
+    pub async fn projected(&self) {
+        for _ in 0..1000 {
+            let (cursor, last) = self.t.db.projection_position().await.unwrap();
+            if cursor >= last {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the projection did not catch up within 10 s");
     }
 
     pub async fn count(&self, who: &Seeded) -> i64 {
