@@ -134,6 +134,11 @@ impl OpenAppender {
 /// SQLite then writes dirty pages out before the commit.
 const SQLITE_APPEND_CACHE_KIB: i64 = 64 * 1024;
 
+/// SQLite page cache of each pooled connection, in KiB. A projection
+/// batch rewrites thousands of rows; with the default 2 MiB, SQLite spilled
+/// dirty pages mid-transaction. Allocated only as pages are used.
+const SQLITE_POOL_CACHE_KIB: i64 = 32 * 1024;
+
 /// WAL pages after which the appending connection checkpoints by itself,
 /// in the commit path. Normally the checkpointer thread has copied nearly
 /// all of them back already; this bounds the WAL if it falls behind.
@@ -273,7 +278,8 @@ impl Db {
                         conn.execute(
                             format!(
                                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
-                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {busy_ms};"
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {busy_ms}; \
+                                 PRAGMA temp_store = MEMORY; PRAGMA cache_size = -{SQLITE_POOL_CACHE_KIB};"
                             )
                             .as_str(),
                         )

@@ -22,6 +22,8 @@ use crate::config::Config;
 pub enum BenchCommand {
     /// Batched ingestion (/v1/batch) against the HTTP ceiling (/v1/m)
     Ingest(IngestArgs),
+    /// Projection throughput (profiles, identities, orders) against reading the log, and its lag under load
+    Project(crate::bench_project::ProjectArgs),
 }
 
 #[derive(Args, Clone)]
@@ -50,6 +52,7 @@ pub struct IngestArgs {
 pub async fn run(_config: &Config, command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Ingest(args) => ingest(args).await,
+        BenchCommand::Project(args) => crate::bench_project::project(args).await,
     }
 }
 

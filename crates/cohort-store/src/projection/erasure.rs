@@ -99,7 +99,7 @@ impl Db {
             .iter()
             .map(|i| vec![Bind::Text(org.as_str().to_owned()), Bind::Text(erased_identity_digest(org.as_str(), i)), Bind::Int(now)])
             .collect();
-        for st in multi_insert("INSERT INTO erased_identities (org_id, digest, erased_at_us)", &digests, "ON CONFLICT DO NOTHING") {
+        for st in multi_insert(self.backend(), "INSERT INTO erased_identities (org_id, digest, erased_at_us)", &digests, "ON CONFLICT DO NOTHING") {
             st.query().execute(&mut *tx).await?;
         }
         let report = ErasureReport {

@@ -181,6 +181,8 @@ struct ClusterWork {
     profile_merges: Vec<(String, String)>,
     touched_orders: BTreeSet<String>,
     identities: BTreeSet<Identity>,
+    /// The cluster had merge records when loaded.
+    had_merges: bool,
 }
 
 impl ClusterWork {
@@ -188,6 +190,7 @@ impl ClusterWork {
         Self {
             loaded_profiles: state.profiles.keys().cloned().collect(),
             loaded_orders: state.orders.keys().cloned().collect(),
+            had_merges: !state.merges.is_empty(),
             state,
             absorbed: Vec::new(),
             batch_events: Vec::new(),
@@ -346,6 +349,7 @@ impl OrgBatch {
                 work.loaded_profiles.extend(gone.loaded_profiles);
                 work.loaded_orders.extend(gone.loaded_orders);
                 work.identities.extend(gone.identities);
+                work.had_merges |= gone.had_merges;
                 work.absorbed.push(other);
                 work.absorbed.extend(gone.absorbed);
                 work.refold = true;
@@ -403,24 +407,34 @@ impl OrgBatch {
 
         let erased_digests = new_profile_erasure_digests(tx, &org, &self.clusters).await?;
 
+        // Rows of every touched cluster, written table by table: a batch
+        // touches hundreds of clusters, and a statement per cluster and
+        // table was most of a batch's time.
+        let mut cluster_rows = Vec::new();
+        let mut identity_rows: Vec<Vec<Bind>> = Vec::new();
+        let mut placement_rows = Vec::new();
+        let mut touched_profiles: Vec<String> = Vec::new();
+        let mut stale_profiles: Vec<String> = Vec::new();
+        let mut profile_rows = Vec::new();
+        let mut tag_rows = Vec::new();
+        let mut merge_clusters: Vec<String> = Vec::new();
+        let mut merge_rows = Vec::new();
+        let mut stale_orders: Vec<String> = Vec::new();
+        let mut order_rows = Vec::new();
+
         for (cluster, work) in &self.clusters {
             let state = &work.state;
             let state_json = serde_json::to_string(state).map_err(|e| StoreError::Invalid(e.to_string()))?;
-            let mut st = Statement::new("INSERT INTO identity_clusters (org_id, cluster_id, state, updated_at_us) VALUES (");
-            let marks = [st.bind(text(&org)), st.bind(text(cluster)), st.bind(Bind::Text(state_json)), st.bind(Bind::Int(now))];
-            st.push(&marks.join(", "));
-            st.push(") ON CONFLICT (org_id, cluster_id) DO UPDATE SET state = excluded.state, updated_at_us = excluded.updated_at_us");
-            st.query().execute(&mut **tx).await?;
+            cluster_rows.push(vec![text(&org), text(cluster), Bind::Text(state_json), Bind::Int(now)]);
 
-            let mut merged_clusters: Vec<&str> = vec![cluster.as_str()];
             if !work.absorbed.is_empty() {
-                merged_clusters.extend(work.absorbed.iter().map(String::as_str));
-                for (table, action) in [
-                    ("identity_clusters", "DELETE FROM identity_clusters"),
-                    ("identities", "UPDATE identities SET cluster_id = $2"),
-                    ("cluster_events", "UPDATE cluster_events SET cluster_id = $2"),
+                for action in [
+                    "DELETE FROM identity_clusters",
+                    "UPDATE identities SET cluster_id = $2",
+                    "UPDATE cluster_events SET cluster_id = $2",
+                    "UPDATE orders SET cluster_id = $2",
+                    "UPDATE profiles SET cluster_id = $2",
                 ] {
-                    let _ = table;
                     let mut st = Statement::new(action);
                     st.bind(text(&org));
                     if action.contains("$2") {
@@ -440,17 +454,9 @@ impl OrgBatch {
             for (id, profile) in &state.owners {
                 rows.insert(id, Some(state.survivor(profile)));
             }
-            let rows: Vec<Vec<Bind>> = rows
-                .into_iter()
-                .map(|(id, p)| vec![text(&org), text(id.key()), text(cluster), Bind::OptText(p.map(str::to_owned))])
-                .collect();
-            for st in multi_insert(
-                "INSERT INTO identities (org_id, identity, cluster_id, profile_id)",
-                &rows,
-                "ON CONFLICT (org_id, identity) DO UPDATE SET cluster_id = excluded.cluster_id, profile_id = excluded.profile_id",
-            ) {
-                st.query().execute(&mut **tx).await?;
-            }
+            identity_rows.extend(
+                rows.into_iter().map(|(id, p)| vec![text(&org), text(id.key()), text(cluster), Bind::OptText(p.map(str::to_owned))]),
+            );
 
             // Events: where each landed.
             for (from, into) in &work.profile_merges {
@@ -461,56 +467,31 @@ impl OrgBatch {
                     .execute(&mut **tx)
                     .await?;
             }
-            let rows: Vec<Vec<Bind>> = work
-                .placements
-                .iter()
-                .map(|(seq, p)| {
-                    vec![text(&org), Bind::Int(*seq), text(cluster), Bind::OptText(p.as_deref().map(|p| state.survivor(p).to_owned()))]
-                })
-                .collect();
-            for st in multi_insert(
-                "INSERT INTO cluster_events (org_id, seq, cluster_id, profile_id)",
-                &rows,
-                "ON CONFLICT (org_id, seq) DO UPDATE SET cluster_id = excluded.cluster_id, profile_id = excluded.profile_id",
-            ) {
-                st.query().execute(&mut **tx).await?;
-            }
+            placement_rows.extend(work.placements.iter().map(|(seq, p)| {
+                vec![text(&org), Bind::Int(*seq), text(cluster), Bind::OptText(p.as_deref().map(|p| state.survivor(p).to_owned()))]
+            }));
 
             // Profiles and their tags.
-            let current: BTreeSet<&String> = state.profiles.keys().collect();
-            let stale: Vec<&str> = work.loaded_profiles.iter().filter(|p| !current.contains(p)).map(String::as_str).collect();
-            let touched: Vec<&str> = current.iter().map(|s| s.as_str()).chain(stale.iter().copied()).collect();
-            for chunk in touched.chunks(200) {
-                let mut st = Statement::new("DELETE FROM profile_tags WHERE org_id = $1 AND profile_id IN ");
-                st.bind(text(&org));
-                let list = st.in_list(chunk.iter().copied());
-                st.push(&list);
-                st.query().execute(&mut **tx).await?;
+            for id in work.loaded_profiles.iter().filter(|p| !state.profiles.contains_key(*p)) {
+                stale_profiles.push(id.clone());
+                touched_profiles.push(id.clone());
             }
-            for chunk in stale.chunks(200) {
-                let mut st = Statement::new("DELETE FROM profiles WHERE org_id = $1 AND profile_id IN ");
-                st.bind(text(&org));
-                let list = st.in_list(chunk.iter().copied());
-                st.push(&list);
-                st.query().execute(&mut **tx).await?;
-            }
-            let mut profile_rows = Vec::new();
-            let mut tag_rows = Vec::new();
-            for id in &current {
+            for id in state.profiles.keys() {
                 let Some(view) = state.view(id) else { continue };
-                let is_new = !work.loaded_profiles.contains(*id);
+                touched_profiles.push(id.clone());
+                let is_new = !work.loaded_profiles.contains(id);
                 let flagged = is_new
-                    && state.profiles[*id].identities.iter().any(|i| erased_digests.contains(&erased_identity_digest(&org, i)));
+                    && state.profiles[id].identities.iter().any(|i| erased_digests.contains(&erased_identity_digest(&org, i)));
                 for tag in &view.tags {
                     tag_rows.push(vec![text(&org), text(tag), text(id)]);
                 }
                 let last_order = state
                     .orders
                     .values()
-                    .filter(|o| o.profile == **id && o.counts_as_purchase())
+                    .filter(|o| o.profile == *id && o.counts_as_purchase())
                     .map(|o| o.paid_at_us().unwrap_or(o.order.created_at_us))
                     .max();
-                let p = &state.profiles[*id];
+                let p = &state.profiles[id];
                 profile_rows.push(vec![
                     text(&org),
                     text(id),
@@ -525,93 +506,98 @@ impl OrgBatch {
                     Bind::Text(serde_json::to_string(&view).map_err(|e| StoreError::Invalid(e.to_string()))?),
                 ]);
             }
-            for st in multi_insert(
-                "INSERT INTO profiles (org_id, profile_id, cluster_id, user_id, email, first_seen_us, last_seen_us, \
-                 order_count, last_order_us, previously_erased, doc)",
-                &profile_rows,
-                "ON CONFLICT (org_id, profile_id) DO UPDATE SET cluster_id = excluded.cluster_id, user_id = excluded.user_id, \
-                 email = excluded.email, first_seen_us = excluded.first_seen_us, last_seen_us = excluded.last_seen_us, \
-                 order_count = excluded.order_count, last_order_us = excluded.last_order_us, doc = excluded.doc",
-            ) {
-                st.query().execute(&mut **tx).await?;
-            }
-            for st in multi_insert("INSERT INTO profile_tags (org_id, tag, profile_id)", &tag_rows, "ON CONFLICT DO NOTHING") {
-                st.query().execute(&mut **tx).await?;
-            }
 
             // Merges, for following an old profile id to its survivor.
-            let mut st = Statement::new("DELETE FROM profile_merges WHERE org_id = $1 AND cluster_id IN ");
-            st.bind(text(&org));
-            let list = st.in_list(merged_clusters.iter().copied());
-            st.push(&list);
-            st.query().execute(&mut **tx).await?;
-            let rows: Vec<Vec<Bind>> = state
-                .merges
-                .iter()
-                .map(|m| {
-                    let ids: Vec<&str> = m.identities.iter().map(Identity::key).collect();
-                    vec![
-                        text(&org),
-                        text(&m.from),
-                        text(state.survivor(&m.into)),
-                        text(cluster),
-                        text(&m.message_id),
-                        Bind::Text(serde_json::to_string(&ids).unwrap_or_default()),
-                        Bind::Int(m.at_us),
-                    ]
-                })
-                .collect();
-            for st in multi_insert(
-                "INSERT INTO profile_merges (org_id, from_profile, into_profile, cluster_id, message_id, identities, at_us)",
-                &rows,
-                "ON CONFLICT (org_id, from_profile) DO UPDATE SET into_profile = excluded.into_profile, cluster_id = excluded.cluster_id",
-            ) {
-                st.query().execute(&mut **tx).await?;
+            if work.had_merges || !state.merges.is_empty() || !work.absorbed.is_empty() {
+                merge_clusters.push(cluster.clone());
+                merge_clusters.extend(work.absorbed.iter().cloned());
             }
+            merge_rows.extend(state.merges.iter().map(|m| {
+                let ids: Vec<&str> = m.identities.iter().map(Identity::key).collect();
+                vec![
+                    text(&org),
+                    text(&m.from),
+                    text(state.survivor(&m.into)),
+                    text(cluster),
+                    text(&m.message_id),
+                    Bind::Text(serde_json::to_string(&ids).unwrap_or_default()),
+                    Bind::Int(m.at_us),
+                ]
+            }));
 
             // Orders: all of them after a refold or a merge, else the ones touched.
             let rewrite_all = work.refold || !work.profile_merges.is_empty() || !work.absorbed.is_empty();
             if rewrite_all {
-                let stale: Vec<&str> = work.loaded_orders.iter().filter(|k| !state.orders.contains_key(*k)).map(String::as_str).collect();
-                for chunk in stale.chunks(200) {
-                    let mut st = Statement::new("DELETE FROM orders WHERE org_id = $1 AND order_key IN ");
-                    st.bind(text(&org));
-                    let list = st.in_list(chunk.iter().copied());
-                    st.push(&list);
-                    st.query().execute(&mut **tx).await?;
-                }
+                stale_orders.extend(work.loaded_orders.iter().filter(|k| !state.orders.contains_key(*k)).cloned());
             }
-            let rows: Vec<Vec<Bind>> = state
-                .orders
-                .iter()
-                .filter(|(key, _)| rewrite_all || work.touched_orders.contains(*key))
-                .map(|(key, o)| {
-                    let mut view = OrderView::from_state(key, o);
-                    view.profile_id = state.survivor(&o.profile).to_owned();
-                    vec![
-                        text(&org),
-                        text(key),
-                        text(&o.order.store),
-                        text(&o.order.order_id),
-                        Bind::Text(view.profile_id.clone()),
-                        text(cluster),
-                        text(&o.order.status),
-                        text(&o.order.currency),
-                        Bind::Text(o.order.total.to_string()),
-                        Bind::Int(o.order.created_at_us),
-                        Bind::Text(serde_json::to_string(&view).unwrap_or_default()),
-                    ]
-                })
-                .collect();
-            for st in multi_insert(
-                "INSERT INTO orders (org_id, order_key, store, order_id, profile_id, cluster_id, status, currency, total, created_at_us, doc)",
-                &rows,
-                "ON CONFLICT (org_id, order_key) DO UPDATE SET profile_id = excluded.profile_id, cluster_id = excluded.cluster_id, \
-                 status = excluded.status, currency = excluded.currency, total = excluded.total, \
-                 created_at_us = excluded.created_at_us, doc = excluded.doc",
-            ) {
-                st.query().execute(&mut **tx).await?;
-            }
+            order_rows.extend(state.orders.iter().filter(|(key, _)| rewrite_all || work.touched_orders.contains(*key)).map(|(key, o)| {
+                let mut view = OrderView::from_state(key, o);
+                view.profile_id = state.survivor(&o.profile).to_owned();
+                vec![
+                    text(&org),
+                    text(key),
+                    text(&o.order.store),
+                    text(&o.order.order_id),
+                    Bind::Text(view.profile_id.clone()),
+                    text(cluster),
+                    text(&o.order.status),
+                    text(&o.order.currency),
+                    Bind::Text(o.order.total.to_string()),
+                    Bind::Int(o.order.created_at_us),
+                    Bind::Text(serde_json::to_string(&view).unwrap_or_default()),
+                ]
+            }));
+        }
+
+        let statements = multi_insert(
+            backend,
+            "INSERT INTO identity_clusters (org_id, cluster_id, state, updated_at_us)",
+            &cluster_rows,
+            "ON CONFLICT (org_id, cluster_id) DO UPDATE SET state = excluded.state, updated_at_us = excluded.updated_at_us",
+        )
+        .into_iter()
+        .chain(multi_insert(
+            backend,
+            "INSERT INTO identities (org_id, identity, cluster_id, profile_id)",
+            &identity_rows,
+            "ON CONFLICT (org_id, identity) DO UPDATE SET cluster_id = excluded.cluster_id, profile_id = excluded.profile_id",
+        ))
+        .chain(multi_insert(
+            backend,
+            "INSERT INTO cluster_events (org_id, seq, cluster_id, profile_id)",
+            &placement_rows,
+            "ON CONFLICT (org_id, seq) DO UPDATE SET cluster_id = excluded.cluster_id, profile_id = excluded.profile_id",
+        ))
+        .chain(delete_in(backend, &org, "profile_tags", "profile_id", &touched_profiles))
+        .chain(delete_in(backend, &org, "profiles", "profile_id", &stale_profiles))
+        .chain(multi_insert(
+            backend,
+            "INSERT INTO profiles (org_id, profile_id, cluster_id, user_id, email, first_seen_us, last_seen_us, \
+             order_count, last_order_us, previously_erased, doc)",
+            &profile_rows,
+            "ON CONFLICT (org_id, profile_id) DO UPDATE SET cluster_id = excluded.cluster_id, user_id = excluded.user_id, \
+             email = excluded.email, first_seen_us = excluded.first_seen_us, last_seen_us = excluded.last_seen_us, \
+             order_count = excluded.order_count, last_order_us = excluded.last_order_us, doc = excluded.doc",
+        ))
+        .chain(multi_insert(backend, "INSERT INTO profile_tags (org_id, tag, profile_id)", &tag_rows, "ON CONFLICT DO NOTHING"))
+        .chain(delete_in(backend, &org, "profile_merges", "cluster_id", &merge_clusters))
+        .chain(multi_insert(
+            backend,
+            "INSERT INTO profile_merges (org_id, from_profile, into_profile, cluster_id, message_id, identities, at_us)",
+            &merge_rows,
+            "ON CONFLICT (org_id, from_profile) DO UPDATE SET into_profile = excluded.into_profile, cluster_id = excluded.cluster_id",
+        ))
+        .chain(delete_in(backend, &org, "orders", "order_key", &stale_orders))
+        .chain(multi_insert(
+            backend,
+            "INSERT INTO orders (org_id, order_key, store, order_id, profile_id, cluster_id, status, currency, total, created_at_us, doc)",
+            &order_rows,
+            "ON CONFLICT (org_id, order_key) DO UPDATE SET profile_id = excluded.profile_id, cluster_id = excluded.cluster_id, \
+             status = excluded.status, currency = excluded.currency, total = excluded.total, \
+             created_at_us = excluded.created_at_us, doc = excluded.doc",
+        ));
+        for st in statements {
+            st.query().execute(&mut **tx).await?;
         }
 
         // Products: the latest version wins, whatever the arrival order.
@@ -635,6 +621,7 @@ impl OrgBatch {
             })
             .collect();
         for st in multi_insert(
+            backend,
             "INSERT INTO products (org_id, store, product_id, sku, name, price, currency, stock_status, deleted, version, doc)",
             &rows,
             "ON CONFLICT (org_id, store, product_id) DO UPDATE SET sku = excluded.sku, name = excluded.name, \
@@ -647,6 +634,21 @@ impl OrgBatch {
 
         insert_derived(tx, backend, &org, self.derived.into_values().collect(), now).await
     }
+}
+
+/// `DELETE FROM table WHERE org_id = … AND column IN (…)`, in chunks.
+fn delete_in(backend: Backend, org: &str, table: &str, column: &str, values: &[String]) -> Vec<Statement> {
+    values
+        .chunks(200)
+        .map(|chunk| {
+            let mut st = Statement::for_backend(backend, format!("DELETE FROM {table} WHERE org_id = "));
+            let m = st.bind(Bind::Text(org.to_owned()));
+            st.push(&format!("{m} AND {column} IN "));
+            let list = st.in_list(chunk.iter().map(String::as_str));
+            st.push(&list);
+            st
+        })
+        .collect()
 }
 
 /// Appends derived order events to the log; ones already there are skipped.
@@ -683,6 +685,7 @@ async fn insert_derived(
         })
         .collect();
     for st in multi_insert(
+            backend,
         "INSERT INTO events (org_id, source_id, message_id, type, event, email, timestamp_us, received_at_us, payload)",
         &rows,
         "ON CONFLICT (org_id, message_id) DO NOTHING",

@@ -253,6 +253,21 @@ impl Db {
             .collect()
     }
 
+    /// How many profiles the organisation has.
+    pub async fn count_profiles(&self, org: &OrgId) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM profiles WHERE org_id = $1").bind(org.as_str()).fetch_one(self.pool()).await?.get(0))
+    }
+
+    /// A page of the whole log as the projector reads it: (seq, payload)
+    /// after `after_seq`, across organisations. For benchmarks and tools.
+    pub async fn log_page(&self, after_seq: i64, limit: u32) -> Result<Vec<(i64, String)>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT seq, payload FROM events WHERE seq > $1 ORDER BY seq LIMIT {}", limit.clamp(1, 10_000)))
+            .bind(after_seq)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1))).collect())
+    }
+
     /// (events projected, events in the log): how far behind the projection is.
     pub async fn projection_position(&self) -> Result<(i64, i64), StoreError> {
         let cursor: i64 = sqlx::query("SELECT last_seq FROM projection_cursor WHERE name = 'profiles'")
