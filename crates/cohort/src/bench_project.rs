@@ -39,7 +39,7 @@ pub struct ProjectArgs {
 fn message(p: u64, n: u64, at_us: i64) -> serde_json::Value {
     let anon = format!("anon-{p}");
     let time = cohort_domain::time::format_rfc3339(cohort_domain::time::from_micros(at_us));
-    let known = p % 3 == 0;
+    let known = p.is_multiple_of(3);
     let mut m = match n % 10 {
         0..=4 => json!({"type": "page", "name": "Product", "properties": {"path": format!("/p/{}", n % 50)}}),
         5 if known => json!({"type": "identify", "userId": format!("user-{p}"),

@@ -76,7 +76,7 @@ fn the_shared_device_does_not_merge_two_known_users() {
     let bob = &s.owners[&Identity::user("bob")];
     assert_ne!(alice, bob);
     assert_eq!(&s.owners[&Identity::anonymous("device")], alice, "the device stays with its first user");
-    assert!(s.profiles[alice].traits.get("name").is_none(), "Bob's traits stay off Alice");
+    assert!(!s.profiles[alice].traits.contains_key("name"), "Bob's traits stay off Alice");
     assert!(s.merges.is_empty());
 }
 

@@ -67,6 +67,24 @@ impl Db {
             .iter()
             .map(|r| r.get::<i64, _>(0))
             .collect();
+        // Identities, including the ids of the person's orders and any other
+        // id their events name (an alias's previous id); ids that remaining
+        // events still name get their rows back from the refold below.
+        let mut named = std::collections::BTreeSet::new();
+        for chunk in seqs.chunks(500) {
+            let mut st = Statement::new("SELECT seq, source_id, message_id, type, timestamp_us, payload FROM events WHERE org_id = $1 AND seq IN ");
+            st.bind(Bind::Text(org.as_str().to_owned()));
+            let markers: Vec<String> = chunk.iter().map(|s| st.bind(Bind::Int(*s))).collect();
+            st.push(&format!("({})", markers.join(", ")));
+            for row in st.query().fetch_all(&mut *tx).await? {
+                named.extend(cohort_domain::profile::cluster_identities(&super::projector::log_event(&row)));
+            }
+        }
+        let mut identities: Vec<String> = profile.identities.iter().map(|i| i.key().to_owned()).collect();
+        identities.extend(named.iter().map(|i| i.key().to_owned()).filter(|k| !profile.identities.iter().any(|i| i.key() == k)));
+        identities.extend(state.orders.iter().filter(|(_, o)| state.survivor(&o.profile) == profile_id).map(|(k, _)| format!("order:{k}")));
+        identities.sort();
+        identities.dedup();
         for chunk in seqs.chunks(500) {
             let mut st = Statement::new(
                 "UPDATE events SET payload = '{}', user_id = NULL, anonymous_id = NULL, email = NULL, notes = NULL, erased_at_us = $1 \
@@ -84,9 +102,6 @@ impl Db {
             .execute(&mut *tx)
             .await?;
 
-        // Identities, including the ids of the person's orders.
-        let mut identities: Vec<String> = profile.identities.iter().map(|i| i.key().to_owned()).collect();
-        identities.extend(state.orders.iter().filter(|(_, o)| state.survivor(&o.profile) == profile_id).map(|(k, _)| format!("order:{k}")));
         for chunk in identities.chunks(500) {
             let mut st = Statement::new("DELETE FROM identities WHERE org_id = $1 AND identity IN ");
             st.bind(Bind::Text(org.as_str().to_owned()));

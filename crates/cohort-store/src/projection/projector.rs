@@ -155,12 +155,19 @@ impl Projector {
     pub fn spawn(self, poll: Duration) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             loop {
-                match self.step().await {
-                    Ok(report) if report.events as i64 >= BATCH_EVENTS => continue,
-                    Ok(_) => tokio::time::sleep(poll).await,
-                    Err(error) => {
+                // Each step in its own task: a bug that panics on one batch
+                // is logged and retried instead of ending projection.
+                let projector = self.clone();
+                match tokio::spawn(async move { projector.step().await }).await {
+                    Ok(Ok(report)) if report.events as i64 >= BATCH_EVENTS => continue,
+                    Ok(Ok(_)) => tokio::time::sleep(poll).await,
+                    Ok(Err(error)) => {
                         tracing::warn!(%error, "projection step failed; retrying");
                         tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "projection step panicked; retrying");
+                        tokio::time::sleep(Duration::from_secs(5)).await;
                     }
                 }
             }
@@ -389,6 +396,11 @@ impl OrgBatch {
                 events.insert(e.seq, e.clone());
             }
             let mut events: Vec<LogEvent> = events.into_values().collect();
+            // Every identity the cluster's events name gets its row back,
+            // links included (an erasure deletes rows before refolding).
+            for e in &events {
+                work.identities.extend(cluster_identities(e));
+            }
             let (state, placed, derived) = ClusterState::fold(&mut events);
             work.state = state;
             let placed: HashMap<i64, String> = placed.into_iter().collect();
