@@ -82,6 +82,37 @@ else
   install_deps
 fi
 
+# ---------------------------------------------------------------- WordPress plugin (begin)
+# PHP lint + PHPUnit for plugins/wordpress/cohort-connect (pure outbox/retry logic,
+# no WordPress needed). Installs Debian's php-cli php-xml php-mbstring phpunit
+# when missing (unless COHORT_TEST_SKIP_INSTALL=1); any failure fails this script.
+php_plugin_checks() {
+  local plugin="$ROOT/plugins/wordpress/cohort-connect"
+  local missing=() pkg f
+  if [[ "${COHORT_TEST_SKIP_INSTALL:-0}" != 1 ]]; then
+    for pkg in php-cli php-xml php-mbstring phpunit; do
+      dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    if ((${#missing[@]})); then
+      [[ $IS_ROOT -eq 1 ]] || die "missing Debian packages: ${missing[*]} (run as root, or apt-get install them)"
+      say "installing Debian packages: ${missing[*]}"
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get -o DPkg::Lock::Timeout=900 update -qq
+      apt-get -o DPkg::Lock::Timeout=900 install -y -qq "${missing[@]}" >/dev/null
+    fi
+  fi
+  command -v php >/dev/null 2>&1 || die "php not found (apt-get install php-cli)"
+  command -v phpunit >/dev/null 2>&1 || die "phpunit not found (apt-get install phpunit)"
+  say "php -l on the WordPress plugin"
+  while IFS= read -r -d '' f; do
+    php -l "$f" >/dev/null || die "php -l failed: $f"
+  done < <(find "$ROOT/plugins/wordpress" -name '*.php' -print0)
+  say "phpunit (WordPress plugin)"
+  phpunit -c "$plugin/tests/phpunit.xml.dist" || die "WordPress plugin PHPUnit suite failed"
+}
+php_plugin_checks
+# ---------------------------------------------------------------- WordPress plugin (end)
+
 # ---------------------------------------------------------------- 2. PostgreSQL
 PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
 [[ -n "$PG_BIN" && -x "$PG_BIN/initdb" ]] || die "no initdb under /usr/lib/postgresql/*/bin (is postgresql installed?)"
