@@ -7,4 +7,5 @@ pub mod ids;
 pub mod secrets;
 pub mod time;
 pub mod commerce;
+pub mod destinations;
 pub mod profile;

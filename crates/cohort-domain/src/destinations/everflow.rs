@@ -1,0 +1,293 @@
+//! Everflow postbacks, exactly as `shared/spec/everflow.md`: which events
+//! are sent (the event mapping, `0` = the base conversion), the transaction
+//! id and its fallbacks, the seed's whole field mapping (all sources and
+//! mobile sources, with types checked, never coerced), and the request.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::commerce::parse_decimal;
+
+/// One Everflow destination's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EverflowSettings {
+    /// The base of the postback URL, e.g. `https://www.abc123trk.com`.
+    pub tracking_domain: String,
+    /// `nid`
+    pub network_id: String,
+    #[serde(default)]
+    pub verification_token: Option<String>,
+    #[serde(default)]
+    pub advertiser_id: Option<String>,
+    /// Cohort event name → Everflow advertiser event id; `0` is the base
+    /// conversion. Events not listed are not forwarded.
+    pub event_mapping: BTreeMap<String, u64>,
+    /// `all` (the default: mobile rules apply to events with `context.app`)
+    /// or `mobile` (mobile rules for every event).
+    #[serde(default)]
+    pub source_kind: SourceKind,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    #[default]
+    All,
+    Mobile,
+}
+
+/// Why an event is not sent; written to the delivery log as `skipped: …`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Skip {
+    #[error("event not in the mapping")]
+    NotMapped,
+    #[error("no transaction id")]
+    NoTransactionId,
+    #[error("missing {0}")]
+    Missing(&'static str),
+    #[error("{field} must be {expected}")]
+    WrongType { field: String, expected: &'static str },
+}
+
+/// A postback ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Postback {
+    /// The URL to `GET`.
+    pub url: String,
+    /// The same URL with the verification token masked, for logs and the UI.
+    pub masked_url: String,
+    /// The query parameters, in order.
+    pub params: Vec<(String, String)>,
+    /// `None` for the base conversion.
+    pub adv_event_id: Option<u64>,
+}
+
+impl EverflowSettings {
+    /// Checks the settings an operator gives; the error names the field.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let domain = self.tracking_domain.trim();
+        let parsed = url::Url::parse(domain).map_err(|_| ("tracking_domain", "must be a URL like https://www.abc123trk.com".to_owned()))?;
+        if !matches!(parsed.scheme(), "https" | "http") || parsed.host_str().is_none() {
+            return Err(("tracking_domain", "must be an http(s) URL with a host".into()));
+        }
+        if self.network_id.trim().is_empty() || !self.network_id.trim().bytes().all(|b| b.is_ascii_digit()) {
+            return Err(("network_id", "must be Everflow's numeric network id".into()));
+        }
+        if self.event_mapping.is_empty() {
+            return Err(("event_mapping", "map at least one event, e.g. {\"Order Completed\": 0}".into()));
+        }
+        if self.event_mapping.keys().any(|k| k.trim().is_empty()) {
+            return Err(("event_mapping", "event names must not be empty".into()));
+        }
+        Ok(())
+    }
+}
+
+fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    let mut cur = v;
+    for key in path {
+        cur = cur.get(key)?;
+    }
+    (!cur.is_null()).then_some(cur)
+}
+
+fn non_empty_text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The transaction id: `context.referrer.id` when `context.referrer.type` is
+/// `everflow`, then `properties.transaction_id`, `properties.transactionId`,
+/// `integrations.Everflow.transaction_id`, then the profile's last one
+/// (within the attribution window, which the caller applies).
+pub fn transaction_id(message: &Value, from_profile: Option<&str>) -> Option<String> {
+    let referrer = (at(message, &["context", "referrer", "type"]).and_then(Value::as_str) == Some("everflow"))
+        .then(|| non_empty_text(at(message, &["context", "referrer", "id"])))
+        .flatten();
+    referrer
+        .or_else(|| non_empty_text(at(message, &["properties", "transaction_id"])))
+        .or_else(|| non_empty_text(at(message, &["properties", "transactionId"])))
+        .or_else(|| non_empty_text(at(message, &["integrations", "Everflow", "transaction_id"])))
+        .or_else(|| from_profile.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned))
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    TextOrNumber,
+    TextNumberOrBool,
+    Number,
+    Bool,
+}
+
+impl Kind {
+    fn expected(self) -> &'static str {
+        match self {
+            Kind::Text => "a string",
+            Kind::TextOrNumber => "a string or a number",
+            Kind::TextNumberOrBool => "a string, a number or a boolean",
+            Kind::Number => "a number",
+            Kind::Bool => "a boolean",
+        }
+    }
+
+    /// The parameter's text, or `None` if the value has the wrong type.
+    fn render(self, v: &Value) -> Option<String> {
+        match (self, v) {
+            (Kind::Text | Kind::TextOrNumber | Kind::TextNumberOrBool, Value::String(s)) => Some(s.clone()),
+            (Kind::TextOrNumber | Kind::TextNumberOrBool | Kind::Number, Value::Number(n)) => {
+                // Exact decimal text: 27.50 stays 27.5, never float-rounded.
+                parse_decimal(v, "").ok().map(|d| d.normalize().to_string()).or_else(|| Some(n.to_string()))
+            }
+            (Kind::TextNumberOrBool | Kind::Bool, Value::Bool(b)) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// (path in the message, Everflow parameter, type) for every source, in
+/// the order of Everflow's documented postback (`amount`, `order_id`,
+/// `coupon_code`, `email`, …). `order_id` is handled on its own (two names).
+const ALL_SOURCES: [(&[&str], &str, Kind); 11] = [
+    (&["properties", "total"], "amount", Kind::Number),
+    (&["properties", "coupon"], "coupon_code", Kind::TextOrNumber),
+    (&["context", "traits", "email"], "email", Kind::Text),
+    (&["properties", "adv1"], "adv1", Kind::TextNumberOrBool),
+    (&["properties", "adv2"], "adv2", Kind::TextNumberOrBool),
+    (&["properties", "adv3"], "adv3", Kind::TextNumberOrBool),
+    (&["properties", "adv4"], "adv4", Kind::TextNumberOrBool),
+    (&["properties", "adv5"], "adv5", Kind::TextNumberOrBool),
+    (&["properties", "affiliateId"], "affiliate_id", Kind::Number),
+    (&["context", "ip"], "conversion_user_ip", Kind::Text),
+    (&["context", "userAgent"], "http_user_agent", Kind::Text),
+];
+
+/// Mobile sources, additionally: (path, parameter, type, required).
+const MOBILE_SOURCES: [(&[&str], &str, Kind, bool); 12] = [
+    (&["context", "app", "namespace"], "app_id", Kind::Text, true),
+    (&["context", "app", "name"], "app_name", Kind::Text, false),
+    (&["context", "app", "version"], "app_version", Kind::TextOrNumber, false),
+    (&["context", "device", "manufacturer"], "device_make", Kind::Text, false),
+    (&["context", "device", "model"], "device_model", Kind::Text, false),
+    (&["context", "network", "carrier"], "carrier", Kind::Text, false),
+    (&["context", "os", "name"], "os", Kind::Text, false),
+    (&["context", "os", "version"], "os_version", Kind::TextOrNumber, false),
+    (&["context", "location", "latitude"], "latitude", Kind::Number, false),
+    (&["context", "location", "longitude"], "longitude", Kind::Number, false),
+    // Handled below: limit_ad_tracking, connection_type.
+    (&["context", "device", "adTrackingEnabled"], "limit_ad_tracking", Kind::Bool, false),
+    (&["context", "network", "wifi"], "connection_type", Kind::Text, false),
+];
+
+fn dotted(path: &[&str]) -> String {
+    path.join(".")
+}
+
+/// Builds the postback for one event, or says why it is skipped.
+/// `profile_transaction_id` is the last Everflow transaction id seen on the
+/// event's profile within the attribution window (the last fallback).
+pub fn build_postback(settings: &EverflowSettings, message: &Value, profile_transaction_id: Option<&str>) -> Result<Postback, Skip> {
+    let event = message.get("event").and_then(Value::as_str).ok_or(Skip::NotMapped)?;
+    let adv_event_id = *settings.event_mapping.get(event).ok_or(Skip::NotMapped)?;
+    let tid = transaction_id(message, profile_transaction_id).ok_or(Skip::NoTransactionId)?;
+
+    let mut params: Vec<(String, String)> = vec![("nid".into(), settings.network_id.trim().to_owned()), ("transaction_id".into(), tid)];
+    if adv_event_id != 0 {
+        params.push(("adv_event_id".into(), adv_event_id.to_string()));
+    }
+
+    let mobile = settings.source_kind == SourceKind::Mobile || at(message, &["context", "app"]).is_some();
+    if mobile && at(message, &["context", "ip"]).is_none() {
+        return Err(Skip::Missing("context.ip"));
+    }
+    for (i, (path, param, kind)) in ALL_SOURCES.iter().enumerate() {
+        if i == 1 {
+            // Order id: `orderId`, or Segment's `order_id`; string ids kept as given.
+            if let Some(v) = at(message, &["properties", "orderId"]).or_else(|| at(message, &["properties", "order_id"])) {
+                let text = Kind::TextOrNumber
+                    .render(v)
+                    .ok_or_else(|| Skip::WrongType { field: "properties.orderId".into(), expected: "a number or a string" })?;
+                params.push(("order_id".into(), text));
+            }
+        }
+        if let Some(v) = at(message, path) {
+            let text = kind.render(v).ok_or_else(|| Skip::WrongType { field: dotted(path), expected: kind.expected() })?;
+            params.push(((*param).into(), text));
+        }
+    }
+    if mobile {
+        for (path, param, kind, required) in MOBILE_SOURCES {
+            let Some(v) = at(message, path) else {
+                if required {
+                    // `app_id` is the one required mobile field besides the IP.
+                    return Err(Skip::Missing("context.app.namespace"));
+                }
+                continue;
+            };
+            let text = match param {
+                // Everflow asks whether tracking is *limited*; Segment says
+                // whether it is *enabled*.
+                "limit_ad_tracking" => v.as_bool().map(|enabled| (!enabled).to_string()),
+                // Segment's libraries send `wifi` as a boolean.
+                "connection_type" => match v {
+                    Value::Bool(true) => Some("wifi".into()),
+                    Value::Bool(false) => Some("cellular".into()),
+                    Value::String(s) => Some(s.clone()),
+                    _ => None,
+                },
+                _ => kind.render(v),
+            };
+            let text = text.ok_or_else(|| Skip::WrongType {
+                field: dotted(path),
+                expected: if param == "connection_type" { "a string or a boolean" } else { kind.expected() },
+            })?;
+            params.push((param.into(), text));
+        }
+    }
+    // Line items, as Everflow's own SDK sends them: `order={"items":[…]}`.
+    if let Some(products) = at(message, &["properties", "products"]) {
+        let products = products.as_array().ok_or(Skip::WrongType { field: "properties.products".into(), expected: "an array" })?;
+        let mut items = Vec::with_capacity(products.len());
+        for (i, p) in products.iter().enumerate() {
+            let mut item = serde_json::Map::new();
+            for (key, kind) in [("sku", Kind::Text), ("name", Kind::Text), ("quantity", Kind::Number)] {
+                if let Some(v) = p.get(key).filter(|v| !v.is_null()) {
+                    let field = format!("properties.products[{i}].{key}");
+                    let text = kind.render(v).ok_or_else(|| Skip::WrongType { field, expected: kind.expected() })?;
+                    let value = if key == "quantity" { serde_json::from_str(&text).unwrap_or(Value::String(text)) } else { Value::String(text) };
+                    item.insert(key.into(), value);
+                }
+            }
+            items.push(Value::Object(item));
+        }
+        if !items.is_empty() {
+            params.push(("order".into(), json!({"items": items}).to_string()));
+        }
+    }
+    if let Some(token) = settings.verification_token.as_deref().filter(|t| !t.is_empty()) {
+        params.push(("verification_token".into(), token.to_owned()));
+    }
+
+    let base = settings.tracking_domain.trim().trim_end_matches('/');
+    let query = |mask: bool| {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &params {
+            q.append_pair(k, if mask && k == "verification_token" { "***" } else { v });
+        }
+        q.finish()
+    };
+    Ok(Postback {
+        url: format!("{base}/?{}", query(false)),
+        masked_url: format!("{base}/?{}", query(true)),
+        params,
+        adv_event_id: (adv_event_id != 0).then_some(adv_event_id),
+    })
+}
+
+#[cfg(test)]
+mod tests;
