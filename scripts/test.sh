@@ -136,8 +136,20 @@ stop_and_remove() {
 
 # Leftovers of aborted runs: a cluster of ours on our port is stopped and removed;
 # dirs whose server is gone are removed; clusters of other live runs (other ports) stay.
+# A cluster whose owning test run is still alive is never touched: two runs
+# on the same port is an operator error, reported as such.
+owner_alive() {
+  local owner
+  owner="$(cat "$1/owner.pid" 2>/dev/null || true)"
+  [[ -n "$owner" && "$owner" != "$$" ]] && kill -0 "$owner" 2>/dev/null
+}
 for dir in "$PG_DIR_PREFIX"*; do
   [[ -d "$dir" ]] || continue
+  if owner_alive "$dir"; then
+    port="$(sed -n 4p "$dir/data/postmaster.pid" 2>/dev/null || true)"
+    [[ "$port" != "$PG_PORT" ]] || die "another test run (pid $(cat "$dir/owner.pid")) uses port $PG_PORT; set COHORT_TEST_PG_PORT"
+    continue
+  fi
   pidfile="$dir/data/postmaster.pid"
   if [[ -f "$pidfile" ]]; then
     pid="$(sed -n 1p "$pidfile")"
@@ -166,6 +178,7 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$PG_PORT") 2>/dev/null; then
 fi
 
 PG_DIR="$(mktemp -d "${PG_DIR_PREFIX}XXXXXX")"
+echo "$$" > "$PG_DIR/owner.pid"
 cleanup() {
   local status=$?
   if [[ -n "${PG_DIR:-}" && -d "$PG_DIR" ]]; then
