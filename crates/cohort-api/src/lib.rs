@@ -5,16 +5,20 @@
 //! - `collect`: the Segment-compatible Tracking API (`/v1/…`);
 //! - `admin`: the JSON API for operators (`/api/v1/…`, API tokens);
 //! - `setup`: the one-time page that creates the first admin;
+//! - `connect`: store plugins pairing and reporting (`/connect/v1/…`) and
+//!   the authorize page (`/setup/woocommerce`); `session`: browser sessions;
 //! - `health`: `/healthz`, `/readyz`;
 //! - `openapi`: the document itself at `/openapi.json`.
 
 pub mod admin;
 pub mod collect;
+mod connect;
 mod error;
 mod health;
 mod html;
 mod openapi;
 mod sdk;
+pub mod session;
 mod setup;
 mod state;
 
@@ -59,6 +63,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(setup::routes())
         .merge(health::routes())
         .merge(sdk::routes())
+        .merge(connect::routes())
 }
 
 /// The OpenAPI document as served at `/openapi.json`.

@@ -1,7 +1,7 @@
 //! People who sign in: argon2 password hashes, roles per organisation, and
 //! the one-time link that creates the first admin of a fresh server.
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use cohort_domain::ids::{OrgId, UserId};
 use cohort_domain::secrets::{self, IssuedSecret};
@@ -62,6 +62,29 @@ pub fn hash_password(password: &str) -> Result<String, StoreError> {
         .map_err(|_| StoreError::PasswordHash)
 }
 
+/// Whether `password` matches an argon2 `stored_hash` (CPU-heavy: call it
+/// off the async runtime's worker threads). A malformed hash matches nothing.
+pub fn verify_password(password: &str, stored_hash: &str) -> bool {
+    match PasswordHash::new(stored_hash) {
+        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A valid argon2id hash of a password nobody knows: verified against when
+/// the email is unknown, so that an unknown email takes as long to refuse
+/// as a wrong password.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(crate::now_micros().to_string().as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}
+
 fn normalise_email(email: &str) -> Result<String, StoreError> {
     let email = email.trim().to_lowercase();
     match email.split_once('@') {
@@ -78,6 +101,28 @@ impl Db {
         let user = create_user_in(&mut tx, org, email, password_hash, role).await?;
         tx.commit().await?;
         Ok(user)
+    }
+
+    /// The user whose email and password these are, or `None`. The argon2
+    /// check runs on a blocking thread; an unknown email costs the same.
+    pub async fn authenticate_user(&self, email: &str, password: &str) -> Result<Option<User>, StoreError> {
+        let email = email.trim().to_lowercase();
+        let row = sqlx::query("SELECT id, email, password_hash FROM users WHERE email = $1")
+            .bind(&email)
+            .fetch_optional(self.pool())
+            .await?;
+        let (user, hash) = match row {
+            Some(r) => (
+                Some(User { id: UserId::from_stored(r.get::<String, _>("id")), email: r.get("email") }),
+                r.get::<String, _>("password_hash"),
+            ),
+            None => (None, decoy_hash().to_owned()),
+        };
+        let password = password.to_owned();
+        let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+            .await
+            .map_err(|_| StoreError::PasswordHash)?;
+        Ok(user.filter(|_| matches))
     }
 
     pub async fn count_members(&self, org: &OrgId) -> Result<i64, StoreError> {
@@ -146,7 +191,7 @@ impl Db {
     }
 }
 
-async fn create_user_in(
+pub(crate) async fn create_user_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     org: &OrgId,
     email: &str,

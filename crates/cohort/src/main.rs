@@ -5,6 +5,7 @@ mod bench;
 mod bench_project;
 mod commands;
 mod config;
+mod installations;
 mod logging;
 mod profiles;
 mod serve;
@@ -50,6 +51,9 @@ enum Command {
     /// Profiles: show, export, erase
     #[command(subcommand)]
     Profile(profiles::ProfileCommand),
+    /// Stores connected through the WordPress plugin
+    #[command(subcommand)]
+    Installations(installations::InstallationsCommand),
     /// Rebuild profiles, identities, orders, products and tags from the event log
     Reproject,
     /// Measure hot paths
@@ -98,6 +102,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(c) => commands::token(&config, c).await,
         Command::Events(c) => tail::run(&config, c).await,
         Command::Profile(c) => profiles::profile(&config, c).await,
+        Command::Installations(c) => installations::run(&config, c).await,
         Command::Reproject => profiles::reproject(&config).await,
         Command::Bench(c) => bench::run(&config, c).await,
     }

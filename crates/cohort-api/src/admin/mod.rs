@@ -5,6 +5,7 @@
 mod auth;
 pub mod commerce;
 pub mod events;
+pub mod installations;
 pub mod profiles;
 
 pub use auth::ApiCaller;
@@ -25,4 +26,5 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(commerce::list_orders))
         .routes(routes!(commerce::list_products))
         .routes(routes!(commerce::ingest_resource))
+        .routes(routes!(installations::list_installations))
 }

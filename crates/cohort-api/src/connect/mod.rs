@@ -1,0 +1,166 @@
+//! Connect: the store plugin ↔ Cohort contract (`../shared/spec/connect.md`
+//! §1 and §2), server side.
+//!
+//! - `pairing`: `POST /connect/v1/pairings` and its poll;
+//! - `authorize`: the page where the merchant signs in and approves
+//!   (`/setup/woocommerce?pairing=…`);
+//! - `installation`: the calls a connected plugin makes with its
+//!   installation token (heartbeat, commands, disconnect, upgrade).
+//!
+//! Sync runs, batches, resources and events (§2's data calls) arrive with
+//! the WooCommerce data issue.
+
+mod authorize;
+mod input;
+mod installation;
+mod pairing;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cohort_store::connect::Installation;
+use cohort_store::StoreError;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ErrorBody, ErrorDetail};
+use crate::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ConnectDoc::openapi())
+        .routes(routes!(pairing::create_pairing))
+        .routes(routes!(pairing::poll_pairing))
+        .routes(routes!(authorize::show, authorize::submit))
+        .routes(routes!(installation::heartbeat))
+        .routes(routes!(installation::list_commands))
+        .routes(routes!(installation::ack_command))
+        .routes(routes!(installation::disconnect))
+        .routes(routes!(installation::upgrade))
+}
+
+#[derive(OpenApi)]
+#[openapi(modifiers(&SecuritySchemes))]
+struct ConnectDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "pollSecret",
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The poll_secret returned when the pairing was created"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "installationToken",
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The installation_token a plugin received when its pairing was approved"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// An error of a connect call, in the admin API's envelope
+/// `{"error":{"code","message","field"}}`.
+#[derive(Debug)]
+pub struct ConnectError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    field: Option<String>,
+}
+
+impl ConnectError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, code: "invalid_request", message: message.into(), field: Some(field.into()) }
+    }
+
+    pub fn unauthorized(message: &str) -> Self {
+        Self { status: StatusCode::UNAUTHORIZED, code: "unauthorized", message: message.into(), field: None }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self { status: StatusCode::NOT_FOUND, code: "not_found", message: format!("{what} not found"), field: None }
+    }
+}
+
+impl From<StoreError> for ConnectError {
+    fn from(error: StoreError) -> Self {
+        tracing::error!(%error, "storage error");
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "unavailable",
+            message: "storage is unavailable; retry shortly".into(),
+            field: None,
+        }
+    }
+}
+
+impl IntoResponse for ConnectError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: ErrorDetail { code: self.code.into(), message: self.message, field: self.field } };
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
+    }
+}
+
+/// The bearer value of the `Authorization` header.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty())
+}
+
+/// A plugin authenticated by its installation token; only connected
+/// installations are accepted (unknown, disconnected or replaced → 401).
+pub struct InstallationCaller(pub Installation);
+
+const BAD_INSTALLATION_TOKEN: &str =
+    "a valid installation token is required: Authorization: Bearer cin_…; this installation may have been disconnected";
+
+impl FromRequestParts<AppState> for InstallationCaller {
+    type Rejection = ConnectError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers).ok_or_else(|| ConnectError::unauthorized(BAD_INSTALLATION_TOKEN))?;
+        match state.db().verify_installation_token(token).await? {
+            Some(installation) => Ok(InstallationCaller(installation)),
+            None => Err(ConnectError::unauthorized(BAD_INSTALLATION_TOKEN)),
+        }
+    }
+}
+
+/// `https://cdp.example.com` from the configured public URL, else from the
+/// request's `Host` (and a proxy's `X-Forwarded-Proto`).
+pub(crate) fn base_url(public_url: Option<&str>, headers: &HeaderMap) -> String {
+    if let Some(url) = public_url.filter(|u| !u.is_empty()) {
+        let url = url.trim_end_matches('/');
+        return if url.contains("://") { url.to_owned() } else { format!("https://{url}") };
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']')))
+        .unwrap_or("127.0.0.1:8080");
+    let scheme = if crate::session::is_secure(None, headers) { "https" } else { "http" };
+    format!("{scheme}://{host}")
+}

@@ -1,0 +1,139 @@
+//! Browser sessions for Cohort's server-rendered pages (the authorize page
+//! now, the admin UI later): a random secret in an `HttpOnly`,
+//! `SameSite=Lax` cookie, stored as a SHA-256 digest, expiring after
+//! `SESSION_LIFETIME_HOURS`. Each session has a CSRF token derived from its
+//! secret, so it needs no storage and dies with the session.
+//!
+//! Forms shown before sign-in (sign in, create the first account) use a
+//! double-submit token instead: a random value in a `SameSite=Strict`
+//! cookie that the form must echo. A cross-site page can neither read nor
+//! set that cookie.
+
+use axum::http::header::{self, HeaderMap, HeaderValue};
+use cohort_domain::ids::random_token;
+use cohort_domain::secrets;
+use cohort_store::users::User;
+use cohort_store::{Db, StoreError};
+
+pub const SESSION_COOKIE: &str = "cohort_session";
+pub const LOGIN_CSRF_COOKIE: &str = "cohort_login_csrf";
+pub const SESSION_LIFETIME_HOURS: i64 = 12;
+
+/// A signed-in browser.
+pub struct Session {
+    pub user: User,
+    /// The cookie value (`ses_<id>_<secret>`); never shown or logged.
+    secret: String,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("user", &self.user).finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// The token every state-changing form of this session must carry.
+    pub fn csrf_token(&self) -> String {
+        secrets::digest(&format!("cohort-csrf\n{}", self.secret))
+    }
+
+    /// Whether `presented` is this session's CSRF token (constant time).
+    pub fn verify_csrf(&self, presented: &str) -> bool {
+        secrets::verify(presented, &secrets::digest(&self.csrf_token()))
+    }
+}
+
+/// The session the request's cookie names, if it is live.
+pub async fn current(db: &Db, headers: &HeaderMap) -> Result<Option<Session>, StoreError> {
+    let Some(secret) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
+    Ok(db.find_session(secret).await?.map(|user| Session { user, secret: secret.to_owned() }))
+}
+
+/// Starts a session for `user`; the header value sets its cookie.
+pub async fn start(db: &Db, user: User, secure: bool) -> Result<(Session, HeaderValue), StoreError> {
+    let issued = db.create_session(&user.id, SESSION_LIFETIME_HOURS * 3600 * 1_000_000).await?;
+    let cookie = set_cookie(SESSION_COOKIE, issued.reveal(), SESSION_LIFETIME_HOURS * 3600, "Lax", secure);
+    Ok((Session { user, secret: issued.reveal().to_owned() }, cookie))
+}
+
+/// Ends the session; the header value clears its cookie.
+pub async fn end(db: &Db, session: &Session, secure: bool) -> Result<HeaderValue, StoreError> {
+    db.delete_session(&session.secret).await?;
+    Ok(set_cookie(SESSION_COOKIE, "", 0, "Lax", secure))
+}
+
+/// The double-submit token of a sign-in form: the browser's existing one,
+/// or a new one with the header that sets it.
+pub fn login_csrf(headers: &HeaderMap, secure: bool) -> (String, Option<HeaderValue>) {
+    match cookie(headers, LOGIN_CSRF_COOKIE).filter(|v| v.len() >= 32) {
+        Some(token) => (token.to_owned(), None),
+        None => {
+            let token = random_token(40);
+            let set = set_cookie(LOGIN_CSRF_COOKIE, &token, SESSION_LIFETIME_HOURS * 3600, "Strict", secure);
+            (token, Some(set))
+        }
+    }
+}
+
+/// Whether a sign-in form echoes its browser's double-submit cookie.
+pub fn verify_login_csrf(headers: &HeaderMap, presented: &str) -> bool {
+    match cookie(headers, LOGIN_CSRF_COOKIE).filter(|v| v.len() >= 32) {
+        Some(expected) => secrets::verify(presented, &secrets::digest(expected)),
+        None => false,
+    }
+}
+
+/// Whether the browser reached Cohort over HTTPS: the configured public
+/// URL says so, or a proxy's `X-Forwarded-Proto`. Cookies are then `Secure`.
+pub fn is_secure(public_url: Option<&str>, headers: &HeaderMap) -> bool {
+    if let Some(url) = public_url.filter(|u| !u.is_empty()) {
+        return url.to_ascii_lowercase().starts_with("https://");
+    }
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p.eq_ignore_ascii_case("https"))
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
+fn set_cookie(name: &str, value: &str, max_age_seconds: i64, same_site: &str, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    let text = format!("{name}={value}; Path=/; Max-Age={max_age_seconds}; HttpOnly; SameSite={same_site}{secure}");
+    // Names and values are ASCII letters, digits and `_`.
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("cohort_invalid=1"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_among_several() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::COOKIE, HeaderValue::from_static("a=1; cohort_session=ses_x_y"));
+        headers.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        assert_eq!(cookie(&headers, SESSION_COOKIE), Some("ses_x_y"));
+        assert_eq!(cookie(&headers, "b"), Some("2"));
+        assert_eq!(cookie(&headers, "c"), None);
+    }
+
+    #[test]
+    fn the_session_cookie_is_http_only_and_lax() {
+        let value = set_cookie(SESSION_COOKIE, "v", 60, "Lax", true);
+        let text = value.to_str().unwrap_or_default();
+        assert!(text.contains("HttpOnly") && text.contains("SameSite=Lax") && text.contains("Secure"));
+    }
+}
