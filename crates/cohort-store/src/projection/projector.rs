@@ -81,6 +81,20 @@ impl Projector {
 
     /// Projects the next batch of the log; returns how many events it read.
     pub async fn step(&self) -> Result<StepReport, StoreError> {
+        // Idle steps must not write: the cursor lock is a write, and on
+        // SQLite a write every poll makes other read-then-write
+        // transactions fail with SQLITE_BUSY.
+        let cursor: i64 = sqlx::query("SELECT last_seq FROM projection_cursor WHERE name = 'profiles'")
+            .fetch_one(self.db.pool())
+            .await?
+            .get(0);
+        let pending = sqlx::query("SELECT seq FROM events WHERE seq > $1 ORDER BY seq LIMIT 1")
+            .bind(cursor)
+            .fetch_optional(self.db.pool())
+            .await?;
+        if pending.is_none() {
+            return Ok(StepReport { events: 0, last_seq: cursor });
+        }
         let horizon = self.horizon().await?;
         let mut tx = self.db.pool().begin().await?;
         let cursor = lock_projection(&mut tx).await?;
