@@ -409,7 +409,7 @@ impl Db {
         let (Some(org), Some(installation_id)) = (pairing.org_id.clone(), pairing.installation_id.clone()) else {
             return Ok(PollOutcome::Expired);
         };
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let claimed = sqlx::query(
             "UPDATE connect_pairings SET status = 'claimed', claimed_at = $1 WHERE id = $2 AND status = 'approved'",
         )
@@ -471,7 +471,7 @@ impl Db {
     pub async fn approve_pairing(&self, id: &str, org: &OrgId, user: &UserId) -> Result<DecisionOutcome, StoreError> {
         let now = now_micros();
         let installation_id = new_id("ins");
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let decided = sqlx::query(
             "UPDATE connect_pairings SET status = 'approved', org_id = $1, decided_by = $2, decided_at = $3, \
              expires_at = $4, installation_id = $5 WHERE id = $6 AND status = 'pending' AND expires_at > $3",
@@ -734,7 +734,7 @@ impl Db {
     /// commands are cancelled.
     pub async fn disconnect_installation(&self, org: &OrgId, id: &str) -> Result<(), StoreError> {
         let now = now_micros();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE connect_installations SET status = 'disconnected', disconnected_at = $1 \
              WHERE org_id = $2 AND id = $3 AND status = 'connected'",
@@ -760,7 +760,7 @@ impl Db {
     /// command's id (`None` when it already was a WooCommerce store).
     pub async fn upgrade_installation(&self, org: &OrgId, id: &str, wc_version: &str) -> Result<Option<String>, StoreError> {
         let now = now_micros();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let upgraded = sqlx::query(
             "UPDATE connect_installations SET platform = 'woocommerce', wc_version = $1 \
              WHERE org_id = $2 AND id = $3 AND platform <> 'woocommerce'",
@@ -849,7 +849,7 @@ impl Db {
     /// request.
     pub async fn create_first_admin(&self, email: &str, password_hash: &str) -> Result<Option<User>, StoreError> {
         let now = now_micros();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let users: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users").fetch_one(&mut *tx).await?.get("n");
         if users > 0 {
             return Ok(None);

@@ -312,6 +312,18 @@ impl Db {
         self.backend
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock at
+    /// `BEGIN` (`IMMEDIATE`), waiting up to the busy timeout: a deferred
+    /// transaction that reads first and writes later fails at once with
+    /// `SQLITE_BUSY` whenever another connection committed in between (the
+    /// event appender and the projector commit all the time).
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }

@@ -97,7 +97,7 @@ impl Db {
     /// Creates a user with an already hashed password and makes them a member
     /// of `org` with `role`, in one transaction.
     pub async fn create_user(&self, org: &OrgId, email: &str, password_hash: &str, role: Role) -> Result<User, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let user = create_user_in(&mut tx, org, email, password_hash, role).await?;
         tx.commit().await?;
         Ok(user)
@@ -176,7 +176,7 @@ impl Db {
         let Some((id, _)) = secrets::split_presented(SETUP_LINK_KIND, presented) else {
             return Ok(None);
         };
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let spent = sqlx::query("UPDATE setup_links SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
             .bind(now_micros())
             .bind(id)

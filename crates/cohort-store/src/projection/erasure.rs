@@ -39,7 +39,7 @@ impl Db {
         let Some(record) = self.profile(org, profile_id).await? else { return Ok(None) };
         let profile_id = record.profile.id;
         let now = crate::now_micros();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         lock_projection(&mut tx).await?;
 
         let row = sqlx::query("SELECT cluster_id FROM profiles WHERE org_id = $1 AND profile_id = $2")

@@ -96,7 +96,7 @@ impl Projector {
             return Ok(StepReport { events: 0, last_seq: cursor });
         }
         let horizon = self.horizon().await?;
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let cursor = lock_projection(&mut tx).await?;
         let mut st = Statement::new(
             "SELECT seq, org_id, source_id, message_id, type, timestamp_us, payload, erased_at_us FROM events WHERE seq > ",
@@ -145,7 +145,7 @@ impl Projector {
     /// Drops every projection and rewinds the cursor, so the next steps
     /// rebuild everything from the log. Erasure records stay.
     pub async fn reset(&self) -> Result<(), StoreError> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         lock_projection(&mut tx).await?;
         for table in [
             "identity_clusters",
