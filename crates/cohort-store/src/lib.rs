@@ -7,6 +7,7 @@
 
 pub mod connect;
 mod db;
+pub mod destinations;
 mod error;
 pub mod events;
 pub mod orgs;

@@ -19,6 +19,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub collect: CollectConfig,
     pub projection: ProjectionConfig,
+    pub destinations: DestinationsConfig,
     pub log: LogConfig,
 }
 
@@ -53,6 +54,19 @@ pub struct CollectConfig {
 pub struct ProjectionConfig {
     pub enabled: bool,
     pub poll_interval_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DestinationsConfig {
+    pub enabled: bool,
+    pub poll_interval_ms: u64,
+    pub allow_private_addresses: bool,
+    /// Where the key that encrypts destination secrets is kept (base64);
+    /// created with mode 0600 on first start when missing.
+    pub key_file: String,
+    /// The key itself (base64 of 32 bytes), instead of `key_file`.
+    #[serde(default)]
+    pub key: Option<SecretString>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,6 +119,34 @@ impl Config {
         }
     }
 
+    /// The key destination secrets are encrypted with: `destinations.key`,
+    /// else the contents of `destinations.key_file`, which is created (mode
+    /// 0600) with a random key when missing.
+    pub fn destinations_key(&self) -> anyhow::Result<cohort_store::destinations::SecretsKey> {
+        use cohort_store::destinations::SecretsKey;
+        if let Some(key) = &self.destinations.key {
+            return SecretsKey::from_base64(key.expose_secret()).context("invalid destinations.key");
+        }
+        let path = Path::new(&self.destinations.key_file);
+        if path.exists() {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            return SecretsKey::from_base64(&text).with_context(|| format!("invalid key in {}", path.display()));
+        }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let key = SecretsKey::generate();
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path).with_context(|| format!("cannot create {}", path.display()))?;
+        std::io::Write::write_all(&mut file, format!("{}\n", key.to_base64()).as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        tracing::info!(path = %path.display(), "created the destinations key; back it up with the database");
+        Ok(key)
+    }
+
     /// The base of links Cohort prints: `public_url`, else `http://<listen>`.
     pub fn base_url(&self, bound: Option<std::net::SocketAddr>) -> String {
         if !self.server.public_url.is_empty() {
@@ -135,6 +177,30 @@ mod tests {
             assert_eq!(config.database_url(), "postgres://cohort:hunter2@db/cohort");
             assert!(!format!("{config:?}").contains("hunter2"));
             assert_eq!(config.collect.max_request_bytes, 500 * 1024);
+            assert!(!config.destinations.allow_private_addresses);
+            Ok(())
+        });
+    }
+
+    #[allow(clippy::result_large_err)]
+    #[test]
+    fn the_destinations_key_file_is_created_private_and_reused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("COHORT_DESTINATIONS__KEY_FILE", "keys/secret.key");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            let first = config.destinations_key().map_err(|e| e.to_string())?;
+            let again = config.destinations_key().map_err(|e| e.to_string())?;
+            assert_eq!(first.to_base64(), again.to_base64());
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(jail.directory().join("keys/secret.key")).map_err(|e| e.to_string())?.permissions().mode();
+                assert_eq!(mode & 0o777, 0o600);
+            }
+            jail.set_env("COHORT_DESTINATIONS__KEY", first.to_base64());
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.destinations_key().map_err(|e| e.to_string())?.to_base64(), first.to_base64());
+            assert!(!format!("{config:?}").contains(&first.to_base64()));
             Ok(())
         });
     }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cohort_api::{ApiSettings, AppState};
+use cohort_destinations::{Dispatcher, DispatcherOptions};
 use cohort_store::projection::Projector;
 use cohort_store::writer::{EventWriter, WriterOptions};
 use cohort_store::Db;
@@ -34,6 +35,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .projection
         .enabled
         .then(|| Projector::new(db.clone()).spawn(Duration::from_millis(config.projection.poll_interval_ms.max(1))));
+
+    let destinations_key = config.destinations_key()?;
+    let dispatcher = if config.destinations.enabled {
+        let options = DispatcherOptions {
+            poll: Duration::from_millis(config.destinations.poll_interval_ms.max(1)),
+            allow_private_addresses: config.destinations.allow_private_addresses,
+            ..DispatcherOptions::default()
+        };
+        Some(Dispatcher::spawn(db.clone(), destinations_key, options).context("cannot start the destinations worker")?)
+    } else {
+        None
+    };
 
     let listener = TcpListener::bind(&config.server.listen)
         .await
@@ -66,6 +79,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(projector) = projector {
         projector.abort();
         let _ = projector.await;
+    }
+    // A delivery in flight stays claimed until its lease ends, then is
+    // sent again (receivers dedupe on webhook-id / transaction).
+    if let Some(dispatcher) = dispatcher {
+        dispatcher.abort();
+        let _ = dispatcher.await;
     }
     db.close().await;
     tracing::info!("stopped");

@@ -1,0 +1,687 @@
+//! Destinations and their delivery log. Each destination reads the event
+//! log from its own cursor (only up to the safe horizon on PostgreSQL, as
+//! the projector does), turning matching events into `pending` deliveries;
+//! the dispatcher (`cohort-destinations`) claims due deliveries and records
+//! each attempt. The primary key of `deliveries` — (org, destination,
+//! messageId) — makes at most one delivery per destination and message.
+//! Secrets are encrypted at rest with ChaCha20-Poly1305 under a key the
+//! caller passes in, bound to their row by the associated data.
+
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use cohort_domain::ids::{new_id, OrgId};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::sql::{Bind, Statement};
+use crate::{now_micros, Backend, Db, StoreError};
+
+/// Events read per destination per enqueue step.
+pub const ENQUEUE_BATCH: i64 = 500;
+
+/// The 32-byte key destination secrets are encrypted with.
+#[derive(Clone)]
+pub struct SecretsKey([u8; 32]);
+
+impl std::fmt::Debug for SecretsKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretsKey(…)")
+    }
+}
+
+impl SecretsKey {
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// A key from its base64 text (32 bytes once decoded).
+    pub fn from_base64(text: &str) -> Result<Self, StoreError> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|_| StoreError::Invalid("the destinations key is not base64".into()))?;
+        let bytes: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| StoreError::Invalid("the destinations key must be 32 bytes".into()))?;
+        Ok(Self(bytes))
+    }
+
+    pub fn to_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.0)
+    }
+
+    pub fn generate() -> Self {
+        Self(rand::random())
+    }
+
+    /// `base64(nonce || ciphertext)`; `context` is authenticated, not stored.
+    fn encrypt(&self, plaintext: &[u8], context: &str) -> Result<String, StoreError> {
+        let cipher = ChaCha20Poly1305::new(Key::from_slice(&self.0));
+        let nonce: [u8; 12] = rand::random();
+        let sealed = cipher
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: context.as_bytes() })
+            .map_err(|_| StoreError::Invalid("could not encrypt destination secrets".into()))?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        Ok(base64::engine::general_purpose::STANDARD.encode(out))
+    }
+
+    fn decrypt(&self, stored: &str, context: &str) -> Result<Vec<u8>, StoreError> {
+        let wrong = || StoreError::Invalid("destination secrets cannot be decrypted: wrong destinations key?".into());
+        let bytes = base64::engine::general_purpose::STANDARD.decode(stored).map_err(|_| wrong())?;
+        if bytes.len() < 12 {
+            return Err(wrong());
+        }
+        let (nonce, sealed) = bytes.split_at(12);
+        let cipher = ChaCha20Poly1305::new(Key::from_slice(&self.0));
+        cipher
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: context.as_bytes() })
+            .map_err(|_| wrong())
+    }
+}
+
+/// Which events a destination receives; an empty list matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filters {
+    #[serde(default)]
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub types: Vec<String>,
+}
+
+impl Filters {
+    pub fn matches(&self, message_type: &str, event: Option<&str>) -> bool {
+        (self.types.is_empty() || self.types.iter().any(|t| t == message_type))
+            && (self.events.is_empty() || event.is_some_and(|e| self.events.iter().any(|n| n == e)))
+    }
+}
+
+/// A destination's secrets, decrypted. Never logged (`Debug` hides them).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestinationSecrets {
+    /// Webhooks: the current `whsec_…` signing secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<String>,
+    /// Webhooks: the secret being retired, still signed with until
+    /// `previous_expires_at_us`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_signing_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_expires_at_us: Option<i64>,
+    /// Everflow: the verification token and API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+}
+
+impl std::fmt::Debug for DestinationSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DestinationSecrets(…)")
+    }
+}
+
+impl DestinationSecrets {
+    /// The signing secrets valid at `now`: the current one, then the
+    /// previous one while its grace period lasts.
+    pub fn active_signing_secrets(&self, now_us: i64) -> Vec<&str> {
+        let mut out: Vec<&str> = self.signing_secret.as_deref().into_iter().collect();
+        if let (Some(previous), Some(until)) = (&self.previous_signing_secret, self.previous_expires_at_us) {
+            if until > now_us {
+                out.push(previous);
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    pub org_id: OrgId,
+    pub id: String,
+    /// `webhook` or `everflow`.
+    pub kind: String,
+    pub name: String,
+    pub enabled: bool,
+    pub filters: Filters,
+    /// Non-secret settings (JSON).
+    pub settings: serde_json::Value,
+    pub secrets: DestinationSecrets,
+    pub cursor_seq: i64,
+    pub created_at_us: i64,
+    pub updated_at_us: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewDestination {
+    pub kind: String,
+    pub name: String,
+    pub enabled: bool,
+    pub filters: Filters,
+    pub settings: serde_json::Value,
+    pub secrets: DestinationSecrets,
+}
+
+/// A delivery's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    Pending,
+    Retrying,
+    Delivered,
+    Failed,
+    Skipped,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Retrying => "retrying",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "pending" => Self::Pending,
+            "retrying" => Self::Retrying,
+            "delivered" => Self::Delivered,
+            "failed" => Self::Failed,
+            "skipped" => Self::Skipped,
+            _ => return None,
+        })
+    }
+}
+
+/// One row of the delivery log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub org_id: OrgId,
+    pub destination_id: String,
+    pub message_id: String,
+    pub seq: i64,
+    pub event: Option<String>,
+    pub status: DeliveryStatus,
+    pub attempts: i64,
+    pub next_attempt_at_us: Option<i64>,
+    /// The last request, secrets masked.
+    pub request: Option<String>,
+    pub response_status: Option<i64>,
+    pub response_excerpt: Option<String>,
+    pub reason: Option<String>,
+    pub created_at_us: i64,
+    pub updated_at_us: i64,
+}
+
+/// A delivery claimed for sending, with the event it carries.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    pub org_id: OrgId,
+    pub destination_id: String,
+    pub message_id: String,
+    pub event: Option<String>,
+    /// Attempts made before this one.
+    pub attempts: i64,
+    /// The stored event JSON.
+    pub payload: String,
+}
+
+/// What one attempt (or a decision not to send) came to.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    /// `Retrying` needs `next_attempt_at_us`.
+    pub status: DeliveryStatus,
+    /// A request was sent (counts as an attempt).
+    pub sent: bool,
+    pub next_attempt_at_us: Option<i64>,
+    pub request: Option<String>,
+    pub response_status: Option<i64>,
+    pub response_excerpt: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// Filters of the delivery log; newest first, seek by `before_seq`.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub status: Option<DeliveryStatus>,
+    pub event: Option<String>,
+    pub before_seq: Option<i64>,
+    pub limit: i64,
+}
+
+const DESTINATION_COLUMNS: &str =
+    "org_id, id, kind, name, enabled, filters, settings, secrets, cursor_seq, created_at_us, updated_at_us";
+const DELIVERY_COLUMNS: &str = "org_id, destination_id, message_id, seq, event, status, attempts, next_attempt_at_us, \
+     request, response_status, response_excerpt, reason, created_at_us, updated_at_us";
+
+fn context(org: &str, id: &str) -> String {
+    format!("cohort-destination:{org}:{id}")
+}
+
+fn destination_row(row: &sqlx::any::AnyRow, key: &SecretsKey) -> Result<Destination, StoreError> {
+    let org_id: String = row.get("org_id");
+    let id: String = row.get("id");
+    let secrets_text: String = row.get("secrets");
+    let plain = key.decrypt(&secrets_text, &context(&org_id, &id))?;
+    let secrets = serde_json::from_slice(&plain).map_err(|e| StoreError::Invalid(format!("destination secrets: {e}")))?;
+    let filters: String = row.get("filters");
+    let settings: String = row.get("settings");
+    Ok(Destination {
+        org_id: OrgId::from_stored(org_id),
+        kind: row.get("kind"),
+        name: row.get("name"),
+        enabled: row.get::<i64, _>("enabled") != 0,
+        filters: serde_json::from_str(&filters).unwrap_or_default(),
+        settings: serde_json::from_str(&settings).unwrap_or(serde_json::Value::Null),
+        secrets,
+        cursor_seq: row.get("cursor_seq"),
+        created_at_us: row.get("created_at_us"),
+        updated_at_us: row.get("updated_at_us"),
+        id,
+    })
+}
+
+fn delivery_row(row: &sqlx::any::AnyRow) -> Delivery {
+    let status: String = row.get("status");
+    Delivery {
+        org_id: OrgId::from_stored(row.get::<String, _>("org_id")),
+        destination_id: row.get("destination_id"),
+        message_id: row.get("message_id"),
+        seq: row.get("seq"),
+        event: row.get("event"),
+        status: DeliveryStatus::parse(&status).unwrap_or(DeliveryStatus::Failed),
+        attempts: row.get("attempts"),
+        next_attempt_at_us: row.get("next_attempt_at_us"),
+        request: row.get("request"),
+        response_status: row.get("response_status"),
+        response_excerpt: row.get("response_excerpt"),
+        reason: row.get("reason"),
+        created_at_us: row.get("created_at_us"),
+        updated_at_us: row.get("updated_at_us"),
+    }
+}
+
+fn json_text<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+impl Db {
+    /// The highest `seq` below which every insert has finished (see the
+    /// projector's horizon): on PostgreSQL, the sequence's value once every
+    /// appender holding the append lock has committed; on SQLite (one
+    /// writer) every committed seq is final.
+    async fn destinations_horizon(&self) -> Result<Option<i64>, StoreError> {
+        if self.backend() != Backend::Postgres {
+            return Ok(None);
+        }
+        let mut conn = self.pool().acquire().await?;
+        // Before the first insert, last_value is 1 with is_called false.
+        let row = sqlx::query("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_seq_seq")
+            .fetch_one(&mut *conn)
+            .await?;
+        let highest: i64 = row.get(0);
+        sqlx::query("SELECT pg_advisory_lock($1)").bind(crate::projection::PG_APPEND_LOCK).execute(&mut *conn).await?;
+        sqlx::query("SELECT pg_advisory_unlock($1)").bind(crate::projection::PG_APPEND_LOCK).execute(&mut *conn).await?;
+        Ok(Some(highest))
+    }
+
+    /// Creates a destination; it receives the events appended from now on.
+    pub async fn create_destination(&self, org: &OrgId, key: &SecretsKey, new: &NewDestination) -> Result<Destination, StoreError> {
+        let id = new_id("dst");
+        let now = now_micros();
+        let start = match self.destinations_horizon().await? {
+            Some(h) => h,
+            None => sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
+                .fetch_one(self.pool())
+                .await?
+                .get::<i64, _>(0),
+        };
+        let secrets = key.encrypt(json_text(&new.secrets)?.as_bytes(), &context(org.as_str(), &id))?;
+        sqlx::query(&format!(
+            "INSERT INTO destinations ({DESTINATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)"
+        ))
+        .bind(org.as_str())
+        .bind(&id)
+        .bind(&new.kind)
+        .bind(&new.name)
+        .bind(i64::from(new.enabled))
+        .bind(json_text(&new.filters)?)
+        .bind(json_text(&new.settings)?)
+        .bind(secrets)
+        .bind(start)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        self.get_destination(org, key, &id).await
+    }
+
+    pub async fn get_destination(&self, org: &OrgId, key: &SecretsKey, id: &str) -> Result<Destination, StoreError> {
+        let row = sqlx::query(&format!("SELECT {DESTINATION_COLUMNS} FROM destinations WHERE org_id = $1 AND id = $2"))
+            .bind(org.as_str())
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("destination {id}")))?;
+        destination_row(&row, key)
+    }
+
+    pub async fn list_destinations(&self, org: &OrgId, key: &SecretsKey) -> Result<Vec<Destination>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {DESTINATION_COLUMNS} FROM destinations WHERE org_id = $1 ORDER BY created_at_us, id"))
+            .bind(org.as_str())
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|r| destination_row(r, key)).collect()
+    }
+
+    /// Writes a destination's name, enabled flag, filters, settings and
+    /// secrets (read it, change it, write it back); not its cursor.
+    pub async fn update_destination(&self, key: &SecretsKey, d: &Destination) -> Result<Destination, StoreError> {
+        let secrets = key.encrypt(json_text(&d.secrets)?.as_bytes(), &context(d.org_id.as_str(), &d.id))?;
+        let done = sqlx::query(
+            "UPDATE destinations SET name = $1, enabled = $2, filters = $3, settings = $4, secrets = $5, updated_at_us = $6 \
+             WHERE org_id = $7 AND id = $8",
+        )
+        .bind(&d.name)
+        .bind(i64::from(d.enabled))
+        .bind(json_text(&d.filters)?)
+        .bind(json_text(&d.settings)?)
+        .bind(secrets)
+        .bind(now_micros())
+        .bind(d.org_id.as_str())
+        .bind(&d.id)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("destination {}", d.id)));
+        }
+        self.get_destination(&d.org_id, key, &d.id).await
+    }
+
+    /// Deletes a destination and its delivery log.
+    pub async fn delete_destination(&self, org: &OrgId, id: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query("DELETE FROM destinations WHERE org_id = $1 AND id = $2")
+            .bind(org.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("destination {id}")));
+        }
+        sqlx::query("DELETE FROM deliveries WHERE org_id = $1 AND destination_id = $2")
+            .bind(org.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Turns new events of the log into `pending` deliveries of every
+    /// enabled destination whose filters match, advancing each
+    /// destination's cursor in the same transaction. Returns the deliveries
+    /// created.
+    pub async fn enqueue_from_log(&self) -> Result<u64, StoreError> {
+        let horizon = self.destinations_horizon().await?;
+        let targets = sqlx::query("SELECT org_id, id FROM destinations WHERE enabled = 1 ORDER BY org_id, id")
+            .fetch_all(self.pool())
+            .await?;
+        let mut created = 0;
+        for row in &targets {
+            let org: String = row.get("org_id");
+            let id: String = row.get("id");
+            loop {
+                let (n, read) = self.enqueue_one(&org, &id, horizon).await?;
+                created += n;
+                if read < ENQUEUE_BATCH {
+                    break;
+                }
+            }
+        }
+        Ok(created)
+    }
+
+    /// One batch of one destination: (deliveries created, events read).
+    async fn enqueue_one(&self, org: &str, id: &str, horizon: Option<i64>) -> Result<(u64, i64), StoreError> {
+        let mut tx = self.begin_write().await?;
+        // Takes the row's lock first, so two nodes enqueue one destination in turns.
+        let locked = sqlx::query("UPDATE destinations SET cursor_seq = cursor_seq WHERE org_id = $1 AND id = $2 AND enabled = 1")
+            .bind(org)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if locked.rows_affected() == 0 {
+            return Ok((0, 0));
+        }
+        let row = sqlx::query("SELECT cursor_seq, filters FROM destinations WHERE org_id = $1 AND id = $2")
+            .bind(org)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let cursor: i64 = row.get("cursor_seq");
+        let filters: Filters = serde_json::from_str(&row.get::<String, _>("filters")).unwrap_or_default();
+        let mut st = Statement::new("SELECT seq, message_id, type, event, erased_at_us FROM events WHERE org_id = $1 AND seq > $2");
+        st.bind(Bind::Text(org.to_owned()));
+        st.bind(Bind::Int(cursor));
+        if let Some(h) = horizon {
+            let m = st.bind(Bind::Int(h));
+            st.push(&format!(" AND seq <= {m}"));
+        }
+        st.push(&format!(" ORDER BY seq LIMIT {ENQUEUE_BATCH}"));
+        let rows = st.query().fetch_all(&mut *tx).await?;
+        let Some(last) = rows.last().map(|r| r.get::<i64, _>("seq")) else {
+            return Ok((0, 0));
+        };
+        let now = now_micros();
+        let mut created = 0;
+        for event in &rows {
+            if event.get::<Option<i64>, _>("erased_at_us").is_some() {
+                continue;
+            }
+            let message_type: String = event.get("type");
+            let name: Option<String> = event.get("event");
+            if !filters.matches(&message_type, name.as_deref()) {
+                continue;
+            }
+            let done = sqlx::query(&format!(
+                "INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, NULL, NULL, NULL, NULL, $6, $6) \
+                 ON CONFLICT (org_id, destination_id, message_id) DO NOTHING"
+            ))
+            .bind(org)
+            .bind(id)
+            .bind(event.get::<String, _>("message_id"))
+            .bind(event.get::<i64, _>("seq"))
+            .bind(name)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            created += done.rows_affected();
+        }
+        sqlx::query("UPDATE destinations SET cursor_seq = $1 WHERE org_id = $2 AND id = $3")
+            .bind(last)
+            .bind(org)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((created, rows.len() as i64))
+    }
+
+    /// Claims up to `limit` deliveries due at `now` of enabled destinations:
+    /// each claimed one is not due again until `now + lease_us`, so another
+    /// node (or the next tick) does not send it meanwhile; a process killed
+    /// mid-delivery leaves it to be retried after the lease.
+    pub async fn due_deliveries(&self, now: i64, limit: i64, lease_us: i64) -> Result<Vec<DueDelivery>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT d.org_id, d.destination_id, d.message_id, d.event, d.attempts, d.next_attempt_at_us, e.payload \
+             FROM deliveries d \
+             JOIN destinations t ON t.org_id = d.org_id AND t.id = d.destination_id \
+             JOIN events e ON e.org_id = d.org_id AND e.seq = d.seq \
+             WHERE d.status IN ('pending', 'retrying') AND d.next_attempt_at_us <= $1 AND t.enabled = 1 \
+             ORDER BY d.next_attempt_at_us LIMIT {}",
+            limit.max(1)
+        ))
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let org: String = row.get("org_id");
+            let destination_id: String = row.get("destination_id");
+            let message_id: String = row.get("message_id");
+            let due_at: i64 = row.get("next_attempt_at_us");
+            let done = sqlx::query(
+                "UPDATE deliveries SET next_attempt_at_us = $1 WHERE org_id = $2 AND destination_id = $3 AND message_id = $4 \
+                 AND next_attempt_at_us = $5 AND status IN ('pending', 'retrying')",
+            )
+            .bind(now.saturating_add(lease_us))
+            .bind(&org)
+            .bind(&destination_id)
+            .bind(&message_id)
+            .bind(due_at)
+            .execute(self.pool())
+            .await?;
+            if done.rows_affected() == 1 {
+                claimed.push(DueDelivery {
+                    org_id: OrgId::from_stored(org),
+                    destination_id,
+                    message_id,
+                    event: row.get("event"),
+                    attempts: row.get("attempts"),
+                    payload: row.get("payload"),
+                });
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Records an attempt's outcome. A delivery that is already delivered,
+    /// failed or skipped is left as it is (returns `false`).
+    pub async fn record_attempt(&self, org: &OrgId, destination_id: &str, message_id: &str, a: &AttemptRecord) -> Result<bool, StoreError> {
+        let next = match a.status {
+            DeliveryStatus::Retrying | DeliveryStatus::Pending => a.next_attempt_at_us.or(Some(now_micros())),
+            _ => None,
+        };
+        let done = sqlx::query(
+            "UPDATE deliveries SET status = $1, attempts = attempts + $2, next_attempt_at_us = $3, request = $4, \
+             response_status = $5, response_excerpt = $6, reason = $7, updated_at_us = $8 \
+             WHERE org_id = $9 AND destination_id = $10 AND message_id = $11 AND status IN ('pending', 'retrying')",
+        )
+        .bind(a.status.as_str())
+        .bind(i64::from(a.sent))
+        .bind(next)
+        .bind(a.request.as_deref())
+        .bind(a.response_status)
+        .bind(a.response_excerpt.as_deref())
+        .bind(a.reason.as_deref())
+        .bind(now_micros())
+        .bind(org.as_str())
+        .bind(destination_id)
+        .bind(message_id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// One destination's delivery log, newest first.
+    pub async fn list_deliveries(&self, org: &OrgId, destination_id: &str, filter: &DeliveryFilter) -> Result<Vec<Delivery>, StoreError> {
+        let mut st = Statement::new(format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE org_id = $1 AND destination_id = $2"));
+        st.bind(Bind::Text(org.as_str().to_owned()));
+        st.bind(Bind::Text(destination_id.to_owned()));
+        if let Some(status) = filter.status {
+            let m = st.bind(Bind::Text(status.as_str().to_owned()));
+            st.push(&format!(" AND status = {m}"));
+        }
+        if let Some(event) = &filter.event {
+            let m = st.bind(Bind::Text(event.clone()));
+            st.push(&format!(" AND event = {m}"));
+        }
+        if let Some(before) = filter.before_seq {
+            let m = st.bind(Bind::Int(before));
+            st.push(&format!(" AND seq < {m}"));
+        }
+        st.push(&format!(" ORDER BY seq DESC LIMIT {}", filter.limit.clamp(1, 1000)));
+        let rows = st.query().fetch_all(self.pool()).await?;
+        Ok(rows.iter().map(delivery_row).collect())
+    }
+
+    pub async fn get_delivery(&self, org: &OrgId, destination_id: &str, message_id: &str) -> Result<Delivery, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE org_id = $1 AND destination_id = $2 AND message_id = $3"
+        ))
+        .bind(org.as_str())
+        .bind(destination_id)
+        .bind(message_id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("delivery {message_id}")))?;
+        Ok(delivery_row(&row))
+    }
+
+    /// Puts a failed delivery back in the queue (`failed` → `pending`, due
+    /// now, attempts reset). `Ok(false)` when it exists but is not failed:
+    /// a delivered one is never sent again.
+    pub async fn replay_delivery(&self, org: &OrgId, destination_id: &str, message_id: &str) -> Result<bool, StoreError> {
+        let now = now_micros();
+        let done = sqlx::query(
+            "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at_us = $1, reason = NULL, updated_at_us = $1 \
+             WHERE org_id = $2 AND destination_id = $3 AND message_id = $4 AND status = 'failed'",
+        )
+        .bind(now)
+        .bind(org.as_str())
+        .bind(destination_id)
+        .bind(message_id)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(true);
+        }
+        self.get_delivery(org, destination_id, message_id).await.map(|_| false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_round_trip_and_are_bound_to_their_row() {
+        let key = SecretsKey::generate();
+        let sealed = key.encrypt(b"whsec_abc", "org_a:dst_1").unwrap();
+        assert!(!sealed.contains("whsec"));
+        assert_eq!(key.decrypt(&sealed, "org_a:dst_1").unwrap(), b"whsec_abc");
+        assert!(key.decrypt(&sealed, "org_b:dst_1").is_err());
+        assert!(SecretsKey::generate().decrypt(&sealed, "org_a:dst_1").is_err());
+        assert_eq!(SecretsKey::from_base64(&key.to_base64()).unwrap().0, key.0);
+        assert!(!format!("{key:?}").contains(&key.to_base64()));
+    }
+
+    #[test]
+    fn filters_match_names_and_types() {
+        let all = Filters::default();
+        assert!(all.matches("page", None));
+        let orders = Filters { events: vec!["Order Completed".into()], types: vec![] };
+        assert!(orders.matches("track", Some("Order Completed")));
+        assert!(!orders.matches("track", Some("Viewed")));
+        assert!(!orders.matches("page", None));
+        let identifies = Filters { events: vec![], types: vec!["identify".into()] };
+        assert!(identifies.matches("identify", None));
+        assert!(!identifies.matches("track", Some("x")));
+    }
+
+    #[test]
+    fn the_previous_secret_signs_only_during_its_grace() {
+        let s = DestinationSecrets {
+            signing_secret: Some("whsec_new".into()),
+            previous_signing_secret: Some("whsec_old".into()),
+            previous_expires_at_us: Some(100),
+            ..Default::default()
+        };
+        assert_eq!(s.active_signing_secrets(50), vec!["whsec_new", "whsec_old"]);
+        assert_eq!(s.active_signing_secrets(100), vec!["whsec_new"]);
+        assert!(!format!("{s:?}").contains("whsec"));
+    }
+}
