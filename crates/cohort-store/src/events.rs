@@ -5,6 +5,7 @@ use cohort_domain::collect::NormalizedMessage;
 use cohort_domain::ids::{OrgId, SourceId};
 use sqlx::Row;
 
+use crate::sql::{Bind, Statement};
 use crate::db::{sqlite_error, AppendPool, AppenderState, SqliteAppender};
 use crate::{Db, StoreError};
 
@@ -121,6 +122,28 @@ pub struct StoredEvent {
     pub notes: Option<String>,
 }
 
+/// The columns `query_events` and the profile timeline select.
+pub(crate) const STORED_EVENT_COLUMNS: &str =
+    "seq, source_id, message_id, type, event, user_id, anonymous_id, email, timestamp_us, received_at_us, payload, notes";
+
+/// A row of those columns (qualified or not) as a `StoredEvent`.
+pub(crate) fn stored_event(r: &sqlx::any::AnyRow) -> StoredEvent {
+    StoredEvent {
+        seq: r.get("seq"),
+        source_id: r.get("source_id"),
+        message_id: r.get("message_id"),
+        message_type: r.get("type"),
+        event: r.get("event"),
+        user_id: r.get("user_id"),
+        anonymous_id: r.get("anonymous_id"),
+        email: r.get("email"),
+        timestamp_us: r.get("timestamp_us"),
+        received_at_us: r.get("received_at_us"),
+        payload: r.get("payload"),
+        notes: r.get("notes"),
+    }
+}
+
 /// Filters of a read; `None` means "any".
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {
@@ -139,24 +162,15 @@ pub struct EventQuery {
     pub limit: u32,
 }
 
-/// A SQL text with `$n` placeholders built alongside its values, since the
-/// `Any` driver does not number placeholders itself.
-enum Bind {
-    Text(String),
-    Int(i64),
-}
-
 impl Db {
     /// Events of `org` matching `query`, in `seq` order.
     pub async fn query_events(&self, org: &OrgId, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut sql = String::from(
-            "SELECT seq, source_id, message_id, type, event, user_id, anonymous_id, email, \
-             timestamp_us, received_at_us, payload, notes FROM events WHERE org_id = $1",
-        );
-        let mut binds = vec![Bind::Text(org.as_str().to_owned())];
+        let mut st = Statement::new(format!("SELECT {STORED_EVENT_COLUMNS} FROM events WHERE org_id = "));
+        let m = st.bind(Bind::Text(org.as_str().to_owned()));
+        st.push(&m);
         let mut filter = |column: &str, op: &str, value: Bind| {
-            binds.push(value);
-            sql.push_str(&format!(" AND {column} {op} ${}", binds.len()));
+            let m = st.bind(value);
+            st.push(&format!(" AND {column} {op} {m}"));
         };
         if let Some(v) = &query.message_type {
             filter("type", "=", Bind::Text(v.clone()));
@@ -182,33 +196,12 @@ impl Db {
         if let Some(v) = query.after_seq {
             filter("seq", if query.newest_first { "<" } else { ">" }, Bind::Int(v));
         }
-        sql.push_str(if query.newest_first { " ORDER BY seq DESC" } else { " ORDER BY seq ASC" });
-        sql.push_str(&format!(" LIMIT {}", query.limit.clamp(1, 1000)));
-
-        let mut q = sqlx::query(&sql);
-        for bind in binds {
-            q = match bind {
-                Bind::Text(v) => q.bind(v),
-                Bind::Int(v) => q.bind(v),
-            };
-        }
-        let rows = q.fetch_all(self.pool()).await?;
+        st.push(if query.newest_first { " ORDER BY seq DESC" } else { " ORDER BY seq ASC" });
+        st.push(&format!(" LIMIT {}", query.limit.clamp(1, 1000)));
+        let rows = st.query().fetch_all(self.pool()).await?;
         Ok(rows
-            .into_iter()
-            .map(|r| StoredEvent {
-                seq: r.get("seq"),
-                source_id: r.get("source_id"),
-                message_id: r.get("message_id"),
-                message_type: r.get("type"),
-                event: r.get("event"),
-                user_id: r.get("user_id"),
-                anonymous_id: r.get("anonymous_id"),
-                email: r.get("email"),
-                timestamp_us: r.get("timestamp_us"),
-                received_at_us: r.get("received_at_us"),
-                payload: r.get("payload"),
-                notes: r.get("notes"),
-            })
+            .iter()
+            .map(stored_event)
             .collect())
     }
 

@@ -176,20 +176,7 @@ impl Db {
             .fetch_all(self.pool())
             .await?
             .iter()
-            .map(|r| StoredEvent {
-                seq: r.get("seq"),
-                source_id: r.get("source_id"),
-                message_id: r.get("message_id"),
-                message_type: r.get("type"),
-                event: r.get("event"),
-                user_id: r.get("user_id"),
-                anonymous_id: r.get("anonymous_id"),
-                email: r.get("email"),
-                timestamp_us: r.get("timestamp_us"),
-                received_at_us: r.get("received_at_us"),
-                payload: r.get("payload"),
-                notes: r.get("notes"),
-            })
+            .map(crate::events::stored_event)
             .collect())
     }
 
