@@ -569,3 +569,61 @@ async fn bad_pairing_requests_are_refused_naming_the_field() {
         }
     }
 }
+
+#[tokio::test]
+async fn store_events_are_stored_once_under_the_installations_source() {
+    for app in apps().await {
+        let backend = app.backend();
+        create_user(&app, &app.a.org, "ann@example.com", Role::Owner).await;
+        let mut browser = Browser::new(&app);
+        let pairing = create_pairing(&app, &pairing_body("https://blog.example", "wordpress")).await;
+        sign_in(&mut browser, &pairing, "ann@example.com").await;
+        assert_eq!(decide(&mut browser, &pairing, "approve", app.a.org.as_str()).await.status, StatusCode::SEE_OTHER);
+        let got = poll(&app, &pairing).await.json();
+        let token = got["installation_token"].as_str().unwrap().to_owned();
+        let source = installations(&app, &app.a).await[0]["source_id"].as_str().unwrap().to_owned();
+
+        let batch = json!({
+            "batch": [
+                {"type": "identify", "messageId": "wp-signup-identify-1", "userId": "7", "traits": {"email": "sam@shop.test"}},
+                {"type": "track", "messageId": "wp-signup-1", "userId": "7", "event": "Signed Up"},
+            ],
+            "context": {"library": {"name": "cohort-connect", "version": "0.1.0"}},
+            "writeKey": "wk_not_this_one",
+        });
+        // The outbox retries a call whose answer it did not see: the second is a duplicate.
+        for _ in 0..2 {
+            let answer = send_json(&app, "POST", "/connect/v1/events", Some(&token), Some(batch.to_string())).await;
+            assert_eq!(answer.status, StatusCode::OK, "{backend}: {}", answer.text());
+            assert_eq!(answer.json(), json!({"success": true}));
+        }
+        let events = app.get_api(&app.a, "/api/v1/events?order=asc").await.json()["data"].as_array().unwrap().clone();
+        let ours: Vec<&Value> = events.iter().filter(|e| e["message_id"].as_str().is_some_and(|m| m.starts_with("wp-signup"))).collect();
+        assert_eq!(ours.len(), 2, "{backend}: {events:#?}");
+        assert!(ours.iter().all(|e| e["source_id"] == json!(source)), "{backend}: stored under the store's source");
+        assert_eq!(ours[1]["event"], json!("Signed Up"));
+        // Organisation B sees none of it.
+        let other = app.get_api(&app.b, "/api/v1/events").await.json();
+        assert!(other["data"].as_array().unwrap().iter().all(|e| e["message_id"].as_str().is_none_or(|m| !m.starts_with("wp-signup"))));
+
+        // Bad input: 400 naming the message's field, nothing stored.
+        let bad = json!({"batch": [{"type": "track", "messageId": "wp-bad-1", "userId": "7"}]});
+        let answer = send_json(&app, "POST", "/connect/v1/events", Some(&token), Some(bad.to_string())).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{backend}: {}", answer.text());
+        assert_eq!(answer.json()["error"]["field"], json!("batch[0].event"), "{backend}: {}", answer.text());
+        let not_json = send_json(&app, "POST", "/connect/v1/events", Some(&token), Some("{".into())).await;
+        assert_eq!(not_json.status, StatusCode::BAD_REQUEST, "{backend}");
+        assert!(not_json.json()["error"]["code"].is_string());
+
+        // No token, a wrong one, or one revoked by a disconnect: 401.
+        for bearer in [None, Some("cin_wrong")] {
+            let answer = send_json(&app, "POST", "/connect/v1/events", bearer, Some(batch.to_string())).await;
+            assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{backend}");
+        }
+        assert_eq!(send_json(&app, "DELETE", "/connect/v1/installation", Some(&token), None).await.status, StatusCode::NO_CONTENT);
+        let answer = send_json(&app, "POST", "/connect/v1/events", Some(&token), Some(batch.to_string())).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{backend}");
+        let events = app.get_api(&app.a, "/api/v1/events").await.json()["data"].as_array().unwrap().len();
+        assert_eq!(events, 2, "{backend}: nothing else was stored");
+    }
+}

@@ -2,7 +2,7 @@
 //! endpoint alias, the analytics.js settings document and metrics sink, with
 //! CORS for browsers. A `200` is sent only once the events are committed.
 
-mod body;
+pub(crate) mod body;
 pub mod rate_limit;
 mod response;
 mod schema;
@@ -16,14 +16,15 @@ use axum::http::{header, HeaderMap, HeaderName, Method};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use cohort_domain::collect::{normalize_request, Envelope, MessageType};
+use cohort_domain::collect::{normalize_request, Envelope, MessageType, NormalizedMessage};
+use cohort_domain::ids::{OrgId, SourceId};
 use cohort_store::events::NewEvent;
 use cohort_store::writer::AppendError;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use response::{CollectFailure, CollectSuccess};
+pub use response::{success, CollectFailure, CollectSuccess};
 pub use schema::{SegmentBatch, SegmentMessage, SettingsDocument};
 
 use crate::AppState;
@@ -132,16 +133,20 @@ async fn collect_inner(state: &AppState, envelope: Envelope, headers: &HeaderMap
             authenticate(state, key).await?
         }
     };
-    state
-        .inner
-        .rate_limiter
-        .check(&source.source_id, parsed.messages.len())
-        .map_err(CollectFailure::rate_limited)?;
-    let events: Vec<NewEvent> = parsed
-        .messages
-        .into_iter()
-        .map(|m| NewEvent::from_owned(&source.org_id, &source.source_id, m))
-        .collect();
+    append(state, &source.org_id, &source.source_id, parsed.messages).await
+}
+
+/// Appends normalized messages of one source to the log, within the
+/// source's rate limit; `Ok` only once they are committed. The collect API
+/// and the store plugins' `/connect/v1/events` share it.
+pub(crate) async fn append(
+    state: &AppState,
+    org_id: &OrgId,
+    source_id: &SourceId,
+    messages: Vec<NormalizedMessage>,
+) -> Result<(), CollectFailure> {
+    state.inner.rate_limiter.check(source_id, messages.len()).map_err(CollectFailure::rate_limited)?;
+    let events: Vec<NewEvent> = messages.into_iter().map(|m| NewEvent::from_owned(org_id, source_id, m)).collect();
     state.inner.writer.append(events).await.map_err(|e| match e {
         AppendError::Overloaded => CollectFailure::overloaded(),
         AppendError::Unavailable(_) => CollectFailure::unavailable(5),

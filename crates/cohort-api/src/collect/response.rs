@@ -32,6 +32,14 @@ pub struct CollectFailure {
 }
 
 impl CollectFailure {
+    pub(crate) fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST)
+    }
+
+    pub(crate) fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+    }
+
     fn new(status: StatusCode, code: &str, message: impl Into<String>, field: Option<String>) -> Self {
         Self { success: false, code: code.into(), message: message.into(), field, status: status.as_u16(), retry_after: None }
     }

@@ -12,6 +12,7 @@
 
 mod authorize;
 mod input;
+mod events;
 mod installation;
 mod pairing;
 
@@ -36,6 +37,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(pairing::poll_pairing))
         .routes(routes!(authorize::show, authorize::submit))
         .routes(routes!(installation::heartbeat))
+        .routes(routes!(events::store_events))
         .routes(routes!(installation::list_commands))
         .routes(routes!(installation::ack_command))
         .routes(routes!(installation::disconnect))
