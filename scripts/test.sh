@@ -16,6 +16,9 @@
 #   COHORT_TEST_POSTGRES_URL      postgres://postgres@127.0.0.1:$PORT/postgres
 #   COHORT_TEST_REQUIRE_POSTGRES=1
 #   COHORT_TEST_REQUIRE_CLIENTS=1
+#   COHORT_TEST_REQUIRE_WORDPRESS=1  (the plugin's end-to-end test in a real WordPress:
+#                                     Debian's wordpress, mariadb-server, php-mysql; each test
+#                                     starts its own MariaDB and `php -S`, see tests/wordpress/site.sh)
 #   COHORT_TEST_CLIENTS_DIR       absolute path of tests/clients
 #   CHROMIUM=/usr/bin/chromium
 #
@@ -84,13 +87,15 @@ fi
 
 # ---------------------------------------------------------------- WordPress plugin (begin)
 # PHP lint + PHPUnit for plugins/wordpress/cohort-connect (pure outbox/retry logic,
-# no WordPress needed). Installs Debian's php-cli php-xml php-mbstring phpunit
+# no WordPress needed), and the packages of the real WordPress that the cargo test
+# crates/cohort/tests/wordpress_plugin.rs runs the plugin in. Installs Debian's
+# php-cli php-xml php-mbstring phpunit wordpress mariadb-server php-mysql php-curl
 # when missing (unless COHORT_TEST_SKIP_INSTALL=1); any failure fails this script.
 php_plugin_checks() {
   local plugin="$ROOT/plugins/wordpress/cohort-connect"
   local missing=() pkg f
   if [[ "${COHORT_TEST_SKIP_INSTALL:-0}" != 1 ]]; then
-    for pkg in php-cli php-xml php-mbstring phpunit; do
+    for pkg in php-cli php-xml php-mbstring phpunit wordpress mariadb-server php-mysql php-curl; do
       dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
     done
     if ((${#missing[@]})); then
@@ -226,6 +231,7 @@ say "PostgreSQL ready on 127.0.0.1:$PG_PORT"
 export COHORT_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 export COHORT_TEST_REQUIRE_POSTGRES=1
 export COHORT_TEST_REQUIRE_CLIENTS=1
+export COHORT_TEST_REQUIRE_WORDPRESS=1
 export COHORT_TEST_CLIENTS_DIR="$CLIENTS_DIR"
 export CHROMIUM=/usr/bin/chromium
 

@@ -40,6 +40,7 @@ require_once COHORT_CONNECT_DIR . 'includes/class-cohort-api.php';
 require_once COHORT_CONNECT_DIR . 'includes/class-cohort-pairing.php';
 require_once COHORT_CONNECT_DIR . 'includes/class-cohort-heartbeat.php';
 require_once COHORT_CONNECT_DIR . 'includes/class-cohort-tracking.php';
+require_once COHORT_CONNECT_DIR . 'includes/class-cohort-account-events.php';
 require_once COHORT_CONNECT_DIR . 'includes/class-cohort-admin.php';
 require_once COHORT_CONNECT_DIR . 'includes/class-cohort-plugin.php';
 

@@ -278,6 +278,10 @@ final class Cohort_Admin {
 					'' !== (string) $notice['message'] ? ' ' . esc_html( (string) $notice['message'] ) : ''
 				);
 			}
+			// Success is said once; a denial or an expiry stays until the next attempt.
+			if ( 'approved' === $state ) {
+				delete_option( Cohort_Pairing::NOTICE_OPTION );
+			}
 		}
 
 		if ( null !== $pending ) {

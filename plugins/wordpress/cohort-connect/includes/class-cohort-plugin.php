@@ -32,6 +32,7 @@ final class Cohort_Plugin {
 		add_action( self::CRON_POLL, array( 'Cohort_Pairing', 'cron_poll' ) );
 		add_action( 'wp_enqueue_scripts', array( 'Cohort_Tracking', 'enqueue' ) );
 		add_filter( 'script_loader_tag', array( 'Cohort_Tracking', 'async_tag' ), 10, 2 );
+		Cohort_Account_Events::boot();
 		if ( is_admin() ) {
 			Cohort_Admin::boot();
 		}

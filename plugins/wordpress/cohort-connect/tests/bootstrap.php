@@ -15,4 +15,5 @@ require_once $cohort_includes . 'class-cohort-failure-log.php';
 require_once $cohort_includes . 'class-cohort-outbox-report.php';
 require_once $cohort_includes . 'class-cohort-outbox.php';
 require_once $cohort_includes . 'class-cohort-pairing-protocol.php';
+require_once $cohort_includes . 'class-cohort-account-events.php';
 require_once __DIR__ . '/class-memory-storage.php';
