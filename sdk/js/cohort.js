@@ -387,6 +387,11 @@
       ids.seen = seen
       persist()
     }
+  } else if (user === null && ids.seen) {
+    // The site says nobody is signed in (null, not absent) but this browser
+    // was identified as its signed-in user: they signed out. Forget them, so
+    // the next visitor on this device is not taken for them.
+    api.reset()
   }
   if (cfg.page !== false) api.page()
   w.cohort = api

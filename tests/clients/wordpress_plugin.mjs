@@ -197,6 +197,16 @@ try {
     while (Date.now() < deadline && !(want.every((t) => sent.some((m) => m.type === t)) && answered.length >= requests.length && requests.length > 0)) {
       await page.waitForTimeout(100)
     }
+    if (args.thenSignOut) {
+      const before = sent.length
+      await page.goto(`${wp}/wp-login.php?action=logout`)
+      // WordPress asks "Do you really want to log out?" with a nonce link.
+      await Promise.all([page.waitForNavigation(), page.click('a[href*="action=logout"]')])
+      await page.goto(`${wp}/`)
+      while (Date.now() < deadline && !sent.slice(before).some((m) => m.type === 'page')) await page.waitForTimeout(100)
+      out.afterSignOut = sent.slice(before)
+      out.configAfterSignOut = await page.evaluate(() => window.cohortConfig ?? null)
+    }
     out.requests = requests
     out.statuses = answered
     out.sent = sent

@@ -330,12 +330,16 @@ async fn run_scenario(test_db: &cohort_testkit::TestDb) {
     assert_eq!(stored.get(page_view["messageId"].as_str().unwrap()), Some(&1), "the page view is stored once");
 
     // A signed-in visitor: identified by the SDK (user id and email) and "Signed In" from the server side.
-    let shopper = browser("storefront", &wp, &url, json!({"user": "shopper", "password": "password"})).await;
+    let shopper = browser("storefront", &wp, &url, json!({"user": "shopper", "password": "password", "thenSignOut": true})).await;
     let shopper_id = wp.php("echo get_user_by('login', 'shopper')->ID;").await.trim().to_owned();
     assert_eq!(shopper["config"]["user"]["email"], "shopper@shop.test");
     let identify = shopper["sent"].as_array().unwrap().iter().find(|m| m["type"] == "identify").cloned().expect("an identify");
     assert_eq!(identify["userId"], shopper_id.as_str());
     assert_eq!(identify["traits"]["email"], "shopper@shop.test");
+    // Signed out: the SDK forgets the user (a new anonymous id, no user id).
+    let after: Vec<&Value> = shopper["afterSignOut"].as_array().unwrap().iter().filter(|m| m["type"] == "page").collect();
+    assert!(shopper["configAfterSignOut"]["user"].is_null(), "{shopper:#}");
+    assert!(!after.is_empty() && after.iter().all(|m| m["userId"].is_null() && m["anonymousId"] != identify["anonymousId"]), "{shopper:#}");
     eventually("Signed In stored", || async { !events_named(&url, &token, "Signed In").await.is_empty() }).await;
     let signed_in = events_named(&url, &token, "Signed In").await;
     assert_eq!(signed_in.len(), 1);
