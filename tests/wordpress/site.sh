@@ -10,7 +10,8 @@
 #   site.sh create    DIR URL NAME   copy WordPress into DIR/www, database NAME, install it for URL
 #                                    (admin user `admin` / `password`, a subscriber `shopper` / `password`),
 #                                    and copy the plugin into wp-content/plugins (not activated)
-#   site.sh serve     DIR PORT       run `php -S 127.0.0.1:PORT` on DIR/www (foreground; 4 workers)
+#   site.sh serve     DIR PORT       run `php -S 127.0.0.1:PORT` on DIR/www (foreground; opcache on;
+#                                    PHP_CLI_SERVER_WORKERS workers, default 4)
 #   site.sh php       DIR CODE       run PHP CODE with WordPress loaded (as a CLI request)
 #
 # Needs Debian's wordpress, mariadb-server, php-cli, php-mysql (scripts/test.sh installs them).
@@ -125,7 +126,8 @@ PHP
 serve() {
   local dir="$1" port="$2"
   # Several workers: WordPress pages, the SDK's calls and cron runs overlap.
-  PHP_CLI_SERVER_WORKERS="${PHP_CLI_SERVER_WORKERS:-4}" exec php -S "127.0.0.1:$port" -t "$dir/www"
+  # opcache on, as on any production PHP (the CLI SAPI leaves it off by default).
+  PHP_CLI_SERVER_WORKERS="${PHP_CLI_SERVER_WORKERS:-4}" exec php -d opcache.enable_cli=1 -d opcache.validate_timestamps=1 -S "127.0.0.1:$port" -t "$dir/www"
 }
 
 run_php() {
