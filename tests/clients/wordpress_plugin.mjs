@@ -10,8 +10,8 @@
 //                  (args.account) or sign in, read the code, then args.decision
 //                  ("approve" | "deny") for the organisation named args.org; back in WordPress,
 //                  report what the plugin's page shows
-//     admin-page   open Settings → Cohort and report it; args.click names a button to press
-//                  first ("retry" | "disconnect" | "check")
+//     admin-page   open Settings → Cohort (or args.path, e.g. /wp-admin/index.php) and report
+//                  it; args.click names a button to press first ("retry" | "disconnect" | "check")
 //     deactivate   deactivate the plugin on the Plugins screen
 //     delete       delete it there (WordPress runs its uninstall.php)
 //     storefront   open the home page (as args.user, signed in through wp-login.php, or
@@ -149,7 +149,7 @@ try {
     await snap(`wordpress-after-${args.decision}`)
   } else if (step === 'admin-page') {
     await ensureAdmin()
-    await page.goto(pluginPage)
+    await page.goto(args.path ? `${wp}${args.path}` : pluginPage)
     if (args.click) {
       await Promise.all([page.waitForNavigation(), page.click(`#cohort-connect-${args.click}`)])
     }

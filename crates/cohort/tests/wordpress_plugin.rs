@@ -11,6 +11,7 @@
 //! identified; the heartbeat recorded and the installation healthy; Cohort
 //! down for a while, then up: every call the plugin queued meanwhile
 //! delivered, each event once; disconnect revokes (the old token gets 401);
+//! a token revoked on Cohort's side puts the plugin in "disconnected";
 //! deactivate keeps the connection; deleting the plugin revokes and leaves no
 //! option, table or cron event; no PHP notice caused by the plugin with
 //! WP_DEBUG on.
@@ -401,6 +402,21 @@ async fn run_scenario(test_db: &cohort_testkit::TestDb) {
     let listed = installations(&url, &token).await;
     assert_eq!(listed.iter().find(|i| i["id"] == installation_id.as_str()).unwrap()["status"], "disconnected");
     assert!(wp.option("cohort_connect_connection").await.is_null());
+
+    // Reconnect; then Cohort revokes the token behind the plugin's back: the
+    // next call gets 401 and the plugin says it is disconnected, everywhere in wp-admin.
+    let again = browser("pair", &wp, &url, json!({"account": account, "org": "Default", "decision": "approve"})).await;
+    assert_eq!(again["page"]["connected"], "✓ Connected to Default", "{again:#}");
+    let revoked_token = wp.option("cohort_connect_connection").await["installation_token"].as_str().unwrap().to_owned();
+    let revoke = reqwest::Client::new().delete(format!("{url}/connect/v1/installation")).bearer_auth(&revoked_token).send().await.unwrap();
+    assert_eq!(revoke.status(), reqwest::StatusCode::NO_CONTENT);
+    wp.run_cron_event("cohort_connect_heartbeat").await;
+    let revoked = browser("admin-page", &wp, &url, json!({})).await;
+    assert!(revoked["page"]["revoked"].as_str().is_some_and(|t| t.starts_with("Disconnected.")), "{revoked:#}");
+    assert!(revoked["page"]["failures"].as_array().unwrap().iter().any(|f| f.as_str().unwrap().contains("401")), "{revoked:#}");
+    assert!(revoked["page"]["buttons"].as_array().unwrap().contains(&json!("cohort-connect-start")), "it offers to reconnect");
+    let elsewhere = browser("admin-page", &wp, &url, json!({"path": "/wp-admin/index.php"})).await;
+    assert!(elsewhere["page"]["notices"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().contains("Cohort Connect is disconnected")), "{elsewhere:#}");
 
     // Reconnect, then deactivate: nothing is sent, the connection is kept.
     let again = browser("pair", &wp, &url, json!({"account": account, "org": "Default", "decision": "approve"})).await;
