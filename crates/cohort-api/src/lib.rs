@@ -17,6 +17,7 @@ mod error;
 mod health;
 mod html;
 mod openapi;
+mod resource_intake;
 mod sdk;
 pub mod session;
 mod setup;

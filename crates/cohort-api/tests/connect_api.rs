@@ -627,3 +627,60 @@ async fn store_events_are_stored_once_under_the_installations_source() {
         assert_eq!(events, 2, "{backend}: nothing else was stored");
     }
 }
+
+fn wc_fixture(name: &str) -> Value {
+    let path = format!("{}/../../../shared/fixtures/wc-rest-v3-{name}.docs-example.json", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn store_resources_become_orders_products_and_derived_events_once() {
+    for app in apps().await {
+        let backend = app.backend();
+        create_user(&app, &app.a.org, "ann@example.com", Role::Owner).await;
+        let mut browser = Browser::new(&app);
+        let mut body = pairing_body("https://shop.example", "woocommerce");
+        body["currency"] = json!("USD");
+        let pairing = create_pairing(&app, &body).await;
+        sign_in(&mut browser, &pairing, "ann@example.com").await;
+        assert_eq!(decide(&mut browser, &pairing, "approve", app.a.org.as_str()).await.status, StatusCode::SEE_OTHER);
+        let token = poll(&app, &pairing).await.json()["installation_token"].as_str().unwrap().to_owned();
+        let send = |topic: &str, resource: Value| {
+            send_json(&app, "POST", "/connect/v1/resources", Some(&token), Some(json!({"topic": topic, "resource": resource}).to_string()))
+        };
+
+        // A product priced in the store's currency, then the order, twice (the outbox retried it).
+        let product = send("product.updated", wc_fixture("product")).await;
+        assert_eq!(product.status, StatusCode::ACCEPTED, "{backend}: {}", product.text());
+        let first = send("order.updated", wc_fixture("order")).await;
+        assert_eq!(first.status, StatusCode::ACCEPTED, "{backend}: {}", first.text());
+        assert_eq!(first.json()["duplicate"], json!(false));
+        let again = send("order.updated", wc_fixture("order")).await;
+        assert_eq!(again.json()["duplicate"], json!(true), "{backend}");
+        assert_eq!(again.json()["message_id"], first.json()["message_id"]);
+        app.projected().await;
+
+        let orders = app.get_api(&app.a, "/api/v1/orders").await.json();
+        assert_eq!(orders["data"].as_array().unwrap().len(), 1, "{backend}: {orders}");
+        assert_eq!(orders["data"][0]["order_id"], json!("727"));
+        assert_eq!(orders["data"][0]["total"], json!({"amount": "29.35", "currency": "USD"}), "{backend}");
+        let products = app.get_api(&app.a, "/api/v1/products").await.json();
+        assert_eq!(products["data"][0]["price"], json!({"amount": "21.99", "currency": "USD"}), "{backend}");
+        let completed = app.get_api(&app.a, "/api/v1/events?event=Order%20Completed").await.json();
+        assert_eq!(completed["data"].as_array().unwrap().len(), 1, "{backend}: derived once: {completed}");
+
+        // Bad input names the field and stores nothing.
+        let mut bad = wc_fixture("order");
+        bad["line_items"][0]["total"] = json!("12,00");
+        let answer = send("order.updated", bad).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{backend}: {}", answer.text());
+        assert_eq!(answer.json()["error"]["field"], json!("resource.line_items[0].total"), "{backend}");
+        let answer = send("coupon.updated", json!({})).await;
+        assert_eq!(answer.json()["error"]["field"], json!("topic"), "{backend}");
+        let answer = send_json(&app, "POST", "/connect/v1/resources", Some(&token), Some("[]".into())).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{backend}");
+        let answer = send_json(&app, "POST", "/connect/v1/resources", Some("cin_wrong"), Some(json!({"topic": "order.updated", "resource": wc_fixture("order")}).to_string())).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{backend}");
+        assert_eq!(app.get_api(&app.b, "/api/v1/orders").await.json()["data"], json!([]), "{backend}: tenancy");
+    }
+}

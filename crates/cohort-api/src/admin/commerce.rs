@@ -6,18 +6,16 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use cohort_domain::commerce::woocommerce::resource_message;
 use cohort_domain::ids::SourceId;
 use cohort_domain::profile::OrderView;
-use cohort_store::events::NewEvent;
 use cohort_store::projection::{OrderFilter, ProductFilter, ProductRecord};
-use cohort_store::writer::AppendError;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::profiles::parse_limit;
 use super::ApiCaller;
 use crate::error::ErrorBody;
+use crate::resource_intake::{store_resource, IntakeError, ResourceAccepted};
 use crate::{ApiError, AppState};
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -149,15 +147,6 @@ pub struct ResourceBody {
     pub currency: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ResourceAccepted {
-    /// The log message id: (kind, id, `date_modified_gmt`), so the same
-    /// version sent again is recognised.
-    pub message_id: String,
-    /// This version was already stored.
-    pub duplicate: bool,
-}
-
 /// Takes a WooCommerce order, customer or product for one of the
 /// organisation's sources (the store). It is stored in the event log and
 /// projected: orders and customers onto profiles, products into the
@@ -186,12 +175,11 @@ pub async fn ingest_resource(
     let Json(body) = body.map_err(|e| ApiError::invalid("body", e.body_text()))?;
     let sources = state.db().list_sources(&caller.org).await?;
     let source = sources.iter().find(|s| s.id.as_str() == source_id).ok_or_else(|| ApiError::not_found("source"))?;
-    let message = resource_message(source.id.as_str(), &body.topic, &body.resource, body.currency.as_deref())
-        .map_err(|e| ApiError::invalid(&e.field, e.to_string()))?;
-    let event = NewEvent::from_resource(&caller.org, &SourceId::from_stored(source.id.as_str()), &message, cohort_store::now_micros());
-    let inserted = state.inner.writer.append(vec![event]).await.map_err(|e| match e {
-        AppendError::Overloaded => ApiError::overloaded(),
-        AppendError::Unavailable(_) | AppendError::ShuttingDown => ApiError::unavailable(),
-    })?;
-    Ok((StatusCode::ACCEPTED, Json(ResourceAccepted { message_id: message.message_id, duplicate: inserted == 0 })))
+    let source = SourceId::from_stored(source.id.as_str());
+    match store_resource(&state, &caller.org, &source, &body.topic, &body.resource, body.currency.as_deref()).await {
+        Ok(accepted) => Ok((StatusCode::ACCEPTED, Json(accepted))),
+        Err(IntakeError::Invalid { field, message }) => Err(ApiError::invalid(&field, message)),
+        Err(IntakeError::Overloaded) => Err(ApiError::overloaded()),
+        Err(IntakeError::Unavailable) => Err(ApiError::unavailable()),
+    }
 }

@@ -15,6 +15,7 @@ mod input;
 mod events;
 mod installation;
 mod pairing;
+mod resources;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -38,6 +39,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(authorize::show, authorize::submit))
         .routes(routes!(installation::heartbeat))
         .routes(routes!(events::store_events))
+        .routes(routes!(resources::store_changed_resource))
         .routes(routes!(installation::list_commands))
         .routes(routes!(installation::ack_command))
         .routes(routes!(installation::disconnect))
@@ -96,11 +98,17 @@ impl ConnectError {
     pub fn not_found(what: &str) -> Self {
         Self { status: StatusCode::NOT_FOUND, code: "not_found", message: format!("{what} not found"), field: None }
     }
-}
 
-impl From<StoreError> for ConnectError {
-    fn from(error: StoreError) -> Self {
-        tracing::error!(%error, "storage error");
+    pub fn overloaded() -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "overloaded",
+            message: "Cohort is busy; retry after Retry-After".into(),
+            field: None,
+        }
+    }
+
+    pub fn unavailable() -> Self {
         Self {
             status: StatusCode::SERVICE_UNAVAILABLE,
             code: "unavailable",
@@ -110,11 +118,18 @@ impl From<StoreError> for ConnectError {
     }
 }
 
+impl From<StoreError> for ConnectError {
+    fn from(error: StoreError) -> Self {
+        tracing::error!(%error, "storage error");
+        Self::unavailable()
+    }
+}
+
 impl IntoResponse for ConnectError {
     fn into_response(self) -> Response {
         let body = ErrorBody { error: ErrorDetail { code: self.code.into(), message: self.message, field: self.field } };
         let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if self.status == StatusCode::SERVICE_UNAVAILABLE || self.status == StatusCode::TOO_MANY_REQUESTS {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         response
