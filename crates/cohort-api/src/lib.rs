@@ -12,7 +12,7 @@
 
 pub mod admin;
 pub mod collect;
-mod connect;
+pub(crate) mod connect;
 mod error;
 mod health;
 mod html;

@@ -570,17 +570,25 @@ async fn bad_pairing_requests_are_refused_naming_the_field() {
     }
 }
 
+/// A store of organisation A paired by its owner; returns the installation's
+/// token and id.
+async fn paired_store(app: &TestApp, store_url: &str, platform: &str) -> (String, String) {
+    create_user(app, &app.a.org, "ann@example.com", Role::Owner).await;
+    let mut browser = Browser::new(app);
+    let mut body = pairing_body(store_url, platform);
+    body["currency"] = json!("USD");
+    let pairing = create_pairing(app, &body).await;
+    sign_in(&mut browser, &pairing, "ann@example.com").await;
+    assert_eq!(decide(&mut browser, &pairing, "approve", app.a.org.as_str()).await.status, StatusCode::SEE_OTHER);
+    let got = poll(app, &pairing).await.json();
+    (got["installation_token"].as_str().unwrap().to_owned(), got["installation_id"].as_str().unwrap().to_owned())
+}
+
 #[tokio::test]
 async fn store_events_are_stored_once_under_the_installations_source() {
     for app in apps().await {
         let backend = app.backend();
-        create_user(&app, &app.a.org, "ann@example.com", Role::Owner).await;
-        let mut browser = Browser::new(&app);
-        let pairing = create_pairing(&app, &pairing_body("https://blog.example", "wordpress")).await;
-        sign_in(&mut browser, &pairing, "ann@example.com").await;
-        assert_eq!(decide(&mut browser, &pairing, "approve", app.a.org.as_str()).await.status, StatusCode::SEE_OTHER);
-        let got = poll(&app, &pairing).await.json();
-        let token = got["installation_token"].as_str().unwrap().to_owned();
+        let (token, _) = paired_store(&app, "https://blog.example", "wordpress").await;
         let source = installations(&app, &app.a).await[0]["source_id"].as_str().unwrap().to_owned();
 
         let batch = json!({
@@ -637,14 +645,7 @@ fn wc_fixture(name: &str) -> Value {
 async fn store_resources_become_orders_products_and_derived_events_once() {
     for app in apps().await {
         let backend = app.backend();
-        create_user(&app, &app.a.org, "ann@example.com", Role::Owner).await;
-        let mut browser = Browser::new(&app);
-        let mut body = pairing_body("https://shop.example", "woocommerce");
-        body["currency"] = json!("USD");
-        let pairing = create_pairing(&app, &body).await;
-        sign_in(&mut browser, &pairing, "ann@example.com").await;
-        assert_eq!(decide(&mut browser, &pairing, "approve", app.a.org.as_str()).await.status, StatusCode::SEE_OTHER);
-        let token = poll(&app, &pairing).await.json()["installation_token"].as_str().unwrap().to_owned();
+        let (token, _) = paired_store(&app, "https://shop.example", "woocommerce").await;
         let send = |topic: &str, resource: Value| {
             send_json(&app, "POST", "/connect/v1/resources", Some(&token), Some(json!({"topic": topic, "resource": resource}).to_string()))
         };
@@ -682,5 +683,107 @@ async fn store_resources_become_orders_products_and_derived_events_once() {
         let answer = send_json(&app, "POST", "/connect/v1/resources", Some("cin_wrong"), Some(json!({"topic": "order.updated", "resource": wc_fixture("order")}).to_string())).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{backend}");
         assert_eq!(app.get_api(&app.b, "/api/v1/orders").await.json()["data"], json!([]), "{backend}: tenancy");
+    }
+}
+
+#[tokio::test]
+async fn a_sync_run_counts_each_batch_once_and_resumes_after_a_crash() {
+    for app in apps().await {
+        let backend = app.backend();
+        let (token, installation) = paired_store(&app, "https://shop.example", "woocommerce").await;
+        let post = |path: String, body: Value| send_json(&app, "POST", Box::leak(path.into_boxed_str()), Some(&token), Some(body.to_string()));
+
+        // Approval queued the initial sync; asking again from the admin API returns the same command.
+        let asked = app.api(&app.a, "POST", &format!("/api/v1/installations/{installation}/sync"), None).await;
+        assert_eq!(asked.status, StatusCode::ACCEPTED, "{backend}: {}", asked.text());
+        assert_eq!(asked.json()["queued"], json!(false));
+        let commands = send_json(&app, "GET", "/connect/v1/commands", Some(&token), None).await.json();
+        let command = commands["commands"][0]["id"].as_str().unwrap().to_owned();
+        assert_eq!(asked.json()["command_id"], json!(command));
+
+        let started = post("/connect/v1/sync/runs".into(), json!({"command_id": command, "resources": ["products", "customers", "orders"]})).await;
+        assert_eq!(started.status, StatusCode::CREATED, "{backend}: {}", started.text());
+        let run = started.json()["run_id"].as_str().unwrap().to_owned();
+        let batches = format!("/connect/v1/sync/runs/{run}/batches");
+
+        let products = post(batches.clone(), json!({"resource": "products", "seq": 0, "items": [wc_fixture("product")]})).await;
+        assert_eq!(products.json(), json!({"accepted": 1, "rejected": [], "already_counted": false}), "{backend}");
+        let mut second = wc_fixture("order");
+        second["id"] = json!(728);
+        second["total"] = json!("10.00");
+        let mut bad = wc_fixture("order");
+        bad["id"] = json!(729);
+        bad["line_items"][0]["total"] = json!("ten");
+        let orders = json!({"resource": "orders", "seq": 0, "items": [wc_fixture("order"), second, bad]});
+        let answer = post(batches.clone(), orders.clone()).await;
+        assert_eq!(answer.status, StatusCode::OK, "{backend}: {}", answer.text());
+        assert_eq!(answer.json()["accepted"], json!(2));
+        assert_eq!(answer.json()["rejected"][0]["index"], json!(2));
+        assert_eq!(answer.json()["rejected"][0]["error"]["field"], json!("items[2].line_items[0].total"), "{backend}");
+
+        // The plugin crashed: starting the run again for the same command resumes it.
+        let resumed = post("/connect/v1/sync/runs".into(), json!({"command_id": command, "resources": ["products", "customers", "orders"]})).await;
+        assert_eq!(resumed.status, StatusCode::OK, "{backend}: {}", resumed.text());
+        assert_eq!(resumed.json()["run_id"], json!(run));
+        assert_eq!(resumed.json()["next_seq"], json!({"customers": 0, "orders": 1, "products": 1}), "{backend}");
+        // The last batch sent again (its answer was lost): stored, not counted twice.
+        let again = post(batches.clone(), orders).await;
+        assert_eq!(again.json()["already_counted"], json!(true), "{backend}");
+        let customers = post(batches.clone(), json!({"resource": "customers", "seq": 0, "items": [wc_fixture("customer")]})).await;
+        assert_eq!(customers.json()["accepted"], json!(1), "{backend}: {}", customers.text());
+
+        // Bad batches name the field.
+        let too_many: Vec<Value> = (0..101).map(|_| wc_fixture("product")).collect();
+        for (body, field) in [
+            (json!({"resource": "products", "seq": 1, "items": too_many}), "items"),
+            (json!({"resource": "coupons", "seq": 0, "items": []}), "resource"),
+            (json!({"resource": "orders", "seq": -1, "items": []}), "seq"),
+            (json!({"resource": "orders", "seq": 1}), "items"),
+        ] {
+            let answer = post(batches.clone(), body).await;
+            assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{backend}: {}", answer.text());
+            assert_eq!(answer.json()["error"]["field"], json!(field), "{backend}");
+        }
+        for (body, field) in [
+            (json!({"resources": ["guests"]}), "resources[0]"),
+            (json!({"resources": ["orders", "orders"]}), "resources[1]"),
+            (json!({"resources": []}), "resources"),
+        ] {
+            let answer = post("/connect/v1/sync/runs".into(), body).await;
+            assert_eq!(answer.json()["error"]["field"], json!(field), "{backend}: {}", answer.text());
+        }
+        let unknown = post("/connect/v1/sync/runs".into(), json!({"command_id": "cmd_nope", "resources": ["orders"]})).await;
+        assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{backend}");
+
+        // Complete: the run shows its progress and the plugin's counts; no more batches.
+        let done = post(format!("/connect/v1/sync/runs/{run}/complete"), json!({"counts": {"products": 1, "customers": 1, "orders": 2}})).await;
+        assert_eq!(done.status, StatusCode::OK, "{backend}: {}", done.text());
+        let late = post(batches.clone(), json!({"resource": "orders", "seq": 5, "items": []})).await;
+        assert_eq!(late.status, StatusCode::CONFLICT, "{backend}");
+        let runs = app.get_api(&app.a, &format!("/api/v1/installations/{installation}/sync-runs")).await;
+        assert_eq!(runs.status, StatusCode::OK, "{backend}: {}", runs.text());
+        let view = &runs.json()["data"][0];
+        assert_eq!(view["status"], json!("completed"));
+        assert_eq!(view["progress"]["orders"], json!({"batches": 1, "received": 3, "accepted": 2, "rejected": 1, "next_seq": 1}), "{backend}");
+        assert_eq!(view["progress"]["products"]["accepted"], json!(1));
+        assert_eq!(view["reported_counts"], json!({"products": 1, "customers": 1, "orders": 2}));
+        assert!(view["finished_at"].is_string());
+
+        app.projected().await;
+        let stored = app.get_api(&app.a, "/api/v1/orders").await.json();
+        let mut totals: Vec<(String, String)> = stored["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| (o["order_id"].as_str().unwrap().to_owned(), o["total"]["amount"].as_str().unwrap().to_owned()))
+            .collect();
+        totals.sort();
+        assert_eq!(totals, vec![("727".into(), "29.35".into()), ("728".into(), "10".into())], "{backend}");
+
+        // Another organisation sees neither the runs nor may ask for a sync.
+        let theirs = app.get_api(&app.b, &format!("/api/v1/installations/{installation}/sync-runs")).await;
+        assert_eq!(theirs.status, StatusCode::NOT_FOUND, "{backend}");
+        let theirs = app.api(&app.b, "POST", &format!("/api/v1/installations/{installation}/sync"), None).await;
+        assert_eq!(theirs.status, StatusCode::NOT_FOUND, "{backend}");
     }
 }

@@ -139,7 +139,9 @@ fn every_route_is_in_the_openapi_document() {
         "/api/v1/profiles/{id}/export", "/api/v1/orders", "/api/v1/products", "/api/v1/sources/{source_id}/woocommerce",
         "/sdk/v1/cohort.js", "/sdk/{version}/cohort.js",
         "/connect/v1/pairings", "/connect/v1/pairings/{pairing_id}/poll", "/setup/woocommerce",
-        "/connect/v1/heartbeat", "/connect/v1/events", "/connect/v1/resources", "/connect/v1/commands", "/connect/v1/commands/{id}/ack",
+        "/connect/v1/heartbeat", "/connect/v1/events", "/connect/v1/resources", "/connect/v1/sync/runs",
+        "/connect/v1/sync/runs/{run_id}/batches", "/connect/v1/sync/runs/{run_id}/complete", "/api/v1/installations/{id}/sync",
+        "/api/v1/installations/{id}/sync-runs", "/connect/v1/commands", "/connect/v1/commands/{id}/ack",
         "/connect/v1/installation", "/connect/v1/installation/upgrade", "/api/v1/installations",
     ] {
         assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");

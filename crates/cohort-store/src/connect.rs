@@ -785,6 +785,39 @@ impl Db {
         Ok(command)
     }
 
+    /// Asks a connected WooCommerce installation to sync its store: queues a
+    /// `sync_store` command, unless one is already pending (then that one is
+    /// returned, `false`). `None`: no such connected WooCommerce installation.
+    pub async fn request_sync(&self, org: &OrgId, id: &str) -> Result<Option<(String, bool)>, StoreError> {
+        let now = now_micros();
+        let mut tx = self.begin_write().await?;
+        let platform: Option<String> = sqlx::query_scalar(
+            "SELECT platform FROM connect_installations WHERE org_id = $1 AND id = $2 AND status = 'connected'",
+        )
+        .bind(org.as_str())
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if platform.as_deref() != Some("woocommerce") {
+            tx.commit().await?;
+            return Ok(None);
+        }
+        let pending: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM connect_commands WHERE org_id = $1 AND installation_id = $2 AND kind = 'sync_store' \
+             AND status = 'pending' ORDER BY requested_at LIMIT 1",
+        )
+        .bind(org.as_str())
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let answer = match pending {
+            Some(existing) => (existing, false),
+            None => (queue_command(&mut tx, org, id, "sync_store", now).await?, true),
+        };
+        tx.commit().await?;
+        Ok(Some(answer))
+    }
+
     /// Every installation of `org`, newest first, with its command status.
     pub async fn list_installations(&self, org: &OrgId) -> Result<Vec<InstallationSummary>, StoreError> {
         let rows = sqlx::query(&format!(

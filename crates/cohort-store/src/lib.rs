@@ -12,6 +12,7 @@ mod error;
 pub mod events;
 pub mod orgs;
 pub mod projection;
+pub mod sync_runs;
 mod sql;
 pub mod tokens;
 pub mod users;

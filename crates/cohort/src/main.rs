@@ -6,6 +6,7 @@ mod bench_project;
 mod commands;
 mod config;
 mod installations;
+mod stores;
 mod logging;
 mod profiles;
 mod serve;
@@ -54,6 +55,9 @@ enum Command {
     /// Stores connected through the WordPress plugin
     #[command(subcommand)]
     Installations(installations::InstallationsCommand),
+    /// A connected WooCommerce store: ask for a sync, follow its sync runs
+    #[command(subcommand)]
+    Store(stores::StoreCommand),
     /// Rebuild profiles, identities, orders, products and tags from the event log
     Reproject,
     /// Measure hot paths
@@ -103,6 +107,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(c) => tail::run(&config, c).await,
         Command::Profile(c) => profiles::profile(&config, c).await,
         Command::Installations(c) => installations::run(&config, c).await,
+        Command::Store(c) => stores::run(&config, c).await,
         Command::Reproject => profiles::reproject(&config).await,
         Command::Bench(c) => bench::run(&config, c).await,
     }

@@ -27,4 +27,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(commerce::list_products))
         .routes(routes!(commerce::ingest_resource))
         .routes(routes!(installations::list_installations))
+        .routes(routes!(installations::request_sync))
+        .routes(routes!(installations::list_sync_runs))
 }

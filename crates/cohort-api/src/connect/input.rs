@@ -23,7 +23,8 @@ impl Fields {
         }
     }
 
-    fn value(&self, field: &str) -> Option<&Value> {
+    /// The field's value, absent when missing or null.
+    pub fn value(&self, field: &str) -> Option<&Value> {
         self.0.get(field).filter(|v| !v.is_null())
     }
 

@@ -16,6 +16,7 @@ mod events;
 mod installation;
 mod pairing;
 mod resources;
+pub(crate) mod sync;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -40,6 +41,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(installation::heartbeat))
         .routes(routes!(events::store_events))
         .routes(routes!(resources::store_changed_resource))
+        .routes(routes!(sync::start_run))
+        .routes(routes!(sync::store_batch))
+        .routes(routes!(sync::complete_run))
         .routes(routes!(installation::list_commands))
         .routes(routes!(installation::ack_command))
         .routes(routes!(installation::disconnect))
@@ -97,6 +101,10 @@ impl ConnectError {
 
     pub fn not_found(what: &str) -> Self {
         Self { status: StatusCode::NOT_FOUND, code: "not_found", message: format!("{what} not found"), field: None }
+    }
+
+    pub fn conflict(message: &str) -> Self {
+        Self { status: StatusCode::CONFLICT, code: "conflict", message: message.into(), field: None }
     }
 
     pub fn overloaded() -> Self {
