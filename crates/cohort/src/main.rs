@@ -5,6 +5,7 @@ mod bench;
 mod bench_project;
 mod commands;
 mod config;
+mod destinations;
 mod installations;
 mod logging;
 mod profiles;
@@ -54,6 +55,9 @@ enum Command {
     /// Stores connected through the WordPress plugin
     #[command(subcommand)]
     Installations(installations::InstallationsCommand),
+    /// Destinations (signed webhooks, Everflow): manage, delivery log, replay, test
+    #[command(subcommand)]
+    Destination(destinations::DestinationCommand),
     /// Rebuild profiles, identities, orders, products and tags from the event log
     Reproject,
     /// Measure hot paths
@@ -103,6 +107,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(c) => tail::run(&config, c).await,
         Command::Profile(c) => profiles::profile(&config, c).await,
         Command::Installations(c) => installations::run(&config, c).await,
+        Command::Destination(c) => destinations::run(&config, c).await,
         Command::Reproject => profiles::reproject(&config).await,
         Command::Bench(c) => bench::run(&config, c).await,
     }
