@@ -299,6 +299,14 @@ impl Dispatcher {
     /// of one destination — and send each in its own task, so a slow
     /// receiver holds only its own deliveries.
     pub async fn run(self) {
+        let (_keep, stop) = tokio::sync::watch::channel(false);
+        self.run_until(stop).await;
+    }
+
+    /// [`Dispatcher::run`] until `stop` turns true: then nothing new is
+    /// claimed and the requests in flight are finished and recorded (each
+    /// within the request timeout) before it returns.
+    pub async fn run_until(self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let total = self.options.concurrency.max(1);
         let per = self.options.per_destination.clamp(1, total);
         let lease = i64::try_from(self.options.lease.as_micros()).unwrap_or(i64::MAX);
@@ -317,6 +325,10 @@ impl Dispatcher {
         loop {
             while let Some(done) = tasks.try_join_next() {
                 finished(&mut in_flight, done);
+            }
+            if *stop.borrow() {
+                while tasks.join_next().await.is_some() {}
+                return;
             }
             let enqueued = match self.db.enqueue_from_log().await {
                 Ok(n) => n,
@@ -373,6 +385,7 @@ impl Dispatcher {
             if enqueued == 0 && claimed == 0 {
                 tokio::select! {
                     Some(done) = tasks.join_next(), if !tasks.is_empty() => finished(&mut in_flight, done),
+                    _ = stop.changed() => {}
                     () = tokio::time::sleep(self.options.poll) => {}
                 }
             }

@@ -39,7 +39,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .projection
         .enabled
         .then(|| Projector::new(db.clone()).spawn(Duration::from_millis(config.projection.poll_interval_ms.max(1))));
-    let dispatcher = config.destinations.enabled.then(|| tokio::spawn(destinations.run()));
+    let (stop_deliveries, deliveries_stop) = watch::channel(false);
+    let dispatcher = config.destinations.enabled.then(|| tokio::spawn(destinations.clone().run_until(deliveries_stop)));
 
     let listener = TcpListener::bind(&config.server.listen)
         .await
@@ -73,11 +74,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         projector.abort();
         let _ = projector.await;
     }
-    // A delivery in flight stays claimed until its lease ends, then is
-    // sent again with the same webhook-id (docs/DESTINATIONS.md).
-    if let Some(dispatcher) = dispatcher {
-        dispatcher.abort();
-        let _ = dispatcher.await;
+    // The worker claims nothing more and finishes the requests in flight
+    // (each within the request timeout); one still unfinished stays claimed
+    // until its lease ends, then is sent again with the same webhook-id
+    // (docs/DESTINATIONS.md).
+    if let Some(mut dispatcher) = dispatcher {
+        let _ = stop_deliveries.send(true);
+        let wait = destinations.options().timeout + Duration::from_secs(1);
+        if tokio::time::timeout(wait, &mut dispatcher).await.is_err() {
+            dispatcher.abort();
+            let _ = dispatcher.await;
+        }
     }
     db.close().await;
     tracing::info!("stopped");

@@ -44,11 +44,18 @@ struct Receiver {
     log: Arc<Mutex<Log>>,
     mode: Arc<Mutex<Mode>>,
     release: Arc<tokio::sync::Notify>,
+    /// What held requests are answered once released.
+    release_status: Arc<Mutex<u16>>,
 }
 
 impl Receiver {
     fn new(mode: Mode) -> Self {
-        Receiver { log: Arc::default(), mode: Arc::new(Mutex::new(mode)), release: Arc::new(tokio::sync::Notify::new()) }
+        Receiver {
+            log: Arc::default(),
+            mode: Arc::new(Mutex::new(mode)),
+            release: Arc::new(tokio::sync::Notify::new()),
+            release_status: Arc::new(Mutex::new(503)),
+        }
     }
 
     async fn serve(&self, listener: tokio::net::TcpListener) {
@@ -71,9 +78,13 @@ impl Receiver {
                 };
                 if hold {
                     let released = state.release.notified();
-                    state.log.lock().unwrap().held.push(id);
+                    state.log.lock().unwrap().held.push(id.clone());
                     released.await;
-                    return (StatusCode::SERVICE_UNAVAILABLE, "released");
+                    let status = *state.release_status.lock().unwrap();
+                    if status == 200 {
+                        *state.log.lock().unwrap().successes.entry(id).or_default() += 1;
+                    }
+                    return (StatusCode::from_u16(status).unwrap(), "released");
                 }
                 *state.log.lock().unwrap().successes.entry(id).or_default() += 1;
                 (StatusCode::OK, "ok")
@@ -230,6 +241,33 @@ async fn kill_9_mid_delivery_then_restart_delivers_every_event_with_one_success_
         let total: usize = log.requests.values().sum();
         assert_eq!(total, ids.len() + held.len(), "no other request was repeated");
         eprintln!("{}: {} in flight at kill -9, each redelivered once after the lease", t.backend().as_str(), held.len());
+    }
+}
+
+#[tokio::test]
+async fn sigterm_finishes_the_deliveries_in_flight_before_exiting() {
+    for t in databases().await {
+        let key = SecretsKey::generate();
+        let (receiver, addr) = Receiver::start(Mode::AcceptThenHold(0)).await;
+        *receiver.release_status.lock().unwrap() = 200;
+        let mut env = env(&key);
+        env.push(("COHORT_LOG__LEVEL", "info".into()));
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut server = Server::start(&t.url, &pairs).await;
+        let write_key = server.printed_write_key();
+        let token = api_token(&t.db).await;
+        let dst = create_webhook(&server, &token, &format!("http://{addr}/hook")).await;
+        send_events(&server, &write_key, &["term-1".to_owned()]).await;
+        until("the request in flight", || async { !receiver.log.lock().unwrap().held.is_empty() }).await;
+        server.sigterm();
+        // Answer only once the server is shutting down.
+        until("the server shutting down", || async { server.output().contains("shutting down") }).await;
+        receiver.release.notify_waiters();
+        assert!(server.wait().await.success(), "{}", server.output());
+        let log = deliveries(&t.db, &dst, None).await;
+        assert_eq!(log.len(), 1);
+        assert_eq!((log[0].status, log[0].attempts), (DeliveryStatus::Delivered, 1), "{}: recorded before exiting", t.backend().as_str());
+        assert_eq!(receiver.log.lock().unwrap().successes.get("term-1"), Some(&1));
     }
 }
 
