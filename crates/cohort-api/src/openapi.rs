@@ -16,6 +16,7 @@ use utoipa::OpenApi;
         (name = "admin", description = "Admin JSON API (API token)"),
         (name = "profiles", description = "Profiles: identity resolution, traits, tags, metrics, timeline, export, erasure (API token)"),
         (name = "commerce", description = "Orders, products and WooCommerce resource intake (API token)"),
+        (name = "destinations", description = "Destinations: signed webhooks and Everflow postbacks, delivery log, replay, test conversions (API token)"),
         (name = "connect", description = "Store plugins: pairing, the authorize page, heartbeat, commands (installation token); installations (API token)"),
         (name = "sdk", description = "The JS tracking SDK served by Cohort"),
         (name = "setup", description = "First-run account creation"),

@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use cohort_destinations::Dispatcher;
 use cohort_domain::collect::Limits;
 use cohort_store::writer::EventWriter;
 use cohort_store::Db;
@@ -30,6 +31,10 @@ pub(crate) struct Inner {
     pub sources: SourceCache,
     pub rate_limiter: RateLimiter,
     pub settings: ApiSettings,
+    /// Destinations: the secrets key, the outbound-address policy and the
+    /// HTTP client test conversions are sent with. `None`: the destination
+    /// routes answer 503.
+    pub destinations: Option<Dispatcher>,
 }
 
 impl AppState {
@@ -41,8 +46,23 @@ impl AppState {
                 db,
                 writer,
                 settings,
+                destinations: None,
             }),
         }
+    }
+
+    /// Enables the destination routes with the server's dispatcher (the
+    /// same key and outbound policy as the worker). Call before cloning.
+    pub fn with_destinations(mut self, dispatcher: Dispatcher) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.destinations = Some(dispatcher),
+            None => tracing::error!("AppState::with_destinations called on a shared state; destinations stay off"),
+        }
+        self
+    }
+
+    pub(crate) fn destinations(&self) -> Option<&Dispatcher> {
+        self.inner.destinations.as_ref()
     }
 
     pub fn db(&self) -> &Db {

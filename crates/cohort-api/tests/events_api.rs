@@ -143,6 +143,11 @@ fn every_route_is_in_the_openapi_document() {
         "/connect/v1/sync/runs/{run_id}/batches", "/connect/v1/sync/runs/{run_id}/complete", "/api/v1/installations/{id}/sync",
         "/api/v1/installations/{id}/sync-runs", "/connect/v1/commands", "/connect/v1/commands/{id}/ack",
         "/connect/v1/installation", "/connect/v1/installation/upgrade", "/api/v1/installations",
+        "/api/v1/destinations", "/api/v1/destinations/{id}", "/api/v1/destinations/{id}/pause",
+        "/api/v1/destinations/{id}/resume", "/api/v1/destinations/{id}/rotate-secret",
+        "/api/v1/destinations/{id}/deliveries", "/api/v1/destinations/{id}/deliveries/{message_id}",
+        "/api/v1/destinations/{id}/deliveries/{message_id}/replay", "/api/v1/destinations/{id}/replay",
+        "/api/v1/destinations/{id}/test",
     ] {
         assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");
     }

@@ -4,12 +4,15 @@
 //! at a time, recording every outcome. What to send and whether to retry is
 //! decided by `cohort_domain::destinations`; this crate does the IO.
 
+pub mod manage;
+
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cohort_domain::destinations::everflow::{build_postback, EverflowSettings};
-use cohort_domain::destinations::{classify, parse_retry_after, webhook, AttemptOutcome, EVERFLOW_SCHEDULE};
+use cohort_domain::destinations::everflow::{build_postback, profile_transaction_id, transaction_id, EverflowSettings};
+use cohort_domain::destinations::{classify, mask_url, parse_retry_after, webhook, AttemptOutcome, EVERFLOW_SCHEDULE};
 use cohort_store::destinations::{AttemptRecord, Destination, DeliveryStatus, DueDelivery, SecretsKey};
 use cohort_store::{Db, StoreError};
 
@@ -20,16 +23,25 @@ pub struct DispatcherOptions {
     pub poll: Duration,
     /// Deliveries in flight at once.
     pub concurrency: usize,
+    /// Deliveries of one destination in flight at once: a destination that
+    /// hangs holds at most this many, never the whole worker.
+    pub per_destination: usize,
     /// Per request.
     pub timeout: Duration,
     /// Allows private, loopback and link-local receivers (tests, LANs).
     pub allow_private_addresses: bool,
     /// Delays before retry 1, 2, …; exhausted → `failed`.
     pub schedule: Vec<Duration>,
-    /// A claimed delivery is not picked again for this long.
+    /// A claimed delivery is not picked again for this long: how long a
+    /// delivery in flight when a process dies waits before it is sent
+    /// again. Must exceed `timeout`.
     pub lease: Duration,
     /// Bytes of the response body kept in the log.
     pub excerpt_bytes: usize,
+    /// Everflow events without a transaction id take the profile's last
+    /// one (the projection must run: a delivery waits until the projection
+    /// has read its event).
+    pub profile_fallback: bool,
 }
 
 impl Default for DispatcherOptions {
@@ -37,11 +49,13 @@ impl Default for DispatcherOptions {
         Self {
             poll: Duration::from_millis(500),
             concurrency: 16,
+            per_destination: 4,
             timeout: Duration::from_secs(10),
             allow_private_addresses: false,
             schedule: EVERFLOW_SCHEDULE.to_vec(),
             lease: Duration::from_secs(60),
             excerpt_bytes: 512,
+            profile_fallback: false,
         }
     }
 }
@@ -52,9 +66,11 @@ pub enum DispatchError {
     Store(#[from] StoreError),
     #[error("could not build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    #[error("invalid destinations options: {0}")]
+    Options(String),
 }
 
-/// The worker.
+/// The worker; also what the admin API sends test conversions with.
 #[derive(Clone)]
 pub struct Dispatcher {
     db: Db,
@@ -68,6 +84,127 @@ pub struct Dispatcher {
 pub struct RoundReport {
     pub enqueued: u64,
     pub attempted: usize,
+}
+
+/// A request as sent, secrets masked: what the delivery log and a test
+/// conversion show.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RequestView {
+    pub method: String,
+    /// Secrets in the URL (`verification_token`, a password) are `***`.
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+}
+
+impl RequestView {
+    /// The delivery log's text: `METHOD URL` then one `name: value` a line.
+    pub fn to_log(&self) -> String {
+        let mut out = format!("{} {}", self.method, self.url);
+        for (name, value) in &self.headers {
+            out.push_str(&format!("\n{name}: {value}"));
+        }
+        out
+    }
+}
+
+/// What a test conversion did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TestOutcome {
+    /// `delivered`, `failed`, `retrying` (would be retried), or `skipped`.
+    pub outcome: String,
+    /// The exact request, secrets masked; `None` when skipped.
+    pub request: Option<RequestView>,
+    pub response_status: Option<u16>,
+    pub response_excerpt: Option<String>,
+    /// Why it was skipped, or the network error.
+    pub reason: Option<String>,
+}
+
+/// The event of a test conversion and where it came from.
+#[derive(Debug, Clone)]
+pub struct TestEvent {
+    /// `given`, `log` or `sample`
+    pub source: &'static str,
+    pub message: serde_json::Value,
+    /// For an event from the log: its time and identities.
+    pub people: Option<EventPeople>,
+}
+
+/// A sample the destination would send: its first filtered event name,
+/// with a test Everflow transaction id and a small order.
+pub fn sample_event(destination: &Destination) -> serde_json::Value {
+    let event = destination.filters.events.first().cloned().unwrap_or_else(|| "Order Completed".into());
+    serde_json::json!({
+        "type": "track",
+        "event": event,
+        "messageId": cohort_domain::ids::new_id("test"),
+        "userId": "cohort-test-user",
+        "timestamp": cohort_domain::time::format_rfc3339(chrono::Utc::now()),
+        "context": {"referrer": {"type": "everflow", "id": "cohort-test-transaction"}, "ip": "203.0.113.10"},
+        "properties": {"order_id": "cohort-test-order", "total": "1.00", "currency": "USD",
+                        "products": [{"sku": "TEST-SKU", "name": "Test product", "quantity": 1}]},
+    })
+}
+
+/// A request ready to send, or why there is none.
+enum Built {
+    Send { request: Box<reqwest::RequestBuilder>, url: String, view: RequestView },
+    Skip(String),
+    Invalid(String),
+}
+
+/// The identities and time of an event, for the profile fallback.
+#[derive(Debug, Clone, Default)]
+pub struct EventPeople {
+    pub timestamp_us: i64,
+    pub user_id: Option<String>,
+    pub anonymous_id: Option<String>,
+    pub email: Option<String>,
+}
+
+/// Checks a destination URL an operator gives: http(s) with a host, and —
+/// unless private addresses are allowed — not a private, loopback or
+/// link-local address (literal, `localhost`, or a name resolving to one).
+/// A name that does not resolve now is accepted (the resolver checks again
+/// at every send).
+pub async fn check_url(text: &str, allow_private: bool) -> Result<(), String> {
+    let url = url::Url::parse(text.trim()).map_err(|_| "must be an absolute http(s) URL".to_owned())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must be an http or https URL".into());
+    }
+    let host = match url.host() {
+        Some(h) => h.to_owned(),
+        None => return Err("must have a host".into()),
+    };
+    if allow_private {
+        return Ok(());
+    }
+    let refused = || Err("is a private or loopback address; refused (destinations.allow_private_addresses is off)".to_owned());
+    match host {
+        url::Host::Ipv4(ip) if is_private(IpAddr::V4(ip)) => refused(),
+        url::Host::Ipv6(ip) if is_private(IpAddr::V6(ip)) => refused(),
+        url::Host::Domain(name) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            if name == "localhost" || name.ends_with(".localhost") {
+                return refused();
+            }
+            let port = url.port_or_known_default().unwrap_or(443);
+            let lookup = tokio::time::timeout(Duration::from_secs(3), tokio::net::lookup_host((name.as_str(), port))).await;
+            match lookup {
+                Ok(Ok(addrs)) => {
+                    let addrs: Vec<SocketAddr> = addrs.collect();
+                    if addrs.iter().any(|a| is_private(a.ip())) {
+                        refused()
+                    } else {
+                        Ok(())
+                    }
+                }
+                _ => Ok(()),
+            }
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Is this address one an outbound request must not reach by default?
@@ -115,9 +252,8 @@ impl reqwest::dns::Resolve for GuardedResolver {
     }
 }
 
-/// One request as sent (for the log) and its answer.
+/// The answer to one request.
 struct Sent {
-    request: String,
     status: Option<u16>,
     retry_after: Option<Duration>,
     excerpt: Option<String>,
@@ -126,6 +262,12 @@ struct Sent {
 
 impl Dispatcher {
     pub fn new(db: Db, key: SecretsKey, options: DispatcherOptions) -> Result<Self, DispatchError> {
+        if options.lease <= options.timeout {
+            return Err(DispatchError::Options(format!(
+                "the lease ({:?}) must be longer than the request timeout ({:?}), or a slow delivery would be sent twice",
+                options.lease, options.timeout
+            )));
+        }
         let mut builder = reqwest::Client::builder()
             .timeout(options.timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -137,29 +279,121 @@ impl Dispatcher {
         Ok(Self { db, key, options: Arc::new(options), client: builder.build()? })
     }
 
+    /// The key destination secrets are encrypted with.
+    pub fn key(&self) -> &SecretsKey {
+        &self.key
+    }
+
+    pub fn options(&self) -> &DispatcherOptions {
+        &self.options
+    }
+
     /// Starts the worker; it runs until the handle is aborted.
     pub fn spawn(db: Db, key: SecretsKey, options: DispatcherOptions) -> Result<tokio::task::JoinHandle<()>, DispatchError> {
         let dispatcher = Self::new(db, key, options)?;
-        Ok(tokio::spawn(async move {
-            loop {
-                let d = dispatcher.clone();
-                match tokio::spawn(async move { d.round().await }).await {
-                    Ok(Ok(report)) if report.attempted > 0 || report.enqueued > 0 => continue,
-                    Ok(Ok(_)) => tokio::time::sleep(dispatcher.options.poll).await,
-                    Ok(Err(error)) => {
-                        tracing::warn!(%error, "destinations round failed; retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                    Err(error) => {
-                        tracing::error!(%error, "destinations round panicked; retrying");
-                        tokio::time::sleep(Duration::from_secs(5)).await;
+        Ok(tokio::spawn(dispatcher.run()))
+    }
+
+    /// The worker loop: enqueue new events, claim due deliveries while
+    /// there is room — at most `concurrency` in flight, `per_destination`
+    /// of one destination — and send each in its own task, so a slow
+    /// receiver holds only its own deliveries.
+    pub async fn run(self) {
+        let (_keep, stop) = tokio::sync::watch::channel(false);
+        self.run_until(stop).await;
+    }
+
+    /// [`Dispatcher::run`] until `stop` turns true: then nothing new is
+    /// claimed and the requests in flight are finished and recorded (each
+    /// within the request timeout) before it returns.
+    pub async fn run_until(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let total = self.options.concurrency.max(1);
+        let per = self.options.per_destination.clamp(1, total);
+        let lease = i64::try_from(self.options.lease.as_micros()).unwrap_or(i64::MAX);
+        let mut in_flight: HashMap<String, usize> = HashMap::new();
+        let mut tasks: tokio::task::JoinSet<String> = tokio::task::JoinSet::new();
+        let finished = |in_flight: &mut HashMap<String, usize>, done: Result<String, tokio::task::JoinError>| {
+            if let Ok(id) = done {
+                if let Some(n) = in_flight.get_mut(&id) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        in_flight.remove(&id);
                     }
                 }
             }
-        }))
+        };
+        loop {
+            while let Some(done) = tasks.try_join_next() {
+                finished(&mut in_flight, done);
+            }
+            if *stop.borrow() {
+                while tasks.join_next().await.is_some() {}
+                return;
+            }
+            let enqueued = match self.db.enqueue_from_log().await {
+                Ok(n) => n,
+                Err(error) => {
+                    tracing::warn!(%error, "destinations: enqueue failed; retrying");
+                    0
+                }
+            };
+            let mut claimed = 0;
+            if tasks.len() < total {
+                let saturated: Vec<String> = in_flight.iter().filter(|(_, n)| **n >= per).map(|(id, _)| id.clone()).collect();
+                let now = cohort_store::now_micros();
+                let room = i64::try_from((total - tasks.len()) * 2).unwrap_or(64);
+                match self.db.due_candidates(now, room, &saturated).await {
+                    Ok(candidates) => {
+                        for due in candidates {
+                            if tasks.len() >= total {
+                                break;
+                            }
+                            let n = in_flight.get(&due.destination_id).copied().unwrap_or(0);
+                            if n >= per {
+                                continue;
+                            }
+                            match self.db.claim_delivery(&due, now, lease).await {
+                                Ok(true) => {}
+                                Ok(false) => continue,
+                                Err(error) => {
+                                    tracing::warn!(%error, "destinations: claim failed");
+                                    break;
+                                }
+                            }
+                            *in_flight.entry(due.destination_id.clone()).or_default() += 1;
+                            claimed += 1;
+                            let this = self.clone();
+                            tasks.spawn(async move {
+                                let id = due.destination_id.clone();
+                                // Its own task: a panic is contained and the slot freed.
+                                let outcome = tokio::spawn(async move {
+                                    if let Err(error) = this.deliver(&due).await {
+                                        tracing::warn!(%error, destination = %due.destination_id, message_id = %due.message_id, "delivery not recorded; retried after its lease");
+                                    }
+                                })
+                                .await;
+                                if outcome.is_err() {
+                                    tracing::error!(destination = %id, "a delivery panicked; retried after its lease");
+                                }
+                                id
+                            });
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "destinations: reading due deliveries failed; retrying"),
+                }
+            }
+            if enqueued == 0 && claimed == 0 {
+                tokio::select! {
+                    Some(done) = tasks.join_next(), if !tasks.is_empty() => finished(&mut in_flight, done),
+                    _ = stop.changed() => {}
+                    () = tokio::time::sleep(self.options.poll) => {}
+                }
+            }
+        }
     }
 
-    /// Enqueues from the log, then sends the deliveries due now.
+    /// Enqueues from the log, then sends the deliveries due now and waits
+    /// for them (tests and the CLI; the server uses [`Dispatcher::run`]).
     pub async fn round(&self) -> Result<RoundReport, DispatchError> {
         let enqueued = self.db.enqueue_from_log().await?;
         let lease = i64::try_from(self.options.lease.as_micros()).unwrap_or(i64::MAX);
@@ -188,29 +422,123 @@ impl Dispatcher {
         Ok(())
     }
 
-    async fn deliver(&self, due: &DueDelivery) -> Result<(), DispatchError> {
-        let destination = self.db.get_destination(&due.org_id, &self.key, &due.destination_id).await?;
-        let message: serde_json::Value = serde_json::from_str(&due.payload).unwrap_or(serde_json::Value::Null);
-        let sent = match destination.kind.as_str() {
-            "webhook" => self.send_webhook(&destination, due).await,
+    /// The profile's last Everflow transaction id for an event without
+    /// one, within the destination's attribution window.
+    pub async fn profile_transaction_id(
+        &self,
+        org: &cohort_domain::ids::OrgId,
+        settings: &EverflowSettings,
+        people: &EventPeople,
+    ) -> Result<Option<String>, StoreError> {
+        use cohort_domain::profile::Identity;
+        let mut identities = Vec::new();
+        identities.extend(people.user_id.as_deref().filter(|s| !s.is_empty()).map(Identity::user));
+        identities.extend(people.email.as_deref().filter(|s| !s.is_empty()).map(Identity::email));
+        identities.extend(people.anonymous_id.as_deref().filter(|s| !s.is_empty()).map(Identity::anonymous));
+        let found = self.db.profile_ef_transaction_id(org, &identities).await?;
+        Ok(found.and_then(|(value, at)| {
+            profile_transaction_id(Some(&value), at, people.timestamp_us, settings.attribution_window_days)
+        }))
+    }
+
+    /// The settings of an Everflow destination, its verification token
+    /// taken from the secrets.
+    fn everflow_settings(destination: &Destination) -> Result<EverflowSettings, String> {
+        let mut settings = serde_json::from_value::<EverflowSettings>(destination.settings.clone()).map_err(|e| format!("invalid settings: {e}"))?;
+        if destination.secrets.verification_token.is_some() {
+            settings.verification_token = destination.secrets.verification_token.clone();
+        }
+        Ok(settings)
+    }
+
+    /// The request for one event (`payload` is the event JSON as stored).
+    fn build(&self, destination: &Destination, message_id: &str, payload: &str, profile_tid: Option<&str>) -> Built {
+        match destination.kind.as_str() {
+            "webhook" => {
+                let url = destination.settings.get("url").and_then(|u| u.as_str()).unwrap_or_default().to_owned();
+                let timestamp = chrono::Utc::now().timestamp();
+                let secrets = destination.secrets.active_signing_secrets(cohort_store::now_micros());
+                let signature = webhook::signature_header(&secrets, message_id, timestamp, payload.as_bytes());
+                let headers = vec![
+                    ("content-type".to_owned(), "application/json".to_owned()),
+                    ("webhook-id".to_owned(), message_id.to_owned()),
+                    ("webhook-timestamp".to_owned(), timestamp.to_string()),
+                    ("webhook-signature".to_owned(), signature),
+                ];
+                let mut request = self.client.post(&url).body(payload.to_owned());
+                for (name, value) in &headers {
+                    request = request.header(name, value);
+                }
+                let view = RequestView { method: "POST".into(), url: mask_url(&url), headers, body: Some(payload.to_owned()) };
+                Built::Send { request: Box::new(request), url, view }
+            }
             "everflow" => {
-                let settings = match serde_json::from_value::<EverflowSettings>(destination.settings.clone()) {
-                    Ok(mut s) => {
-                        if destination.secrets.verification_token.is_some() {
-                            s.verification_token = destination.secrets.verification_token.clone();
-                        }
-                        s
-                    }
-                    Err(e) => return self.finish(due, DeliveryStatus::Failed, None, format!("invalid settings: {e}")).await,
+                let settings = match Self::everflow_settings(destination) {
+                    Ok(s) => s,
+                    Err(e) => return Built::Invalid(e),
                 };
-                // The profile fallback of the transaction id is not wired yet.
-                match build_postback(&settings, &message, None) {
-                    Ok(postback) => self.send(self.client.get(&postback.url), &postback.url, postback.masked_url).await,
-                    Err(skip) => return self.finish(due, DeliveryStatus::Skipped, None, format!("skipped: {skip}")).await,
+                let message: serde_json::Value = serde_json::from_str(payload).unwrap_or(serde_json::Value::Null);
+                match build_postback(&settings, &message, profile_tid) {
+                    Ok(postback) => {
+                        let view = RequestView { method: "GET".into(), url: mask_url(&postback.masked_url), headers: Vec::new(), body: None };
+                        Built::Send { request: Box::new(self.client.get(&postback.url)), url: postback.url, view }
+                    }
+                    Err(skip) => Built::Skip(format!("skipped: {skip}")),
                 }
             }
-            other => return self.finish(due, DeliveryStatus::Failed, None, format!("unknown destination kind {other}")).await,
+            other => Built::Invalid(format!("unknown destination kind {other}")),
+        }
+    }
+
+    /// Whether an Everflow event needs the profile fallback: mapped, and
+    /// without a transaction id of its own.
+    fn wants_profile(destination: &Destination, payload: &str) -> Option<EverflowSettings> {
+        if destination.kind != "everflow" {
+            return None;
+        }
+        let settings = Self::everflow_settings(destination).ok()?;
+        let message: serde_json::Value = serde_json::from_str(payload).ok()?;
+        let event = message.get("event").and_then(|e| e.as_str())?;
+        (settings.event_mapping.contains_key(event) && transaction_id(&message, None).is_none()).then_some(settings)
+    }
+
+    async fn deliver(&self, due: &DueDelivery) -> Result<(), DispatchError> {
+        let destination = self.db.get_destination(&due.org_id, &self.key, &due.destination_id).await?;
+        let mut profile_tid = None;
+        if self.options.profile_fallback {
+            if let Some(settings) = Self::wants_profile(&destination, &due.payload) {
+                let (projected, _) = self.db.projection_position().await?;
+                if projected < due.seq {
+                    // The profile may not know this visitor's click yet.
+                    let again = cohort_store::now_micros() + 500_000;
+                    self.db
+                        .record_attempt(&due.org_id, &due.destination_id, &due.message_id, &AttemptRecord {
+                            status: DeliveryStatus::Pending,
+                            sent: false,
+                            next_attempt_at_us: Some(again),
+                            request: None,
+                            response_status: None,
+                            response_excerpt: None,
+                            reason: Some("waiting for the profile projection (transaction id fallback)".into()),
+                        })
+                        .await?;
+                    return Ok(());
+                }
+                let people = EventPeople {
+                    timestamp_us: due.timestamp_us,
+                    user_id: due.user_id.clone(),
+                    anonymous_id: due.anonymous_id.clone(),
+                    email: due.email.clone(),
+                };
+                profile_tid = self.profile_transaction_id(&due.org_id, &settings, &people).await?;
+            }
+        }
+        let (request, url, view) = match self.build(&destination, &due.message_id, &due.payload, profile_tid.as_deref()) {
+            Built::Send { request, url, view } => (request, url, view),
+            Built::Skip(reason) => return self.finish(due, DeliveryStatus::Skipped, reason).await,
+            Built::Invalid(reason) => return self.finish(due, DeliveryStatus::Failed, reason).await,
         };
+        let sent = self.send(*request, &url).await;
         let attempt = u32::try_from(due.attempts + 1).unwrap_or(u32::MAX);
         let outcome = classify(sent.status, sent.retry_after, &self.options.schedule, attempt, rand::random::<f64>());
         let (status, next, reason) = match outcome {
@@ -224,13 +552,14 @@ impl Dispatcher {
                 None => why,
             })),
         };
-        tracing::info!(destination = %due.destination_id, message_id = %due.message_id, request = %sent.request, status = ?sent.status, outcome = status.as_str(), "delivery attempt");
+        let logged = view.to_log();
+        tracing::info!(destination = %due.destination_id, message_id = %due.message_id, request = %view.url, status = ?sent.status, outcome = status.as_str(), "delivery attempt");
         self.db
             .record_attempt(&due.org_id, &due.destination_id, &due.message_id, &AttemptRecord {
                 status,
                 sent: true,
                 next_attempt_at_us: next,
-                request: Some(sent.request),
+                request: Some(logged),
                 response_status: sent.status.map(i64::from),
                 response_excerpt: sent.excerpt,
                 reason,
@@ -239,14 +568,14 @@ impl Dispatcher {
         Ok(())
     }
 
-    async fn finish(&self, due: &DueDelivery, status: DeliveryStatus, request: Option<String>, reason: String) -> Result<(), DispatchError> {
+    async fn finish(&self, due: &DueDelivery, status: DeliveryStatus, reason: String) -> Result<(), DispatchError> {
         tracing::info!(destination = %due.destination_id, message_id = %due.message_id, outcome = %reason, "delivery not sent");
         self.db
             .record_attempt(&due.org_id, &due.destination_id, &due.message_id, &AttemptRecord {
                 status,
                 sent: false,
                 next_attempt_at_us: None,
-                request,
+                request: None,
                 response_status: None,
                 response_excerpt: None,
                 reason: Some(reason),
@@ -255,26 +584,105 @@ impl Dispatcher {
         Ok(())
     }
 
-    async fn send_webhook(&self, destination: &Destination, due: &DueDelivery) -> Sent {
-        let url = destination.settings.get("url").and_then(|u| u.as_str()).unwrap_or_default().to_owned();
-        let timestamp = chrono::Utc::now().timestamp();
-        let secrets = destination.secrets.active_signing_secrets(cohort_store::now_micros());
-        let signature = webhook::signature_header(&secrets, &due.message_id, timestamp, due.payload.as_bytes());
-        let request = self
-            .client
-            .post(&url)
-            .header("content-type", "application/json")
-            .header("webhook-id", &due.message_id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature)
-            .body(due.payload.clone());
-        self.send(request, &url, format!("POST {url}")).await
+    /// The event a test conversion sends: the one given, the one with
+    /// `message_id` in the log, the newest one in the log the destination's
+    /// filters match, or a built-in sample. `Ok(None)`: no event has that
+    /// `message_id`.
+    pub async fn test_event(
+        &self,
+        org: &cohort_domain::ids::OrgId,
+        destination: &Destination,
+        given: Option<serde_json::Value>,
+        message_id: Option<&str>,
+    ) -> Result<Option<TestEvent>, StoreError> {
+        use cohort_store::events::EventQuery;
+        if let Some(message) = given {
+            return Ok(Some(TestEvent { source: "given", message, people: None }));
+        }
+        let stored = match message_id {
+            Some(id) => {
+                let query = EventQuery { message_id: Some(id.to_owned()), limit: 1, ..Default::default() };
+                match self.db.query_events(org, &query).await?.into_iter().next() {
+                    Some(e) => Some(e),
+                    None => return Ok(None),
+                }
+            }
+            None => {
+                let f = &destination.filters;
+                let names: Vec<Option<String>> = if f.events.is_empty() { vec![None] } else { f.events.iter().cloned().map(Some).collect() };
+                let types: Vec<Option<String>> = if f.types.is_empty() { vec![None] } else { f.types.iter().cloned().map(Some).collect() };
+                let mut best: Option<cohort_store::events::StoredEvent> = None;
+                for name in &names {
+                    for kind in &types {
+                        let query = EventQuery { event: name.clone(), message_type: kind.clone(), newest_first: true, limit: 1, ..Default::default() };
+                        if let Some(e) = self.db.query_events(org, &query).await?.into_iter().next() {
+                            if best.as_ref().is_none_or(|b| e.seq > b.seq) {
+                                best = Some(e);
+                            }
+                        }
+                    }
+                }
+                best
+            }
+        };
+        Ok(Some(match stored {
+            Some(e) => TestEvent {
+                source: "log",
+                message: serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null),
+                people: Some(EventPeople { timestamp_us: e.timestamp_us, user_id: e.user_id, anonymous_id: e.anonymous_id, email: e.email }),
+            },
+            None => TestEvent { source: "sample", message: sample_event(destination), people: None },
+        }))
+    }
+
+    /// Sends a test conversion of `event` (see [`Dispatcher::test_event`]);
+    /// an Everflow event from the log may take its profile's transaction id.
+    pub async fn test_conversion(&self, org: &cohort_domain::ids::OrgId, destination: &Destination, event: &TestEvent) -> Result<TestOutcome, StoreError> {
+        let mut profile_tid = None;
+        if let (Some(people), Some(settings)) = (&event.people, Self::wants_profile(destination, &event.message.to_string())) {
+            profile_tid = self.profile_transaction_id(org, &settings, people).await?;
+        }
+        Ok(self.send_test(destination, &event.message, profile_tid.as_deref()).await)
+    }
+
+    /// Sends a test: the request a delivery of `message` would make, sent
+    /// now, with the answer; nothing is written to the delivery log.
+    /// `profile_tid` stands in for a missing Everflow transaction id.
+    pub async fn send_test(&self, destination: &Destination, message: &serde_json::Value, profile_tid: Option<&str>) -> TestOutcome {
+        let message_id = message
+            .get("messageId")
+            .and_then(|m| m.as_str())
+            .map(str::to_owned)
+            .unwrap_or_else(|| cohort_domain::ids::new_id("test"));
+        let payload = message.to_string();
+        let (request, url, view) = match self.build(destination, &message_id, &payload, profile_tid) {
+            Built::Send { request, url, view } => (request, url, view),
+            Built::Skip(reason) => {
+                return TestOutcome { outcome: "skipped".into(), request: None, response_status: None, response_excerpt: None, reason: Some(reason) }
+            }
+            Built::Invalid(reason) => {
+                return TestOutcome { outcome: "failed".into(), request: None, response_status: None, response_excerpt: None, reason: Some(reason) }
+            }
+        };
+        let sent = self.send(*request, &url).await;
+        let outcome = match classify(sent.status, sent.retry_after, &self.options.schedule, 1, 0.5) {
+            AttemptOutcome::Delivered => "delivered",
+            AttemptOutcome::Retry(_) => "retrying",
+            AttemptOutcome::Failed(_) => "failed",
+        };
+        TestOutcome {
+            outcome: outcome.into(),
+            request: Some(view),
+            response_status: sent.status,
+            response_excerpt: sent.excerpt,
+            reason: sent.error.or_else(|| sent.status.filter(|s| !(200..300).contains(s)).map(|s| format!("HTTP {s}"))),
+        }
     }
 
     /// Sends after checking a literal IP host (names are checked by the
     /// resolver), reading at most the excerpt of the answer.
-    async fn send(&self, request: reqwest::RequestBuilder, url: &str, shown: String) -> Sent {
-        let refused = |error: String| Sent { request: shown.clone(), status: None, retry_after: None, excerpt: None, error: Some(error) };
+    async fn send(&self, request: reqwest::RequestBuilder, url: &str) -> Sent {
+        let refused = |error: String| Sent { status: None, retry_after: None, excerpt: None, error: Some(error) };
         let parsed = match reqwest::Url::parse(url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => u,
             _ => return refused("not an http(s) URL".into()),
@@ -318,7 +726,7 @@ impl Dispatcher {
                 }
                 body.truncate(self.options.excerpt_bytes);
                 let excerpt = (!body.is_empty()).then(|| String::from_utf8_lossy(&body).into_owned());
-                Sent { request: shown, status: Some(status), retry_after, excerpt, error: None }
+                Sent { status: Some(status), retry_after, excerpt, error: None }
             }
         }
     }

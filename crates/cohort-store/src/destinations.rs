@@ -225,6 +225,14 @@ pub struct DueDelivery {
     pub event: Option<String>,
     /// Attempts made before this one.
     pub attempts: i64,
+    /// When it was due (what a claim compares against).
+    pub due_at_us: i64,
+    /// The event's place in the log, its time and identities.
+    pub seq: i64,
+    pub timestamp_us: i64,
+    pub user_id: Option<String>,
+    pub anonymous_id: Option<String>,
+    pub email: Option<String>,
     /// The stored event JSON.
     pub payload: String,
 }
@@ -248,8 +256,54 @@ pub struct AttemptRecord {
 pub struct DeliveryFilter {
     pub status: Option<DeliveryStatus>,
     pub event: Option<String>,
+    pub message_id: Option<String>,
+    /// Case-insensitive text in the message id, event, request, response
+    /// excerpt or reason.
+    pub search: Option<String>,
+    /// Last changed at or after / before (µs).
+    pub since_us: Option<i64>,
+    pub until_us: Option<i64>,
     pub before_seq: Option<i64>,
     pub limit: i64,
+}
+
+impl DeliveryFilter {
+    /// Appends the filter's conditions (not the seek, order or limit).
+    fn push_conditions(&self, st: &mut Statement) {
+        if let Some(status) = self.status {
+            let m = st.bind(Bind::Text(status.as_str().to_owned()));
+            st.push(&format!(" AND status = {m}"));
+        }
+        if let Some(event) = &self.event {
+            let m = st.bind(Bind::Text(event.clone()));
+            st.push(&format!(" AND event = {m}"));
+        }
+        if let Some(id) = &self.message_id {
+            let m = st.bind(Bind::Text(id.clone()));
+            st.push(&format!(" AND message_id = {m}"));
+        }
+        if let Some(text) = self.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            let escaped = text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let m = st.bind(Bind::Text(format!("%{escaped}%")));
+            let like = |column: &str| format!("LOWER(COALESCE({column}, '')) LIKE {m} ESCAPE '\\'");
+            st.push(&format!(
+                " AND ({} OR {} OR {} OR {} OR {})",
+                like("message_id"),
+                like("event"),
+                like("request"),
+                like("response_excerpt"),
+                like("reason")
+            ));
+        }
+        if let Some(since) = self.since_us {
+            let m = st.bind(Bind::Int(since));
+            st.push(&format!(" AND updated_at_us >= {m}"));
+        }
+        if let Some(until) = self.until_us {
+            let m = st.bind(Bind::Int(until));
+            st.push(&format!(" AND updated_at_us < {m}"));
+        }
+    }
 }
 
 const DESTINATION_COLUMNS: &str =
@@ -426,13 +480,33 @@ impl Db {
     /// created.
     pub async fn enqueue_from_log(&self) -> Result<u64, StoreError> {
         let horizon = self.destinations_horizon().await?;
-        let targets = sqlx::query("SELECT org_id, id FROM destinations WHERE enabled = 1 ORDER BY org_id, id")
+        let targets = sqlx::query("SELECT org_id, id, cursor_seq FROM destinations WHERE enabled = 1 ORDER BY org_id, id")
             .fetch_all(self.pool())
             .await?;
         let mut created = 0;
+        // The last seq of each organisation, read without a write lock: a
+        // destination with nothing new takes no write transaction.
+        let mut last_of_org: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
         for row in &targets {
             let org: String = row.get("org_id");
             let id: String = row.get("id");
+            let cursor: i64 = row.get("cursor_seq");
+            let last = match last_of_org.get(&org) {
+                Some(last) => *last,
+                None => {
+                    let last: Option<i64> = sqlx::query("SELECT MAX(seq) FROM events WHERE org_id = $1")
+                        .bind(&org)
+                        .fetch_one(self.pool())
+                        .await?
+                        .get(0);
+                    let last = last.unwrap_or(0);
+                    last_of_org.insert(org.clone(), last);
+                    last
+                }
+            };
+            if cursor >= last {
+                continue;
+            }
             loop {
                 let (n, read) = self.enqueue_one(&org, &id, horizon).await?;
                 created += n;
@@ -515,47 +589,93 @@ impl Db {
     /// node (or the next tick) does not send it meanwhile; a process killed
     /// mid-delivery leaves it to be retried after the lease.
     pub async fn due_deliveries(&self, now: i64, limit: i64, lease_us: i64) -> Result<Vec<DueDelivery>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT d.org_id, d.destination_id, d.message_id, d.event, d.attempts, d.next_attempt_at_us, e.payload \
-             FROM deliveries d \
-             JOIN destinations t ON t.org_id = d.org_id AND t.id = d.destination_id \
-             JOIN events e ON e.org_id = d.org_id AND e.seq = d.seq \
-             WHERE d.status IN ('pending', 'retrying') AND d.next_attempt_at_us <= $1 AND t.enabled = 1 \
-             ORDER BY d.next_attempt_at_us LIMIT {}",
-            limit.max(1)
-        ))
-        .bind(now)
-        .fetch_all(self.pool())
-        .await?;
-        let mut claimed = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let org: String = row.get("org_id");
-            let destination_id: String = row.get("destination_id");
-            let message_id: String = row.get("message_id");
-            let due_at: i64 = row.get("next_attempt_at_us");
-            let done = sqlx::query(
-                "UPDATE deliveries SET next_attempt_at_us = $1 WHERE org_id = $2 AND destination_id = $3 AND message_id = $4 \
-                 AND next_attempt_at_us = $5 AND status IN ('pending', 'retrying')",
-            )
-            .bind(now.saturating_add(lease_us))
-            .bind(&org)
-            .bind(&destination_id)
-            .bind(&message_id)
-            .bind(due_at)
-            .execute(self.pool())
-            .await?;
-            if done.rows_affected() == 1 {
-                claimed.push(DueDelivery {
-                    org_id: OrgId::from_stored(org),
-                    destination_id,
-                    message_id,
-                    event: row.get("event"),
-                    attempts: row.get("attempts"),
-                    payload: row.get("payload"),
-                });
+        let candidates = self.due_candidates(now, limit, &[]).await?;
+        let mut claimed = Vec::with_capacity(candidates.len());
+        for c in candidates {
+            if self.claim_delivery(&c, now, lease_us).await? {
+                claimed.push(c);
             }
         }
         Ok(claimed)
+    }
+
+    /// Up to `limit` deliveries due at `now` of enabled destinations, oldest
+    /// due first, leaving out the destinations in `exclude` (ids); not
+    /// claimed yet (see [`Db::claim_delivery`]).
+    pub async fn due_candidates(&self, now: i64, limit: i64, exclude: &[String]) -> Result<Vec<DueDelivery>, StoreError> {
+        let mut st = Statement::new(
+            "SELECT d.org_id, d.destination_id, d.message_id, d.event, d.attempts, d.next_attempt_at_us, \
+             e.seq, e.timestamp_us, e.user_id, e.anonymous_id, e.email, e.payload \
+             FROM deliveries d \
+             JOIN destinations t ON t.org_id = d.org_id AND t.id = d.destination_id \
+             JOIN events e ON e.org_id = d.org_id AND e.seq = d.seq \
+             WHERE d.status IN ('pending', 'retrying') AND t.enabled = 1 AND d.next_attempt_at_us <= ",
+        );
+        let m = st.bind(Bind::Int(now));
+        st.push(&m);
+        if !exclude.is_empty() {
+            let marks: Vec<String> = exclude.iter().map(|id| st.bind(Bind::Text(id.clone()))).collect();
+            st.push(&format!(" AND d.destination_id NOT IN ({})", marks.join(", ")));
+        }
+        st.push(&format!(" ORDER BY d.next_attempt_at_us LIMIT {}", limit.max(1)));
+        let rows = st.query().fetch_all(self.pool()).await?;
+        Ok(rows
+            .iter()
+            .map(|row| DueDelivery {
+                org_id: OrgId::from_stored(row.get::<String, _>("org_id")),
+                destination_id: row.get("destination_id"),
+                message_id: row.get("message_id"),
+                event: row.get("event"),
+                attempts: row.get("attempts"),
+                due_at_us: row.get("next_attempt_at_us"),
+                seq: row.get("seq"),
+                timestamp_us: row.get("timestamp_us"),
+                user_id: row.get("user_id"),
+                anonymous_id: row.get("anonymous_id"),
+                email: row.get("email"),
+                payload: row.get("payload"),
+            })
+            .collect())
+    }
+
+    /// Claims one candidate: it is not due again until `now + lease_us`.
+    /// `false` when another worker claimed it (or it changed) first.
+    pub async fn claim_delivery(&self, due: &DueDelivery, now: i64, lease_us: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET next_attempt_at_us = $1 WHERE org_id = $2 AND destination_id = $3 AND message_id = $4 \
+             AND next_attempt_at_us = $5 AND status IN ('pending', 'retrying')",
+        )
+        .bind(now.saturating_add(lease_us))
+        .bind(due.org_id.as_str())
+        .bind(&due.destination_id)
+        .bind(&due.message_id)
+        .bind(due.due_at_us)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The profile's last Everflow transaction id (`ef_transaction_id`) and
+    /// when it was set (µs), for the profile of the first of these
+    /// identities that has one.
+    pub async fn profile_ef_transaction_id(
+        &self,
+        org: &OrgId,
+        identities: &[cohort_domain::profile::Identity],
+    ) -> Result<Option<(serde_json::Value, Option<i64>)>, StoreError> {
+        for identity in identities {
+            let Some(profile_id) = self.profile_id_of(org, identity).await? else { continue };
+            let Some(record) = self.profile(org, &profile_id).await? else { continue };
+            let Some(value) = record.profile.traits.get("ef_transaction_id").cloned() else { return Ok(None) };
+            let at = record
+                .profile
+                .trait_sources
+                .get("ef_transaction_id")
+                .and_then(|s| cohort_domain::time::parse_rfc3339(&s.updated_at))
+                .map(|t| t.timestamp_micros());
+            return Ok(Some((value, at)));
+        }
+        Ok(None)
     }
 
     /// Records an attempt's outcome. A delivery that is already delivered,
@@ -591,14 +711,7 @@ impl Db {
         let mut st = Statement::new(format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE org_id = $1 AND destination_id = $2"));
         st.bind(Bind::Text(org.as_str().to_owned()));
         st.bind(Bind::Text(destination_id.to_owned()));
-        if let Some(status) = filter.status {
-            let m = st.bind(Bind::Text(status.as_str().to_owned()));
-            st.push(&format!(" AND status = {m}"));
-        }
-        if let Some(event) = &filter.event {
-            let m = st.bind(Bind::Text(event.clone()));
-            st.push(&format!(" AND event = {m}"));
-        }
+        filter.push_conditions(&mut st);
         if let Some(before) = filter.before_seq {
             let m = st.bind(Bind::Int(before));
             st.push(&format!(" AND seq < {m}"));
@@ -606,6 +719,33 @@ impl Db {
         st.push(&format!(" ORDER BY seq DESC LIMIT {}", filter.limit.clamp(1, 1000)));
         let rows = st.query().fetch_all(self.pool()).await?;
         Ok(rows.iter().map(delivery_row).collect())
+    }
+
+    /// Puts every failed delivery of a destination matching `filter` (its
+    /// status is forced to `failed`) back in the queue; returns how many.
+    pub async fn replay_failed(&self, org: &OrgId, destination_id: &str, filter: &DeliveryFilter) -> Result<u64, StoreError> {
+        let now = now_micros();
+        let mut st = Statement::new("UPDATE deliveries SET status = 'pending', attempts = 0, reason = NULL, next_attempt_at_us = ");
+        let m = st.bind(Bind::Int(now));
+        st.push(&format!("{m}, updated_at_us = {m} WHERE org_id = "));
+        let m = st.bind(Bind::Text(org.as_str().to_owned()));
+        st.push(&format!("{m} AND destination_id = "));
+        let m = st.bind(Bind::Text(destination_id.to_owned()));
+        st.push(&m);
+        let only_failed = DeliveryFilter { status: Some(DeliveryStatus::Failed), before_seq: None, ..filter.clone() };
+        only_failed.push_conditions(&mut st);
+        let done = st.query().execute(self.pool()).await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Deliveries of an organisation in one state (all destinations).
+    pub async fn count_deliveries(&self, org: &OrgId, status: DeliveryStatus) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) FROM deliveries WHERE org_id = $1 AND status = $2")
+            .bind(org.as_str())
+            .bind(status.as_str())
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.get(0))
     }
 
     pub async fn get_delivery(&self, org: &OrgId, destination_id: &str, message_id: &str) -> Result<Delivery, StoreError> {

@@ -61,6 +61,16 @@ pub struct DestinationsConfig {
     pub enabled: bool,
     pub poll_interval_ms: u64,
     pub allow_private_addresses: bool,
+    /// Deliveries in flight at once, and of one destination.
+    pub concurrency: usize,
+    pub per_destination_concurrency: usize,
+    /// Per request, in seconds.
+    pub timeout_seconds: u64,
+    /// How long a delivery claimed by a process that died waits before it
+    /// is sent again, in seconds; longer than `timeout_seconds`.
+    pub lease_seconds: u64,
+    /// Delays before retry 1, 2, … in seconds (±20 % jitter); then `failed`.
+    pub retry_schedule_seconds: Vec<u64>,
     /// Where the key that encrypts destination secrets is kept (base64);
     /// created with mode 0600 on first start when missing.
     pub key_file: String,

@@ -5,6 +5,7 @@ mod bench;
 mod bench_project;
 mod commands;
 mod config;
+mod destinations;
 mod installations;
 mod stores;
 mod logging;
@@ -58,6 +59,9 @@ enum Command {
     /// A connected WooCommerce store: ask for a sync, follow its sync runs
     #[command(subcommand)]
     Store(stores::StoreCommand),
+    /// Destinations (signed webhooks, Everflow): manage, delivery log, replay, test
+    #[command(subcommand)]
+    Destination(destinations::DestinationCommand),
     /// Rebuild profiles, identities, orders, products and tags from the event log
     Reproject,
     /// Measure hot paths
@@ -108,6 +112,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Profile(c) => profiles::profile(&config, c).await,
         Command::Installations(c) => installations::run(&config, c).await,
         Command::Store(c) => stores::run(&config, c).await,
+        Command::Destination(c) => destinations::run(&config, c).await,
         Command::Reproject => profiles::reproject(&config).await,
         Command::Bench(c) => bench::run(&config, c).await,
     }

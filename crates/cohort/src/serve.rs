@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cohort_api::{ApiSettings, AppState};
-use cohort_destinations::{Dispatcher, DispatcherOptions};
+use cohort_destinations::Dispatcher;
 use cohort_store::projection::Projector;
 use cohort_store::writer::{EventWriter, WriterOptions};
 use cohort_store::Db;
@@ -30,23 +30,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         limits: config.limits(),
         rate_limit_per_source: config.collect.rate_limit_per_source,
     };
-    let app = cohort_api::router(AppState::new(db.clone(), writer, settings));
+    let options = crate::destinations::options(&config);
+    // One dispatcher: the worker, and what the admin API manages
+    // destinations and sends test conversions with (same key, same policy).
+    let destinations = Dispatcher::new(db.clone(), config.destinations_key()?, options).context("invalid [destinations] configuration")?;
+    let app = cohort_api::router(AppState::new(db.clone(), writer, settings).with_destinations(destinations.clone()));
     let projector = config
         .projection
         .enabled
         .then(|| Projector::new(db.clone()).spawn(Duration::from_millis(config.projection.poll_interval_ms.max(1))));
-
-    let destinations_key = config.destinations_key()?;
-    let dispatcher = if config.destinations.enabled {
-        let options = DispatcherOptions {
-            poll: Duration::from_millis(config.destinations.poll_interval_ms.max(1)),
-            allow_private_addresses: config.destinations.allow_private_addresses,
-            ..DispatcherOptions::default()
-        };
-        Some(Dispatcher::spawn(db.clone(), destinations_key, options).context("cannot start the destinations worker")?)
-    } else {
-        None
-    };
+    let (stop_deliveries, deliveries_stop) = watch::channel(false);
+    let dispatcher = config.destinations.enabled.then(|| tokio::spawn(destinations.clone().run_until(deliveries_stop)));
 
     let listener = TcpListener::bind(&config.server.listen)
         .await
@@ -80,11 +74,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         projector.abort();
         let _ = projector.await;
     }
-    // A delivery in flight stays claimed until its lease ends, then is
-    // sent again (receivers dedupe on webhook-id / transaction).
-    if let Some(dispatcher) = dispatcher {
-        dispatcher.abort();
-        let _ = dispatcher.await;
+    // The worker claims nothing more and finishes the requests in flight
+    // (each within the request timeout); one still unfinished stays claimed
+    // until its lease ends, then is sent again with the same webhook-id
+    // (docs/DESTINATIONS.md).
+    if let Some(mut dispatcher) = dispatcher {
+        let _ = stop_deliveries.send(true);
+        let wait = destinations.options().timeout + Duration::from_secs(1);
+        if tokio::time::timeout(wait, &mut dispatcher).await.is_err() {
+            dispatcher.abort();
+            let _ = dispatcher.await;
+        }
     }
     db.close().await;
     tracing::info!("stopped");

@@ -4,6 +4,7 @@
 
 mod auth;
 pub mod commerce;
+pub mod destinations;
 pub mod events;
 pub mod installations;
 pub mod profiles;
@@ -29,4 +30,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(installations::list_installations))
         .routes(routes!(installations::request_sync))
         .routes(routes!(installations::list_sync_runs))
+        .routes(routes!(destinations::list_destinations, destinations::create_destination))
+        .routes(routes!(destinations::get_destination, destinations::update_destination, destinations::delete_destination))
+        .routes(routes!(destinations::pause_destination))
+        .routes(routes!(destinations::resume_destination))
+        .routes(routes!(destinations::rotate_secret))
+        .routes(routes!(destinations::list_deliveries))
+        .routes(routes!(destinations::get_delivery))
+        .routes(routes!(destinations::replay_delivery))
+        .routes(routes!(destinations::replay_failed))
+        .routes(routes!(destinations::test_destination))
 }

@@ -28,6 +28,32 @@ pub struct EverflowSettings {
     /// or `mobile` (mobile rules for every event).
     #[serde(default)]
     pub source_kind: SourceKind,
+    /// How old the profile's last Everflow transaction id may be, relative
+    /// to the event, to stand in for a missing one (days; default 30).
+    #[serde(default = "default_window_days")]
+    pub attribution_window_days: u32,
+}
+
+/// Everflow's default click attribution window.
+pub const DEFAULT_ATTRIBUTION_WINDOW_DAYS: u32 = 30;
+
+fn default_window_days() -> u32 {
+    DEFAULT_ATTRIBUTION_WINDOW_DAYS
+}
+
+/// A click recorded a little after the conversion (clock skew between the
+/// browser's identify and the server's order) still counts.
+pub const PROFILE_CLOCK_SKEW_US: i64 = 5 * 60 * 1_000_000;
+
+/// The profile's transaction id when it may stand in for the event's own:
+/// `trait_at_us` (when the profile last got `ef_transaction_id`) lies within
+/// the attribution window before the event (`event_at_us`), up to a few
+/// minutes after it.
+pub fn profile_transaction_id(value: Option<&Value>, trait_at_us: Option<i64>, event_at_us: i64, window_days: u32) -> Option<String> {
+    let id = non_empty_text(value)?;
+    let at = trait_at_us?;
+    let window = i64::from(window_days).saturating_mul(86_400_000_000);
+    (at >= event_at_us.saturating_sub(window) && at <= event_at_us.saturating_add(PROFILE_CLOCK_SKEW_US)).then_some(id)
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +106,9 @@ impl EverflowSettings {
         }
         if self.event_mapping.keys().any(|k| k.trim().is_empty()) {
             return Err(("event_mapping", "event names must not be empty".into()));
+        }
+        if !(1..=365).contains(&self.attribution_window_days) {
+            return Err(("attribution_window_days", "must be between 1 and 365".into()));
         }
         Ok(())
     }

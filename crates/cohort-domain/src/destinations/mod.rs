@@ -72,9 +72,67 @@ pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Opt
     Some((at - now).to_std().unwrap_or(Duration::ZERO))
 }
 
+/// A secret as shown to people: its kind prefix (`whsec_`) and, for long
+/// ones, the last four characters; never enough to use it.
+pub fn mask_secret(secret: &str) -> String {
+    let (prefix, rest) = match secret.strip_prefix(webhook::SECRET_PREFIX) {
+        Some(rest) => (webhook::SECRET_PREFIX, rest),
+        None => ("", secret),
+    };
+    let chars: Vec<char> = rest.chars().collect();
+    if chars.len() >= 16 {
+        let tail: String = chars[chars.len() - 4..].iter().collect();
+        format!("{prefix}***{tail}")
+    } else {
+        format!("{prefix}***")
+    }
+}
+
+/// Query parameters whose values are masked when a URL is shown.
+fn is_secret_param(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["token", "key", "secret", "sig", "password", "passwd", "auth", "credential"].iter().any(|w| n.contains(w))
+}
+
+/// A URL as shown in the delivery log and the API: the password of its
+/// user info and the values of secret-looking query parameters
+/// (`verification_token`, `api_key`, `sig`, …) become `***`.
+pub fn mask_url(text: &str) -> String {
+    let Ok(mut url) = url::Url::parse(text) else { return text.to_owned() };
+    if url.password().is_none() && !url.query_pairs().any(|(k, _)| is_secret_param(&k)) {
+        // Nothing to hide: shown as given (no normalisation).
+        return text.to_owned();
+    }
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    }
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if is_secret_param(&k) { "***".to_owned() } else { v.into_owned() };
+                (k.into_owned(), v)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_and_urls_are_masked_for_display() {
+        assert_eq!(mask_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), "whsec_***LaSw");
+        assert_eq!(mask_secret("short"), "***");
+        assert_eq!(mask_secret("whsec_x"), "whsec_***");
+        assert_eq!(mask_url("https://u:pw@h.example/p?a=1&api_key=zz&Verification_Token=t"), "https://u:***@h.example/p?a=1&api_key=***&Verification_Token=***");
+        assert_eq!(mask_url("https://h.example/hook"), "https://h.example/hook");
+        assert_eq!(mask_url("https://h.example"), "https://h.example");
+        assert_eq!(mask_url("not a url"), "not a url");
+    }
 
     #[test]
     fn the_schedule_has_jitter_and_an_end() {

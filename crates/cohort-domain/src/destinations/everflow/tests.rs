@@ -10,6 +10,7 @@ fn settings(mapping: &[(&str, u64)]) -> EverflowSettings {
         advertiser_id: Some("7".into()),
         event_mapping: mapping.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         source_kind: SourceKind::All,
+        attribution_window_days: DEFAULT_ATTRIBUTION_WINDOW_DAYS,
     }
 }
 
@@ -202,4 +203,24 @@ fn settings_are_validated_with_the_field_named() {
     assert_eq!(s.validate().unwrap_err().0, "network_id");
     s = settings(&[]);
     assert_eq!(s.validate().unwrap_err().0, "event_mapping");
+}
+
+#[test]
+fn the_profile_transaction_id_counts_only_within_the_window() {
+    let day = 86_400_000_000_i64;
+    let event = 100 * day;
+    let id = json!("ef-profile-1");
+    assert_eq!(profile_transaction_id(Some(&id), Some(event - 29 * day), event, 30).as_deref(), Some("ef-profile-1"));
+    assert_eq!(profile_transaction_id(Some(&id), Some(event - 31 * day), event, 30), None, "older than the window");
+    assert_eq!(profile_transaction_id(Some(&id), Some(event + 60_000_000), event, 30).as_deref(), Some("ef-profile-1"), "clock skew");
+    assert_eq!(profile_transaction_id(Some(&id), Some(event + day), event, 30), None, "a click after the conversion");
+    assert_eq!(profile_transaction_id(Some(&json!("  ")), Some(event), event, 30), None);
+    assert_eq!(profile_transaction_id(Some(&id), None, event, 30), None);
+    // The event's own id wins over the profile's.
+    let mut order = captured_order();
+    let own = build_postback(&settings(&[("Order Completed", 0)]), &order, Some("ef-profile-1")).unwrap();
+    assert_eq!(param(&own, "transaction_id"), Some("a1b2c3d4e5f6"));
+    order["context"].as_object_mut().unwrap().remove("referrer");
+    let fallback = build_postback(&settings(&[("Order Completed", 0)]), &order, Some("ef-profile-1")).unwrap();
+    assert_eq!(param(&fallback, "transaction_id"), Some("ef-profile-1"));
 }
