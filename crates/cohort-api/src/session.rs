@@ -33,6 +33,11 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
+    /// The session's id (not secret): the `<id>` of `ses_<id>_<secret>`.
+    pub fn id(&self) -> Option<&str> {
+        secrets::split_presented(cohort_store::connect::SESSION_KIND, &self.secret).map(|(id, _)| id)
+    }
+
     /// The token every state-changing form of this session must carry.
     pub fn csrf_token(&self) -> String {
         secrets::digest(&format!("cohort-csrf\n{}", self.secret))
