@@ -243,6 +243,13 @@ async fn pages_render_real_data_and_their_forms_change_it() {
         let overview = browser.page(&base).await;
         assert!(overview.contains("<svg class=\"chart\"") && overview.contains("Events per hour, last 7 days"), "{b}");
         assert!(overview.contains("Test source") && overview.contains("Ann's Shop") && overview.contains("healthy"), "{b}: {overview}");
+        let events = app.count(&app.a).await;
+        assert!(events >= 4, "{b}");
+        assert!(overview.contains(&format!("<b>{events}</b><span>events, last 24 hours")), "{b}: the hourly counts hold every event: {overview}");
+        assert!(overview.contains(&format!("{events} events in all")), "{b}: and the chart says so");
+        app.post("/v1/track", json!({"userId": "25", "event": "One More"}).to_string()).await;
+        let again = browser.page(&base).await;
+        assert!(again.contains(&format!("<b>{}</b><span>events, last 24 hours", events + 1)), "{b}: a new event is counted on the next view");
 
         // Sources: create one, rotate its key, disable it.
         let created = browser.post(&format!("{base}/sources"), &[("csrf", &token), ("name", "Website <main>")]).await;

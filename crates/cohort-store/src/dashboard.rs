@@ -10,6 +10,8 @@ use crate::orgs::{new_write_key, source_from_row, Source};
 use crate::{now_micros, Db, StoreError};
 
 const HOUR_MICROS: i64 = 3600 * 1_000_000;
+/// Events folded into the hourly counts by one refresh, at most.
+const FOLD_LIMIT: i64 = 200_000;
 
 /// A destination with how its deliveries went.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -25,28 +27,74 @@ pub struct DestinationHealth {
 }
 
 impl Db {
-    /// Events of `org` received at or after `since_us`, counted per hour:
-    /// (start of the hour in µs, count), hours without events left out.
+    /// The highest `seq` at or below which every event is committed: the
+    /// last one on SQLite (one writer); on PostgreSQL, where a lower seq can
+    /// commit after a higher one, what the projector's horizon allows.
+    pub async fn settled_seq(&self) -> Result<i64, StoreError> {
+        let max: Option<i64> = sqlx::query("SELECT MAX(seq) FROM events").fetch_one(self.pool()).await?.get(0);
+        let max = max.unwrap_or(0);
+        Ok(match crate::projection::Projector::new(self.clone()).horizon().await? {
+            Some(horizon) => max.min(horizon),
+            None => max,
+        })
+    }
+
+    /// Folds the events the hourly counts have not seen yet, at most
+    /// `FOLD_LIMIT` of them, into `event_counts_hourly`. Nothing is written
+    /// when they are up to date; two nodes folding at once take turns on
+    /// the cursor row.
+    pub async fn refresh_event_counts(&self) -> Result<(), StoreError> {
+        let settled = self.settled_seq().await?;
+        let seen: i64 = sqlx::query("SELECT last_seq FROM event_counts_cursor WHERE id = 1").fetch_one(self.pool()).await?.get(0);
+        if seen >= settled {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE event_counts_cursor SET last_seq = last_seq WHERE id = 1").execute(&mut *tx).await?;
+        let seen: i64 = sqlx::query("SELECT last_seq FROM event_counts_cursor WHERE id = 1").fetch_one(&mut *tx).await?.get(0);
+        if seen >= settled {
+            return Ok(());
+        }
+        let upto = settled.min(seen + FOLD_LIMIT);
+        sqlx::query(
+            "INSERT INTO event_counts_hourly (org_id, source_id, hour_us, n) \
+             SELECT org_id, source_id, (received_at_us / 3600000000) * 3600000000, COUNT(*) FROM events \
+             WHERE seq > $1 AND seq <= $2 GROUP BY org_id, source_id, received_at_us / 3600000000 \
+             ON CONFLICT (org_id, source_id, hour_us) DO UPDATE SET n = event_counts_hourly.n + excluded.n",
+        )
+        .bind(seen)
+        .bind(upto)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE event_counts_cursor SET last_seq = $1 WHERE id = 1").bind(upto).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Events of `org` that arrived in the hour starting at or after
+    /// `since_us`, per hour: (start of the hour in µs, count), hours without
+    /// events left out. Reads the hourly counts (see `refresh_event_counts`).
     pub async fn events_per_hour(&self, org: &OrgId, since_us: i64) -> Result<Vec<(i64, i64)>, StoreError> {
         let since = since_us - since_us.rem_euclid(HOUR_MICROS);
         let rows = sqlx::query(
-            "SELECT received_at_us / 3600000000 AS h, COUNT(*) AS n FROM events \
-             WHERE org_id = $1 AND received_at_us >= $2 GROUP BY received_at_us / 3600000000 ORDER BY h",
+            "SELECT hour_us, CAST(SUM(n) AS BIGINT) FROM event_counts_hourly WHERE org_id = $1 AND hour_us >= $2 GROUP BY hour_us ORDER BY hour_us",
         )
         .bind(org.as_str())
         .bind(since)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.iter().map(|r| (r.get::<i64, _>(0) * HOUR_MICROS, r.get::<i64, _>(1))).collect())
+        Ok(rows.iter().map(|r| (r.get::<i64, _>(0), r.get::<i64, _>(1))).collect())
     }
 
-    /// Events of `org` received at or after `since_us`, per source id.
+    /// Events of `org` per source id, in the hours starting at or after
+    /// `since_us` (whole hours, from the hourly counts).
     pub async fn events_per_source(&self, org: &OrgId, since_us: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        let since = since_us - since_us.rem_euclid(HOUR_MICROS);
         let rows = sqlx::query(
-            "SELECT source_id, COUNT(*) FROM events WHERE org_id = $1 AND received_at_us >= $2 GROUP BY source_id",
+            "SELECT source_id, CAST(SUM(n) AS BIGINT) FROM event_counts_hourly WHERE org_id = $1 AND hour_us >= $2 GROUP BY source_id",
         )
         .bind(org.as_str())
-        .bind(since_us)
+        .bind(since)
         .fetch_all(self.pool())
         .await?;
         Ok(rows.iter().map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1))).collect())
@@ -78,15 +126,24 @@ impl Db {
         self.find_source(org, id).await?.ok_or_else(|| StoreError::NotFound(format!("source {id:?}")))
     }
 
-    /// Events of one source of `org` after `after_seq`, oldest first.
-    pub async fn source_events_after(&self, org: &OrgId, source: &str, after_seq: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+    /// Events of one source of `org` after `after_seq` and at most
+    /// `upto_seq` (a `settled_seq`, so none is skipped), oldest first.
+    pub async fn source_events_after(
+        &self,
+        org: &OrgId,
+        source: &str,
+        after_seq: i64,
+        upto_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {STORED_EVENT_COLUMNS} FROM events WHERE org_id = $1 AND seq > $2 AND source_id = $3 \
+            "SELECT {STORED_EVENT_COLUMNS} FROM events WHERE org_id = $1 AND seq > $2 AND seq <= $3 AND source_id = $4 \
              ORDER BY seq LIMIT {}",
             limit.clamp(1, 1000)
         ))
         .bind(org.as_str())
         .bind(after_seq)
+        .bind(upto_seq)
         .bind(source)
         .fetch_all(self.pool())
         .await?;

@@ -33,9 +33,10 @@ pub(crate) fn hourly_bars(start: i64, hours: usize, counts: &[(i64, i64)]) -> St
         total = group(&total.to_string()),
         max = group(&max.to_string()),
     );
-    for step in 0..=4 {
-        let value = top * step / 4;
-        let y = top_pad + plot_h - plot_h * step as f64 / 4.0;
+    let steps = ticks(top);
+    for step in 0..=steps {
+        let value = top * step / steps;
+        let y = top_pad + plot_h - plot_h * step as f64 / steps as f64;
         svg.push_str(&format!(
             "<line class=\"grid-line\" x1=\"{left}\" x2=\"{x2}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/>\
              <text x=\"{tx}\" y=\"{ty:.1}\" text-anchor=\"end\">{label}</text>",
@@ -48,7 +49,7 @@ pub(crate) fn hourly_bars(start: i64, hours: usize, counts: &[(i64, i64)]) -> St
     for (i, n) in values.iter().enumerate() {
         let at = start + i as i64 * HOUR;
         let time = from_micros(at);
-        if time.hour() == 0 {
+        if time.hour() == 0 && i + 12 < hours {
             let x = left + slot * i as f64;
             svg.push_str(&format!(
                 "<text x=\"{x:.1}\" y=\"{y}\">{day} {date}</text>",
@@ -87,6 +88,19 @@ fn nice_ceiling(n: i64) -> i64 {
     }
 }
 
+/// Grid lines that fall on whole numbers: 10 → 0, 2, …, 10; 20 → 0, 5, …,
+/// 20; 50 → 0, 10, …, 50.
+fn ticks(top: i64) -> i64 {
+    let mut lead = top;
+    while lead >= 10 && lead % 10 == 0 {
+        lead /= 10;
+    }
+    match lead {
+        2 => 4,
+        _ => 5,
+    }
+}
+
 fn short(n: i64) -> String {
     match n {
         n if n >= 1_000_000 => format!("{}M", n / 1_000_000),
@@ -108,5 +122,6 @@ mod tests {
         assert_eq!(nice_ceiling(7), 10);
         assert_eq!(nice_ceiling(0), 5);
         assert_eq!(nice_ceiling(1234), 2000);
+        assert_eq!([ticks(10), ticks(20), ticks(50), ticks(5)], [5, 4, 5, 5]);
     }
 }

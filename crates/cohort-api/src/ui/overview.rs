@@ -51,10 +51,11 @@ pub(crate) async fn overview(State(state): State<AppState>, member: Member) -> U
     let org = &member.org.id;
     let now = now_micros();
     let start = now - now.rem_euclid(HOUR) - 167 * HOUR;
+    db.refresh_event_counts().await?;
     let hourly = db.events_per_hour(org, start).await?;
     let week: i64 = hourly.iter().map(|(_, n)| n).sum();
-    let day: i64 = hourly.iter().filter(|(at, _)| *at >= now - 24 * HOUR).map(|(_, n)| n).sum();
-    let per_source: HashMap<String, i64> = db.events_per_source(org, now - 24 * HOUR).await?.into_iter().collect();
+    let day: i64 = hourly.iter().filter(|(at, _)| *at > now - 24 * HOUR).map(|(_, n)| n).sum();
+    let per_source: HashMap<String, i64> = db.events_per_source(org, now - 23 * HOUR).await?.into_iter().collect();
     let sources: Vec<SourceRow> = db
         .list_sources(org)
         .await?

@@ -171,7 +171,10 @@ impl EventRow {
                     .map(|p| format!("Viewed {p}"))
                     .unwrap_or_else(|| "Page viewed".into()),
             },
-            "identify" => "Identified".into(),
+            "identify" => match message.pointer("/traits/email").and_then(Value::as_str) {
+                Some(email) => format!("Identified as {email}"),
+                None => "Identified".into(),
+            },
             "group" => format!("Joined group {}", message.get("groupId").and_then(Value::as_str).unwrap_or("")),
             "alias" => "Alias".into(),
             other => other.to_owned(),
@@ -371,7 +374,11 @@ fn live_stream(db: Db, org: OrgId, source: String, after: i64) -> impl futures::
 }
 
 async fn next_events(live: &Live) -> Result<Vec<StoredEvent>, StoreError> {
-    live.db.source_events_after(&live.org, &live.source, live.after, 100).await
+    let settled = live.db.settled_seq().await?;
+    if settled <= live.after {
+        return Ok(Vec::new());
+    }
+    live.db.source_events_after(&live.org, &live.source, live.after, settled, 100).await
 }
 
 #[cfg(test)]
