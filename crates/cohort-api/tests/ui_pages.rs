@@ -225,6 +225,18 @@ async fn failed_sign_ins_are_limited_per_email_and_answered_429() {
         assert!(!browser.jar.contains_key("cohort_session"), "{b}");
         let other = browser.post("/app/sign-in", &[("csrf", &token), ("email", "bob@example.com"), ("password", PASSWORD)]).await;
         assert_eq!(other.status, StatusCode::SEE_OTHER, "{b}: another account is not locked by these attempts");
+
+        // The store authorize page's sign-in form shares the limit.
+        let pairing = json!({"store_url": "https://shop.example", "site_name": "Shop", "platform": "woocommerce",
+            "plugin_version": "0.1.0", "wp_version": "6.6.2", "wc_version": "9.3.3", "php_version": "8.2.24",
+            "currency": "EUR", "timezone": "Europe/Paris", "return_url": "https://shop.example/wp-admin/"});
+        let created = app.send(Request::post("/connect/v1/pairings").header("content-type", "application/json").body(Body::from(pairing.to_string())).unwrap()).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{b}: {}", created.text());
+        let authorize = format!("/setup/woocommerce?pairing={}", created.json()["pairing_id"].as_str().unwrap());
+        let mut other_browser = Browser::new(&app);
+        let page = other_browser.page(&authorize).await;
+        let answer = other_browser.post(&authorize, &[("action", "sign_in"), ("csrf", &csrf(&page)), ("email", "ann@example.com"), ("password", PASSWORD)]).await;
+        assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS, "{b}: {}", answer.text());
     }
 }
 

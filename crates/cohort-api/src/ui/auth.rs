@@ -3,10 +3,9 @@
 //! organisation switcher.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 use axum::extract::rejection::FormRejection;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,14 +17,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::templates::{self, Layout, OrgRef};
 use super::{html, redirect, UiError, UiResult};
-use crate::session::{self, Session};
+use crate::session::{self, ClientAddress, Session, SignIn};
 use crate::AppState;
-
-/// Failed sign-ins of one email from one address within 15 minutes before
-/// the form answers 429.
-pub(crate) const MAX_FAILURES_PER_EMAIL: i64 = 5;
-/// Failed sign-ins from one address, any email.
-pub(crate) const MAX_FAILURES_PER_ADDRESS: i64 = 50;
 
 /// A signed-in browser. Without a session, a page redirects to sign-in.
 pub(crate) struct Signed {
@@ -129,18 +122,6 @@ impl FromRequestParts<AppState> for Member {
             return Err(UiError::not_found().into_response());
         };
         Ok(Member { signed, org, role })
-    }
-}
-
-/// The peer's address, when the server was started with connect info
-/// (`cohort serve` is; the in-process test router is not).
-pub(crate) struct ClientAddress(pub Option<SocketAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddress(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)))
     }
 }
 
@@ -272,24 +253,18 @@ pub(crate) async fn sign_in(
     }
     let email = form.email.as_deref().unwrap_or_default().trim().to_lowercase();
     let next = safe_next(form.next.as_deref());
-    let ip = address.map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into());
-    let by_email = format!("email|{email}|{ip}");
-    let by_address = format!("ip|{ip}");
     let db = state.db();
-    if db.signin_failures(&[&by_email]).await? >= MAX_FAILURES_PER_EMAIL
-        || db.signin_failures(&[&by_address]).await? >= MAX_FAILURES_PER_ADDRESS
-    {
-        tracing::warn!("sign-in refused: too many failed attempts");
-        let message = "Too many failed sign-ins. Wait 15 minutes, then try again.";
-        return Ok(sign_in_page(&state, &headers, StatusCode::TOO_MANY_REQUESTS, &email, &next, Some(message)).await);
-    }
-    let password = form.password.unwrap_or_default();
-    let Some(user) = db.authenticate_user(&email, &password).await? else {
-        db.record_signin_failure(&[&by_email, &by_address]).await?;
-        let message = "The email or the password is wrong.";
-        return Ok(sign_in_page(&state, &headers, StatusCode::UNAUTHORIZED, &email, &next, Some(message)).await);
+    let user = match session::sign_in(db, &email, &form.password.unwrap_or_default(), address).await? {
+        SignIn::Accepted(user) => user,
+        SignIn::Wrong => {
+            let message = "The email or the password is wrong.";
+            return Ok(sign_in_page(&state, &headers, StatusCode::UNAUTHORIZED, &email, &next, Some(message)).await);
+        }
+        SignIn::Throttled => {
+            let message = "Too many failed sign-ins. Wait 15 minutes, then try again.";
+            return Ok(sign_in_page(&state, &headers, StatusCode::TOO_MANY_REQUESTS, &email, &next, Some(message)).await);
+        }
     };
-    db.clear_signin_failures(&by_email).await?;
     let secure = session::is_secure(state.inner.settings.public_url.as_deref(), &headers);
     let (_, cookie) = session::start(db, user, secure).await?;
     let mut response = redirect(&next);
