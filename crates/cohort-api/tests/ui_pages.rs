@@ -503,7 +503,7 @@ async fn assets_are_served_under_their_hash_for_a_year() {
         let page = browser.page("/app/sign-in").await;
         for ext in ["css", "js"] {
             let marker = "/app/assets/app-";
-            let start = page.find(&format!("{marker}")).unwrap();
+            let start = page.find(marker).unwrap();
             let url = page[start..].split('"').next().unwrap();
             let url = if url.ends_with(ext) {
                 url.to_owned()
