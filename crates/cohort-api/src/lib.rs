@@ -7,6 +7,7 @@
 //! - `setup`: the one-time page that creates the first admin;
 //! - `connect`: store plugins pairing and reporting (`/connect/v1/…`) and
 //!   the authorize page (`/setup/woocommerce`); `session`: browser sessions;
+//! - `ui`: the admin web UI (`/app/…`, server-rendered, session cookie);
 //! - `health`: `/healthz`, `/readyz`;
 //! - `openapi`: the document itself at `/openapi.json`.
 
@@ -22,6 +23,7 @@ mod sdk;
 pub mod session;
 mod setup;
 mod state;
+mod ui;
 
 pub use error::ApiError;
 pub use state::{ApiSettings, AppState};
@@ -65,6 +67,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(health::routes())
         .merge(sdk::routes())
         .merge(connect::routes())
+        .merge(ui::routes())
 }
 
 /// The OpenAPI document as served at `/openapi.json`.

@@ -1,6 +1,6 @@
 use axum::http::header;
 use axum::response::IntoResponse;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::OpenApi as Document;
 use utoipa::OpenApi;
 
@@ -20,6 +20,7 @@ use utoipa::OpenApi;
         (name = "connect", description = "Store plugins: pairing, the authorize page, heartbeat, commands (installation token); installations (API token)"),
         (name = "sdk", description = "The JS tracking SDK served by Cohort"),
         (name = "setup", description = "First-run account creation"),
+        (name = "ui", description = "The admin web UI: server-rendered HTML pages (session cookie; every form carries a CSRF token)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -45,6 +46,13 @@ pub fn finish(mut api: Document) -> Document {
     components.add_security_scheme(
         "apiToken",
         SecurityScheme::Http(Http::builder().scheme(HttpAuthScheme::Bearer).description(Some("An API token from `cohort token create`")).build()),
+    );
+    components.add_security_scheme(
+        "session",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            "cohort_session",
+            "The admin UI's session cookie, set by signing in at /app/sign-in",
+        ))),
     );
     api
 }

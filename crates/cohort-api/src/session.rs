@@ -9,7 +9,11 @@
 //! cookie that the form must echo. A cross-site page can neither read nor
 //! set that cookie.
 
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::http::request::Parts;
 use cohort_domain::ids::random_token;
 use cohort_domain::secrets;
 use cohort_store::users::User;
@@ -33,6 +37,11 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
+    /// The session's id (not secret): the `<id>` of `ses_<id>_<secret>`.
+    pub fn id(&self) -> Option<&str> {
+        secrets::split_presented(cohort_store::connect::SESSION_KIND, &self.secret).map(|(id, _)| id)
+    }
+
     /// The token every state-changing form of this session must carry.
     pub fn csrf_token(&self) -> String {
         secrets::digest(&format!("cohort-csrf\n{}", self.secret))
@@ -41,6 +50,60 @@ impl Session {
     /// Whether `presented` is this session's CSRF token (constant time).
     pub fn verify_csrf(&self, presented: &str) -> bool {
         secrets::verify(presented, &secrets::digest(&self.csrf_token()))
+    }
+}
+
+/// Failed sign-ins of one email from one address within 15 minutes
+/// (`cohort_store::memberships::SIGNIN_WINDOW_MICROS`) before sign-in
+/// forms answer 429.
+pub const MAX_FAILURES_PER_EMAIL: i64 = 5;
+/// Failed sign-ins from one address, whatever the email.
+pub const MAX_FAILURES_PER_ADDRESS: i64 = 50;
+
+/// What a sign-in form's email and password came to.
+pub enum SignIn {
+    Accepted(User),
+    Wrong,
+    /// Too many failures for this email from this address, or from this
+    /// address: refused without checking the password.
+    Throttled,
+}
+
+/// Checks an email and password for every sign-in form (the admin UI, the
+/// authorize page), counting failures per email and address in the
+/// database so the limit holds across nodes.
+pub async fn sign_in(db: &Db, email: &str, password: &str, address: Option<IpAddr>) -> Result<SignIn, StoreError> {
+    let email = email.trim().to_lowercase();
+    let ip = address.map(|a| a.to_string()).unwrap_or_else(|| "unknown".into());
+    let by_email = format!("email|{email}|{ip}");
+    let by_address = format!("ip|{ip}");
+    if db.signin_failures(&[&by_email]).await? >= MAX_FAILURES_PER_EMAIL
+        || db.signin_failures(&[&by_address]).await? >= MAX_FAILURES_PER_ADDRESS
+    {
+        tracing::warn!("sign-in refused: too many failed attempts");
+        return Ok(SignIn::Throttled);
+    }
+    match db.authenticate_user(&email, password).await? {
+        Some(user) => {
+            db.clear_signin_failures(&by_email).await?;
+            Ok(SignIn::Accepted(user))
+        }
+        None => {
+            db.record_signin_failure(&[&by_email, &by_address]).await?;
+            Ok(SignIn::Wrong)
+        }
+    }
+}
+
+/// The peer's address, when the server runs with connect info (`cohort
+/// serve` does; the in-process test router does not).
+pub struct ClientAddress(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
     }
 }
 

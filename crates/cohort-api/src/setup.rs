@@ -114,8 +114,8 @@ async fn create_first_admin(
             Html(page(
                 "Account created",
                 &format!(
-                    "<h1>Account created</h1><p>{} is the owner of this Cohort. \
-                     Create an API token for the admin API with <code>cohort token create</code>.</p>",
+                    "<h1>Account created</h1><p>{} is the owner of this Cohort.</p>\
+                     <p><a href=\"/app/sign-in\">Sign in to the admin UI</a></p>",
                     escape(&user.email)
                 ),
             )),

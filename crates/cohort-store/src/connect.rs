@@ -311,7 +311,7 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(e) if e.kind() == sqlx::error::ErrorKind::UniqueViolation)
 }
 
-async fn queue_command(
+pub(crate) async fn queue_command(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     org: &OrgId,
     installation_id: &str,

@@ -6,10 +6,12 @@
 //! This crate stores and reads; it decides nothing.
 
 pub mod connect;
+pub mod dashboard;
 mod db;
 pub mod destinations;
 mod error;
 pub mod events;
+pub mod memberships;
 pub mod orgs;
 pub mod projection;
 pub mod sync_runs;

@@ -36,7 +36,7 @@ impl std::fmt::Debug for Source {
     }
 }
 
-fn new_write_key() -> String {
+pub(crate) fn new_write_key() -> String {
     format!("wk_{}", random_token(32))
 }
 
@@ -151,7 +151,7 @@ impl Db {
     }
 }
 
-fn source_from_row(r: &sqlx::any::AnyRow) -> Source {
+pub(crate) fn source_from_row(r: &sqlx::any::AnyRow) -> Source {
     Source {
         id: SourceId::from_stored(r.get::<String, _>("id")),
         org_id: OrgId::from_stored(r.get::<String, _>("org_id")),

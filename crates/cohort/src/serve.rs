@@ -48,9 +48,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let base_url = config.base_url(listener.local_addr().ok());
     bootstrap(&db, &base_url).await?;
     println!("Cohort {} is listening on {base_url} ({})", env!("CARGO_PKG_VERSION"), db.backend().as_str());
+    println!("Admin UI: {base_url}/app");
     tracing::info!(url = %base_url, backend = db.backend().as_str(), "listening");
 
     let (stopping_tx, mut stopping) = watch::channel(false);
+    // Connect info: the admin UI counts failed sign-ins per client address.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: finishing in-flight requests");

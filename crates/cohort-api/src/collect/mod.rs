@@ -211,7 +211,7 @@ async fn settings(State(state): State<AppState>, Path(write_key): Path<String>, 
 
 /// `("https", "cdp.example.com")` from the configured public URL, else the
 /// request's `Host` (and `X-Forwarded-Proto` from a proxy).
-fn public_host(public_url: Option<&str>, headers: &HeaderMap) -> (&'static str, String) {
+pub(crate) fn public_host(public_url: Option<&str>, headers: &HeaderMap) -> (&'static str, String) {
     if let Some(url) = public_url.filter(|u| !u.is_empty()) {
         let (protocol, rest) = match url.split_once("://") {
             Some(("https", rest)) => ("https", rest),

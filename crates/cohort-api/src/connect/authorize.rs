@@ -19,7 +19,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::html::{escape, page};
-use crate::session::{self, Session};
+use crate::session::{self, ClientAddress, Session, SignIn};
 use crate::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -81,12 +81,14 @@ pub async fn show(State(state): State<AppState>, Query(params): Query<AuthorizeP
         (status = 403, description = "Missing or wrong CSRF token, or not allowed", content_type = "text/html", body = String),
         (status = 404, description = "Unknown pairing", content_type = "text/html", body = String),
         (status = 410, description = "Expired or already decided", content_type = "text/html", body = String),
+        (status = 429, description = "Too many failed sign-ins (shared with the admin UI's limit)", content_type = "text/html", body = String),
     )
 )]
 pub async fn submit(
     State(state): State<AppState>,
     Query(params): Query<AuthorizeParams>,
     headers: HeaderMap,
+    ClientAddress(address): ClientAddress,
     form: Result<Form<AuthorizeForm>, FormRejection>,
 ) -> Response {
     let pairing = match load(&state, params.pairing.as_deref()).await {
@@ -111,11 +113,15 @@ pub async fn submit(
             if !session::verify_login_csrf(&headers, csrf) {
                 return forbidden();
             }
-            let user = match state.db().authenticate_user(email, &password).await {
-                Ok(Some(user)) => user,
-                Ok(None) => {
+            let user = match session::sign_in(state.db(), email, &password, address).await {
+                Ok(SignIn::Accepted(user)) => user,
+                Ok(SignIn::Wrong) => {
                     let shown = Shown { email, error: Some("The email or the password is wrong.") };
                     return render(&state, &pairing, None, &headers, shown, StatusCode::UNAUTHORIZED, Vec::new()).await;
+                }
+                Ok(SignIn::Throttled) => {
+                    let shown = Shown { email, error: Some("Too many failed sign-ins. Wait 15 minutes, then try again.") };
+                    return render(&state, &pairing, None, &headers, shown, StatusCode::TOO_MANY_REQUESTS, Vec::new()).await;
                 }
                 Err(e) => return unavailable(e),
             };

@@ -67,7 +67,7 @@ impl Projector {
     /// seqs before commit, so a lower one can appear after a higher one.
     /// Appenders hold `PG_APPEND_LOCK` shared from before they take a seq
     /// until they commit; taking it exclusively once waits them out.
-    async fn horizon(&self) -> Result<Option<i64>, StoreError> {
+    pub(crate) async fn horizon(&self) -> Result<Option<i64>, StoreError> {
         if self.db.backend() != Backend::Postgres {
             return Ok(None);
         }

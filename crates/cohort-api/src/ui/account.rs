@@ -1,0 +1,85 @@
+//! The signed-in user's account: password change.
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Form;
+use cohort_store::users::{hash_password, MIN_PASSWORD_CHARS};
+use cohort_store::StoreError;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::{html, templates, Signed, UiError, UiResult};
+use crate::AppState;
+
+fn page(signed: &Signed, status: StatusCode, notice: Option<&str>, error: Option<&str>) -> UiResult {
+    let body = templates::render(
+        "account.html",
+        &signed.layout("account", "Your account"),
+        minijinja::context! { min_chars => MIN_PASSWORD_CHARS, notice, error },
+    )?;
+    Ok(html(status, body))
+}
+
+/// The account page.
+#[utoipa::path(
+    get,
+    operation_id = "ui_show_account",
+    path = "/app/account",
+    tag = "ui",
+    responses(
+        (status = 200, description = "The account page", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to the sign-in form"),
+    ),
+    security(("session" = []))
+)]
+pub(crate) async fn show_account(signed: Signed) -> UiResult {
+    page(&signed, StatusCode::OK, None, None)
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub(crate) struct PasswordForm {
+    pub csrf: Option<String>,
+    pub current_password: Option<String>,
+    pub new_password: Option<String>,
+    pub new_password_confirmation: Option<String>,
+}
+
+/// Changes the password; the user's other sessions end.
+#[utoipa::path(
+    post,
+    operation_id = "ui_change_password",
+    path = "/app/account",
+    tag = "ui",
+    request_body(content = PasswordForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Changed: the page with a notice", content_type = "text/html", body = String),
+        (status = 400, description = "New passwords differ or too short", content_type = "text/html", body = String),
+        (status = 401, description = "The current password is wrong", content_type = "text/html", body = String),
+        (status = 403, description = "Wrong CSRF token", content_type = "text/html", body = String),
+    ),
+    security(("session" = []))
+)]
+pub(crate) async fn change_password(State(state): State<AppState>, signed: Signed, form: Result<Form<PasswordForm>, FormRejection>) -> UiResult {
+    let Ok(Form(form)) = form else { return Err(UiError::bad_form()) };
+    signed.check_csrf(form.csrf.as_deref().unwrap_or_default())?;
+    let user = &signed.session.user;
+    let current = form.current_password.unwrap_or_default();
+    if state.db().authenticate_user(&user.email, &current).await?.is_none() {
+        return page(&signed, StatusCode::UNAUTHORIZED, None, Some("The current password is wrong."));
+    }
+    let new = form.new_password.unwrap_or_default();
+    if Some(&new) != form.new_password_confirmation.as_ref() {
+        return page(&signed, StatusCode::BAD_REQUEST, None, Some("The two new passwords differ."));
+    }
+    let hash = match tokio::task::spawn_blocking(move || hash_password(&new)).await {
+        Ok(Ok(hash)) => hash,
+        Ok(Err(StoreError::Invalid(_))) => {
+            return page(&signed, StatusCode::BAD_REQUEST, None, Some("The new password is too short."));
+        }
+        _ => return Err(StoreError::PasswordHash.into()),
+    };
+    state.db().set_password(&user.id, &hash, signed.session.id()).await?;
+    tracing::info!(user = %user.id.as_str(), "password changed from the admin UI");
+    page(&signed, StatusCode::OK, Some("Password changed. Your other sessions were signed out."), None)
+}

@@ -1,0 +1,104 @@
+//! The overview: events per hour for the last 7 days, sources, stores
+//! with their health, destinations with their failures.
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use cohort_store::connect::Health;
+use cohort_store::now_micros;
+use serde::Serialize;
+
+use super::{chart, html, templates, Member, UiResult};
+use crate::AppState;
+
+const HOUR: i64 = 3600 * 1_000_000;
+
+#[derive(Serialize)]
+struct SourceRow {
+    id: String,
+    name: String,
+    enabled: bool,
+    events_24h: i64,
+}
+
+#[derive(Serialize)]
+struct StoreRow {
+    id: String,
+    name: String,
+    url: String,
+    status: String,
+    health: Option<&'static str>,
+    last_heartbeat_at: Option<i64>,
+}
+
+/// The organisation's overview.
+#[utoipa::path(
+    get,
+    operation_id = "ui_overview",
+    path = "/app/o/{org}",
+    tag = "ui",
+    params(("org" = String, Path, description = "Organisation id")),
+    responses(
+        (status = 200, description = "The overview page", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to the sign-in form"),
+        (status = 404, description = "Not an organisation of the user", content_type = "text/html", body = String),
+    ),
+    security(("session" = []))
+)]
+pub(crate) async fn overview(State(state): State<AppState>, member: Member) -> UiResult {
+    let db = state.db();
+    let org = &member.org.id;
+    let now = now_micros();
+    let start = now - now.rem_euclid(HOUR) - 167 * HOUR;
+    db.refresh_event_counts().await?;
+    let hourly = db.events_per_hour(org, start).await?;
+    let week: i64 = hourly.iter().map(|(_, n)| n).sum();
+    let day: i64 = hourly.iter().filter(|(at, _)| *at > now - 24 * HOUR).map(|(_, n)| n).sum();
+    let per_source: HashMap<String, i64> = db.events_per_source(org, now - 23 * HOUR).await?.into_iter().collect();
+    let sources: Vec<SourceRow> = db
+        .list_sources(org)
+        .await?
+        .into_iter()
+        .map(|s| SourceRow {
+            events_24h: per_source.get(s.id.as_str()).copied().unwrap_or(0),
+            id: s.id.as_str().to_owned(),
+            name: s.name,
+            enabled: s.enabled,
+        })
+        .collect();
+    let stores: Vec<StoreRow> = db
+        .list_installations(org)
+        .await?
+        .into_iter()
+        .filter(|s| s.installation.status != "replaced")
+        .map(|s| {
+            let i = s.installation;
+            StoreRow {
+                health: (i.status == "connected").then(|| Health::at(i.last_heartbeat_at, now).as_str()),
+                name: if i.site_name.is_empty() { i.store_url.clone() } else { i.site_name },
+                id: i.id,
+                url: i.store_url,
+                status: i.status,
+                last_heartbeat_at: i.last_heartbeat_at,
+            }
+        })
+        .collect();
+    let destinations = db.destination_health(org).await?;
+    let profiles = db.count_profiles(org).await?;
+    let body = templates::render(
+        "overview.html",
+        &member.layout("overview", "Overview"),
+        minijinja::context! {
+            chart => chart::hourly_bars(start, 168, &hourly),
+            events_week => week,
+            events_day => day,
+            profiles => profiles,
+            sources => sources,
+            connected_stores => stores.iter().filter(|s| s.status == "connected").count(),
+            stores => stores,
+            destinations => destinations,
+        },
+    )?;
+    Ok(html(StatusCode::OK, body))
+}

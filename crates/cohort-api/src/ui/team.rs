@@ -1,0 +1,277 @@
+//! The team (members and their roles) and API tokens. Owners manage
+//! everyone; admins manage admins and viewers; viewers see the list.
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Form;
+use cohort_store::users::{hash_password, Role};
+use cohort_store::StoreError;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::sources::DoneParams;
+use super::{html, redirect, templates, Member, UiError, UiResult};
+use crate::AppState;
+
+#[derive(Serialize)]
+struct MemberRow {
+    user_id: String,
+    email: String,
+    role: &'static str,
+    created_at: i64,
+    is_me: bool,
+    /// Whether the viewer may change or remove this member.
+    manageable: bool,
+}
+
+fn member_notice(done: Option<&str>) -> Option<&'static str> {
+    Some(match done? {
+        "added" => "Member added. They sign in at /app/sign-in with their email.",
+        "role" => "Role changed.",
+        "removed" => "Member removed.",
+        _ => return None,
+    })
+}
+
+async fn members_page(state: &AppState, member: &Member, status: StatusCode, notice: Option<&str>, error: Option<String>) -> UiResult {
+    let members: Vec<MemberRow> = state
+        .db()
+        .list_members(&member.org.id)
+        .await?
+        .into_iter()
+        .map(|m| MemberRow {
+            is_me: m.user_id == member.signed.session.user.id.as_str(),
+            manageable: member.role.can_manage() && member.role.can_assign(m.role),
+            user_id: m.user_id,
+            email: m.email,
+            role: m.role.as_str(),
+            created_at: m.created_at,
+        })
+        .collect();
+    let assignable: Vec<&str> = [Role::Owner, Role::Admin, Role::Viewer].into_iter().filter(|r| member.role.can_assign(*r)).map(Role::as_str).collect();
+    let body = templates::render(
+        "members.html",
+        &member.layout("members", "Team"),
+        minijinja::context! { members, assignable, notice, error },
+    )?;
+    Ok(html(status, body))
+}
+
+/// The organisation's members and their roles.
+#[utoipa::path(
+    get,
+    operation_id = "ui_list_members",
+    path = "/app/o/{org}/members",
+    tag = "ui",
+    params(("org" = String, Path, description = "Organisation id"), DoneParams),
+    responses(
+        (status = 200, description = "The team page", content_type = "text/html", body = String),
+        (status = 404, description = "Not an organisation of the user", content_type = "text/html", body = String),
+    ),
+    security(("session" = []))
+)]
+pub(crate) async fn list_members(State(state): State<AppState>, member: Member, Query(params): Query<DoneParams>) -> UiResult {
+    members_page(&state, &member, StatusCode::OK, member_notice(params.done.as_deref()), None).await
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub(crate) struct AddMemberForm {
+    pub csrf: Option<String>,
+    pub email: Option<String>,
+    /// owner, admin or viewer
+    pub role: Option<String>,
+    /// A first password, for a person without an account yet
+    pub password: Option<String>,
+}
+
+/// Adds a member: an existing account, or a new one with a first password.
+#[utoipa::path(
+    post,
+    operation_id = "ui_add_member",
+    path = "/app/o/{org}/members",
+    tag = "ui",
+    params(("org" = String, Path, description = "Organisation id")),
+    request_body(content = AddMemberForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Added: back to the team page"),
+        (status = 400, description = "The page again with the reason", content_type = "text/html", body = String),
+        (status = 403, description = "Wrong CSRF token, a viewer, or a role the user may not give", content_type = "text/html", body = String),
+        (status = 404, description = "Not an organisation of the user", content_type = "text/html", body = String),
+    ),
+    security(("session" = []))
+)]
+pub(crate) async fn add_member(State(state): State<AppState>, member: Member, form: Result<Form<AddMemberForm>, FormRejection>) -> UiResult {
+    let Ok(Form(form)) = form else { return Err(UiError::bad_form()) };
+    member.check_change(form.csrf.as_deref().unwrap_or_default())?;
+    let again = |message: String| members_page(&state, &member, StatusCode::BAD_REQUEST, None, Some(message));
+    let Some(role) = form.role.as_deref().and_then(Role::parse) else {
+        return again("Choose a role: owner, admin or viewer.".into()).await;
+    };
+    if !member.role.can_assign(role) {
+        return Err(UiError::new(StatusCode::FORBIDDEN, "Not allowed", "Only an owner can make someone an owner."));
+    }
+    let email = form.email.unwrap_or_default();
+    let hash = match form.password.filter(|p| !p.is_empty()) {
+        Some(password) => match tokio::task::spawn_blocking(move || hash_password(&password)).await {
+            Ok(Ok(hash)) => Some(hash),
+            Ok(Err(StoreError::Invalid(reason))) => return again(format!("The first password is too short: {reason}.")).await,
+            _ => return Err(UiError::from(StoreError::PasswordHash)),
+        },
+        None => None,
+    };
+    match state.db().add_member(&member.org.id, &email, role, hash.as_deref()).await {
+        Ok(_) => Ok(redirect(&member.path("/members?done=added"))),
+        Err(StoreError::Invalid(reason)) => again(reason).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub(crate) struct MemberActionForm {
+    pub csrf: Option<String>,
+    /// `role` (change to `role`) or `remove`
+    pub action: Option<String>,
+    pub role: Option<String>,
+}
+
+/// Changes a member's role, or removes them from the organisation.
+#[utoipa::path(
+    post,
+    operation_id = "ui_member_action",
+    path = "/app/o/{org}/members/{user}",
+    tag = "ui",
+    params(("org" = String, Path, description = "Organisation id"), ("user" = String, Path, description = "User id")),
+    request_body(content = MemberActionForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Done: back to the team page"),
+        (status = 400, description = "It would leave no owner, or an unknown action", content_type = "text/html", body = String),
+        (status = 403, description = "Wrong CSRF token, a viewer, or a member the user may not manage", content_type = "text/html", body = String),
+        (status = 404, description = "No such member in an organisation of the user", content_type = "text/html", body = String),
+    ),
+    security(("session" = []))
+)]
+pub(crate) async fn member_action(
+    State(state): State<AppState>,
+    member: Member,
+    Path(ids): Path<(String, String)>,
+    form: Result<Form<MemberActionForm>, FormRejection>,
+) -> UiResult {
+    let user = ids.1;
+    let Ok(Form(form)) = form else { return Err(UiError::bad_form()) };
+    member.check_change(form.csrf.as_deref().unwrap_or_default())?;
+    let db = state.db();
+    let target = db.list_members(&member.org.id).await?.into_iter().find(|m| m.user_id == user).ok_or_else(UiError::not_found)?;
+    let forbidden = || UiError::new(StatusCode::FORBIDDEN, "Not allowed", "Only an owner can change or remove an owner.");
+    if !member.role.can_assign(target.role) {
+        return Err(forbidden());
+    }
+    let result = match form.action.as_deref() {
+        Some("role") => {
+            let role = form.role.as_deref().and_then(Role::parse).ok_or_else(UiError::bad_form)?;
+            if !member.role.can_assign(role) {
+                return Err(forbidden());
+            }
+            db.set_member_role(&member.org.id, &user, role).await.map(|_| "role")
+        }
+        Some("remove") => db.remove_member(&member.org.id, &user).await.map(|_| "removed"),
+        _ => return Err(UiError::bad_form()),
+    };
+    match result {
+        Ok(done) => Ok(redirect(&member.path(&format!("/members?done={done}")))),
+        Err(StoreError::Invalid(reason)) => members_page(&state, &member, StatusCode::BAD_REQUEST, None, Some(reason)).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn tokens_page(state: &AppState, member: &Member, status: StatusCode, created: Option<(String, String)>, notice: Option<&str>) -> UiResult {
+    let tokens = state.db().list_api_tokens(&member.org.id).await?;
+    let body = templates::render(
+        "tokens.html",
+        &member.layout("tokens", "API tokens"),
+        minijinja::context! { tokens, created, notice },
+    )?;
+    Ok(html(status, body))
+}
+
+/// The organisation's API tokens (for the admin JSON API).
+#[utoipa::path(
+    get,
+    operation_id = "ui_list_tokens",
+    path = "/app/o/{org}/tokens",
+    tag = "ui",
+    params(("org" = String, Path, description = "Organisation id"), DoneParams),
+    responses(
+        (status = 200, description = "The API tokens page", content_type = "text/html", body = String),
+        (status = 404, description = "Not an organisation of the user", content_type = "text/html", body = String),
+    ),
+    security(("session" = []))
+)]
+pub(crate) async fn list_tokens(State(state): State<AppState>, member: Member, Query(params): Query<DoneParams>) -> UiResult {
+    let notice = (params.done.as_deref() == Some("revoked")).then_some("Token revoked. Requests with it are refused from now on.");
+    tokens_page(&state, &member, StatusCode::OK, None, notice).await
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub(crate) struct NewTokenForm {
+    pub csrf: Option<String>,
+    /// What the token is for, e.g. "Reporting script"
+    pub name: Option<String>,
+}
+
+/// Creates an API token and shows it, once.
+#[utoipa::path(
+    post,
+    operation_id = "ui_create_token",
+    path = "/app/o/{org}/tokens",
+    tag = "ui",
+    params(("org" = String, Path, description = "Organisation id")),
+    request_body(content = NewTokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 201, description = "The page with the new token, shown this once", content_type = "text/html", body = String),
+        (status = 400, description = "No name", content_type = "text/html", body = String),
+        (status = 403, description = "Wrong CSRF token, or a viewer", content_type = "text/html", body = String),
+        (status = 404, description = "Not an organisation of the user", content_type = "text/html", body = String),
+    ),
+    security(("session" = []))
+)]
+pub(crate) async fn create_token(State(state): State<AppState>, member: Member, form: Result<Form<NewTokenForm>, FormRejection>) -> UiResult {
+    let Ok(Form(form)) = form else { return Err(UiError::bad_form()) };
+    member.check_change(form.csrf.as_deref().unwrap_or_default())?;
+    let name = form.name.unwrap_or_default();
+    if name.trim().is_empty() || name.chars().count() > 100 {
+        return Err(UiError::new(StatusCode::BAD_REQUEST, "No name", "Give the token a name of 1 to 100 characters."));
+    }
+    let (info, secret) = state.db().create_api_token(&member.org.id, &name).await?;
+    tracing::info!(token = %info.id, "API token created from the admin UI");
+    tokens_page(&state, &member, StatusCode::CREATED, Some((info.name, secret.reveal().to_owned())), None).await
+}
+
+/// Revokes an API token.
+#[utoipa::path(
+    post,
+    operation_id = "ui_revoke_token",
+    path = "/app/o/{org}/tokens/{token}",
+    tag = "ui",
+    params(("org" = String, Path, description = "Organisation id"), ("token" = String, Path, description = "Token id")),
+    request_body(content = super::auth::CsrfForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Revoked: back to the tokens page"),
+        (status = 403, description = "Wrong CSRF token, or a viewer", content_type = "text/html", body = String),
+        (status = 404, description = "No such active token in an organisation of the user", content_type = "text/html", body = String),
+    ),
+    security(("session" = []))
+)]
+pub(crate) async fn revoke_token(
+    State(state): State<AppState>,
+    member: Member,
+    Path(ids): Path<(String, String)>,
+    form: Result<Form<super::auth::CsrfForm>, FormRejection>,
+) -> UiResult {
+    let token = ids.1;
+    let Ok(Form(form)) = form else { return Err(UiError::bad_form()) };
+    member.check_change(form.csrf.as_deref().unwrap_or_default())?;
+    state.db().revoke_api_token(&member.org.id, &token).await?;
+    tracing::info!(token = %token, "API token revoked from the admin UI");
+    Ok(redirect(&member.path("/tokens?done=revoked")))
+}

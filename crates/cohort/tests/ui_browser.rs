@@ -1,0 +1,134 @@
+//! The admin web UI in real headless Chromium against the real `cohort
+//! serve`, on SQLite and PostgreSQL. `tests/clients/ui_browser.mjs` plays a
+//! merchant's first hour (setup link, sign-in, a source and its snippet, a
+//! real client's events in the live debugger, profile search, an API token,
+//! a store paired and synced, every page at 1280 and 360 px) and reports;
+//! this test judges the report against what the server stored. Screenshots
+//! of every page land in target/ui-screenshots/<backend>/.
+//!
+//! Without playwright-core or Chromium it skips loudly, unless
+//! COHORT_TEST_REQUIRE_CLIENTS=1 (set by scripts/test.sh and CI).
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{all_events, api_token, databases, Server};
+use serde_json::Value;
+
+fn browser() -> Option<(PathBuf, String)> {
+    let dir = std::env::var("COHORT_TEST_CLIENTS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/clients")));
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let missing = if !dir.join("node_modules/playwright-core").exists() {
+        Some(format!("playwright-core is not installed in {}", dir.display()))
+    } else if !std::path::Path::new(&chromium).exists() {
+        Some(format!("{chromium} is missing"))
+    } else {
+        None
+    };
+    match missing {
+        None => Some((dir, chromium)),
+        Some(why) if std::env::var("COHORT_TEST_REQUIRE_CLIENTS").as_deref() == Ok("1") => {
+            panic!("COHORT_TEST_REQUIRE_CLIENTS=1 but {why}")
+        }
+        Some(why) => {
+            eprintln!("\n*** SKIPPED the admin UI in Chromium: {why} (run scripts/test.sh) ***\n");
+            None
+        }
+    }
+}
+
+fn setup_link(server: &Server) -> String {
+    let output = server.output();
+    output
+        .lines()
+        .find_map(|l| l.split("Create the first admin account (one-time link): ").nth(1))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|| panic!("no setup link printed:\n{output}"))
+}
+
+#[tokio::test]
+async fn a_merchant_runs_cohort_from_the_admin_ui_in_chromium() {
+    let Some((dir, chromium)) = browser() else { return };
+    for t in databases().await {
+        let b = t.backend().as_str();
+        let server = Server::start(&t.url, &[]).await;
+        let shots = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/ui-screenshots")).join(b);
+        let output = tokio::time::timeout(
+            Duration::from_secs(300),
+            tokio::process::Command::new("node")
+                .arg(dir.join("ui_browser.mjs"))
+                .args([&server.url, &setup_link(&server), &shots.display().to_string()])
+                .env("CHROMIUM", &chromium)
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .expect("the driver finished in time")
+        .expect("the driver started");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{b}: ui_browser.mjs failed ({:?}):\n{stderr}\nserver:\n{}", output.status, server.output());
+        let report: Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{b}: driver output is not JSON ({e}): {}\n{stderr}", String::from_utf8_lossy(&output.stdout)));
+
+        // The snippet copied from the page names the new source's key and this server.
+        let snippet = report["snippet"].as_str().expect("a copied snippet");
+        let org = t.db.list_organisations().await.unwrap().remove(0);
+        let sources = t.db.list_sources(&org.id).await.unwrap();
+        let website = sources.iter().find(|s| s.name == "Website").expect("the source created in the UI");
+        assert_eq!(report["sourceId"], website.id.as_str(), "{b}");
+        assert!(snippet.contains(&format!("writeKey: '{}'", website.write_key)), "{b}: {snippet}");
+        assert!(snippet.contains(&format!("apiHost: '{}'", server.url)), "{b}: {snippet}");
+        assert!(snippet.starts_with("<script>") && snippet.contains("/sdk/v1/cohort.js"), "{b}: {snippet}");
+
+        // The event the shopper's browser sent is the one the debugger showed, as stored.
+        let live: Value = serde_json::from_str(report["liveRaw"].as_str().expect("raw JSON opened")).expect("the raw JSON parses");
+        assert_eq!(live["event"], "UI Test Event", "{b}");
+        assert_eq!(live["properties"]["product"], "Blue T-Shirt", "{b}");
+        let token = api_token(&t.db).await;
+        let stored = all_events(&server.url, &token).await;
+        let same: Vec<&Value> = stored.iter().filter(|e| e["message_id"] == live["messageId"]).collect();
+        assert_eq!(same.len(), 1, "{b}: the debugger's event is stored once");
+        assert_eq!(same[0]["source_id"], website.id.as_str(), "{b}: from the pasted snippet's source");
+        assert_eq!(same[0]["message"]["context"]["library"]["name"], "cohort.js", "{b}: sent by the real SDK");
+        eprintln!("{b}: the event appeared in the live debugger {} ms after it was sent", report["liveLatencyMs"]);
+
+        // Profile search and detail.
+        let profile = report["profileText"].as_str().unwrap();
+        assert!(profile.contains("Ada Shopper") && profile.contains("gold") && profile.contains("UI Test Event"), "{b}: {profile}");
+        assert!(profile.contains("Website"), "{b}: traits say which source set them");
+
+        // The token made in the UI imported an order and a product, shown exactly.
+        assert_eq!(report["tokenShown"], true, "{b}");
+        let orders = report["ordersText"].as_str().unwrap();
+        assert!(orders.contains("#727") && orders.contains("$29.35"), "{b}: {orders}");
+        let products = report["productsText"].as_str().unwrap();
+        assert!(products.contains("Premium Quality") && products.contains("€21.99"), "{b}: {products}");
+
+        // Sync store queued a command the plugin received.
+        let before: Vec<&Value> = report["commandsBefore"].as_array().expect("the command list before").iter().map(|c| &c["id"]).collect();
+        let commands = report["commands"].as_array().expect("the plugin's command list");
+        let new: Vec<&Value> = commands.iter().filter(|c| !before.contains(&&c["id"])).collect();
+        assert_eq!(new.len(), 1, "{b}: one command queued by the button: {commands:?}");
+        assert_eq!(new[0]["kind"], "sync_store", "{b}");
+
+        // Every page: no script error, no CSP violation, nothing wider than 360 px.
+        assert_eq!(report["consoleErrors"], serde_json::json!([]), "{b}");
+        for (name, overflow) in report["overflow"].as_object().unwrap() {
+            if name.starts_with("mobile-") {
+                assert!(overflow.as_i64().unwrap_or(1) <= 0, "{b}: {name} scrolls sideways by {overflow} px at 360 px");
+            }
+        }
+        assert_eq!(report["firstFocus"], "Skip to content", "{b}: the keyboard starts at the skip link");
+        assert_eq!(report["signedOut"], true, "{b}");
+        let screenshots = report["screenshots"].as_array().unwrap();
+        assert!(screenshots.len() >= 16, "{b}: {screenshots:?}");
+        for s in screenshots {
+            assert!(std::path::Path::new(s.as_str().unwrap()).exists(), "{b}: {s}");
+        }
+        eprintln!("{b}: {} screenshots in {}", screenshots.len(), shots.display());
+    }
+}
