@@ -121,6 +121,41 @@ pub struct TestOutcome {
     pub reason: Option<String>,
 }
 
+/// An outcome waiting for the recorder.
+struct Recorded {
+    org: cohort_domain::ids::OrgId,
+    destination_id: String,
+    message_id: String,
+    record: AttemptRecord,
+}
+
+/// Writes outcomes as they come, up to 256 per transaction, until every
+/// sender is gone. A batch that cannot be written is retried; a delivery
+/// whose outcome is lost is sent again after its lease.
+async fn record_outcomes(db: Db, mut rx: tokio::sync::mpsc::UnboundedReceiver<Recorded>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 256 {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let rows: Vec<(&cohort_domain::ids::OrgId, &str, &str, &AttemptRecord)> =
+            batch.iter().map(|r| (&r.org, r.destination_id.as_str(), r.message_id.as_str(), &r.record)).collect();
+        for attempt in 1..=5 {
+            match db.record_attempts(&rows).await {
+                Ok(()) => break,
+                Err(error) if attempt < 5 => {
+                    tracing::warn!(%error, "destinations: recording outcomes failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                }
+                Err(error) => tracing::error!(%error, outcomes = rows.len(), "destinations: outcomes not recorded; those deliveries are sent again after their lease"),
+            }
+        }
+    }
+}
+
 /// The event of a test conversion and where it came from.
 #[derive(Debug, Clone)]
 pub struct TestEvent {
@@ -312,6 +347,11 @@ impl Dispatcher {
         let lease = i64::try_from(self.options.lease.as_micros()).unwrap_or(i64::MAX);
         let mut in_flight: HashMap<String, usize> = HashMap::new();
         let mut tasks: tokio::task::JoinSet<String> = tokio::task::JoinSet::new();
+        // Outcomes are written by one recorder, many per transaction: on
+        // SQLite a commit per delivery made concurrent deliveries queue for
+        // the write lock.
+        let (record_tx, record_rx) = tokio::sync::mpsc::unbounded_channel::<Recorded>();
+        let recorder = tokio::spawn(record_outcomes(self.db.clone(), record_rx));
         let finished = |in_flight: &mut HashMap<String, usize>, done: Result<String, tokio::task::JoinError>| {
             if let Ok(id) = done {
                 if let Some(n) = in_flight.get_mut(&id) {
@@ -328,47 +368,57 @@ impl Dispatcher {
             }
             if *stop.borrow() {
                 while tasks.join_next().await.is_some() {}
+                drop(record_tx);
+                let _ = recorder.await;
                 return;
             }
-            let enqueued = match self.db.enqueue_from_log().await {
-                Ok(n) => n,
-                Err(error) => {
-                    tracing::warn!(%error, "destinations: enqueue failed; retrying");
-                    0
-                }
-            };
             let mut claimed = 0;
+            // The due queue cannot fill the free slots: time to enqueue more.
+            let mut short = false;
             if tasks.len() < total {
                 let saturated: Vec<String> = in_flight.iter().filter(|(_, n)| **n >= per).map(|(id, _)| id.clone()).collect();
                 let now = cohort_store::now_micros();
                 let room = i64::try_from((total - tasks.len()) * 2).unwrap_or(64);
                 match self.db.due_candidates(now, room, &saturated).await {
                     Ok(candidates) => {
+                        short = (candidates.len() as i64) < room;
+                        // Choose within the caps, then claim them in one transaction.
+                        let mut chosen = Vec::new();
+                        let mut planned: HashMap<String, usize> = HashMap::new();
                         for due in candidates {
-                            if tasks.len() >= total {
+                            if tasks.len() + chosen.len() >= total {
                                 break;
                             }
-                            let n = in_flight.get(&due.destination_id).copied().unwrap_or(0);
+                            let n = in_flight.get(&due.destination_id).copied().unwrap_or(0) + planned.get(&due.destination_id).copied().unwrap_or(0);
                             if n >= per {
                                 continue;
                             }
-                            match self.db.claim_delivery(&due, now, lease).await {
-                                Ok(true) => {}
-                                Ok(false) => continue,
-                                Err(error) => {
-                                    tracing::warn!(%error, "destinations: claim failed");
-                                    break;
-                                }
+                            *planned.entry(due.destination_id.clone()).or_default() += 1;
+                            chosen.push(due);
+                        }
+                        let claimed_now = match self.db.claim_deliveries(chosen, now, lease).await {
+                            Ok(c) => c,
+                            Err(error) => {
+                                tracing::warn!(%error, "destinations: claim failed");
+                                Vec::new()
                             }
+                        };
+                        for due in claimed_now {
                             *in_flight.entry(due.destination_id.clone()).or_default() += 1;
                             claimed += 1;
                             let this = self.clone();
+                            let record_tx = record_tx.clone();
                             tasks.spawn(async move {
                                 let id = due.destination_id.clone();
                                 // Its own task: a panic is contained and the slot freed.
                                 let outcome = tokio::spawn(async move {
-                                    if let Err(error) = this.deliver(&due).await {
-                                        tracing::warn!(%error, destination = %due.destination_id, message_id = %due.message_id, "delivery not recorded; retried after its lease");
+                                    match this.attempt(&due).await {
+                                        Ok(record) => {
+                                            let _ = record_tx.send(Recorded { org: due.org_id, destination_id: due.destination_id, message_id: due.message_id, record });
+                                        }
+                                        Err(error) => {
+                                            tracing::warn!(%error, destination = %due.destination_id, message_id = %due.message_id, "delivery failed before sending; retried after its lease");
+                                        }
                                     }
                                 })
                                 .await;
@@ -382,7 +432,23 @@ impl Dispatcher {
                     Err(error) => tracing::warn!(%error, "destinations: reading due deliveries failed; retrying"),
                 }
             }
-            if enqueued == 0 && claimed == 0 {
+            // Enqueue one bounded step (a batch per destination) only when
+            // the queue runs short, so that a backlog never starves sending
+            // of the database.
+            let mut enqueued = false;
+            if short {
+                match self.db.enqueue_step().await {
+                    Ok((n, more)) => enqueued = n > 0 || more,
+                    Err(error) => tracing::warn!(%error, "destinations: enqueue failed; retrying"),
+                }
+            }
+            if tasks.len() >= total {
+                // Full: wait for a slot.
+                tokio::select! {
+                    Some(done) = tasks.join_next() => finished(&mut in_flight, done),
+                    _ = stop.changed() => {}
+                }
+            } else if !enqueued && claimed == 0 {
                 tokio::select! {
                     Some(done) = tasks.join_next(), if !tasks.is_empty() => finished(&mut in_flight, done),
                     _ = stop.changed() => {}
@@ -502,7 +568,15 @@ impl Dispatcher {
         (settings.event_mapping.contains_key(event) && transaction_id(&message, None).is_none()).then_some(settings)
     }
 
+    /// One attempt, recorded at once (rounds, tests).
     async fn deliver(&self, due: &DueDelivery) -> Result<(), DispatchError> {
+        let record = self.attempt(due).await?;
+        self.db.record_attempt(&due.org_id, &due.destination_id, &due.message_id, &record).await?;
+        Ok(())
+    }
+
+    /// One attempt: sends (or decides not to) and says what to record.
+    async fn attempt(&self, due: &DueDelivery) -> Result<AttemptRecord, DispatchError> {
         let destination = self.db.get_destination(&due.org_id, &self.key, &due.destination_id).await?;
         let mut profile_tid = None;
         if self.options.profile_fallback {
@@ -510,19 +584,15 @@ impl Dispatcher {
                 let (projected, _) = self.db.projection_position().await?;
                 if projected < due.seq {
                     // The profile may not know this visitor's click yet.
-                    let again = cohort_store::now_micros() + 500_000;
-                    self.db
-                        .record_attempt(&due.org_id, &due.destination_id, &due.message_id, &AttemptRecord {
-                            status: DeliveryStatus::Pending,
-                            sent: false,
-                            next_attempt_at_us: Some(again),
-                            request: None,
-                            response_status: None,
-                            response_excerpt: None,
-                            reason: Some("waiting for the profile projection (transaction id fallback)".into()),
-                        })
-                        .await?;
-                    return Ok(());
+                    return Ok(AttemptRecord {
+                        status: DeliveryStatus::Pending,
+                        sent: false,
+                        next_attempt_at_us: Some(cohort_store::now_micros() + 500_000),
+                        request: None,
+                        response_status: None,
+                        response_excerpt: None,
+                        reason: Some("waiting for the profile projection (transaction id fallback)".into()),
+                    });
                 }
                 let people = EventPeople {
                     timestamp_us: due.timestamp_us,
@@ -535,8 +605,8 @@ impl Dispatcher {
         }
         let (request, url, view) = match self.build(&destination, &due.message_id, &due.payload, profile_tid.as_deref()) {
             Built::Send { request, url, view } => (request, url, view),
-            Built::Skip(reason) => return self.finish(due, DeliveryStatus::Skipped, reason).await,
-            Built::Invalid(reason) => return self.finish(due, DeliveryStatus::Failed, reason).await,
+            Built::Skip(reason) => return Ok(Self::not_sent(due, DeliveryStatus::Skipped, reason)),
+            Built::Invalid(reason) => return Ok(Self::not_sent(due, DeliveryStatus::Failed, reason)),
         };
         let sent = self.send(*request, &url).await;
         let attempt = u32::try_from(due.attempts + 1).unwrap_or(u32::MAX);
@@ -552,36 +622,29 @@ impl Dispatcher {
                 None => why,
             })),
         };
-        let logged = view.to_log();
         tracing::info!(destination = %due.destination_id, message_id = %due.message_id, request = %view.url, status = ?sent.status, outcome = status.as_str(), "delivery attempt");
-        self.db
-            .record_attempt(&due.org_id, &due.destination_id, &due.message_id, &AttemptRecord {
-                status,
-                sent: true,
-                next_attempt_at_us: next,
-                request: Some(logged),
-                response_status: sent.status.map(i64::from),
-                response_excerpt: sent.excerpt,
-                reason,
-            })
-            .await?;
-        Ok(())
+        Ok(AttemptRecord {
+            status,
+            sent: true,
+            next_attempt_at_us: next,
+            request: Some(view.to_log()),
+            response_status: sent.status.map(i64::from),
+            response_excerpt: sent.excerpt,
+            reason,
+        })
     }
 
-    async fn finish(&self, due: &DueDelivery, status: DeliveryStatus, reason: String) -> Result<(), DispatchError> {
+    fn not_sent(due: &DueDelivery, status: DeliveryStatus, reason: String) -> AttemptRecord {
         tracing::info!(destination = %due.destination_id, message_id = %due.message_id, outcome = %reason, "delivery not sent");
-        self.db
-            .record_attempt(&due.org_id, &due.destination_id, &due.message_id, &AttemptRecord {
-                status,
-                sent: false,
-                next_attempt_at_us: None,
-                request: None,
-                response_status: None,
-                response_excerpt: None,
-                reason: Some(reason),
-            })
-            .await?;
-        Ok(())
+        AttemptRecord {
+            status,
+            sent: false,
+            next_attempt_at_us: None,
+            request: None,
+            response_status: None,
+            response_excerpt: None,
+            reason: Some(reason),
+        }
     }
 
     /// The event a test conversion sends: the one given, the one with

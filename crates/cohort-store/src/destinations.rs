@@ -14,7 +14,7 @@ use cohort_domain::ids::{new_id, OrgId};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use crate::sql::{Bind, Statement};
+use crate::sql::{multi_insert, Bind, Statement};
 use crate::{now_micros, Backend, Db, StoreError};
 
 /// Events read per destination per enqueue step.
@@ -479,11 +479,26 @@ impl Db {
     /// destination's cursor in the same transaction. Returns the deliveries
     /// created.
     pub async fn enqueue_from_log(&self) -> Result<u64, StoreError> {
+        let mut created = 0;
+        loop {
+            let (n, more) = self.enqueue_step().await?;
+            created += n;
+            if !more {
+                return Ok(created);
+            }
+        }
+    }
+
+    /// One bounded step of [`Db::enqueue_from_log`]: at most one batch of
+    /// events per destination. Returns the deliveries created and whether
+    /// a destination has more to read (the worker interleaves steps with
+    /// sending, so a large backlog does not hold deliveries back).
+    pub async fn enqueue_step(&self) -> Result<(u64, bool), StoreError> {
         let horizon = self.destinations_horizon().await?;
         let targets = sqlx::query("SELECT org_id, id, cursor_seq FROM destinations WHERE enabled = 1 ORDER BY org_id, id")
             .fetch_all(self.pool())
             .await?;
-        let mut created = 0;
+        let (mut created, mut more) = (0, false);
         // The last seq of each organisation, read without a write lock: a
         // destination with nothing new takes no write transaction.
         let mut last_of_org: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
@@ -507,15 +522,11 @@ impl Db {
             if cursor >= last {
                 continue;
             }
-            loop {
-                let (n, read) = self.enqueue_one(&org, &id, horizon).await?;
-                created += n;
-                if read < ENQUEUE_BATCH {
-                    break;
-                }
-            }
+            let (n, read) = self.enqueue_one(&org, &id, horizon).await?;
+            created += n;
+            more |= read >= ENQUEUE_BATCH;
         }
-        Ok(created)
+        Ok((created, more))
     }
 
     /// One batch of one destination: (deliveries created, events read).
@@ -550,7 +561,7 @@ impl Db {
             return Ok((0, 0));
         };
         let now = now_micros();
-        let mut created = 0;
+        let mut values = Vec::new();
         for event in &rows {
             if event.get::<Option<i64>, _>("erased_at_us").is_some() {
                 continue;
@@ -560,19 +571,32 @@ impl Db {
             if !filters.matches(&message_type, name.as_deref()) {
                 continue;
             }
-            let done = sqlx::query(&format!(
-                "INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, NULL, NULL, NULL, NULL, $6, $6) \
-                 ON CONFLICT (org_id, destination_id, message_id) DO NOTHING"
-            ))
-            .bind(org)
-            .bind(id)
-            .bind(event.get::<String, _>("message_id"))
-            .bind(event.get::<i64, _>("seq"))
-            .bind(name)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            created += done.rows_affected();
+            values.push(vec![
+                Bind::Text(org.to_owned()),
+                Bind::Text(id.to_owned()),
+                Bind::Text(event.get::<String, _>("message_id")),
+                Bind::Int(event.get::<i64, _>("seq")),
+                Bind::OptText(name),
+                Bind::Text("pending".into()),
+                Bind::Int(0),
+                Bind::Int(now),
+                Bind::OptText(None),
+                Bind::OptInt(None),
+                Bind::OptText(None),
+                Bind::OptText(None),
+                Bind::Int(now),
+                Bind::Int(now),
+            ]);
+        }
+        let mut created = 0;
+        let statements = multi_insert(
+            self.backend(),
+            &format!("INSERT INTO deliveries ({DELIVERY_COLUMNS})"),
+            &values,
+            "ON CONFLICT (org_id, destination_id, message_id) DO NOTHING",
+        );
+        for st in &statements {
+            created += st.query().execute(&mut *tx).await?.rows_affected();
         }
         sqlx::query("UPDATE destinations SET cursor_seq = $1 WHERE org_id = $2 AND id = $3")
             .bind(last)
@@ -655,6 +679,34 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Claims several candidates in one write transaction (see
+    /// [`Db::claim_delivery`]); returns those claimed.
+    pub async fn claim_deliveries(&self, candidates: Vec<DueDelivery>, now: i64, lease_us: i64) -> Result<Vec<DueDelivery>, StoreError> {
+        if candidates.is_empty() {
+            return Ok(candidates);
+        }
+        let mut tx = self.begin_write().await?;
+        let mut claimed = Vec::with_capacity(candidates.len());
+        for due in candidates {
+            let done = sqlx::query(
+                "UPDATE deliveries SET next_attempt_at_us = $1 WHERE org_id = $2 AND destination_id = $3 AND message_id = $4 \
+                 AND next_attempt_at_us = $5 AND status IN ('pending', 'retrying')",
+            )
+            .bind(now.saturating_add(lease_us))
+            .bind(due.org_id.as_str())
+            .bind(&due.destination_id)
+            .bind(&due.message_id)
+            .bind(due.due_at_us)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 1 {
+                claimed.push(due);
+            }
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
     /// The profile's last Everflow transaction id (`ef_transaction_id`) and
     /// when it was set (µs), for the profile of the first of these
     /// identities that has one.
@@ -676,6 +728,39 @@ impl Db {
             return Ok(Some((value, at)));
         }
         Ok(None)
+    }
+
+    /// Records several outcomes in one write transaction (see
+    /// [`Db::record_attempt`]).
+    pub async fn record_attempts(&self, records: &[(&OrgId, &str, &str, &AttemptRecord)]) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let now = now_micros();
+        for (org, destination_id, message_id, a) in records {
+            let next = match a.status {
+                DeliveryStatus::Retrying | DeliveryStatus::Pending => a.next_attempt_at_us.or(Some(now)),
+                _ => None,
+            };
+            sqlx::query(
+                "UPDATE deliveries SET status = $1, attempts = attempts + $2, next_attempt_at_us = $3, request = $4, \
+                 response_status = $5, response_excerpt = $6, reason = $7, updated_at_us = $8 \
+                 WHERE org_id = $9 AND destination_id = $10 AND message_id = $11 AND status IN ('pending', 'retrying')",
+            )
+            .bind(a.status.as_str())
+            .bind(i64::from(a.sent))
+            .bind(next)
+            .bind(a.request.as_deref())
+            .bind(a.response_status)
+            .bind(a.response_excerpt.as_deref())
+            .bind(a.reason.as_deref())
+            .bind(now)
+            .bind(org.as_str())
+            .bind(*destination_id)
+            .bind(*message_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Records an attempt's outcome. A delivery that is already delivered,

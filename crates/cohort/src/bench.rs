@@ -24,45 +24,48 @@ pub enum BenchCommand {
     Ingest(IngestArgs),
     /// Projection throughput (profiles, identities, orders) against reading the log, and its lag under load
     Project(crate::bench_project::ProjectArgs),
+    /// Deliveries per second to a local receiver, and ingestion with and without three active destinations
+    Destinations(crate::bench_destinations::DestinationsArgs),
 }
 
 #[derive(Args, Clone)]
 pub struct IngestArgs {
     /// Benchmark a running server instead of starting one
     #[arg(long)]
-    url: Option<String>,
+    pub(crate) url: Option<String>,
     /// Write key for --url
     #[arg(long)]
-    write_key: Option<String>,
+    pub(crate) write_key: Option<String>,
     /// Database for the server the benchmark starts (default: a fresh SQLite
     /// file in a temporary folder). Events are written into it.
     #[arg(long)]
-    database_url: Option<String>,
+    pub(crate) database_url: Option<String>,
     /// Concurrent connections
     #[arg(long, default_value_t = 16)]
-    connections: usize,
+    pub(crate) connections: usize,
     /// Messages per batch
     #[arg(long, default_value_t = 100)]
-    batch_size: usize,
+    pub(crate) batch_size: usize,
     /// Seconds per phase
     #[arg(long, default_value_t = 10)]
-    seconds: u64,
+    pub(crate) seconds: u64,
 }
 
 pub async fn run(_config: &Config, command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Ingest(args) => ingest(args).await,
         BenchCommand::Project(args) => crate::bench_project::project(args).await,
+        BenchCommand::Destinations(args) => crate::bench_destinations::destinations(args).await,
     }
 }
 
-struct Target {
-    url: String,
-    write_key: String,
-    server: Option<tokio::process::Child>,
-    db: Option<Db>,
-    org: Option<OrgId>,
-    backend: String,
+pub(crate) struct Target {
+    pub(crate) url: String,
+    pub(crate) write_key: String,
+    pub(crate) server: Option<tokio::process::Child>,
+    pub(crate) db: Option<Db>,
+    pub(crate) org: Option<OrgId>,
+    pub(crate) backend: String,
     _dir: Option<tempfile_dir::TempDir>,
 }
 
@@ -85,6 +88,11 @@ mod tempfile_dir {
 }
 
 async fn start_target(args: &IngestArgs) -> anyhow::Result<Target> {
+    start_target_with(args, &[]).await
+}
+
+/// Starts the server with extra environment variables.
+pub(crate) async fn start_target_with(args: &IngestArgs, env: &[(&str, String)]) -> anyhow::Result<Target> {
     if let Some(url) = &args.url {
         let write_key = args.write_key.clone().context("--url needs --write-key")?;
         return Ok(Target { url: url.trim_end_matches('/').to_owned(), write_key, server: None, db: None, org: None, backend: "remote".into(), _dir: None });
@@ -104,6 +112,7 @@ async fn start_target(args: &IngestArgs) -> anyhow::Result<Target> {
         .env("COHORT_DATABASE__URL", &database_url)
         .env("COHORT_SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env("COHORT_LOG__LEVEL", "warn")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
@@ -131,11 +140,11 @@ async fn start_target(args: &IngestArgs) -> anyhow::Result<Target> {
     })
 }
 
-struct PhaseResult {
+pub(crate) struct PhaseResult {
     requests: u64,
-    events: u64,
+    pub(crate) events: u64,
     failures: u64,
-    elapsed: Duration,
+    pub(crate) elapsed: Duration,
     latencies: Vec<Duration>,
 }
 
@@ -147,7 +156,7 @@ impl PhaseResult {
         let index = ((self.latencies.len() - 1) as f64 * p).round() as usize;
         self.latencies[index]
     }
-    fn events_per_second(&self) -> f64 {
+    pub(crate) fn events_per_second(&self) -> f64 {
         self.events as f64 / self.elapsed.as_secs_f64()
     }
 }
@@ -222,7 +231,7 @@ fn write_digits(body: &mut [u8], at: &[usize], mut value: u64, width: usize) {
     }
 }
 
-async fn phase(target: &Target, path: &str, args: &IngestArgs, run: &str) -> anyhow::Result<PhaseResult> {
+pub(crate) async fn phase(target: &Target, path: &str, args: &IngestArgs, run: &str) -> anyhow::Result<PhaseResult> {
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let counter = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
@@ -269,7 +278,7 @@ async fn phase(target: &Target, path: &str, args: &IngestArgs, run: &str) -> any
     Ok(PhaseResult { requests, events: requests * args.batch_size as u64, failures: failures.load(Ordering::Relaxed), elapsed, latencies })
 }
 
-fn report(name: &str, r: &PhaseResult) {
+pub(crate) fn report(name: &str, r: &PhaseResult) {
     println!(
         "{name:<28} {:>9.0} events/s {:>7.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   failures {}",
         r.events_per_second(),

@@ -2,6 +2,7 @@
 //! live in `cohort-domain`, storage in `cohort-store`, HTTP in `cohort-api`.
 
 mod bench;
+mod bench_destinations;
 mod bench_project;
 mod commands;
 mod config;
