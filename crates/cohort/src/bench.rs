@@ -24,6 +24,8 @@ pub enum BenchCommand {
     Ingest(IngestArgs),
     /// Projection throughput (profiles, identities, orders) against reading the log, and its lag under load
     Project(crate::bench_project::ProjectArgs),
+    /// Admin UI page render times with 1 M events and 100 k profiles, against /healthz
+    Ui(crate::bench_ui::UiArgs),
 }
 
 #[derive(Args, Clone)]
@@ -53,6 +55,7 @@ pub async fn run(_config: &Config, command: BenchCommand) -> anyhow::Result<()> 
     match command {
         BenchCommand::Ingest(args) => ingest(args).await,
         BenchCommand::Project(args) => crate::bench_project::project(args).await,
+        BenchCommand::Ui(args) => crate::bench_ui::ui(args).await,
     }
 }
 

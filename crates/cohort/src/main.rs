@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_project;
+mod bench_ui;
 mod commands;
 mod config;
 mod installations;
