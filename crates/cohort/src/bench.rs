@@ -26,6 +26,8 @@ pub enum BenchCommand {
     Project(crate::bench_project::ProjectArgs),
     /// Deliveries per second to a local receiver, and ingestion with and without three active destinations
     Destinations(crate::bench_destinations::DestinationsArgs),
+    /// Admin UI page render times with 1 M events and 100 k profiles, against /healthz
+    Ui(crate::bench_ui::UiArgs),
 }
 
 #[derive(Args, Clone)]
@@ -56,6 +58,7 @@ pub async fn run(_config: &Config, command: BenchCommand) -> anyhow::Result<()> 
         BenchCommand::Ingest(args) => ingest(args).await,
         BenchCommand::Project(args) => crate::bench_project::project(args).await,
         BenchCommand::Destinations(args) => crate::bench_destinations::destinations(args).await,
+        BenchCommand::Ui(args) => crate::bench_ui::ui(args).await,
     }
 }
 

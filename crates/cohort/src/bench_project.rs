@@ -91,23 +91,7 @@ pub async fn project(args: ProjectArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let base_us = cohort_store::now_micros() - 86_400_000_000;
     let per_profile = args.events.div_ceil(args.profiles.max(1));
-    let mut batch = Vec::with_capacity(5000);
-    let mut written = 0u64;
-    'fill: for n in 0..per_profile {
-        for p in 0..args.profiles {
-            if written == args.events {
-                break 'fill;
-            }
-            let at = base_us + written as i64 * 1000;
-            batch.push(new_event(&org.id, &source.id, message(p, n, at), at));
-            written += 1;
-            if batch.len() == 5000 {
-                db.append_events(&batch).await?;
-                batch.clear();
-            }
-        }
-    }
-    db.append_events(&batch).await?;
+    let written = fill_log(&db, &org.id, &source.id, args.events, args.profiles, base_us, 1000).await?;
     println!("  log written: {written} events in {:.1} s", started.elapsed().as_secs_f64());
 
     // Baseline: read and parse the log in the projector's page size.
@@ -200,8 +184,41 @@ pub async fn project(args: ProjectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Appends `events` synthetic events about `profiles` people, interleaved
+/// (consecutive events are about different people), the n-th at
+/// `base_us + n * step_us`. Returns how many were written.
+pub(crate) async fn fill_log(
+    db: &Db,
+    org: &OrgId,
+    source: &SourceId,
+    events: u64,
+    profiles: u64,
+    base_us: i64,
+    step_us: i64,
+) -> anyhow::Result<u64> {
+    let per_profile = events.div_ceil(profiles.max(1));
+    let mut batch = Vec::with_capacity(5000);
+    let mut written = 0u64;
+    'fill: for n in 0..per_profile {
+        for p in 0..profiles {
+            if written == events {
+                break 'fill;
+            }
+            let at = base_us + written as i64 * step_us;
+            batch.push(new_event(org, source, message(p, n, at), at));
+            written += 1;
+            if batch.len() == 5000 {
+                db.append_events(&batch).await?;
+                batch.clear();
+            }
+        }
+    }
+    db.append_events(&batch).await?;
+    Ok(written)
+}
+
 /// A temporary folder removed on drop.
-struct TempDir(std::path::PathBuf);
+pub(crate) struct TempDir(pub(crate) std::path::PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {
@@ -209,7 +226,7 @@ impl Drop for TempDir {
     }
 }
 
-fn tempfile_dir() -> std::io::Result<TempDir> {
+pub(crate) fn tempfile_dir() -> std::io::Result<TempDir> {
     let path = std::env::temp_dir().join(format!("cohort-bench-project-{}", cohort_domain::ids::random_token(10)));
     std::fs::create_dir_all(&path)?;
     Ok(TempDir(path))

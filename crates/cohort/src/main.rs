@@ -4,6 +4,7 @@
 mod bench;
 mod bench_destinations;
 mod bench_project;
+mod bench_ui;
 mod commands;
 mod config;
 mod destinations;

@@ -13,6 +13,8 @@ use super::{chart, html, templates, Member, UiResult};
 use crate::AppState;
 
 const HOUR: i64 = 3600 * 1_000_000;
+/// Profiles counted on a page at most; more read as "10,000+".
+pub(crate) const PROFILE_COUNT_CAP: u32 = 10_000;
 
 #[derive(Serialize)]
 struct SourceRow {
@@ -85,7 +87,7 @@ pub(crate) async fn overview(State(state): State<AppState>, member: Member) -> U
         })
         .collect();
     let destinations = db.destination_health(org).await?;
-    let profiles = db.count_profiles(org).await?;
+    let profiles = db.count_profiles_upto(org, PROFILE_COUNT_CAP).await?;
     let body = templates::render(
         "overview.html",
         &member.layout("overview", "Overview"),
@@ -94,6 +96,7 @@ pub(crate) async fn overview(State(state): State<AppState>, member: Member) -> U
             events_week => week,
             events_day => day,
             profiles => profiles,
+            profiles_capped => profiles >= i64::from(PROFILE_COUNT_CAP),
             sources => sources,
             connected_stores => stores.iter().filter(|s| s.status == "connected").count(),
             stores => stores,

@@ -101,12 +101,13 @@ pub(crate) async fn list_profiles(State(state): State<AppState>, member: Member,
     } else {
         (search(&state, &member, &q).await?.into_iter().map(ProfileRow::from).collect(), None)
     };
-    let total = state.db().count_profiles(&member.org.id).await?;
+    let cap = super::overview::PROFILE_COUNT_CAP;
+    let total = state.db().count_profiles_upto(&member.org.id, cap).await?;
     let notice = (params.done.as_deref() == Some("erased")).then_some("The profile was erased.");
     let body = templates::render(
         "profiles.html",
         &member.layout("profiles", "Profiles"),
-        minijinja::context! { q, profiles => rows, next, total, searched => !q.is_empty(), notice },
+        minijinja::context! { q, profiles => rows, next, total, capped => total >= i64::from(cap), searched => !q.is_empty(), notice },
     )?;
     Ok(html(StatusCode::OK, body))
 }

@@ -177,6 +177,10 @@ impl EventRow {
             },
             "group" => format!("Joined group {}", message.get("groupId").and_then(Value::as_str).unwrap_or("")),
             "alias" => "Alias".into(),
+            "resource" => match message.get("topic").and_then(Value::as_str) {
+                Some(topic) => format!("Store {topic}"),
+                None => "Store resource".into(),
+            },
             other => other.to_owned(),
         };
         let who = match (&e.user_id, &e.email, &e.anonymous_id) {
