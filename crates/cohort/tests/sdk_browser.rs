@@ -11,38 +11,12 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{api_token, databases, Server};
 use serde_json::{json, Value};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// The clients directory and the Chromium binary, or `None` (skipped).
-fn browser(what: &str) -> Option<(PathBuf, String)> {
-    let dir = std::env::var("COHORT_TEST_CLIENTS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/clients")));
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let missing = if !dir.join("node_modules/playwright-core").exists() {
-        Some(format!("playwright-core is not installed in {}", dir.display()))
-    } else if !std::path::Path::new(&chromium).exists() {
-        Some(format!("{chromium} is missing"))
-    } else {
-        None
-    };
-    match missing {
-        None => Some((dir, chromium)),
-        Some(why) if std::env::var("COHORT_TEST_REQUIRE_CLIENTS").as_deref() == Ok("1") => {
-            panic!("COHORT_TEST_REQUIRE_CLIENTS=1 but {why}")
-        }
-        Some(why) => {
-            eprintln!("\n*** SKIPPED {what}: {why} (run scripts/test.sh) ***\n");
-            None
-        }
-    }
-}
 
 /// What the driver reported, plus the events stored on that backend.
 struct Run {
@@ -82,7 +56,7 @@ impl Run {
 
 /// Runs `scenario` on every backend; `check` gets each run.
 async fn scenario(name: &str, check: impl Fn(&Run)) {
-    let Some((dir, chromium)) = browser(&format!("SDK in Chromium: {name}")) else { return };
+    let Some((dir, chromium)) = common::browser(&format!("SDK in Chromium: {name}")) else { return };
     for t in databases().await {
         let server = Server::start(&t.url, &[]).await;
         let write_key = server.printed_write_key();

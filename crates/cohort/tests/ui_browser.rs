@@ -17,30 +17,6 @@ use std::time::Duration;
 use common::{all_events, api_token, databases, Server};
 use serde_json::Value;
 
-fn browser() -> Option<(PathBuf, String)> {
-    let dir = std::env::var("COHORT_TEST_CLIENTS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/clients")));
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let missing = if !dir.join("node_modules/playwright-core").exists() {
-        Some(format!("playwright-core is not installed in {}", dir.display()))
-    } else if !std::path::Path::new(&chromium).exists() {
-        Some(format!("{chromium} is missing"))
-    } else {
-        None
-    };
-    match missing {
-        None => Some((dir, chromium)),
-        Some(why) if std::env::var("COHORT_TEST_REQUIRE_CLIENTS").as_deref() == Ok("1") => {
-            panic!("COHORT_TEST_REQUIRE_CLIENTS=1 but {why}")
-        }
-        Some(why) => {
-            eprintln!("\n*** SKIPPED the admin UI in Chromium: {why} (run scripts/test.sh) ***\n");
-            None
-        }
-    }
-}
-
 fn setup_link(server: &Server) -> String {
     let output = server.output();
     output
@@ -52,7 +28,7 @@ fn setup_link(server: &Server) -> String {
 
 #[tokio::test]
 async fn a_merchant_runs_cohort_from_the_admin_ui_in_chromium() {
-    let Some((dir, chromium)) = browser() else { return };
+    let Some((dir, chromium)) = common::browser("the admin UI in Chromium") else { return };
     for t in databases().await {
         let b = t.backend().as_str();
         let server = Server::start(&t.url, &[]).await;

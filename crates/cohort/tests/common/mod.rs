@@ -130,3 +130,29 @@ pub async fn all_events(url: &str, token: &str) -> Vec<Value> {
 pub async fn databases() -> Vec<cohort_testkit::TestDb> {
     cohort_testkit::all_backends().await
 }
+
+/// The Node clients directory and the Chromium binary for a browser test, or
+/// `None` with a loud SKIPPED line (a panic under COHORT_TEST_REQUIRE_CLIENTS=1).
+pub fn browser(what: &str) -> Option<(std::path::PathBuf, String)> {
+    let dir = std::env::var("COHORT_TEST_CLIENTS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/clients")));
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let missing = if !dir.join("node_modules/playwright-core").exists() {
+        Some(format!("playwright-core is not installed in {}", dir.display()))
+    } else if !std::path::Path::new(&chromium).exists() {
+        Some(format!("{chromium} is missing"))
+    } else {
+        None
+    };
+    match missing {
+        None => Some((dir, chromium)),
+        Some(why) if std::env::var("COHORT_TEST_REQUIRE_CLIENTS").as_deref() == Ok("1") => {
+            panic!("COHORT_TEST_REQUIRE_CLIENTS=1 but {why}")
+        }
+        Some(why) => {
+            eprintln!("\n*** SKIPPED {what}: {why} (run scripts/test.sh) ***\n");
+            None
+        }
+    }
+}
