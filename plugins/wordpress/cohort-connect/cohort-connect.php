@@ -42,6 +42,7 @@ require_once COHORT_CONNECT_DIR . 'includes/class-cohort-heartbeat.php';
 require_once COHORT_CONNECT_DIR . 'includes/class-cohort-tracking.php';
 require_once COHORT_CONNECT_DIR . 'includes/class-cohort-account-events.php';
 require_once COHORT_CONNECT_DIR . 'includes/class-cohort-admin.php';
+require_once COHORT_CONNECT_DIR . 'includes/class-cohort-discounts.php';
 require_once COHORT_CONNECT_DIR . 'includes/class-cohort-plugin.php';
 
 register_activation_hook( __FILE__, array( 'Cohort_Plugin', 'activate' ) );

@@ -14,6 +14,7 @@ if ( ! defined( 'COHORT_CONNECT_VERSION' ) ) {
 	define( 'COHORT_CONNECT_VERSION', '0.1.0' );
 }
 require_once __DIR__ . '/includes/class-cohort-installer.php';
+require_once __DIR__ . '/includes/class-cohort-discounts.php';
 
 /**
  * Revokes and removes everything on the current site.
@@ -48,6 +49,7 @@ function cohort_connect_uninstall_site(): void {
 		);
 	}
 	Cohort_Installer::remove_all();
+	Cohort_Discounts::uninstall();
 }
 
 if ( is_multisite() ) {

@@ -33,6 +33,7 @@ final class Cohort_Plugin {
 		add_action( 'wp_enqueue_scripts', array( 'Cohort_Tracking', 'enqueue' ) );
 		add_filter( 'script_loader_tag', array( 'Cohort_Tracking', 'async_tag' ), 10, 2 );
 		Cohort_Account_Events::boot();
+		Cohort_Discounts::boot();
 		if ( is_admin() ) {
 			Cohort_Admin::boot();
 		}
