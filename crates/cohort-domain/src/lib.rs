@@ -8,4 +8,5 @@ pub mod secrets;
 pub mod time;
 pub mod commerce;
 pub mod destinations;
+pub mod discounts;
 pub mod profile;
