@@ -5,6 +5,7 @@
 //! decided by `cohort_domain::destinations`; this crate does the IO.
 
 pub mod manage;
+pub mod store_discounts;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

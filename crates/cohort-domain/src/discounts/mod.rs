@@ -161,6 +161,98 @@ pub fn admin_field(store_field: &str) -> String {
     format!("{snake}{tail}")
 }
 
+/// What the store answers (connect.md §5, camelCase on the wire). Amounts
+/// arrive as decimal strings (or numbers, from other implementations).
+pub mod wire {
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Deserializer, Serialize};
+
+    fn decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        super::decimal(&v).ok_or_else(|| serde::de::Error::custom(format!("not a decimal: {v}")))
+    }
+
+    fn opt_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        super::decimal(&v).map(Some).ok_or_else(|| serde::de::Error::custom(format!("not a decimal: {v}")))
+    }
+
+    /// A provider id: the plugin sends a number; a string of digits is accepted.
+    fn id<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Number(n) => n.as_u64().ok_or_else(|| serde::de::Error::custom("providerId is not a positive integer")),
+            serde_json::Value::String(s) => s.parse().map_err(|_| serde::de::Error::custom("providerId is not a positive integer")),
+            other => Err(serde::de::Error::custom(format!("providerId: {other}"))),
+        }
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Created {
+        #[serde(deserialize_with = "id")]
+        pub provider_id: u64,
+        pub code: String,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Deleted {
+        #[serde(deserialize_with = "id")]
+        pub provider_id: u64,
+        pub deleted: bool,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct StoreDiscount {
+        #[serde(deserialize_with = "id")]
+        pub provider_id: u64,
+        pub code: String,
+        pub kind: String,
+        #[serde(deserialize_with = "decimal")]
+        pub amount: Decimal,
+        #[serde(default, deserialize_with = "opt_decimal")]
+        pub min_purchase_amount: Option<Decimal>,
+        #[serde(default)]
+        pub expires_at: Option<String>,
+        #[serde(default)]
+        pub usage_limit: Option<u64>,
+        #[serde(default)]
+        pub usage_count: Option<u64>,
+        #[serde(default)]
+        pub email_restrictions: Vec<String>,
+        #[serde(default)]
+        pub currency: Option<String>,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Redemption {
+        pub provider_order_id: String,
+        pub code: String,
+        #[serde(default)]
+        pub customer_id: Option<String>,
+        #[serde(default)]
+        pub email: Option<String>,
+        /// The discount the coupon gave on this order.
+        #[serde(deserialize_with = "decimal")]
+        pub amount: Decimal,
+        pub currency: String,
+        pub created_at: String,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct RedemptionPage {
+        pub redemptions: Vec<Redemption>,
+        #[serde(default)]
+        pub next_cursor: Option<String>,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +321,21 @@ mod tests {
         assert_eq!(admin_field("minPurchaseAmount"), "min_purchase_amount");
         assert_eq!(admin_field("emailRestrictions[2]"), "email_restrictions[2]");
         assert_eq!(admin_field("code"), "code");
+    }
+
+    #[test]
+    fn store_answers_parse_with_exact_amounts() {
+        let page: wire::RedemptionPage = serde_json::from_value(json!({"redemptions": [
+            {"providerOrderId": "727", "code": "summer20", "customerId": null, "email": "john.doe@example.com",
+             "amount": "4.40", "currency": "USD", "createdAt": "2026-01-02T10:00:00Z"},
+            {"providerOrderId": "728", "code": "summer20", "amount": 0.1, "currency": "EUR", "createdAt": "2026-01-02T10:00:00Z"}
+        ], "nextCursor": "c1.x"})).unwrap();
+        assert_eq!(page.redemptions[0].amount, Decimal::new(440, 2));
+        assert_eq!(page.redemptions[1].amount, Decimal::new(1, 1));
+        let d: wire::StoreDiscount = serde_json::from_value(json!({"providerId": 123, "code": "SUMMER20", "kind": "percentage",
+            "amount": "20", "minPurchaseAmount": null, "expiresAt": null})).unwrap();
+        assert_eq!(d.provider_id, 123);
+        assert!(serde_json::from_value::<wire::Created>(json!({"providerId": -1, "code": "x"})).is_err());
+        assert!(serde_json::from_value::<wire::StoreDiscount>(json!({"providerId": 1, "code": "x", "kind": "percentage", "amount": "lots"})).is_err());
     }
 }
