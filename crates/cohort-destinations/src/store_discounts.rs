@@ -64,6 +64,31 @@ pub enum StoreCallError {
     BadAnswer(String),
 }
 
+/// Why an installation cannot be called.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("no installation {0} in the organisation")]
+    NotFound(String),
+    #[error("the installation is {0}: discounts need a connected store")]
+    NotConnected(String),
+    #[error(transparent)]
+    Store(#[from] cohort_store::StoreError),
+}
+
+/// The store a connected installation of `org` is reached at, with its
+/// signing secret. Another organisation's installation is not found.
+pub async fn target_for(db: &cohort_store::Db, org: &cohort_domain::ids::OrgId, installation: &str) -> Result<StoreTarget, TargetError> {
+    let summary = db.list_installations(org).await?.into_iter().find(|s| s.installation.id == installation);
+    let Some(summary) = summary else { return Err(TargetError::NotFound(installation.to_owned())) };
+    let secret = db.installation_signing_secret(org, installation).await?;
+    match (summary.installation.status.as_str(), secret) {
+        ("connected", Some(secret)) if !secret.is_empty() => {
+            Ok(StoreTarget { store_url: summary.installation.store_url, signing_secret: secret })
+        }
+        (status, _) => Err(TargetError::NotConnected(status.to_owned())),
+    }
+}
+
 /// Answers larger than this are refused (a page of redemptions is far smaller).
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 

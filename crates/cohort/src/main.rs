@@ -10,6 +10,7 @@ mod config;
 mod destinations;
 mod installations;
 mod stores;
+mod store_discounts;
 mod logging;
 mod profiles;
 mod serve;

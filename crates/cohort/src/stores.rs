@@ -25,6 +25,9 @@ pub enum StoreCommand {
         #[arg(long)]
         org: Option<String>,
     },
+    /// Discounts (WooCommerce coupons) in a connected store
+    #[command(subcommand)]
+    Discount(crate::store_discounts::DiscountCommand),
 }
 
 pub async fn run(config: &Config, command: StoreCommand) -> anyhow::Result<()> {
@@ -63,6 +66,7 @@ pub async fn run(config: &Config, command: StoreCommand) -> anyhow::Result<()> {
                 );
             }
         }
+        StoreCommand::Discount(c) => crate::store_discounts::run(&db, c).await?,
     }
     Ok(())
 }

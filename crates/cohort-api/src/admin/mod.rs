@@ -5,6 +5,7 @@
 mod auth;
 pub mod commerce;
 pub mod destinations;
+pub mod discounts;
 pub mod events;
 pub mod installations;
 pub mod profiles;
@@ -40,4 +41,5 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(destinations::replay_delivery))
         .routes(routes!(destinations::replay_failed))
         .routes(routes!(destinations::test_destination))
+        .merge(discounts::routes())
 }
