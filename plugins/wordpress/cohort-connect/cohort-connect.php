@@ -41,6 +41,13 @@ require_once COHORT_CONNECT_DIR . 'includes/class-cohort-pairing.php';
 require_once COHORT_CONNECT_DIR . 'includes/class-cohort-heartbeat.php';
 require_once COHORT_CONNECT_DIR . 'includes/class-cohort-tracking.php';
 require_once COHORT_CONNECT_DIR . 'includes/class-cohort-account-events.php';
+require_once COHORT_CONNECT_DIR . 'includes/class-cohort-sync-state.php';
+require_once COHORT_CONNECT_DIR . 'includes/class-cohort-sync.php';
+require_once COHORT_CONNECT_DIR . 'includes/class-cohort-store-changes.php';
+require_once COHORT_CONNECT_DIR . 'includes/class-cohort-cart-signals.php';
+require_once COHORT_CONNECT_DIR . 'includes/class-cohort-recover-link.php';
+require_once COHORT_CONNECT_DIR . 'includes/class-cohort-cart-events.php';
+require_once COHORT_CONNECT_DIR . 'includes/class-cohort-upgrade.php';
 require_once COHORT_CONNECT_DIR . 'includes/class-cohort-admin.php';
 require_once COHORT_CONNECT_DIR . 'includes/class-cohort-plugin.php';
 
