@@ -152,7 +152,10 @@ fn every_route_is_in_the_openapi_document() {
         "/app/o/{org}", "/app/o/{org}/sources", "/app/o/{org}/sources/{source}", "/app/o/{org}/sources/{source}/live",
         "/app/o/{org}/profiles", "/app/o/{org}/profiles/{profile}", "/app/o/{org}/profiles/{profile}/erase",
         "/app/o/{org}/profiles/{profile}/export", "/app/o/{org}/orders", "/app/o/{org}/products", "/app/o/{org}/stores",
-        "/app/o/{org}/stores/{store}", "/app/o/{org}/members", "/app/o/{org}/members/{user}", "/app/o/{org}/tokens",
+        "/app/o/{org}/stores/{store}", "/app/o/{org}/stores/{store}/runs", "/app/o/{org}/destinations",
+        "/app/o/{org}/destinations/new", "/app/o/{org}/destinations/{destination}",
+        "/app/o/{org}/destinations/{destination}/deliveries", "/app/o/{org}/destinations/{destination}/deliveries/{message}",
+        "/app/o/{org}/members", "/app/o/{org}/members/{user}", "/app/o/{org}/tokens",
         "/app/o/{org}/tokens/{token}",
     ] {
         assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");
