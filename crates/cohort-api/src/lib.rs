@@ -25,6 +25,7 @@ mod setup;
 mod state;
 mod ui;
 
+pub use connect::rest::worker::{RestWorker, RestWorkerOptions};
 pub use error::ApiError;
 pub use state::{ApiSettings, AppState};
 
