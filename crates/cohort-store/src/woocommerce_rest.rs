@@ -398,6 +398,17 @@ impl Db {
         Ok(())
     }
 
+    /// Replaces a connection's webhook secret (the receiver checks the new
+    /// one at once; the store's webhooks must be given it too).
+    pub async fn set_rest_webhook_secret(&self, key: &SecretsKey, id: &str, secret: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE woocommerce_rest_connections SET webhook_secret = $1 WHERE installation_id = $2")
+            .bind(key.encrypt(secret.as_bytes(), &context(id, "webhook_secret"))?)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// Makes a connection's reconciliation due now (tests, `cohort store`).
     pub async fn reconcile_rest_now(&self, id: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE woocommerce_rest_connections SET next_reconcile_at = $1 WHERE installation_id = $2")

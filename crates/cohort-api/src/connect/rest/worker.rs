@@ -8,7 +8,9 @@
 //! The history pull is a sync run (the plugin's runs' table and progress):
 //! page N of a resource is batch `seq = N - 1`, counted once, so a pull
 //! interrupted by an error or a crash resumes at the first page not yet
-//! counted. Every page goes through the one resource intake.
+//! counted (for a resource that was finished, that page is past the end:
+//! one empty answer, nothing counted). Every page goes through the one
+//! resource intake.
 //!
 //! Several nodes share the work through leases on the connection row
 //! (`Db::claim_rest_work`); a lease is extended after every page.
@@ -219,6 +221,10 @@ impl RestWorker {
             let mut page = u32::try_from(next_seq).unwrap_or(0).saturating_add(1);
             loop {
                 let fetched = client.page(resource, page, None).await?;
+                if fetched.items.is_empty() && page > fetched.total_pages {
+                    // Resumed after this resource's last page: it was done.
+                    break;
+                }
                 let (accepted, rejected) = self.store_page(conn, resource, &fetched.items).await?;
                 db.record_sync_batch(&run.id, resource, i64::from(page) - 1, fetched.items.len() as i64, accepted, rejected)
                     .await?;
