@@ -118,30 +118,49 @@ pub async fn start_connection(
     body: Bytes,
 ) -> Result<(StatusCode, Json<ConnectionStarted>), ConnectError> {
     let fields = Fields::parse(&body)?;
-    let store_url = fields.url("store_url")?;
-    if store_url.contains(['?', '#']) {
-        return Err(ConnectError::invalid("store_url", "store_url must be the store's home URL, without ? or #"));
-    }
+    let store_url = fields.text("store_url", MAX_URL_CHARS)?;
+    let store_url = normalize_store_url(&store_url).ok_or_else(|| {
+        ConnectError::invalid("store_url", "store_url must be the store's http:// or https:// home URL, without ? or #")
+    })?;
     let dispatcher = state.destinations().ok_or_else(ConnectError::unavailable)?;
     cohort_destinations::check_url(&store_url, dispatcher.options().allow_private_addresses)
         .await
         .map_err(|e| ConnectError::invalid("store_url", e))?;
     let cohort_url = base_url(state.inner.settings.public_url.as_deref(), &headers);
     let return_url = match fields.opt_text("return_url", MAX_URL_CHARS)? {
-        Some(text) => http_url(&text).ok_or_else(|| ConnectError::invalid("return_url", "return_url must be an http:// or https:// URL"))?,
-        None => format!("{cohort_url}/app"),
+        Some(text) => Some(http_url(&text).ok_or_else(|| ConnectError::invalid("return_url", "return_url must be an http:// or https:// URL"))?),
+        None => None,
     };
-    let started = state.db().start_rest_connection(&caller.org, &store_url, &cohort_url, None).await?;
+    let started = begin_connection(state.db(), &caller.org, &store_url, &cohort_url, return_url).await?;
+    Ok((StatusCode::CREATED, Json(started)))
+}
+
+/// `store_url` normalised (scheme and host lower-cased, no trailing `/`),
+/// if it is an http(s) home URL without query or fragment.
+pub fn normalize_store_url(text: &str) -> Option<String> {
+    http_url(text).filter(|url| !url.contains(['?', '#']))
+}
+
+/// Starts a connection of `store_url` (normalised) for `org` (the admin
+/// API and `cohort store connect-rest`): the one-time state goes into
+/// WooCommerce's authorize URL; `return_url` defaults to Cohort's `/app`.
+pub async fn begin_connection(
+    db: &cohort_store::Db,
+    org: &cohort_domain::ids::OrgId,
+    store_url: &str,
+    cohort_url: &str,
+    return_url: Option<String>,
+) -> Result<ConnectionStarted, cohort_store::StoreError> {
+    let cohort_url = cohort_url.trim_end_matches('/');
+    let return_url = return_url.unwrap_or_else(|| format!("{cohort_url}/app"));
+    let started = db.start_rest_connection(org, store_url, cohort_url, None).await?;
     let callback_url = format!("{cohort_url}/connect/v1/woocommerce/callback");
-    Ok((
-        StatusCode::CREATED,
-        Json(ConnectionStarted {
-            authorize_url: authorize_url(&store_url, &started.state, &return_url, &callback_url),
-            installation_id: started.installation_id,
-            callback_url,
-            expires_at: format_rfc3339(from_micros(started.expires_at)),
-        }),
-    ))
+    Ok(ConnectionStarted {
+        authorize_url: authorize_url(store_url, &started.state, &return_url, &callback_url),
+        installation_id: started.installation_id,
+        callback_url,
+        expires_at: format_rfc3339(from_micros(started.expires_at)),
+    })
 }
 
 /// The keys WooCommerce posts after the merchant approved.
