@@ -409,6 +409,16 @@ impl Db {
         Ok(())
     }
 
+    /// WooCommerce resources (`resource` messages) in `org`'s log, derived
+    /// events excluded (benchmarks count acknowledged deliveries back).
+    pub async fn count_resource_messages(&self, org: &OrgId) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM events WHERE org_id = $1 AND type = 'resource'")
+            .bind(org.as_str())
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.get("n"))
+    }
+
     /// Makes a connection's reconciliation due now (tests, `cohort store`).
     pub async fn reconcile_rest_now(&self, id: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE woocommerce_rest_connections SET next_reconcile_at = $1 WHERE installation_id = $2")
