@@ -13,6 +13,10 @@
 #   site.sh serve     DIR PORT       run `php -S 127.0.0.1:PORT` on DIR/www (foreground; opcache on;
 #                                    PHP_CLI_SERVER_WORKERS workers, default 4)
 #   site.sh php       DIR CODE       run PHP CODE with WordPress loaded (as a CLI request)
+#   site.sh woocommerce DIR WC       add the WooCommerce plugin unpacked at WC (linked, never copied
+#                                    into the project), activate and install it: USD, cash on
+#                                    delivery, guest checkout, coupons on, no tax; plus a must-use
+#                                    plugin letting its webhooks reach a loopback receiver
 #
 # Needs Debian's wordpress, mariadb-server, php-cli, php-mysql (scripts/test.sh installs them).
 set -euo pipefail
@@ -140,6 +144,35 @@ run_php() {
   ' "$code")
 }
 
+woocommerce() {
+  local dir="$1" wc="$2" www="$1/www"
+  [[ -f "$wc/woocommerce.php" ]] || die "no WooCommerce plugin at $wc (woocommerce.php missing)"
+  ln -sfn "$(cd "$wc" && pwd)" "$www/wp-content/plugins/woocommerce"
+  cp "$HERE/woocommerce-test.php" "$www/wp-content/mu-plugins/cohort-test-woocommerce.php"
+  # Activation and installation in separate processes, as WordPress itself does them.
+  run_php "$dir" '
+    $r = activate_plugin( "woocommerce/woocommerce.php" );
+    if ( is_wp_error( $r ) ) { fwrite( STDERR, $r->get_error_message() ); exit( 1 ); }
+    echo "activated\n";' >>"$dir/install.log" 2>>"$dir/woocommerce-install.log" ||
+    die "activating WooCommerce failed (see $dir/woocommerce-install.log)"
+  run_php "$dir" '
+    WC_Install::install();
+    update_option( "woocommerce_currency", "USD" );
+    update_option( "woocommerce_default_country", "US:CA" );
+    update_option( "woocommerce_store_address", "1 Market St" );
+    update_option( "woocommerce_store_city", "San Francisco" );
+    update_option( "woocommerce_store_postcode", "94105" );
+    update_option( "woocommerce_calc_taxes", "no" );
+    update_option( "woocommerce_enable_coupons", "yes" );
+    update_option( "woocommerce_enable_guest_checkout", "yes" );
+    update_option( "woocommerce_coming_soon", "no" );
+    update_option( "woocommerce_onboarding_profile", array( "skipped" => true ) );
+    update_option( "woocommerce_task_list_hidden", "yes" );
+    update_option( "woocommerce_cod_settings", array( "enabled" => "yes", "title" => "Cash on delivery", "enable_for_methods" => array(), "enable_for_virtual" => "yes" ) );
+    echo "installed\n";' >>"$dir/install.log" 2>>"$dir/woocommerce-install.log" ||
+    die "installing WooCommerce failed (see $dir/woocommerce-install.log)"
+}
+
 cmd="${1:-}"; shift || true
 case "$cmd" in
   db-start) db_start "$@" ;;
@@ -147,5 +180,6 @@ case "$cmd" in
   create) create "$@" ;;
   serve) serve "$@" ;;
   php) run_php "$@" ;;
-  *) die "usage: site.sh db-start|db-stop|create|serve|php …" ;;
+  woocommerce) woocommerce "$@" ;;
+  *) die "usage: site.sh db-start|db-stop|create|serve|php|woocommerce …" ;;
 esac

@@ -22,198 +22,13 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
+use common::wordpress::{self, drive, eventually, free_port, WordPress};
 use common::{all_events, api_token, databases, Server};
 use serde_json::{json, Value};
-use tokio::process::{Child, Command};
-
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 const ACCOUNT_EMAIL: &str = "owner@shop.test";
 const ACCOUNT_PASSWORD: &str = "correct horse battery";
-
-/// What this test needs, or why it cannot run.
-fn missing_parts() -> Option<String> {
-    let clients = clients_dir();
-    let checks: [(&str, bool); 7] = [
-        ("Debian's wordpress (/usr/share/wordpress)", Path::new("/usr/share/wordpress/wp-includes/version.php").exists()),
-        ("php", which("php")),
-        ("php-mysql (mysqli)", php_has("mysqli")),
-        ("mariadb-server (mariadbd)", which("mariadbd")),
-        ("node", which("node")),
-        ("playwright-core in tests/clients", clients.join("node_modules/playwright-core").exists()),
-        ("chromium", Path::new(&chromium()).exists()),
-    ];
-    let missing: Vec<&str> = checks.iter().filter(|(_, ok)| !ok).map(|(what, _)| *what).collect();
-    (!missing.is_empty()).then(|| missing.join(", "))
-}
-
-fn which(program: &str) -> bool {
-    std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {program}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn php_has(extension: &str) -> bool {
-    std::process::Command::new("php")
-        .args(["-r", &format!("exit(extension_loaded('{extension}') ? 0 : 1);")])
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn clients_dir() -> PathBuf {
-    std::env::var("COHORT_TEST_CLIENTS_DIR").map(PathBuf::from).unwrap_or_else(|_| Path::new(ROOT).join("tests/clients"))
-}
-
-fn chromium() -> String {
-    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
-}
-
-fn site_script() -> PathBuf {
-    Path::new(ROOT).join("tests/wordpress/site.sh")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A real WordPress: MariaDB on a socket, `php -S`, the plugin copied in.
-struct WordPress {
-    dir: tempfile::TempDir,
-    url: String,
-    php: Child,
-}
-
-impl WordPress {
-    async fn start() -> WordPress {
-        let dir = tempfile::Builder::new().prefix("cohort-wp-").tempdir().unwrap();
-        let port = free_port();
-        let url = format!("http://127.0.0.1:{port}");
-        site(&["db-start", path(dir.path())]).await;
-        site(&["create", path(dir.path()), &url, "wordpress"]).await;
-        let php = Command::new("bash")
-            .arg(site_script())
-            .args(["serve", path(dir.path()), &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("php-server.log")).unwrap())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let client = reqwest::Client::new();
-        for _ in 0..200 {
-            if client.get(format!("{url}/wp-login.php")).send().await.is_ok_and(|r| r.status().is_success()) {
-                return WordPress { dir, url, php };
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("WordPress did not answer at {url}");
-    }
-
-    /// Runs PHP with WordPress loaded (a CLI request) and returns its stdout.
-    async fn php(&self, code: &str) -> String {
-        site(&["php", path(self.dir.path()), code]).await
-    }
-
-    async fn option(&self, name: &str) -> Value {
-        let out = self.php(&format!("echo wp_json_encode(get_option('{name}', null));")).await;
-        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("option {name}: {e}: {out}"))
-    }
-
-    /// Runs one WP-Cron event now through WordPress's own `wp-cron.php`.
-    async fn run_cron_event(&self, hook: &str) {
-        self.php(&format!(
-            "wp_clear_scheduled_hook('{hook}'); wp_schedule_single_event(time() - 1, '{hook}'); echo 'ok';"
-        ))
-        .await;
-        let status = reqwest::Client::new()
-            // Without `doing_wp_cron`: wp-cron.php then takes its own lock and runs what is due.
-            .get(format!("{}/wp-cron.php", self.url))
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert!(status.is_success(), "wp-cron.php answered {status}");
-    }
-
-    fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
-    }
-
-}
-
-impl Drop for WordPress {
-    /// Also on a failed assertion: no MariaDB or PHP server outlives the test.
-    fn drop(&mut self) {
-        let _ = self.php.start_kill();
-        let _ = std::process::Command::new("bash")
-            .arg(site_script())
-            .args(["db-stop", path(self.dir.path())])
-            .status();
-    }
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-async fn site(args: &[&str]) -> String {
-    let out = Command::new("bash").arg(site_script()).args(args).output().await.unwrap();
-    assert!(
-        out.status.success(),
-        "site.sh {}: {}\n{}",
-        args.first().unwrap_or(&""),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// One step of the Chromium driver.
-async fn browser(step: &str, wp: &WordPress, cohort_url: &str, extra: Value) -> Value {
-    let mut args = json!({
-        "wp": wp.url,
-        "cohort": cohort_url,
-        "state": wp.dir.path().join("admin-session.json"),
-        "shots": Path::new(env!("CARGO_TARGET_TMPDIR")).join("wordpress-screenshots"),
-    });
-    if let (Some(target), Some(more)) = (args.as_object_mut(), extra.as_object()) {
-        target.extend(more.clone());
-    }
-    let out = Command::new("node")
-        .arg(clients_dir().join("wordpress_plugin.mjs"))
-        .arg(step)
-        .arg(args.to_string())
-        .env("CHROMIUM", chromium())
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("driver {step}: {e}\nstdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr)));
-    assert!(report.get("error").is_none(), "driver step {step} failed: {report:#}");
-    report
-}
-
-/// Waits (bounded) until `check` holds; the bound is a safety net, not a
-/// speed requirement.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..300 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for: {what}");
-}
 
 async fn installations(url: &str, token: &str) -> Vec<Value> {
     let body: Value = reqwest::Client::new()
@@ -255,11 +70,7 @@ async fn heartbeat_status(url: &str, token: &str) -> reqwest::StatusCode {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_plugin_in_a_real_wordpress() {
-    if let Some(missing) = missing_parts() {
-        if std::env::var("COHORT_TEST_REQUIRE_WORDPRESS").as_deref() == Ok("1") {
-            panic!("COHORT_TEST_REQUIRE_WORDPRESS=1 but missing: {missing}");
-        }
-        eprintln!("\n*** SKIPPED the WordPress plugin end-to-end test: missing {missing} (run scripts/test.sh) ***\n");
+    if !wordpress::available("the WordPress plugin end-to-end test") {
         return;
     }
     for test_db in databases().await {
@@ -279,7 +90,7 @@ async fn run_scenario(test_db: &cohort_testkit::TestDb) {
     let wp = WordPress::start().await;
 
     // Activation, and the Cohort URL saved through the Settings API.
-    let activated = browser("activate", &wp, &url, json!({})).await;
+    let activated = drive("activate", &wp, &url, json!({})).await;
     assert!(activated["activatedNotice"].as_str().unwrap().contains("Plugin activated"), "{activated:#}");
     assert_eq!(activated["savedUrl"], url.as_str());
     assert!(activated["page"]["buttons"].as_array().unwrap().contains(&json!("cohort-connect-start")));
@@ -287,14 +98,14 @@ async fn run_scenario(test_db: &cohort_testkit::TestDb) {
 
     // Deny first: WordPress says so, and nothing is connected.
     let account = json!({"email": ACCOUNT_EMAIL, "password": ACCOUNT_PASSWORD});
-    let denied = browser("pair", &wp, &url, json!({"account": account, "org": "Default", "decision": "deny"})).await;
+    let denied = drive("pair", &wp, &url, json!({"account": account, "org": "Default", "decision": "deny"})).await;
     assert_eq!(denied["cohortSession"], "created-first-admin", "a fresh Cohort offers to create the first admin: {denied:#}");
     assert!(denied["page"]["denied"].as_str().is_some_and(|t| t.contains("denied")), "{denied:#}");
     assert!(denied["page"]["connected"].is_null());
     assert!(installations(&url, &token).await.iter().all(|i| i["status"] != "connected"));
 
     // Approve: the same code on both sides, "Connected to Default".
-    let paired = browser("pair", &wp, &url, json!({"account": account, "org": "Default", "decision": "approve"})).await;
+    let paired = drive("pair", &wp, &url, json!({"account": account, "org": "Default", "decision": "approve"})).await;
     assert_eq!(paired["cohortSession"], "already-signed-in", "the Cohort session is kept: {paired:#}");
     let code = paired["cohortCode"].as_str().unwrap();
     assert!(code.len() == 9 && code.as_bytes()[4] == b'-', "user code {code}");
@@ -319,7 +130,7 @@ async fn run_scenario(test_db: &cohort_testkit::TestDb) {
     assert!(installation["wp_version"].as_str().unwrap().starts_with("6."));
 
     // Storefront: the SDK from Cohort, async, and a page view arriving.
-    let anonymous = browser("storefront", &wp, &url, json!({})).await;
+    let anonymous = drive("storefront", &wp, &url, json!({})).await;
     let tags = anonymous["sdkTag"].as_array().unwrap();
     assert_eq!(tags.len(), 1, "{anonymous:#}");
     assert_eq!(tags[0]["async"], true);
@@ -331,7 +142,7 @@ async fn run_scenario(test_db: &cohort_testkit::TestDb) {
     assert_eq!(stored.get(page_view["messageId"].as_str().unwrap()), Some(&1), "the page view is stored once");
 
     // A signed-in visitor: identified by the SDK (user id and email) and "Signed In" from the server side.
-    let shopper = browser("storefront", &wp, &url, json!({"user": "shopper", "password": "password", "thenSignOut": true})).await;
+    let shopper = drive("storefront", &wp, &url, json!({"user": "shopper", "password": "password", "thenSignOut": true})).await;
     let shopper_id = wp.php("echo get_user_by('login', 'shopper')->ID;").await.trim().to_owned();
     assert_eq!(shopper["config"]["user"]["email"], "shopper@shop.test");
     let identify = shopper["sent"].as_array().unwrap().iter().find(|m| m["type"] == "identify").cloned().expect("an identify");
@@ -367,11 +178,11 @@ async fn run_scenario(test_db: &cohort_testkit::TestDb) {
             .await;
         new_users.push(id.trim().to_owned());
     }
-    let offline = browser("storefront", &wp, &url, json!({"user": "buyer1", "password": "password"})).await;
+    let offline = drive("storefront", &wp, &url, json!({"user": "buyer1", "password": "password"})).await;
     assert_eq!(offline["title"], "Cohort Test Shop", "the shop works while Cohort is down: {offline:#}");
     wp.run_cron_event("cohort_connect_heartbeat").await;
     wp.run_cron_event("cohort_connect_heartbeat").await;
-    let waiting = browser("admin-page", &wp, &url, json!({})).await;
+    let waiting = drive("admin-page", &wp, &url, json!({})).await;
     // Three sign-ups (one call each), one sign-in, one heartbeat (a queued heartbeat is replaced).
     assert_eq!(waiting["page"]["outboxDepth"], "5", "{waiting:#}");
     let failures = waiting["page"]["failures"].as_array().unwrap();
@@ -381,7 +192,7 @@ async fn run_scenario(test_db: &cohort_testkit::TestDb) {
     // Cohort back on the same address and database; "Retry now" sends everything.
     let mut cohort = Server::start(&test_db.url, &env).await;
     assert_eq!(cohort.url, url);
-    let retried = browser("admin-page", &wp, &url, json!({"click": "retry"})).await;
+    let retried = drive("admin-page", &wp, &url, json!({"click": "retry"})).await;
     assert_eq!(retried["page"]["outboxDepth"], "0", "{retried:#}");
     let signed_up = events_named(&url, &token, "Signed Up").await;
     let mut signed_up_users: Vec<String> =
@@ -395,7 +206,7 @@ async fn run_scenario(test_db: &cohort_testkit::TestDb) {
     assert!(stored.values().all(|n| *n == 1), "no message stored twice");
 
     // Disconnect revokes: the old token gets 401, Cohort shows it disconnected.
-    let disconnected = browser("admin-page", &wp, &url, json!({"click": "disconnect"})).await;
+    let disconnected = drive("admin-page", &wp, &url, json!({"click": "disconnect"})).await;
     assert!(disconnected["page"]["disconnected"].is_string(), "{disconnected:#}");
     assert!(disconnected["page"]["notices"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().contains("revoked")));
     assert_eq!(heartbeat_status(&url, &first_token).await, reqwest::StatusCode::UNAUTHORIZED);
@@ -405,31 +216,31 @@ async fn run_scenario(test_db: &cohort_testkit::TestDb) {
 
     // Reconnect; then Cohort revokes the token behind the plugin's back: the
     // next call gets 401 and the plugin says it is disconnected, everywhere in wp-admin.
-    let again = browser("pair", &wp, &url, json!({"account": account, "org": "Default", "decision": "approve"})).await;
+    let again = drive("pair", &wp, &url, json!({"account": account, "org": "Default", "decision": "approve"})).await;
     assert_eq!(again["page"]["connected"], "✓ Connected to Default", "{again:#}");
     let revoked_token = wp.option("cohort_connect_connection").await["installation_token"].as_str().unwrap().to_owned();
     let revoke = reqwest::Client::new().delete(format!("{url}/connect/v1/installation")).bearer_auth(&revoked_token).send().await.unwrap();
     assert_eq!(revoke.status(), reqwest::StatusCode::NO_CONTENT);
     wp.run_cron_event("cohort_connect_heartbeat").await;
-    let revoked = browser("admin-page", &wp, &url, json!({})).await;
+    let revoked = drive("admin-page", &wp, &url, json!({})).await;
     assert!(revoked["page"]["revoked"].as_str().is_some_and(|t| t.starts_with("Disconnected.")), "{revoked:#}");
     assert!(revoked["page"]["failures"].as_array().unwrap().iter().any(|f| f.as_str().unwrap().contains("401")), "{revoked:#}");
     assert!(revoked["page"]["buttons"].as_array().unwrap().contains(&json!("cohort-connect-start")), "it offers to reconnect");
-    let elsewhere = browser("admin-page", &wp, &url, json!({"path": "/wp-admin/index.php"})).await;
+    let elsewhere = drive("admin-page", &wp, &url, json!({"path": "/wp-admin/index.php"})).await;
     assert!(elsewhere["page"]["notices"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().contains("Cohort Connect is disconnected")), "{elsewhere:#}");
 
     // Reconnect, then deactivate: nothing is sent, the connection is kept.
-    let again = browser("pair", &wp, &url, json!({"account": account, "org": "Default", "decision": "approve"})).await;
+    let again = drive("pair", &wp, &url, json!({"account": account, "org": "Default", "decision": "approve"})).await;
     assert_eq!(again["page"]["connected"], "✓ Connected to Default", "{again:#}");
     let second_token = wp.option("cohort_connect_connection").await["installation_token"].as_str().unwrap().to_owned();
     assert_ne!(second_token, first_token);
-    browser("deactivate", &wp, &url, json!({})).await;
+    drive("deactivate", &wp, &url, json!({})).await;
     assert!(wp.option("cohort_connect_connection").await["installation_token"].is_string(), "deactivate keeps the connection");
     let cron = wp.php("echo wp_json_encode(array(wp_next_scheduled('cohort_connect_outbox'), wp_next_scheduled('cohort_connect_heartbeat')));").await;
     assert_eq!(cron.trim(), "[false,false]", "deactivate stops the cron events");
 
     // Delete (WordPress runs uninstall.php): revoked on Cohort, nothing left behind.
-    let deleted = browser("delete", &wp, &url, json!({})).await;
+    let deleted = drive("delete", &wp, &url, json!({})).await;
     assert_eq!(deleted["rowsLeft"], 0, "{deleted:#}");
     assert!(deleted["deletedMessage"].as_str().unwrap().contains("successfully deleted"), "{deleted:#}");
     assert_eq!(heartbeat_status(&url, &second_token).await, reqwest::StatusCode::UNAUTHORIZED);

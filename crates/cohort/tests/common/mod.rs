@@ -1,6 +1,8 @@
 //! The real `cohort` binary as a child process, on a real database.
 #![allow(dead_code)]
 
+pub mod wordpress;
+
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
