@@ -513,3 +513,117 @@ async fn the_stand_in_refuses_unsigned_requests() {
     stream.read_to_string(&mut text).await.unwrap();
     assert!(text.starts_with("HTTP/1.1 401"), "{text}");
 }
+
+/// A plugin installation of org B (paired through the store API directly);
+/// returns its installation token and the pending `sync_store` command.
+async fn plugin_installation(app: &TestApp) -> (String, String) {
+    use cohort_store::connect::{DecisionOutcome, NewPairing, PollOutcome};
+    use cohort_store::users::{hash_password, Role};
+    let db = &app.t.db;
+    let user = db.create_user(&app.b.org, "bo@example.com", &hash_password("correct horse battery").unwrap(), Role::Owner).await.unwrap();
+    let store = NewPairing {
+        store_url: "https://plugin-shop.example".into(),
+        site_name: "Shop".into(),
+        platform: "woocommerce".into(),
+        plugin_version: "0.1.0".into(),
+        wp_version: "6.1".into(),
+        wc_version: Some("7.8.2".into()),
+        php_version: "8.2".into(),
+        currency: Some("USD".into()),
+        timezone: "UTC".into(),
+        return_url: "https://plugin-shop.example/wp-admin/".into(),
+    };
+    let (pairing, poll_secret) = db.create_pairing(&store).await.unwrap();
+    let DecisionOutcome::Approved { installation_id, .. } = db.approve_pairing(&pairing.id, &app.b.org, &user.id).await.unwrap() else {
+        panic!("not approved")
+    };
+    let PollOutcome::Approved(claimed) = db.poll_pairing(&pairing.id, &poll_secret).await.unwrap() else { panic!("not claimed") };
+    let command = db.pending_commands(&app.b.org, &installation_id).await.unwrap().remove(0).id;
+    (claimed.installation_token.clone(), command)
+}
+
+async fn plugin_post(app: &TestApp, token: &str, path: &str, body: Value) -> Value {
+    let auth = format!("Bearer {token}");
+    let answer = post_raw(app, path, &[("authorization", auth.as_str()), ("content-type", "application/json")], body.to_string().into_bytes()).await;
+    assert!(answer.status.is_success(), "{path}: {}", answer.text());
+    answer.json()
+}
+
+/// What two organisations' stores ended in, comparable across sources: the
+/// orders, the profiles' emails, and every event but the resource messages
+/// themselves (whose ids name the source), as sorted lists.
+async fn outcome(app: &TestApp, who: &cohort_testkit::Seeded) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let orders = app.get_api(who, "/api/v1/orders?limit=1000").await.json();
+    let mut orders: Vec<String> = orders["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| format!("{} {} {} {}", o["order_id"], o["status"], o["total"]["amount"], o["total"]["currency"]))
+        .collect();
+    orders.sort();
+    let profiles = app.get_api(who, "/api/v1/profiles?limit=1000").await.json();
+    let mut emails: Vec<String> =
+        profiles["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{} {} {} {}", p["email"], p["user_id"], p["metrics"], p["tags"]))
+        .collect();
+    emails.sort();
+    let events = app.get_api(who, "/api/v1/events?limit=1000").await.json();
+    let mut events: Vec<String> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] != json!("resource"))
+        .map(|e| {
+            let properties = &e["message"]["properties"];
+            format!("{} {} {} {} {} {}", e["type"], e["event"], e["email"], e["user_id"], properties["order_id"], properties["total"])
+        })
+        .collect();
+    events.sort();
+    (orders, emails, events)
+}
+
+/// The same store's data through both modes (REST pull into org A, the
+/// plugin's sync batches into org B) ends in the same orders, profiles and
+/// derived events.
+#[tokio::test]
+async fn both_modes_end_in_the_same_orders_profiles_and_events() {
+    for (app, key) in apps().await {
+        let backend = app.backend();
+        let (store_url, woo) = fake_woocommerce(3, 2, 5).await;
+        {
+            // A mix of statuses, and one registered buyer.
+            let mut store = woo.store.lock().unwrap();
+            let orders = store.items.get_mut("orders").unwrap();
+            orders[1]["status"] = json!("completed");
+            orders[2]["status"] = json!("cancelled");
+            orders[3]["status"] = json!("pending");
+            orders[4]["customer_id"] = json!(1);
+            orders[4]["billing"]["email"] = json!("customer1@example.com");
+        }
+        connected(&app, &key, &store_url).await;
+        worker(&app, Duration::from_secs(60)).run_until_idle().await.unwrap();
+
+        let (token, command) = plugin_installation(&app).await;
+        let run = plugin_post(&app, &token, "/connect/v1/sync/runs", json!({"command_id": command, "resources": ["products", "customers", "orders"]})).await;
+        let run = run["run_id"].as_str().unwrap().to_owned();
+        let items = woo.store.lock().unwrap().items.clone();
+        for resource in ["products", "customers", "orders"] {
+            let body = json!({"resource": resource, "seq": 0, "items": items[resource]});
+            let answer = plugin_post(&app, &token, &format!("/connect/v1/sync/runs/{run}/batches"), body).await;
+            assert_eq!(answer["rejected"], json!([]), "{backend}");
+        }
+        plugin_post(&app, &token, &format!("/connect/v1/sync/runs/{run}/complete"), json!({"counts": {"products": 3, "customers": 2, "orders": 5}})).await;
+        app.projected().await;
+
+        let rest = outcome(&app, &app.a).await;
+        let plugin = outcome(&app, &app.b).await;
+        assert_eq!(rest.0.len(), 5, "{backend}: {:?}", rest.0);
+        assert!(rest.2.iter().any(|e| e.contains("Order Completed")), "{backend}: {:?}", rest.2);
+        assert!(rest.1.iter().all(|p| p.contains("@example.com")), "{backend}: {:?}", rest.1);
+        assert!(rest.2.iter().all(|e| !e.contains("null null")), "{backend}: {:?}", rest.2);
+        assert_eq!(rest, plugin, "{backend}: the two modes differ");
+    }
+}
