@@ -291,6 +291,9 @@ impl Db {
               AND m.kind = 'sync_store' AND m.status = 'pending') AS sync_command \
              FROM woocommerce_rest_connections c JOIN connect_installations i ON i.id = c.installation_id AND i.org_id = c.org_id \
              WHERE i.status = 'connected' AND i.mode = 'rest' AND (c.lease_until IS NULL OR c.lease_until <= $1) \
+             AND (c.webhooks_registered_at IS NULL OR c.next_reconcile_at IS NULL OR c.next_reconcile_at <= $1 \
+              OR EXISTS (SELECT 1 FROM connect_commands m WHERE m.org_id = c.org_id AND m.installation_id = c.installation_id \
+              AND m.kind = 'sync_store' AND m.status = 'pending')) \
              ORDER BY c.created_at LIMIT 50",
         )
         .bind(now)
