@@ -658,7 +658,7 @@ async fn destination_apps() -> Vec<(TestApp, cohort_destinations::Dispatcher)> {
     let mut out = Vec::new();
     for t in cohort_testkit::all_backends().await {
         let mut kept = None;
-        let app = TestApp::with_destinations(t, |db| {
+        let app = TestApp::with_dispatcher(t, |db| {
             let d = dispatcher(db);
             kept = Some(d.clone());
             d

@@ -90,14 +90,14 @@ impl TestApp {
 
     /// With destinations on: `dispatcher` (its key and outbound policy)
     /// serves the destination routes and pages.
-    pub async fn with_destinations(t: TestDb, dispatcher: impl FnOnce(&cohort_store::Db) -> cohort_destinations::Dispatcher) -> Self {
+    pub async fn with_dispatcher(t: TestDb, dispatcher: impl FnOnce(&cohort_store::Db) -> cohort_destinations::Dispatcher) -> Self {
         let a = cohort_testkit::seed(&t.db, "Org A").await;
         let b = cohort_testkit::seed(&t.db, "Org B").await;
         let (writer, tasks) = EventWriter::start(t.db.clone(), WriterOptions::default());
         let state = AppState::new(t.db.clone(), writer, ApiSettings::default()).with_destinations(dispatcher(&t.db));
-        let router = cohort_api::router(state);
+        let router = cohort_api::router(state.clone());
         let projector = cohort_store::projection::Projector::new(t.db.clone()).spawn(std::time::Duration::from_millis(20));
-        Self { t, router, a, b, _writer: tasks, _projector: AbortOnDrop(projector) }
+        Self { t, router, a, b, state, _writer: tasks, _projector: AbortOnDrop(projector) }
     }
 
     pub fn backend(&self) -> &'static str {
