@@ -42,11 +42,13 @@ start_php() {
   echo "WordPress did not start" >&2; exit 1
 }
 
-(cd "$ROOT" && cargo build -q --release -p cohort)
+# COHORT_BIN: an already built release binary (default: build one).
+COHORT_BIN="${COHORT_BIN:-}"
+if [[ -z "$COHORT_BIN" ]]; then (cd "$ROOT" && cargo build -q --release -p cohort); COHORT_BIN="$ROOT/target/release/cohort"; fi
 mkdir -p "$WORK/cohort"
 DB_URL="${COHORT_BENCH_DATABASE_URL:-sqlite://$WORK/cohort/cohort.db}"
 (cd "$WORK/cohort" && COHORT_DATABASE__URL="$DB_URL" COHORT_SERVER__LISTEN="127.0.0.1:$COHORT_PORT" \
-  COHORT_DESTINATIONS__ENABLED=false COHORT_LOG__LEVEL=warn exec "$ROOT/target/release/cohort" serve >"$WORK/cohort.log" 2>&1) &
+  COHORT_DESTINATIONS__ENABLED=false COHORT_LOG__LEVEL=warn exec "$COHORT_BIN" serve >"$WORK/cohort.log" 2>&1) &
 COHORT_PID=$!; PIDS+=($COHORT_PID)
 
 bash "$SITE" db-start "$WORK/site"
@@ -93,7 +95,13 @@ echo "seeded in $(( $(date +%s) - SEED_START )) s"
 start_php
 for _ in $(seq 1 100); do curl -fs -o /dev/null "$COHORT_URL/healthz" && break; sleep 0.2; done
 
-# Baseline: WooCommerce's own REST serialisation of every object, batch by batch, nothing sent.
+drive() {
+  node "$ROOT/tests/clients/wordpress_plugin.mjs" "$1" \
+    "{\"wp\":\"$WP_URL\",\"cohort\":\"$COHORT_URL\",\"state\":\"$WORK/state.json\",\"shots\":\"$WORK/shots\",\"woocommerce\":true,$2\"_\":0}" \
+    | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit("driver: "+d["error"]) if "error" in d else None'
+}
+drive activate ''
+# Baseline (the plugin active, not yet paired): WooCommerce's own REST serialisation of every object, batch by batch, nothing sent.
 BASELINE="$(bash "$SITE" php "$WORK/site" '
   $t = microtime( true ); $n = 0;
   foreach ( Cohort_Sync_State::ORDER as $resource ) {
@@ -106,12 +114,6 @@ BASELINE="$(bash "$SITE" php "$WORK/site" '
   printf( "%d %.3f", $n, microtime( true ) - $t );')"
 echo "baseline (serialise only): $BASELINE (items, seconds)"
 
-drive() {
-  node "$ROOT/tests/clients/wordpress_plugin.mjs" "$1" \
-    "{\"wp\":\"$WP_URL\",\"cohort\":\"$COHORT_URL\",\"state\":\"$WORK/state.json\",\"shots\":\"$WORK/shots\",\"woocommerce\":true,$2\"_\":0}" \
-    | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit("driver: "+d["error"]) if "error" in d else None'
-}
-drive activate ''
 SYNC_START=$(date +%s.%N)
 drive pair '"account":{"email":"owner@shop.test","password":"correct horse battery"},"org":"Default","decision":"approve",'
 
@@ -135,7 +137,7 @@ for i in $(seq 1 100000); do
 done
 SYNC_END=$(date +%s.%N)
 echo "plugin's last sync: $done_json"
-RUNS="$(curl -fs -H "Authorization: Bearer $(cd "$WORK/cohort" && COHORT_DATABASE__URL="$DB_URL" "$ROOT/target/release/cohort" token create --name bench 2>/dev/null | tail -1)" \
+RUNS="$(curl -fs -H "Authorization: Bearer $(cd "$WORK/cohort" && COHORT_DATABASE__URL="$DB_URL" "$COHORT_BIN" token create --name bench 2>/dev/null | tail -1)" \
   "$COHORT_URL/api/v1/installations/$(bash "$SITE" php "$WORK/site" 'echo Cohort_Connection::get()["installation_id"];')/sync-runs" || echo '{}')"
 python3 - "$BASELINE" "$SYNC_START" "$SYNC_END" "$done_json" "$RUNS" "$(ps -o rss= -p "$COHORT_PID")" <<'PY'
 import json, sys
