@@ -124,10 +124,11 @@ for i in $(seq 1 100000); do
   [[ "$done_json" != "null" ]] && break
   progress="$(bash "$SITE" php "$WORK/site" '$s = Cohort_Sync::state(); echo $s ? (int) $s["counts"]["orders"] : -1;')"
   if [[ "$KILLED" == 0 && "$progress" -ge $(( ORDERS / 2 )) ]]; then
-    curl -s -o /dev/null -m 3 "$WP_URL/wp-cron.php" || true &
+    curl -s -o /dev/null -m 3 "$WP_URL/wp-cron.php" &
+    CURL_PID=$!
     sleep 2
     pkill -9 -g "$PHP_PID" || true
-    wait 2>/dev/null || true
+    wait "$CURL_PID" 2>/dev/null || true
     echo "killed PHP with -9 at $progress orders sent"
     KILLED=1
     bash "$SITE" php "$WORK/site" 'delete_option( "cohort_connect_sync_lock" );' # a lock of a dead slice expires after 2 minutes; do not wait for it here
