@@ -14,8 +14,13 @@
 // raw JSON is opened; search the shopper and open the profile; create an API
 // token in the UI and use it to send a WooCommerce product and order; pair a
 // store through the authorize page and heartbeat it; press *Sync store* and
-// read the queued command as the plugin would; visit every page at 1280 px
-// and at 360 px, saving screenshots and measuring horizontal overflow.
+// find it already queued (approval queued the first sync), run that sync as
+// the plugin would and watch the store page follow it live, then queue a new
+// one; create an Everflow destination with the form (the mapping editor's
+// Add a row button included) pointing at a local receiver, send a test
+// conversion and read the exact request shown; open the delivery log and a
+// delivery; visit every page at 1280 px and at 360 px, saving screenshots
+// and measuring horizontal overflow.
 //
 // stdout: one JSON document; logs on stderr.
 
@@ -71,6 +76,17 @@ async function json(method, url, body, token) {
   if (!r.ok) throw new Error(`${method} ${url}: ${r.status} ${text}`)
   return text ? JSON.parse(text) : null
 }
+
+// Everflow's side: a local receiver that records every postback.
+const VERIFICATION_TOKEN = 'vt-browser-secret-0123456789'
+const received = []
+const receiver = createServer((req, res) => {
+  received.push(`${req.method} ${req.url}`)
+  res.writeHead(200, { 'content-type': 'application/json' })
+  res.end('{"result":"ok","conversion_id":"c-1"}')
+})
+await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve))
+const receiverUrl = `http://127.0.0.1:${receiver.address().port}`
 
 let browser
 let exitCode = 1
@@ -173,15 +189,87 @@ try {
     site_name: "Ada's Boutique", currency: 'EUR', timezone: 'Europe/Paris', outbox_depth: 0, failures_24h: 0,
   }, installToken)
 
-  step('Sync store queues a command the plugin receives')
+  step('Sync store: at most one pending sync; a run shows its progress live')
   await page.goto(orgBase)
   await nav(page, 'Stores')
-  // Approving a WooCommerce store already queued its first sync.
+  // Approving a WooCommerce store already queued its first sync: the
+  // button finds it waiting and queues nothing more.
   report.commandsBefore = (await json('GET', `${base}/connect/v1/commands`, undefined, installToken)).commands ?? null
   await page.getByRole('button', { name: 'Sync store' }).click()
+  await page.getByText('A sync is already queued').waitFor()
+  report.alreadyQueued = (await json('GET', `${base}/connect/v1/commands`, undefined, installToken)).commands ?? null
+  // The plugin runs that sync; the store page (not reloaded) follows it.
+  const initial = report.commandsBefore.find((c) => c.kind === 'sync_store')
+  const run = await json('POST', `${base}/connect/v1/sync/runs`, { command_id: initial.id, resources: ['products'] }, installToken)
+  await json('POST', `${base}/connect/v1/sync/runs/${run.run_id}/batches`, { resource: 'products', seq: 0, items: [await fixture('product')] }, installToken)
+  const runs = page.locator('#sync-runs', { hasText: '1 batch' })
+  await runs.waitFor()
+  report.liveRun = await runs.innerText()
+  report.storeUrl = page.url().replace(/\?.*$/, '')
+  await shot(page, 'store')
+  await json('POST', `${base}/connect/v1/sync/runs/${run.run_id}/complete`, { counts: { products: 1 } }, installToken)
+  await json('POST', `${base}/connect/v1/commands/${initial.id}/ack`, { status: 'done', counts: { products: 1 } }, installToken)
+  await page.locator('#sync-runs[data-live="false"]').waitFor()
+  report.runDone = await page.locator('#sync-runs').innerText()
+  // Now the button queues a new sync.
+  await page.getByRole('button', { name: 'Sync store' }).click()
   await page.getByText('Sync queued').waitFor()
-  await shot(page, 'stores')
   report.commands = (await json('GET', `${base}/connect/v1/commands`, undefined, installToken)).commands ?? null
+  await nav(page, 'Stores')
+  await shot(page, 'stores')
+
+  step('an Everflow destination created through the form sends a test conversion to a local receiver')
+  const writeKey = report.snippet.match(/writeKey: '([^']+)'/)[1]
+    const trackOrder = async (messageId, tid) => {
+    const r = await fetch(`${base}/v1/track`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Basic ${Buffer.from(`${writeKey}:`).toString('base64')}` },
+      body: JSON.stringify({ userId: 'shopper-1', event: 'Order Completed', messageId,
+        context: { referrer: { type: 'everflow', id: tid }, ip: '203.0.113.9' },
+        properties: { orderId: 'B-1001', total: 129.95, currency: 'EUR', coupon: 'WELCOME10', products: [{ sku: 'TS-BLUE-M', name: 'Blue T-Shirt', quantity: 2 }] } }),
+    })
+    if (!r.ok) throw new Error(`track: ${r.status} ${await r.text()}`)
+  }
+  // An order from before the destination: the field mapping shows its values.
+  await trackOrder('browser-order-1', 'tid-browser-7')
+  await nav(page, 'Destinations')
+  await shot(page, 'destinations-empty')
+  await page.getByRole('link', { name: 'New Everflow destination' }).first().click()
+  await page.getByLabel('Name').fill('Everflow')
+  await page.getByLabel('Tracking domain').fill(receiverUrl)
+  await page.getByLabel('Network id').fill('115')
+  await page.getByLabel('Advertiser id').fill('7')
+  await page.getByLabel('Verification token').fill(VERIFICATION_TOKEN)
+  await page.getByRole('button', { name: 'Add a row' }).click()
+  await page.getByLabel('Cohort event 4').fill('Purchase')
+  await page.getByLabel('Everflow event id 4').fill('24')
+  await shot(page, 'destination-new')
+  await page.getByRole('button', { name: 'Create destination' }).click()
+  await page.waitForURL(/\/destinations\/dst_/)
+  report.destinationUrl = page.url().replace(/\?.*$/, '')
+  report.fieldMapping = await page.locator('table.fields').innerText()
+  await page.getByRole('button', { name: 'Send test conversion' }).click()
+  await page.locator('#test-result').waitFor()
+  report.testRequest = await page.locator('#test-request').innerText()
+  report.testResult = await page.locator('#test-result').innerText()
+  report.received = received.slice()
+  await shot(page, 'destination-test')
+  // An order from now on is delivered by the worker: the delivery log and one delivery.
+  await trackOrder('browser-order-2', 'tid-browser-8')
+  await page.getByRole('link', { name: 'Delivery log' }).first().click()
+  for (const started = Date.now(); ; ) {
+    if (await page.getByRole('link', { name: 'Order Completed' }).count()) break
+    if (Date.now() - started > timeout) throw new Error('the order never reached the delivery log')
+    await page.waitForTimeout(250)
+    await page.reload()
+  }
+  await shot(page, 'deliveries')
+  await page.getByRole('link', { name: 'Order Completed' }).first().click()
+  await page.getByRole('heading', { name: /Last request/ }).waitFor()
+  report.deliveryText = await page.locator('main').innerText()
+  await shot(page, 'delivery')
+  await nav(page, 'Destinations')
+  await shot(page, 'destinations')
 
   step('search the shopper and open the profile')
   await nav(page, 'Profiles')
@@ -224,7 +312,9 @@ try {
 
   step('at 360 px')
   await page.setViewportSize({ width: 360, height: 740 })
-  for (const [name, url] of [['mobile-overview', orgBase], ['mobile-source', report.sourceUrl], ['mobile-profiles', `${orgBase}/profiles`], ['mobile-stores', `${orgBase}/stores`], ['mobile-orders', `${orgBase}/orders`]]) {
+  for (const [name, url] of [['mobile-overview', orgBase], ['mobile-source', report.sourceUrl], ['mobile-profiles', `${orgBase}/profiles`], ['mobile-stores', `${orgBase}/stores`], ['mobile-orders', `${orgBase}/orders`],
+    ['mobile-destinations', `${orgBase}/destinations`], ['mobile-destination', report.destinationUrl], ['mobile-deliveries', `${report.destinationUrl}/deliveries`],
+    ['mobile-destination-new', `${orgBase}/destinations/new?type=webhook`], ['mobile-store', report.storeUrl]]) {
     await page.goto(url)
     await shot(page, name)
   }
@@ -242,5 +332,6 @@ try {
 } finally {
   if (browser) await browser.close().catch(() => {})
   site.close()
+  receiver.close()
   process.exit(exitCode)
 }

@@ -11,7 +11,9 @@
 //                  ("approve" | "deny") for the organisation named args.org; back in WordPress,
 //                  report what the plugin's page shows
 //     admin-page   open Settings → Cohort (or args.path, e.g. /wp-admin/index.php) and report
-//                  it; args.click names a button to press first ("retry" | "disconnect" | "check")
+//                  it; args.click names a button to press first ("retry" | "disconnect" | "check" |
+//                  "upgrade", the offer shown once WooCommerce is active)
+//   args.woocommerce: the plugin's page is under WooCommerce's menu (WooCommerce is active)
 //     deactivate   deactivate the plugin on the Plugins screen
 //     delete       delete it there (WordPress runs its uninstall.php)
 //     storefront   open the home page (as args.user, signed in through wp-login.php, or
@@ -77,7 +79,8 @@ async function ensureAdmin () {
   if (page.url().includes('wp-login.php')) await signInToWordPress('admin', 'password')
 }
 
-const pluginPage = `${wp}/wp-admin/options-general.php?page=cohort-connect`
+// Under WooCommerce's menu once WooCommerce is active, under Settings otherwise.
+const pluginPage = args.woocommerce ? `${wp}/wp-admin/admin.php?page=cohort-connect` : `${wp}/wp-admin/options-general.php?page=cohort-connect`
 
 async function readPluginPage () {
   const text = async (sel) => (await page.locator(sel).count()) ? (await page.locator(sel).first().innerText()).trim() : null
@@ -95,6 +98,8 @@ async function readPluginPage () {
     noFailures: (await page.locator('#cohort-connect-no-failures').count()) > 0,
     notices: (await page.locator('.notice').allInnerTexts()).map((t) => t.trim()).filter(Boolean),
     buttons: await page.locator('#cohort-connect button[type=submit]').evaluateAll((bs) => bs.map((b) => b.id)),
+    upgradeOffer: await text('#cohort-connect-upgrade-offer'),
+    sync: await text('#cohort-connect-sync'),
   }
 }
 

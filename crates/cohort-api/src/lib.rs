@@ -25,6 +25,8 @@ mod setup;
 mod state;
 mod ui;
 
+pub use connect::rest::worker::{RestWorker, RestWorkerOptions};
+pub use connect::rest::{begin_connection as begin_woocommerce_rest_connection, normalize_store_url};
 pub use error::ApiError;
 pub use state::{ApiSettings, AppState};
 

@@ -52,3 +52,45 @@ pub(crate) async fn store_resource(
     })?;
     Ok(ResourceAccepted { message_id: message.message_id, duplicate: inserted == 0 })
 }
+
+/// A page of resources, checked one by one and stored with one append.
+#[derive(Debug, Default)]
+pub(crate) struct PageStored {
+    pub accepted: i64,
+    /// (index, field, message) of each rejected item.
+    pub rejected: Vec<(usize, String, String)>,
+    /// New rows in the log (the rest were already there).
+    pub inserted: u64,
+    /// The latest `date_modified_gmt` among the accepted items.
+    pub newest_modified_us: Option<i64>,
+}
+
+/// Checks each resource of a page (REST pulls: one topic per page) and
+/// stores the valid ones durably for `source`, as `store_resource` does.
+pub(crate) async fn store_resources(
+    state: &AppState,
+    org: &OrgId,
+    source: &SourceId,
+    topic: &str,
+    items: &[Value],
+    currency: Option<&str>,
+) -> Result<PageStored, IntakeError> {
+    let now = cohort_store::now_micros();
+    let mut stored = PageStored::default();
+    let mut events = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        match resource_message(source.as_str(), topic, item, currency) {
+            Ok(message) => {
+                stored.newest_modified_us = stored.newest_modified_us.max(Some(message.timestamp_us));
+                events.push(NewEvent::from_resource(org, source, &message, now));
+            }
+            Err(e) => stored.rejected.push((index, e.field, e.message)),
+        }
+    }
+    stored.accepted = events.len() as i64;
+    stored.inserted = state.inner.writer.append(events).await.map_err(|e| match e {
+        AppendError::Overloaded => IntakeError::Overloaded,
+        AppendError::Unavailable(_) | AppendError::ShuttingDown => IntakeError::Unavailable,
+    })?;
+    Ok(stored)
+}

@@ -290,7 +290,11 @@ async fn input_and_tenancy_are_checked_before_any_call() {
         assert_eq!(bad_since.json()["error"]["field"], json!("since"), "{backend}");
         let bad_cursor = app.api(&app.a, "GET", &format!("{b}/redemptions?since=2026-01-01T00:00:00Z&cursor=a%20b"), None).await;
         assert_eq!(bad_cursor.json()["error"]["field"], json!("cursor"), "{backend}");
-        assert_eq!(store.state.lock().unwrap().verified + store.state.lock().unwrap().refused.len(), 0, "{backend}: no call reached the store");
+        let reached = {
+            let s = store.state.lock().unwrap();
+            s.verified + s.refused.len()
+        };
+        assert_eq!(reached, 0, "{backend}: no call reached the store");
 
         // Org B sees nothing of org A's installation: 404 on every route.
         for (method, path, body) in [

@@ -148,11 +148,15 @@ fn every_route_is_in_the_openapi_document() {
         "/api/v1/destinations/{id}/deliveries", "/api/v1/destinations/{id}/deliveries/{message_id}",
         "/api/v1/destinations/{id}/deliveries/{message_id}/replay", "/api/v1/destinations/{id}/replay",
         "/api/v1/destinations/{id}/test",
+        "/api/v1/woocommerce/connections", "/connect/v1/woocommerce/callback", "/hooks/woocommerce/{installation_id}",
         "/app", "/app/sign-in", "/app/sign-out", "/app/switch", "/app/assets/{file}", "/app/account",
         "/app/o/{org}", "/app/o/{org}/sources", "/app/o/{org}/sources/{source}", "/app/o/{org}/sources/{source}/live",
         "/app/o/{org}/profiles", "/app/o/{org}/profiles/{profile}", "/app/o/{org}/profiles/{profile}/erase",
         "/app/o/{org}/profiles/{profile}/export", "/app/o/{org}/orders", "/app/o/{org}/products", "/app/o/{org}/stores",
-        "/app/o/{org}/stores/{store}", "/app/o/{org}/members", "/app/o/{org}/members/{user}", "/app/o/{org}/tokens",
+        "/app/o/{org}/stores/{store}", "/app/o/{org}/stores/{store}/runs", "/app/o/{org}/destinations",
+        "/app/o/{org}/destinations/new", "/app/o/{org}/destinations/{destination}",
+        "/app/o/{org}/destinations/{destination}/deliveries", "/app/o/{org}/destinations/{destination}/deliveries/{message}",
+        "/app/o/{org}/members", "/app/o/{org}/members/{user}", "/app/o/{org}/tokens",
         "/app/o/{org}/tokens/{token}",
     ] {
         assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");

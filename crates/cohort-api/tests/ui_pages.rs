@@ -67,6 +67,12 @@ impl<'a> Browser<'a> {
         answer
     }
 
+    /// POSTs owned fields (repeated names kept in order).
+    async fn post_pairs(&mut self, path: &str, fields: &[(&'static str, String)]) -> Answer {
+        let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.post(path, &refs).await
+    }
+
     /// GETs a page that must answer 200 and returns its HTML.
     async fn page(&mut self, path: &str) -> String {
         let answer = self.get(path).await;
@@ -314,14 +320,24 @@ async fn pages_render_real_data_and_their_forms_change_it() {
         let product = &app.t.db.list_products(&app.a.org, &cohort_store::projection::ProductFilter { limit: 10, ..Default::default() }).await.unwrap()[0];
         assert!(products.contains(&product.product.name), "{b}");
 
-        // Stores: Sync store queues a sync_store command.
+        // Stores: Sync store queues one sync_store command; a second click
+        // finds it waiting and queues nothing more.
         let stores = browser.page(&format!("{base}/stores")).await;
         assert!(stores.contains("Sync store") && stores.contains("WooCommerce 9.3.3"), "{b}");
         let sync = browser.post(&format!("{base}/stores/{installation}"), &[("csrf", &token), ("action", "sync")]).await;
         assert_eq!(sync.status, StatusCode::SEE_OTHER, "{b}: {}", sync.text());
-        let commands = app.t.db.pending_commands(&app.a.org, &installation).await.unwrap();
-        assert_eq!(commands.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(), ["sync_store"], "{b}");
+        assert_eq!(location(&sync), format!("{base}/stores/{installation}?done=sync"), "{b}");
         assert!(browser.page(&location(&sync)).await.contains("Sync queued"), "{b}");
+        let again = browser.post(&format!("{base}/stores/{installation}"), &[("csrf", &token), ("action", "sync")]).await;
+        assert_eq!(again.status, StatusCode::SEE_OTHER, "{b}: {}", again.text());
+        assert!(browser.page(&location(&again)).await.contains("A sync is already queued"), "{b}");
+        let pending: Vec<_> = sqlx::query_scalar::<_, String>("SELECT kind FROM connect_commands WHERE org_id = $1 AND installation_id = $2 AND status = 'pending'")
+            .bind(app.a.org.as_str())
+            .bind(&installation)
+            .fetch_all(app.t.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(pending, ["sync_store"], "{b}: one pending command after two clicks");
 
         // API tokens: shown once, working, then revoked.
         let created = browser.post(&format!("{base}/tokens"), &[("csrf", &token), ("name", "Reporting")]).await;
@@ -371,16 +387,20 @@ async fn pages_render_real_data_and_their_forms_change_it() {
 
 #[tokio::test]
 async fn a_viewer_sees_the_pages_without_forms_and_cannot_change_anything() {
-    for app in apps().await {
+    for (app, sender) in destination_apps().await {
         let b = app.backend();
         let installation = shop(&app).await;
+        let destination = everflow_destination(&app, &sender).await;
         user(&app, &app.a.org, "ann@example.com", Role::Owner).await;
         user(&app, &app.a.org, "vic@example.com", Role::Viewer).await;
         let mut browser = Browser::new(&app);
         browser.sign_in("vic@example.com").await;
         let base = format!("/app/o/{}", app.a.org.as_str());
         let token = browser.csrf().await;
-        for (path, absent) in [("/sources", "Create source"), ("/tokens", "Create token"), ("/members", "Add member"), ("/stores", "Sync store")] {
+        let dest = format!("/destinations/{destination}");
+        for (path, absent) in [("/sources", "Create source"), ("/tokens", "Create token"), ("/members", "Add member"), ("/stores", "Sync store"),
+                               ("/destinations", "New Everflow destination"), (dest.as_str(), "Send test conversion"), (dest.as_str(), "Delete this destination"), (dest.as_str(), "Rotate"),
+                               (&format!("{dest}/deliveries"), "Replay all failed")] {
             let page = browser.page(&format!("{base}{path}")).await;
             assert!(!page.contains(absent), "{b}: a viewer is not offered {absent:?}");
         }
@@ -390,6 +410,10 @@ async fn a_viewer_sees_the_pages_without_forms_and_cannot_change_anything() {
             (format!("{base}/sources/{source}"), vec![("action", "disable")]),
             (format!("{base}/tokens"), vec![("name", "Nope")]),
             (format!("{base}/stores/{installation}"), vec![("action", "sync")]),
+            (format!("{base}/destinations"), vec![("type", "webhook"), ("url", "https://hooks.example.com/x")]),
+            (format!("{base}/destinations/{destination}"), vec![("action", "pause")]),
+            (format!("{base}/destinations/{destination}"), vec![("action", "delete"), ("confirm", "yes")]),
+            (format!("{base}/destinations/{destination}/deliveries/m-1"), vec![]),
             (format!("{base}/members"), vec![("email", "x@example.com"), ("role", "viewer"), ("password", PASSWORD)]),
         ] {
             let mut all = vec![("csrf", token.as_str())];
@@ -401,7 +425,23 @@ async fn a_viewer_sees_the_pages_without_forms_and_cannot_change_anything() {
         assert_eq!(app.t.db.list_sources(&app.a.org).await.unwrap().len(), 1, "{b}");
         assert!(app.t.db.pending_commands(&app.a.org, &installation).await.unwrap().is_empty(), "{b}");
         assert_eq!(app.t.db.list_members(&app.a.org).await.unwrap().len(), 2, "{b}");
+        let all = app.t.db.list_destinations(&app.a.org, sender.key()).await.unwrap();
+        assert!(all.len() == 1 && all[0].enabled, "{b}: the destination is untouched");
+        assert_eq!(browser.get(&format!("{base}/destinations/new?type=webhook")).await.status, StatusCode::FORBIDDEN, "{b}");
+        browser.page(&format!("{base}/destinations/{destination}/deliveries")).await;
     }
+}
+
+/// An Everflow destination of org A, created as the admin API would.
+async fn everflow_destination(app: &TestApp, sender: &cohort_destinations::Dispatcher) -> String {
+    let input = cohort_destinations::manage::Input {
+        kind: "everflow".into(),
+        name: Some("Everflow".into()),
+        settings: json!({"tracking_domain": "http://127.0.0.1:9", "network_id": "115", "event_mapping": {"Order Completed": 0}}),
+        ..Default::default()
+    };
+    let prepared = cohort_destinations::manage::prepare(input, true).await.unwrap();
+    app.t.db.create_destination(&app.a.org, sender.key(), &prepared.new).await.unwrap().id
 }
 
 /// Every UI route of the OpenAPI document, with org A's ids in its
@@ -425,10 +465,11 @@ async fn every_ui_route_answers_404_to_a_member_of_another_organisation() {
             (path.clone(), methods)
         })
         .collect();
-    assert!(paths.len() >= 12, "the walk covers the organisation's routes: {paths:?}");
-    for app in apps().await {
+    assert!(paths.len() >= 18, "the walk covers the organisation's routes: {paths:?}");
+    for (app, sender) in destination_apps().await {
         let b = app.backend();
         let installation = shop(&app).await;
+        let destination = everflow_destination(&app, &sender).await;
         let ann = user(&app, &app.a.org, "ann@example.com", Role::Owner).await;
         user(&app, &app.b.org, "bea@example.com", Role::Owner).await;
         let profile = app.t.db.list_profiles(&app.a.org, &Default::default()).await.unwrap().remove(0).profile.id;
@@ -444,7 +485,9 @@ async fn every_ui_route_answers_404_to_a_member_of_another_organisation() {
                 .replace("{profile}", &profile)
                 .replace("{store}", &installation)
                 .replace("{user}", &ann)
-                .replace("{token}", &token);
+                .replace("{token}", &token)
+                .replace("{destination}", &destination)
+                .replace("{message}", "ord-1");
             assert!(!path.contains('{'), "a parameter the walk does not know: {template}");
             for method in methods {
                 let answer = match *method {
@@ -452,6 +495,12 @@ async fn every_ui_route_answers_404_to_a_member_of_another_organisation() {
                     _ => browser.post(&path, &[("csrf", &csrf), ("action", "sync"), ("name", "x"), ("email", "x@example.com"), ("role", "owner"), ("confirm", "yes")]).await,
                 };
                 assert_eq!(answer.status, StatusCode::NOT_FOUND, "{b}: {method} {template} as another organisation's member");
+                if *method == "POST" && path.contains("/destinations") {
+                    for action in ["pause", "delete", "save", "rotate", "test", "replay_failed"] {
+                        let answer = browser.post(&path, &[("csrf", &csrf), ("action", action), ("confirm", "yes"), ("type", "webhook"), ("url", "https://x.example/")]).await;
+                        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{b}: POST {template} action={action}");
+                    }
+                }
                 walked += 1;
             }
         }
@@ -461,6 +510,14 @@ async fn every_ui_route_answers_404_to_a_member_of_another_organisation() {
         assert_eq!(app.t.db.list_sources(&app.a.org).await.unwrap().len(), 1, "{b}");
         assert!(app.t.db.pending_commands(&app.a.org, &installation).await.unwrap().is_empty(), "{b}");
         assert!(app.t.db.profile(&app.a.org, &profile).await.unwrap().is_some(), "{b}");
+        let kept = app.t.db.list_destinations(&app.a.org, sender.key()).await.unwrap();
+        assert!(kept.len() == 1 && kept[0].enabled && kept[0].name == "Everflow", "{b}: org A's destination is unchanged");
+        // B's own destination pages work, and A's destination id is not one of B's.
+        browser.page(&format!("/app/o/{}/destinations", app.b.org.as_str())).await;
+        assert_eq!(browser.get(&format!("/app/o/{}/destinations/{destination}", app.b.org.as_str())).await.status, StatusCode::NOT_FOUND, "{b}");
+        let answer = browser.post(&format!("/app/o/{}/destinations/{destination}", app.b.org.as_str()), &[("csrf", &csrf), ("action", "delete"), ("confirm", "yes")]).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{b}: another organisation's destination id in B's own path");
+        assert_eq!(browser.get(&format!("/app/o/{}/destinations/{destination}/deliveries", app.b.org.as_str())).await.status, StatusCode::NOT_FOUND, "{b}");
         // The switcher offers B only.
         let page = browser.page("/app/account").await;
         assert!(page.contains("Org B") && !page.contains("Org A"), "{b}");
@@ -552,5 +609,273 @@ async fn the_live_debugger_streams_each_new_event_of_the_source() {
         assert!(seen.contains("event: event") && seen.contains("\"label\":\"Live Event\"") && seen.contains("\"who\":\"user u-live\""), "{b}: {seen}");
         let other = format!("/app/o/{}/sources/{}/live", app.a.org.as_str(), app.b.source.id.as_str());
         assert_eq!(browser.get(&other).await.status, StatusCode::NOT_FOUND, "{b}: another organisation's source");
+    }
+}
+
+/// A local HTTP receiver for destinations: records each request, answers
+/// the scripted statuses (200 when none is left).
+#[derive(Clone, Default)]
+struct Receiver {
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    script: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<u16>>>,
+}
+
+impl Receiver {
+    async fn start() -> (Self, String) {
+        let receiver = Receiver::default();
+        let state = receiver.clone();
+        let app = axum::Router::new().fallback(move |method: axum::http::Method, uri: axum::http::Uri| {
+            let state = state.clone();
+            async move {
+                state.requests.lock().unwrap().push(format!("{method} {uri}"));
+                let status = state.script.lock().unwrap().pop_front().unwrap_or(200);
+                (StatusCode::from_u16(status).unwrap(), "{\"received\":true}")
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (receiver, format!("http://{addr}"))
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+fn dispatcher(db: &cohort_store::Db) -> cohort_destinations::Dispatcher {
+    let options = cohort_destinations::DispatcherOptions {
+        allow_private_addresses: true,
+        schedule: Vec::new(),
+        poll: Duration::from_millis(20),
+        ..Default::default()
+    };
+    cohort_destinations::Dispatcher::new(db.clone(), cohort_store::destinations::SecretsKey::generate(), options).unwrap()
+}
+
+/// Apps with destinations on (loopback receivers allowed), one per backend.
+async fn destination_apps() -> Vec<(TestApp, cohort_destinations::Dispatcher)> {
+    let mut out = Vec::new();
+    for t in cohort_testkit::all_backends().await {
+        let mut kept = None;
+        let app = TestApp::with_dispatcher(t, |db| {
+            let d = dispatcher(db);
+            kept = Some(d.clone());
+            d
+        })
+        .await;
+        out.push((app, kept.unwrap()));
+    }
+    out
+}
+
+fn between<'h>(html: &'h str, start: &str, end: &str) -> &'h str {
+    let from = html.find(start).unwrap_or_else(|| panic!("{start:?} not in {html}")) + start.len();
+    let rest = &html[from..];
+    &rest[..rest.find(end).unwrap_or(rest.len())]
+}
+
+#[tokio::test]
+async fn everflow_and_webhook_destinations_are_created_tested_edited_and_their_log_replayed_from_the_pages() {
+    for (app, sender) in destination_apps().await {
+        let b = app.backend();
+        user(&app, &app.a.org, "ann@example.com", Role::Owner).await;
+        let mut browser = Browser::new(&app);
+        browser.sign_in("ann@example.com").await;
+        let base = format!("/app/o/{}", app.a.org.as_str());
+        let token = browser.csrf().await;
+        let (receiver, url) = Receiver::start().await;
+        let secret_token = "vt_do_not_show_0123456789";
+
+        let list = browser.page(&format!("{base}/destinations")).await;
+        assert!(list.contains("No destination yet") && list.contains("New Everflow destination"), "{b}");
+        let form = browser.page(&format!("{base}/destinations/new?type=everflow")).await;
+        assert!(form.contains("<label for=\"f-nid\">Network id</label>") && form.contains("name=\"map_event\"") && form.contains("Order Completed"), "{b}");
+
+        // The domain's checks become inline errors naming the field; nothing is written.
+        let everflow = |nid: &'static str| {
+            vec![
+                ("csrf", token.clone()),
+                ("type", "everflow".to_owned()),
+                ("name", "Everflow <main>".to_owned()),
+                ("tracking_domain", url.clone()),
+                ("network_id", nid.to_owned()),
+                ("source_kind", "all".to_owned()),
+                ("attribution_window_days", "30".to_owned()),
+                ("verification_token", secret_token.to_owned()),
+                ("map_event", "Order Completed".to_owned()),
+                ("map_id", "0".to_owned()),
+                ("map_event", "Purchase".to_owned()),
+                ("map_id", "24".to_owned()),
+                ("map_event", String::new()),
+                ("map_id", String::new()),
+            ]
+        };
+        let bad = browser.post_pairs(&format!("{base}/destinations"), &everflow("abc")).await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{b}: {}", bad.text());
+        let html = readable(&bad.text());
+        assert!(html.contains("settings.network_id: must be Everflow") && html.contains("aria-invalid=\"true\" aria-describedby=\"err-network_id\""), "{b}: {html}");
+        assert!(html.contains("value=\"Purchase\"") && html.contains(&url) && !html.contains(secret_token), "{b}: the values are kept, the secret is not echoed");
+        let key = sender.key();
+        assert!(app.t.db.list_destinations(&app.a.org, key).await.unwrap().is_empty(), "{b}: nothing written");
+        let mut no_map = everflow("115");
+        no_map.retain(|(k, _)| !k.starts_with("map_"));
+        let bad = browser.post_pairs(&format!("{base}/destinations"), &no_map).await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{b}");
+        assert!(readable(&bad.text()).contains("settings.event_mapping"), "{b}");
+
+        let created = browser.post_pairs(&format!("{base}/destinations"), &everflow("115")).await;
+        assert_eq!(created.status, StatusCode::SEE_OTHER, "{b}: {}", created.text());
+        let all = app.t.db.list_destinations(&app.a.org, key).await.unwrap();
+        assert_eq!(all.len(), 1, "{b}");
+        let d = &all[0];
+        assert_eq!(location(&created), format!("{base}/destinations/{}?done=created", d.id), "{b}");
+        assert_eq!(d.settings["event_mapping"], json!({"Order Completed": 0, "Purchase": 24}), "{b}");
+        assert_eq!(d.secrets.verification_token.as_deref(), Some(secret_token), "{b}");
+        let page = browser.page(&location(&created)).await;
+        assert!(page.contains("Everflow &lt;main&gt;") && page.contains("Destination created") && !page.contains(secret_token), "{b}");
+        assert!(page.contains("No event in the log matches this destination yet"), "{b}");
+
+        // The field mapping shows what the last matching event would send.
+        let order = json!({"userId": "25", "event": "Order Completed", "messageId": "ord-ui-1",
+            "context": {"referrer": {"type": "everflow", "id": "tid-ui-9"}, "ip": "203.0.113.7"},
+            "properties": {"orderId": "A-100", "total": 99.90, "currency": "USD", "products": [{"sku": "SKU-1", "name": "Mug", "quantity": 2}]}});
+        assert_eq!(app.post("/v1/track", order.to_string()).await.status, StatusCode::OK, "{b}");
+        let page = browser.page(&format!("{base}/destinations/{}", d.id)).await;
+        assert!(page.contains("A delivery of this event would send the values below") && page.contains("<code>tid-ui-9</code>"), "{b}: {page}");
+        let amount = between(&page, "<code>amount</code>", "</tr>");
+        assert!(amount.contains("<code class=\"value\">99.9</code>"), "{b}: {amount}");
+        let coupon = between(&page, "<code>coupon_code</code>", "</tr>");
+        assert!(coupon.contains("missing"), "{b}: {coupon}");
+        let sku = between(&page, "<code>order_line_items[i].sku</code>", "</tr>");
+        assert!(sku.contains("SKU-1"), "{b}: {sku}");
+        assert!(page.contains("Mobile sources") && page.contains("not sent (web event)"), "{b}");
+
+        // Send test conversion: the receiver gets it, the page shows the exact request, masked.
+        let tested = browser.post(&format!("{base}/destinations/{}", d.id), &[("csrf", &token), ("action", "test")]).await;
+        assert_eq!(tested.status, StatusCode::OK, "{b}: {}", tested.text());
+        let got = receiver.requests();
+        assert_eq!(got.len(), 1, "{b}: {got:?}");
+        assert!(got[0].starts_with("GET /?nid=115&transaction_id=tid-ui-9") && got[0].contains(&format!("verification_token={secret_token}")), "{b}: {got:?}");
+        let html = readable(&tested.text());
+        let shown = between(&html, "<pre class=\"request\" id=\"test-request\">", "</pre>");
+        let expected = got[0].replacen("GET /?", &format!("GET {url}/?"), 1).replace(&format!("verification_token={secret_token}"), "verification_token=***");
+        assert!(shown.starts_with(&expected.replace('&', "&amp;")), "{b}: the exact request: {shown} vs {expected}");
+        assert!(!html.contains(secret_token) && html.contains("HTTP 200") && html.contains("the last matching event of the log"), "{b}");
+        assert!(html.contains("<span class=\"badge delivered\">delivered</span>"), "{b}");
+
+        // Edit: a bad value names its field; a good one is saved, the token kept.
+        let mut edit = everflow("");
+        edit.retain(|(k, _)| *k != "type" && *k != "verification_token");
+        edit.push(("action", "save".into()));
+        let bad = browser.post_pairs(&format!("{base}/destinations/{}", d.id), &edit.clone()).await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{b}");
+        assert!(readable(&bad.text()).contains("Not saved. settings.network_id"), "{b}");
+        let mut edit: Vec<_> = edit.into_iter().map(|(k, v)| if k == "network_id" { (k, "116".to_owned()) } else if k == "name" { (k, "Everflow EU".to_owned()) } else { (k, v) }).collect();
+        edit.retain(|(k, v)| !(*k == "map_event" && v == "Purchase") && !(*k == "map_id" && v == "24"));
+        let saved = browser.post_pairs(&format!("{base}/destinations/{}", d.id), &edit).await;
+        assert_eq!(saved.status, StatusCode::SEE_OTHER, "{b}: {}", saved.text());
+        let d = app.t.db.get_destination(&app.a.org, key, &d.id).await.unwrap();
+        assert_eq!((d.name.as_str(), d.settings["network_id"].as_str()), ("Everflow EU", Some("116")), "{b}");
+        assert_eq!((&d.settings["event_mapping"], &d.filters.events), (&json!({"Order Completed": 0}), &vec!["Order Completed".to_owned()]), "{b}: the mapping row removed, the filters follow");
+        assert_eq!(d.secrets.verification_token.as_deref(), Some(secret_token), "{b}: an empty secret field keeps the secret");
+
+        // A failed delivery in the log: filters, detail, replay.
+        receiver.script.lock().unwrap().push_back(400);
+        sender.run_until_idle().await.unwrap();
+        let failed = browser.page(&format!("{base}/destinations/{}/deliveries?status=failed", d.id)).await;
+        assert!(failed.contains("ord-ui-1") && failed.contains("HTTP 400"), "{b}: {failed}");
+        let delivered = browser.page(&format!("{base}/destinations/{}/deliveries?status=delivered", d.id)).await;
+        assert!(delivered.contains("No delivery matches these filters"), "{b}");
+        let text = browser.page(&format!("{base}/destinations/{}/deliveries?q=TID-UI-9&event=Order+Completed", d.id)).await;
+        assert!(text.contains("ord-ui-1"), "{b}: text search");
+        let bad_time = browser.get(&format!("{base}/destinations/{}/deliveries?since=yesterday", d.id)).await;
+        assert_eq!(bad_time.status, StatusCode::BAD_REQUEST, "{b}");
+        assert!(readable(&bad_time.text()).contains("since: a UTC time"), "{b}");
+        let later = browser.page(&format!("{base}/destinations/{}/deliveries?since=2999-01-01T00:00", d.id)).await;
+        assert!(later.contains("No delivery matches"), "{b}: the time range filters");
+        let detail = browser.page(&format!("{base}/destinations/{}/deliveries/ord-ui-1", d.id)).await;
+        assert!(detail.contains("verification_token=***") && !detail.contains(secret_token) && detail.contains("received"), "{b}: {detail}");
+        let list = browser.page(&format!("{base}/destinations")).await;
+        assert!(list.contains("<span class=\"badge failed\">1</span>"), "{b}: failures in 24 h: {list}");
+        let replay = browser.post(&format!("{base}/destinations/{}/deliveries/ord-ui-1", d.id), &[("csrf", &token)]).await;
+        assert_eq!(replay.status, StatusCode::SEE_OTHER, "{b}");
+        assert!(browser.page(&location(&replay)).await.contains("Delivery queued again"), "{b}");
+        sender.run_until_idle().await.unwrap();
+        let delivery = app.t.db.get_delivery(&app.a.org, &d.id, "ord-ui-1").await.unwrap();
+        assert_eq!(delivery.status.as_str(), "delivered", "{b}");
+        let list = browser.page(&format!("{base}/destinations")).await;
+        assert!(list.contains("just now"), "{b}: the last delivery");
+
+        // Pause and resume.
+        let paused = browser.post(&format!("{base}/destinations/{}", d.id), &[("csrf", &token), ("action", "pause")]).await;
+        assert_eq!(paused.status, StatusCode::SEE_OTHER, "{b}");
+        assert!(!app.t.db.get_destination(&app.a.org, key, &d.id).await.unwrap().enabled, "{b}");
+        assert!(browser.page(&format!("{base}/destinations")).await.contains("badge paused"), "{b}");
+        browser.post(&format!("{base}/destinations/{}", d.id), &[("csrf", &token), ("action", "resume")]).await;
+        assert!(app.t.db.get_destination(&app.a.org, key, &d.id).await.unwrap().enabled, "{b}");
+
+        // A webhook: its signing secret shown once, rotated, shown once again.
+        let hook = browser.post(&format!("{base}/destinations"), &[("csrf", &token), ("type", "webhook"), ("name", "Hook"), ("url", &format!("{url}/hook")), ("filter_types", "track")]).await;
+        assert_eq!(hook.status, StatusCode::OK, "{b}: {}", hook.text());
+        let html = readable(&hook.text());
+        let first = between(&html, "<code id=\"new-secret\">", "<").to_owned();
+        assert!(first.starts_with("whsec_"), "{b}: {first}");
+        let hook = app.t.db.list_destinations(&app.a.org, key).await.unwrap().into_iter().find(|x| x.kind == "webhook").unwrap();
+        assert_eq!(hook.secrets.signing_secret.as_deref(), Some(first.as_str()), "{b}");
+        assert_eq!(hook.filters.types, ["track"], "{b}");
+        assert!(!browser.page(&format!("{base}/destinations/{}", hook.id)).await.contains(&first), "{b}: never shown again");
+        let rotated = browser.post(&format!("{base}/destinations/{}", hook.id), &[("csrf", &token), ("action", "rotate")]).await;
+        assert_eq!(rotated.status, StatusCode::OK, "{b}");
+        let second = between(&readable(&rotated.text()), "<code id=\"new-secret\">", "<").to_owned();
+        let hook = app.t.db.get_destination(&app.a.org, key, &hook.id).await.unwrap();
+        assert_eq!((hook.secrets.signing_secret.as_deref(), hook.secrets.previous_signing_secret.as_deref()), (Some(second.as_str()), Some(first.as_str())), "{b}");
+        let no_url = browser.post(&format!("{base}/destinations"), &[("csrf", &token), ("type", "webhook"), ("name", "Hook"), ("url", "ftp://x.example/")]).await;
+        assert_eq!(no_url.status, StatusCode::BAD_REQUEST, "{b}");
+        assert!(readable(&no_url.text()).contains("settings.url"), "{b}");
+
+        // Delete needs the box ticked.
+        let unticked = browser.post(&format!("{base}/destinations/{}", hook.id), &[("csrf", &token), ("action", "delete")]).await;
+        assert_eq!(unticked.status, StatusCode::BAD_REQUEST, "{b}");
+        let deleted = browser.post(&format!("{base}/destinations/{}", hook.id), &[("csrf", &token), ("action", "delete"), ("confirm", "yes")]).await;
+        assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{b}");
+        assert_eq!(browser.get(&format!("{base}/destinations/{}", hook.id)).await.status, StatusCode::NOT_FOUND, "{b}");
+        assert_eq!(app.t.db.list_destinations(&app.a.org, key).await.unwrap().len(), 1, "{b}");
+
+        // The overview links the destination and its failures.
+        let overview = browser.page(&base).await;
+        assert!(overview.contains(&format!("{base}/destinations/{}", d.id)), "{b}");
+    }
+}
+
+#[tokio::test]
+async fn a_store_page_shows_its_sync_runs_and_the_fragment_stays_live_while_one_runs() {
+    for app in apps().await {
+        let b = app.backend();
+        let installation = shop(&app).await;
+        user(&app, &app.a.org, "ann@example.com", Role::Owner).await;
+        let mut browser = Browser::new(&app);
+        browser.sign_in("ann@example.com").await;
+        let base = format!("/app/o/{}", app.a.org.as_str());
+        let page = browser.page(&format!("{base}/stores/{installation}")).await;
+        assert!(page.contains("No sync run yet") && page.contains("data-live=\"false\""), "{b}");
+        assert!(page.contains("Outbox") && page.contains("Failures 24 h") && page.contains("Cohort Connect 0.1.0"), "{b}: diagnostics and versions");
+
+        let resources: Vec<String> = ["products", "orders"].map(String::from).to_vec();
+        let (run, _) = app.t.db.start_sync_run(&app.a.org, &installation, None, &resources).await.unwrap();
+        app.t.db.record_sync_batch(&run.id, "products", 1, 100, 98, 2).await.unwrap();
+        app.t.db.record_sync_batch(&run.id, "products", 2, 40, 40, 0).await.unwrap();
+        let fragment = browser.get(&format!("{base}/stores/{installation}/runs")).await;
+        assert_eq!(fragment.status, StatusCode::OK, "{b}");
+        let html = readable(&fragment.text());
+        assert!(!html.contains("<html") && html.contains("data-live=\"true\""), "{b}: a fragment that keeps the page watching: {html}");
+        assert!(html.contains("badge running") && html.contains("<b>138</b>") && html.contains("2 batches") && html.contains("2 rejected"), "{b}: {html}");
+        assert!(between(&html, "<tbody>", "</tbody>").contains("waiting"), "{b}: orders not started yet");
+
+        app.t.db.record_sync_batch(&run.id, "orders", 1, 5, 5, 0).await.unwrap();
+        app.t.db.complete_sync_run(&app.a.org, &installation, &run.id, &json!({"products": 140, "orders": 5}).to_string()).await.unwrap();
+        let done = readable(&browser.get(&format!("{base}/stores/{installation}/runs")).await.text());
+        assert!(done.contains("data-live=\"false\"") && done.contains("badge completed") && done.contains("<b>5</b> / 5"), "{b}: {done}");
+        assert_eq!(browser.get(&format!("{base}/stores/inst_nope")).await.status, StatusCode::NOT_FOUND, "{b}");
     }
 }

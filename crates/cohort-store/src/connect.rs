@@ -160,6 +160,9 @@ pub struct Installation {
     pub store_url: String,
     pub site_name: String,
     pub platform: String,
+    /// plugin (paired with the Cohort plugin) or rest (WooCommerce's REST
+    /// API keys and webhooks, connect.md §6).
+    pub mode: String,
     pub plugin_version: String,
     pub wp_version: String,
     pub wc_version: Option<String>,
@@ -236,7 +239,7 @@ const PAIRING_COLUMNS: &str = "id, org_id, user_code, store_url, site_name, plat
 
 const INSTALLATION_COLUMNS: &str = "id, org_id, source_id, store_url, site_name, platform, plugin_version, wp_version, \
      wc_version, php_version, currency, timezone, status, created_at, connected_at, disconnected_at, \
-     last_heartbeat_at, reported_store_url, outbox_depth, failures_24h, last_error";
+     last_heartbeat_at, reported_store_url, outbox_depth, failures_24h, last_error, mode";
 
 const COMMAND_COLUMNS: &str =
     "id, kind, params, status, requested_at, delivered_at, acked_at, started_at, finished_at, counts, error";
@@ -273,6 +276,7 @@ fn installation_from_row(r: &AnyRow) -> Installation {
         store_url: r.get("store_url"),
         site_name: r.get("site_name"),
         platform: r.get("platform"),
+        mode: r.get("mode"),
         plugin_version: r.get("plugin_version"),
         wp_version: r.get("wp_version"),
         wc_version: r.get("wc_version"),
@@ -331,6 +335,70 @@ pub(crate) async fn queue_command(
     .execute(&mut **tx)
     .await?;
     Ok(id)
+}
+
+/// The store's source: the one its previous installation (of either mode)
+/// used, if it still exists in this organisation, else a new one named
+/// `name`.
+pub(crate) async fn store_source(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    org: &OrgId,
+    store_url: &str,
+    name: &str,
+    now: i64,
+) -> Result<String, StoreError> {
+    let previous = sqlx::query(
+        "SELECT s.id FROM connect_installations i JOIN sources s ON s.id = i.source_id AND s.org_id = i.org_id \
+         WHERE i.org_id = $1 AND i.store_url = $2 ORDER BY i.created_at DESC, i.id DESC LIMIT 1",
+    )
+    .bind(org.as_str())
+    .bind(store_url)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(r) = previous {
+        return Ok(r.get::<String, _>("id"));
+    }
+    let source_id = SourceId::generate();
+    sqlx::query("INSERT INTO sources (id, org_id, name, write_key, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(source_id.as_str())
+        .bind(org.as_str())
+        .bind(name)
+        .bind(format!("wk_{}", random_token(32)))
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(source_id.as_str().to_owned())
+}
+
+/// Marks the earlier installations of `store_url` in `org` (either mode)
+/// replaced by `installation_id` (their tokens stop working) and cancels
+/// their pending commands.
+pub(crate) async fn replace_store_installations(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    org: &OrgId,
+    store_url: &str,
+    installation_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE connect_installations SET status = 'replaced', replaced_by = $1, disconnected_at = $2 \
+         WHERE org_id = $3 AND store_url = $4 AND status IN ('awaiting_plugin', 'connected')",
+    )
+    .bind(installation_id)
+    .bind(now)
+    .bind(org.as_str())
+    .bind(store_url)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE connect_commands SET status = 'cancelled' WHERE org_id = $1 AND status = 'pending' \
+         AND installation_id IN (SELECT id FROM connect_installations WHERE org_id = $1 AND replaced_by = $2)",
+    )
+    .bind(org.as_str())
+    .bind(installation_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 impl Db {
@@ -495,53 +563,10 @@ impl Db {
         let pairing = pairing_from_row(&row);
         let store = &pairing.store;
 
-        // The store's source: the one its previous installation used, if
-        // it still exists in this organisation, else a new one.
-        let previous = sqlx::query(
-            "SELECT s.id FROM connect_installations i JOIN sources s ON s.id = i.source_id AND s.org_id = i.org_id \
-             WHERE i.org_id = $1 AND i.store_url = $2 ORDER BY i.created_at DESC, i.id DESC LIMIT 1",
-        )
-        .bind(org.as_str())
-        .bind(&store.store_url)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let source_id = match previous {
-            Some(r) => r.get::<String, _>("id"),
-            None => {
-                let source_id = SourceId::generate();
-                let label = if store.site_name.trim().is_empty() { store.store_url.as_str() } else { store.site_name.trim() };
-                sqlx::query(
-                    "INSERT INTO sources (id, org_id, name, write_key, created_at) VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(source_id.as_str())
-                .bind(org.as_str())
-                .bind(format!("{label} ({})", store.platform))
-                .bind(format!("wk_{}", random_token(32)))
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                source_id.as_str().to_owned()
-            }
-        };
+        let label = if store.site_name.trim().is_empty() { store.store_url.as_str() } else { store.site_name.trim() };
+        let source_id = store_source(&mut tx, org, &store.store_url, &format!("{label} ({})", store.platform), now).await?;
 
-        sqlx::query(
-            "UPDATE connect_installations SET status = 'replaced', replaced_by = $1, disconnected_at = $2 \
-             WHERE org_id = $3 AND store_url = $4 AND status IN ('awaiting_plugin', 'connected')",
-        )
-        .bind(&installation_id)
-        .bind(now)
-        .bind(org.as_str())
-        .bind(&store.store_url)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE connect_commands SET status = 'cancelled' WHERE org_id = $1 AND status = 'pending' \
-             AND installation_id IN (SELECT id FROM connect_installations WHERE org_id = $1 AND replaced_by = $2)",
-        )
-        .bind(org.as_str())
-        .bind(&installation_id)
-        .execute(&mut *tx)
-        .await?;
+        replace_store_installations(&mut tx, org, &store.store_url, &installation_id, now).await?;
         sqlx::query(
             "INSERT INTO connect_installations (id, org_id, pairing_id, source_id, store_url, site_name, platform, \
              plugin_version, wp_version, wc_version, php_version, currency, timezone, status, approved_by, created_at) \

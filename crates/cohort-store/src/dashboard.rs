@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use crate::events::{stored_event, StoredEvent, STORED_EVENT_COLUMNS};
 use crate::orgs::{new_write_key, source_from_row, Source};
-use crate::{now_micros, Db, StoreError};
+use crate::{Db, StoreError};
 
 const HOUR_MICROS: i64 = 3600 * 1_000_000;
 /// Events folded into the hourly counts by one refresh, at most.
@@ -24,6 +24,10 @@ pub struct DestinationHealth {
     pub retrying: i64,
     pub delivered: i64,
     pub last_failure_at: Option<i64>,
+    /// Deliveries that failed for good in the last 24 hours.
+    pub failed_24h: i64,
+    /// When the last delivery succeeded.
+    pub last_delivered_at: Option<i64>,
 }
 
 impl Db {
@@ -181,34 +185,21 @@ impl Db {
         Ok(max.unwrap_or(0))
     }
 
-    /// Queues a `sync_store` command for a connected installation of `org`;
-    /// its id, or `None` when `org` has no such connected installation.
-    pub async fn request_store_sync(&self, org: &OrgId, installation: &str) -> Result<Option<String>, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let connected = sqlx::query("SELECT 1 FROM connect_installations WHERE org_id = $1 AND id = $2 AND status = 'connected'")
-            .bind(org.as_str())
-            .bind(installation)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if connected.is_none() {
-            return Ok(None);
-        }
-        let id = crate::connect::queue_command(&mut tx, org, installation, "sync_store", now_micros()).await?;
-        tx.commit().await?;
-        Ok(Some(id))
-    }
-
-    /// The destinations of `org` with their delivery counts, by name.
-    pub async fn destination_health(&self, org: &OrgId) -> Result<Vec<DestinationHealth>, StoreError> {
+    /// The destinations of `org` with their delivery counts, by name
+    /// (failures of the last 24 hours counted from `now_us`).
+    pub async fn destination_health(&self, org: &OrgId, now_us: i64) -> Result<Vec<DestinationHealth>, StoreError> {
         let rows = sqlx::query(
             "SELECT d.id, d.name, d.kind, d.enabled, \
              (SELECT COUNT(*) FROM deliveries x WHERE x.org_id = d.org_id AND x.destination_id = d.id AND x.status = 'failed'), \
              (SELECT COUNT(*) FROM deliveries x WHERE x.org_id = d.org_id AND x.destination_id = d.id AND x.status = 'retrying'), \
              (SELECT COUNT(*) FROM deliveries x WHERE x.org_id = d.org_id AND x.destination_id = d.id AND x.status = 'delivered'), \
-             (SELECT MAX(x.updated_at_us) FROM deliveries x WHERE x.org_id = d.org_id AND x.destination_id = d.id AND x.status = 'failed') \
+             (SELECT MAX(x.updated_at_us) FROM deliveries x WHERE x.org_id = d.org_id AND x.destination_id = d.id AND x.status = 'failed'), \
+             (SELECT COUNT(*) FROM deliveries x WHERE x.org_id = d.org_id AND x.destination_id = d.id AND x.status = 'failed' AND x.updated_at_us >= $2), \
+             (SELECT MAX(x.updated_at_us) FROM deliveries x WHERE x.org_id = d.org_id AND x.destination_id = d.id AND x.status = 'delivered') \
              FROM destinations d WHERE d.org_id = $1 ORDER BY d.name, d.id",
         )
         .bind(org.as_str())
+        .bind(now_us - 24 * 3600 * 1_000_000)
         .fetch_all(self.pool())
         .await?;
         Ok(rows
@@ -222,6 +213,8 @@ impl Db {
                 retrying: r.get(5),
                 delivered: r.get(6),
                 last_failure_at: r.get(7),
+                failed_24h: r.get(8),
+                last_delivered_at: r.get(9),
             })
             .collect())
     }

@@ -55,19 +55,20 @@ impl SecretsKey {
     }
 
     /// `base64(nonce || ciphertext)`; `context` is authenticated, not stored.
-    fn encrypt(&self, plaintext: &[u8], context: &str) -> Result<String, StoreError> {
+    /// Also seals the WooCommerce REST keys (`woocommerce_rest`).
+    pub(crate) fn encrypt(&self, plaintext: &[u8], context: &str) -> Result<String, StoreError> {
         let cipher = ChaCha20Poly1305::new(Key::from_slice(&self.0));
         let nonce: [u8; 12] = rand::random();
         let sealed = cipher
             .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: context.as_bytes() })
-            .map_err(|_| StoreError::Invalid("could not encrypt destination secrets".into()))?;
+            .map_err(|_| StoreError::Invalid("could not encrypt secrets".into()))?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
         Ok(base64::engine::general_purpose::STANDARD.encode(out))
     }
 
-    fn decrypt(&self, stored: &str, context: &str) -> Result<Vec<u8>, StoreError> {
-        let wrong = || StoreError::Invalid("destination secrets cannot be decrypted: wrong destinations key?".into());
+    pub(crate) fn decrypt(&self, stored: &str, context: &str) -> Result<Vec<u8>, StoreError> {
+        let wrong = || StoreError::Invalid("stored secrets cannot be decrypted: wrong destinations key?".into());
         let bytes = base64::engine::general_purpose::STANDARD.decode(stored).map_err(|_| wrong())?;
         if bytes.len() < 12 {
             return Err(wrong());

@@ -18,6 +18,7 @@ pub mod sync_runs;
 mod sql;
 pub mod tokens;
 pub mod users;
+pub mod woocommerce_rest;
 pub mod writer;
 
 pub use db::{Backend, Db, DbOptions, SqliteSynchronous};

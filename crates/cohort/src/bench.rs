@@ -28,6 +28,8 @@ pub enum BenchCommand {
     Destinations(crate::bench_destinations::DestinationsArgs),
     /// Admin UI page render times with 1 M events and 100 k profiles, against /healthz
     Ui(crate::bench_ui::UiArgs),
+    /// The no-plugin WooCommerce webhook receiver: signed order.updated deliveries stored, against verification only
+    WoocommerceWebhooks(crate::bench_woocommerce::WebhooksArgs),
 }
 
 #[derive(Args, Clone)]
@@ -59,6 +61,7 @@ pub async fn run(_config: &Config, command: BenchCommand) -> anyhow::Result<()> 
         BenchCommand::Project(args) => crate::bench_project::project(args).await,
         BenchCommand::Destinations(args) => crate::bench_destinations::destinations(args).await,
         BenchCommand::Ui(args) => crate::bench_ui::ui(args).await,
+        BenchCommand::WoocommerceWebhooks(args) => crate::bench_woocommerce::webhooks(args).await,
     }
 }
 

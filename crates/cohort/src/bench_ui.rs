@@ -1,6 +1,8 @@
 //! `cohort bench ui`: how long the admin UI's pages take to render with a
 //! realistic history (default 1,000,000 events about 100,000 people over
-//! the last 7 days, projected), against the same server's `/healthz` as the
+//! the last 7 days, projected; an Everflow destination with a delivery for
+//! every order, a third of them failed; a connected store with a sync run),
+//! against the same server's `/healthz` as the
 //! floor of a request. The server is the real router on a local port; each
 //! page is requested one at a time, so the time is the page's own work
 //! (storage reads and template) plus a loopback round trip.
@@ -68,6 +70,9 @@ pub async fn ui(args: UiArgs) -> anyhow::Result<()> {
     db.migrate().await?;
     let org = db.create_organisation(&format!("Bench {}", cohort_domain::ids::random_token(6))).await?;
     let source = db.create_source(&org.id, "Website").await?;
+    // Created before the log is written, so it reads all of it.
+    let key = cohort_store::destinations::SecretsKey::generate();
+    let destination = bench_destination(&db, &org.id, &key).await?;
     println!("cohort bench ui: {} events across {} profiles over 7 days on {}", args.events, args.profiles, db.backend().as_str());
 
     let started = Instant::now();
@@ -79,15 +84,23 @@ pub async fn ui(args: UiArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     Projector::new(db.clone()).catch_up().await?;
     println!("  projected: {} profiles in {:.1} s", db.count_profiles(&org.id).await?, started.elapsed().as_secs_f64());
+    let started = Instant::now();
+    let deliveries = db.enqueue_from_log().await?;
+    // A delivery log as a week of sending leaves it: two thirds delivered, a third failed.
+    settle_deliveries(&db, &org.id, &destination).await?;
+    println!("  {deliveries} deliveries recorded in {:.1} s", started.elapsed().as_secs_f64());
 
     // A signed-in owner and the real router on a local port.
     let hash = tokio::task::spawn_blocking(|| hash_password("bench password, long enough")).await??;
     let user = db.create_user(&org.id, "owner@bench.example", &hash, Role::Owner).await?;
     let session = db.create_session(&user.id, 3_600_000_000).await?;
     let cookie = format!("cohort_session={}", session.reveal());
+    let store = bench_store(&db, &org.id, &user.id).await?;
     db.create_api_token(&org.id, "bench").await?;
     let (writer, _writer_tasks) = EventWriter::start(db.clone(), WriterOptions::default());
-    let app = cohort_api::router(AppState::new(db.clone(), writer, ApiSettings::default()));
+    // The dispatcher only lends its key and policy to the pages: nothing is sent.
+    let dispatcher = cohort_destinations::Dispatcher::new(db.clone(), key, Default::default())?;
+    let app = cohort_api::router(AppState::new(db.clone(), writer, ApiSettings::default()).with_destinations(dispatcher));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let server = tokio::spawn(async move {
@@ -120,6 +133,14 @@ pub async fn ui(args: UiArgs) -> anyhow::Result<()> {
         ("orders", format!("{org_base}/orders")),
         ("products", format!("{org_base}/products")),
         ("stores", format!("{org_base}/stores")),
+        ("store + sync runs", format!("{org_base}/stores/{store}")),
+        ("store sync runs (live fragment)", format!("{org_base}/stores/{store}/runs")),
+        ("destinations", format!("{org_base}/destinations")),
+        ("destination (Everflow, field mapping)", format!("{org_base}/destinations/{destination}")),
+        ("delivery log", format!("{org_base}/destinations/{destination}/deliveries")),
+        ("delivery log (failed, text)", format!("{org_base}/destinations/{destination}/deliveries?status=failed&q=o-3-")),
+        ("delivery", format!("{org_base}/destinations/{destination}/deliveries/bench-3-8")),
+        ("new Everflow destination", format!("{org_base}/destinations/new?type=everflow")),
         ("team", format!("{org_base}/members")),
         ("API tokens", format!("{org_base}/tokens")),
         ("account", format!("{base}/app/account")),
@@ -141,4 +162,82 @@ pub async fn ui(args: UiArgs) -> anyhow::Result<()> {
     server.abort();
     db.close().await;
     Ok(())
+}
+
+/// An Everflow destination that sends every order.
+async fn bench_destination(db: &Db, org: &cohort_domain::ids::OrgId, key: &cohort_store::destinations::SecretsKey) -> anyhow::Result<String> {
+    let input = cohort_destinations::manage::Input {
+        kind: "everflow".into(),
+        name: Some("Everflow".into()),
+        settings: serde_json::json!({"tracking_domain": "https://www.abc123trk.example", "network_id": "115",
+                                     "event_mapping": {"Order Completed": 0}, "verification_token": "vt-bench-0123456789abcdef"}),
+        ..Default::default()
+    };
+    let prepared = cohort_destinations::manage::prepare(input, false).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(db.create_destination(org, key, &prepared.new).await?.id)
+}
+
+/// Records an outcome for every delivery of `destination`: a third failed
+/// (HTTP 400), the rest delivered.
+async fn settle_deliveries(db: &Db, org: &cohort_domain::ids::OrgId, destination: &str) -> anyhow::Result<()> {
+    use cohort_store::destinations::{AttemptRecord, DeliveryFilter, DeliveryStatus};
+    let mut before = None;
+    loop {
+        let filter = DeliveryFilter { before_seq: before, limit: 1000, ..Default::default() };
+        let page = db.list_deliveries(org, destination, &filter).await?;
+        let Some(last) = page.last() else { return Ok(()) };
+        before = Some(last.seq);
+        let records: Vec<(String, AttemptRecord)> = page
+            .iter()
+            .map(|d| {
+                let failed = d.seq % 3 == 0;
+                let record = AttemptRecord {
+                    status: if failed { DeliveryStatus::Failed } else { DeliveryStatus::Delivered },
+                    sent: true,
+                    next_attempt_at_us: None,
+                    request: Some("GET https://www.abc123trk.example/?nid=115&transaction_id=t&verification_token=***".into()),
+                    response_status: Some(if failed { 400 } else { 200 }),
+                    response_excerpt: Some(if failed { r#"{"error":"invalid transaction"}"# } else { r#"{"result":"ok"}"# }.into()),
+                    reason: failed.then(|| "HTTP 400".into()),
+                };
+                (d.message_id.clone(), record)
+            })
+            .collect();
+        for chunk in records.chunks(256) {
+            let rows: Vec<_> = chunk.iter().map(|(m, r)| (org, destination, m.as_str(), r)).collect();
+            db.record_attempts(&rows).await?;
+        }
+    }
+}
+
+/// A WooCommerce store paired and approved as the authorize page does,
+/// with a finished sync run.
+async fn bench_store(db: &Db, org: &cohort_domain::ids::OrgId, user: &cohort_domain::ids::UserId) -> anyhow::Result<String> {
+    use cohort_store::connect::{DecisionOutcome, NewPairing};
+    let (pairing, _) = db
+        .create_pairing(&NewPairing {
+            store_url: "https://shop.example".into(),
+            site_name: "Bench Shop".into(),
+            platform: "woocommerce".into(),
+            plugin_version: "0.1.0".into(),
+            wp_version: "6.6.2".into(),
+            wc_version: Some("9.3.3".into()),
+            php_version: "8.2.24".into(),
+            currency: Some("EUR".into()),
+            timezone: "Europe/Paris".into(),
+            return_url: "https://shop.example/wp-admin/".into(),
+        })
+        .await?;
+    let DecisionOutcome::Approved { installation_id: id, .. } = db.approve_pairing(&pairing.id, org, user).await? else {
+        anyhow::bail!("the bench store's pairing was not approved");
+    };
+    let resources: Vec<String> = ["products", "customers", "orders"].map(String::from).to_vec();
+    let (run, _) = db.start_sync_run(org, &id, None, &resources).await?;
+    for (resource, batches) in [("products", 4), ("customers", 30), ("orders", 50)] {
+        for seq in 0..batches {
+            db.record_sync_batch(&run.id, resource, seq, 100, 100, 0).await?;
+        }
+    }
+    db.complete_sync_run(org, &id, &run.id, r#"{"products": 400, "customers": 3000, "orders": 5000}"#).await?;
+    Ok(id)
 }

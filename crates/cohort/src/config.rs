@@ -20,7 +20,32 @@ pub struct Config {
     pub collect: CollectConfig,
     pub projection: ProjectionConfig,
     pub destinations: DestinationsConfig,
+    pub woocommerce: WooCommerceConfig,
     pub log: LogConfig,
+}
+
+/// The no-plugin WooCommerce worker (`[woocommerce]`).
+#[derive(Debug, Deserialize)]
+pub struct WooCommerceConfig {
+    pub rest_worker_enabled: bool,
+    pub poll_interval_ms: u64,
+    pub reconcile_interval_seconds: u64,
+    pub timeout_seconds: u64,
+    pub lease_seconds: u64,
+    pub retry_after_seconds: u64,
+}
+
+impl WooCommerceConfig {
+    pub fn worker_options(&self) -> cohort_api::RestWorkerOptions {
+        use std::time::Duration;
+        cohort_api::RestWorkerOptions {
+            poll_interval: Duration::from_millis(self.poll_interval_ms.max(1)),
+            reconcile_interval: Duration::from_secs(self.reconcile_interval_seconds.max(1)),
+            lease: Duration::from_secs(self.lease_seconds.max(self.timeout_seconds + 1)),
+            timeout: Duration::from_secs(self.timeout_seconds.max(1)),
+            retry_after: Duration::from_secs(self.retry_after_seconds),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,6 +5,7 @@ mod bench;
 mod bench_destinations;
 mod bench_project;
 mod bench_ui;
+mod bench_woocommerce;
 mod commands;
 mod config;
 mod destinations;

@@ -34,7 +34,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // One dispatcher: the worker, and what the admin API manages
     // destinations and sends test conversions with (same key, same policy).
     let destinations = Dispatcher::new(db.clone(), config.destinations_key()?, options).context("invalid [destinations] configuration")?;
-    let app = cohort_api::router(AppState::new(db.clone(), writer, settings).with_destinations(destinations.clone()));
+    let state = AppState::new(db.clone(), writer, settings).with_destinations(destinations.clone());
+    // No-plugin WooCommerce stores: history pulls, webhook registration and
+    // reconciliation (docs/WOOCOMMERCE.md), leased per store across nodes.
+    let (stop_rest, rest_stop) = watch::channel(false);
+    let rest_worker = config
+        .woocommerce
+        .rest_worker_enabled
+        .then(|| cohort_api::RestWorker::new(state.clone(), config.woocommerce.worker_options()))
+        .flatten()
+        .map(|worker| tokio::spawn(worker.run_until(rest_stop)));
+    let app = cohort_api::router(state);
     let projector = config
         .projection
         .enabled
@@ -70,6 +80,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     // The router (and its writer handles) is gone: the writer commits what
     // is queued and stops.
+    // The REST worker stops between pages (what it stored is counted; the
+    // run resumes on the next start); it holds a writer handle, so it stops
+    // before the writer drains.
+    if let Some(mut rest_worker) = rest_worker {
+        let _ = stop_rest.send(true);
+        let wait = config.woocommerce.worker_options().timeout + Duration::from_secs(1);
+        if tokio::time::timeout(wait, &mut rest_worker).await.is_err() {
+            rest_worker.abort();
+        }
+    }
     while writer_tasks.join_next().await.is_some() {}
     // A projection batch in flight rolls back; the next start resumes from
     // the committed cursor.

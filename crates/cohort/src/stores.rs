@@ -1,5 +1,7 @@
-//! `cohort store sync|runs`: ask a connected WooCommerce store for a sync,
-//! and follow its sync runs (connect.md §2).
+//! `cohort store sync|runs|connect-rest|discount`: ask a connected
+//! WooCommerce store for a sync, follow its sync runs (connect.md §2),
+//! connect a store without the plugin (connect.md §6, docs/WOOCOMMERCE.md),
+//! and manage its discounts (connect.md §5, docs/DISCOUNTS.md).
 
 use clap::Subcommand;
 use cohort_domain::time::{format_rfc3339, from_micros};
@@ -25,6 +27,17 @@ pub enum StoreCommand {
         #[arg(long)]
         org: Option<String>,
     },
+    /// Connect a WooCommerce store without the plugin (its REST API and
+    /// webhooks): prints the installation id and the WooCommerce authorize
+    /// URL to open, signed in to the store's WordPress as an administrator,
+    /// within 15 minutes. The history pull starts once WooCommerce calls
+    /// back (`cohort serve` must be reachable at server.public_url, https)
+    ConnectRest {
+        /// The store's home URL, https://shop.example
+        store_url: String,
+        #[arg(long)]
+        org: Option<String>,
+    },
     /// Discounts (WooCommerce coupons) in a connected store
     #[command(subcommand)]
     Discount(crate::store_discounts::DiscountCommand),
@@ -33,6 +46,19 @@ pub enum StoreCommand {
 pub async fn run(config: &Config, command: StoreCommand) -> anyhow::Result<()> {
     let db = open(config).await?;
     match command {
+        StoreCommand::ConnectRest { store_url, org } => {
+            let org = resolve_org(&db, org.as_deref()).await?;
+            let Some(store_url) = cohort_api::normalize_store_url(&store_url) else {
+                anyhow::bail!("{store_url:?} is not an http:// or https:// home URL (without ? or #)");
+            };
+            let cohort_url = config.base_url(None);
+            if !cohort_url.starts_with("https://") {
+                eprintln!("warning: WooCommerce only calls back to https URLs; set server.public_url to Cohort's https address");
+            }
+            let started = cohort_api::begin_woocommerce_rest_connection(&db, &org.id, &store_url, &cohort_url, None).await?;
+            println!("{}\t{}", started.installation_id, started.expires_at);
+            println!("{}", started.authorize_url);
+        }
         StoreCommand::Sync { installation, org } => {
             let org = resolve_org(&db, org.as_deref()).await?;
             match db.request_sync(&org.id, &installation).await? {

@@ -2,7 +2,9 @@
 //! serve`, on SQLite and PostgreSQL. `tests/clients/ui_browser.mjs` plays a
 //! merchant's first hour (setup link, sign-in, a source and its snippet, a
 //! real client's events in the live debugger, profile search, an API token,
-//! a store paired and synced, every page at 1280 and 360 px) and reports;
+//! a store paired and synced with its run followed live, an Everflow
+//! destination made with the form sending a test conversion to a local
+//! receiver, every page at 1280 and 360 px) and reports;
 //! this test judges the report against what the server stored. Screenshots
 //! of every page land in target/ui-screenshots/<backend>/.
 //!
@@ -31,7 +33,12 @@ async fn a_merchant_runs_cohort_from_the_admin_ui_in_chromium() {
     let Some((dir, chromium)) = common::browser("the admin UI in Chromium") else { return };
     for t in databases().await {
         let b = t.backend().as_str();
-        let server = Server::start(&t.url, &[]).await;
+        // Destinations may reach the test's loopback receiver; the key lets
+        // the test read the destination's secrets.
+        let key = cohort_store::destinations::SecretsKey::generate();
+        let encoded = key.to_base64();
+        let env = [("COHORT_DESTINATIONS__ALLOW_PRIVATE_ADDRESSES", "true"), ("COHORT_DESTINATIONS__KEY", encoded.as_str())];
+        let server = Server::start(&t.url, &env).await;
         let shots = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/ui-screenshots")).join(b);
         let output = tokio::time::timeout(
             Duration::from_secs(300),
@@ -84,12 +91,42 @@ async fn a_merchant_runs_cohort_from_the_admin_ui_in_chromium() {
         let products = report["productsText"].as_str().unwrap();
         assert!(products.contains("Premium Quality") && products.contains("€21.99"), "{b}: {products}");
 
-        // Sync store queued a command the plugin received.
-        let before: Vec<&Value> = report["commandsBefore"].as_array().expect("the command list before").iter().map(|c| &c["id"]).collect();
+        // Sync store: the sync approval queued was already waiting, so the
+        // first click queued nothing; the run it started showed its batch
+        // live; once it was done, the button queued one new command.
+        let before = report["commandsBefore"].as_array().expect("the command list before");
+        assert_eq!(before.iter().filter(|c| c["kind"] == "sync_store").count(), 1, "{b}: {before:?}");
+        assert_eq!(&report["alreadyQueued"], &report["commandsBefore"], "{b}: the first click queued nothing");
+        let live_run = report["liveRun"].as_str().unwrap();
+        assert!(live_run.contains("running") && live_run.contains("1 batch"), "{b}: {live_run}");
+        let done = report["runDone"].as_str().unwrap();
+        assert!(done.contains("completed") && !done.contains("running"), "{b}: {done}");
+        let before_ids: Vec<&Value> = before.iter().map(|c| &c["id"]).collect();
         let commands = report["commands"].as_array().expect("the plugin's command list");
-        let new: Vec<&Value> = commands.iter().filter(|c| !before.contains(&&c["id"])).collect();
+        let new: Vec<&Value> = commands.iter().filter(|c| !before_ids.contains(&&c["id"])).collect();
         assert_eq!(new.len(), 1, "{b}: one command queued by the button: {commands:?}");
         assert_eq!(new[0]["kind"], "sync_store", "{b}");
+
+        // The Everflow destination made with the form: its test conversion
+        // reached the receiver, and the page showed that exact request, masked.
+        let received = report["received"].as_array().expect("the receiver's requests");
+        assert_eq!(received.len(), 1, "{b}: one test conversion: {received:?}");
+        let sent = received[0].as_str().unwrap();
+        assert!(sent.starts_with("GET /?nid=115&transaction_id=tid-browser-7") && sent.contains("verification_token=vt-browser-secret-0123456789"), "{b}: {sent}");
+        let shown = report["testRequest"].as_str().unwrap();
+        let first_line = shown.lines().next().unwrap_or_default();
+        let expected = sent.replacen("GET /?", "", 1).replace("verification_token=vt-browser-secret-0123456789", "verification_token=***");
+        assert!(first_line.starts_with("GET http://127.0.0.1:") && first_line.ends_with(&format!("/?{expected}")), "{b}: the page shows the exact request: {first_line} vs {expected}");
+        let result = report["testResult"].as_str().unwrap();
+        assert!(result.contains("HTTP 200") && result.contains("conversion_id") && !result.contains("vt-browser-secret"), "{b}: {result}");
+        let mapping = report["fieldMapping"].as_str().unwrap();
+        assert!(mapping.contains("129.95") && mapping.contains("WELCOME10") && mapping.contains("TS-BLUE-M"), "{b}: the last order's values: {mapping}");
+        let org_id = t.db.list_organisations().await.unwrap().remove(0).id;
+        let made = t.db.list_destinations(&org_id, &key).await.unwrap();
+        assert_eq!(made.len(), 1, "{b}");
+        assert_eq!(made[0].settings["event_mapping"], serde_json::json!({"Order Completed": 0, "Purchase": 24}), "{b}: the mapping editor's rows");
+        let delivery = report["deliveryText"].as_str().unwrap();
+        assert!(delivery.contains("verification_token=***") && !delivery.contains("vt-browser-secret") && delivery.contains("HTTP 200"), "{b}: {delivery}");
 
         // Every page: no script error, no CSP violation, nothing wider than 360 px.
         assert_eq!(report["consoleErrors"], serde_json::json!([]), "{b}");
@@ -101,7 +138,7 @@ async fn a_merchant_runs_cohort_from_the_admin_ui_in_chromium() {
         assert_eq!(report["firstFocus"], "Skip to content", "{b}: the keyboard starts at the skip link");
         assert_eq!(report["signedOut"], true, "{b}");
         let screenshots = report["screenshots"].as_array().unwrap();
-        assert!(screenshots.len() >= 16, "{b}: {screenshots:?}");
+        assert!(screenshots.len() >= 29, "{b}: {screenshots:?}");
         for s in screenshots {
             assert!(std::path::Path::new(s.as_str().unwrap()).exists(), "{b}: {s}");
         }

@@ -25,7 +25,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::wordpress::{self, drive, eventually, free_port, WordPress};
-use common::{all_events, api_token, databases, Server};
+use common::{admin_call, all_events, api_token, databases, Server};
+use cohort_domain::discounts::signing;
 use serde_json::{json, Value};
 const ACCOUNT_EMAIL: &str = "owner@shop.test";
 const ACCOUNT_PASSWORD: &str = "correct horse battery";
@@ -66,6 +67,58 @@ async fn heartbeat_status(url: &str, token: &str) -> reqwest::StatusCode {
         .await
         .unwrap()
         .status()
+}
+
+/// One call to the plugin's discount routes with the given headers: (status, WordPress's error code, its reason).
+async fn store_call(wp_url: &str, method: &str, request_uri: &str, body: &str, headers: &[(&str, String)]) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = reqwest::Client::new().request(method, format!("{wp_url}{request_uri}")).body(body.to_owned());
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    (status, json!([body["code"], body["data"]["reason"]]))
+}
+
+fn signed(secret: &str, timestamp: i64, nonce: &str, method: &str, request_uri: &str, body: &str) -> Vec<(&'static str, String)> {
+    let ts = timestamp.to_string();
+    vec![
+        (signing::TIMESTAMP_HEADER, ts.clone()),
+        (signing::NONCE_HEADER, nonce.to_owned()),
+        (signing::SIGNATURE_HEADER, signing::signature(secret, &ts, nonce, method, request_uri, body.as_bytes())),
+    ]
+}
+
+/// The plugin's check of connect.md §5, call by call: a good signature gets
+/// past it (to "WooCommerce is not active"); the same call again, an old
+/// timestamp, another secret, another body or URI than signed, and no
+/// headers are 401 `cohort_bad_signature` with the reason.
+async fn signed_calls_refused_by_the_plugin(wp_url: &str, secret: &str) {
+    let now = chrono::Utc::now().timestamp();
+    let uri = "/?rest_route=/cohort/v1/discounts/1";
+    let good = signed(secret, now, "nonce-aaaaaaaaaaaaaaaa", "GET", uri, "");
+    assert_eq!(store_call(wp_url, "GET", uri, "", &good).await, (503, json!(["cohort_woocommerce_inactive", null])), "a good signature passes");
+    let refused = |reason: &str| (401, json!(["cohort_bad_signature", reason]));
+    assert_eq!(store_call(wp_url, "GET", uri, "", &good).await, refused("replayed_nonce"), "the same nonce twice");
+    let stale = signed(secret, now - 301, "nonce-bbbbbbbbbbbbbbbb", "GET", uri, "");
+    assert_eq!(store_call(wp_url, "GET", uri, "", &stale).await, refused("stale_timestamp"));
+    let future = signed(secret, now + 301, "nonce-cccccccccccccccc", "GET", uri, "");
+    assert_eq!(store_call(wp_url, "GET", uri, "", &future).await, refused("stale_timestamp"));
+    let other_secret = signed("not-the-secret", now, "nonce-dddddddddddddddd", "GET", uri, "");
+    assert_eq!(store_call(wp_url, "GET", uri, "", &other_secret).await, refused("signature_mismatch"));
+    let create = "/?rest_route=/cohort/v1/discounts";
+    let body_signed = signed(secret, now, "nonce-eeeeeeeeeeeeeeee", "POST", create, r#"{"code":"A","kind":"percentage","amount":"10"}"#);
+    let tampered = r#"{"code":"A","kind":"percentage","amount":"99"}"#;
+    assert_eq!(store_call(wp_url, "POST", create, tampered, &body_signed).await, refused("signature_mismatch"), "another body than signed");
+    let uri_signed = signed(secret, now, "nonce-ffffffffffffffff", "GET", uri, "");
+    assert_eq!(store_call(wp_url, "GET", "/?rest_route=/cohort/v1/discounts/2", "", &uri_signed).await, refused("signature_mismatch"), "another URI than signed");
+    let method_signed = signed(secret, now, "nonce-gggggggggggggggg", "GET", uri, "");
+    assert_eq!(store_call(wp_url, "DELETE", uri, "", &method_signed).await, refused("signature_mismatch"), "another method than signed");
+    assert_eq!(store_call(wp_url, "GET", uri, "", &[]).await, refused("missing_headers"));
+    let short_nonce = signed(secret, now, "short", "GET", uri, "");
+    assert_eq!(store_call(wp_url, "GET", uri, "", &short_nonce).await, refused("bad_nonce"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,6 +181,17 @@ async fn run_scenario(test_db: &cohort_testkit::TestDb) {
     assert_eq!(installation["health"], "healthy", "{installation:#}");
     assert_eq!(installation["plugin_version"], "0.1.0");
     assert!(installation["wp_version"].as_str().unwrap().starts_with("6."));
+
+    // Cohort's signed calls to the store (connect.md §5), checked by the real plugin: the admin
+    // API's call passes the signature and the plugin answers that WooCommerce is missing; every
+    // forgery, replay or stale call is refused with 401 before anything runs.
+    let discounts = format!("{url}/api/v1/installations/{installation_id}/discounts");
+    let (status, body) = admin_call(reqwest::Method::GET, &format!("{discounts}/1"), &token, None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("woocommerce_inactive")), "{body:#}");
+    let (status, body) = admin_call(reqwest::Method::POST, &discounts, &token, Some(json!({"code": "WELCOME10", "amount": "10"}))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("woocommerce_inactive")), "{body:#}");
+    let signing_secret = connection["signing_secret"].as_str().unwrap().to_owned();
+    signed_calls_refused_by_the_plugin(&wp.url, &signing_secret).await;
 
     // Storefront: the SDK from Cohort, async, and a page view arriving.
     let anonymous = drive("storefront", &wp, &url, json!({})).await;
@@ -238,6 +302,11 @@ async fn run_scenario(test_db: &cohort_testkit::TestDb) {
     assert!(wp.option("cohort_connect_connection").await["installation_token"].is_string(), "deactivate keeps the connection");
     let cron = wp.php("echo wp_json_encode(array(wp_next_scheduled('cohort_connect_outbox'), wp_next_scheduled('cohort_connect_heartbeat')));").await;
     assert_eq!(cron.trim(), "[false,false]", "deactivate stops the cron events");
+    // A store without the discount routes (here: the plugin inactive) is "plugin update required".
+    let current = wp.option("cohort_connect_connection").await["installation_id"].as_str().unwrap().to_owned();
+    let (status, body) = admin_call(reqwest::Method::GET, &format!("{url}/api/v1/installations/{current}/discounts/1"), &token, None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("plugin_update_required")), "{body:#}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("plugin update required"), "{body:#}");
 
     // Delete (WordPress runs uninstall.php): revoked on Cohort, nothing left behind.
     let deleted = drive("delete", &wp, &url, json!({})).await;

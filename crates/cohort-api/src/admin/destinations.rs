@@ -400,7 +400,7 @@ pub struct DeliveryView {
     pub updated_at: String,
 }
 
-fn delivery_view(d: Delivery) -> DeliveryView {
+pub(crate) fn delivery_view(d: Delivery) -> DeliveryView {
     let outcome = match (d.status, &d.reason) {
         (DeliveryStatus::Skipped, Some(reason)) if reason.starts_with("skipped") => reason.clone(),
         (DeliveryStatus::Skipped, Some(reason)) => format!("skipped: {reason}"),

@@ -180,7 +180,7 @@ impl From<StoreDiscount> for DiscountView {
             code: d.code,
             kind: d.kind,
             amount: d.amount.normalize().to_string(),
-            min_purchase_amount: d.min_purchase_amount.map(|m| m.to_string()),
+            min_purchase_amount: d.min_purchase_amount.map(|m| m.normalize().to_string()),
             expires_at: d.expires_at,
             usage_limit: d.usage_limit,
             usage_count: d.usage_count,

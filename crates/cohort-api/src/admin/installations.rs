@@ -41,6 +41,9 @@ pub struct InstallationView {
     pub site_name: String,
     /// woocommerce or wordpress
     pub platform: String,
+    /// plugin (the Cohort plugin) or rest (no plugin: WooCommerce's REST
+    /// API keys and webhooks)
+    pub mode: String,
     pub source_id: String,
     pub plugin_version: String,
     pub wp_version: String,
@@ -97,6 +100,7 @@ impl InstallationView {
             store_url: i.store_url,
             site_name: i.site_name,
             platform: i.platform,
+            mode: i.mode,
             source_id: i.source_id,
             plugin_version: i.plugin_version,
             wp_version: i.wp_version,

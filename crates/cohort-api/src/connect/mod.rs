@@ -16,6 +16,7 @@ mod events;
 mod installation;
 mod pairing;
 mod resources;
+pub(crate) mod rest;
 pub(crate) mod sync;
 
 use axum::extract::FromRequestParts;
@@ -48,6 +49,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(installation::ack_command))
         .routes(routes!(installation::disconnect))
         .routes(routes!(installation::upgrade))
+        .merge(rest::routes())
 }
 
 #[derive(OpenApi)]

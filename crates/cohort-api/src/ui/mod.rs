@@ -26,6 +26,7 @@ mod assets;
 mod auth;
 mod chart;
 mod commerce;
+mod destinations;
 mod format;
 mod overview;
 mod profiles;
@@ -65,7 +66,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(commerce::list_orders))
         .routes(routes!(commerce::list_products))
         .routes(routes!(stores::list_stores))
-        .routes(routes!(stores::store_action))
+        .routes(routes!(stores::show_store, stores::store_action))
+        .routes(routes!(stores::store_runs))
+        .routes(routes!(destinations::list_destinations, destinations::create_destination))
+        .routes(routes!(destinations::new_destination))
+        .routes(routes!(destinations::show_destination, destinations::destination_action))
+        .routes(routes!(destinations::list_deliveries))
+        .routes(routes!(destinations::show_delivery, destinations::replay_delivery))
         .routes(routes!(team::list_members, team::add_member))
         .routes(routes!(team::member_action))
         .routes(routes!(team::list_tokens, team::create_token))

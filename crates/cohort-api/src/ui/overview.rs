@@ -86,7 +86,7 @@ pub(crate) async fn overview(State(state): State<AppState>, member: Member) -> U
             }
         })
         .collect();
-    let destinations = db.destination_health(org).await?;
+    let destinations = db.destination_health(org, now).await?;
     let profiles = db.count_profiles_upto(org, PROFILE_COUNT_CAP).await?;
     let body = templates::render(
         "overview.html",

@@ -1,6 +1,9 @@
 //! Stores (connected WordPress / WooCommerce installations): health,
 //! versions, last heartbeat, the plugin's diagnostics, the last command;
-//! *Sync store* and *Disconnect*.
+//! a store's sync runs with their progress per resource, kept live while
+//! one runs (the page's script reloads the runs fragment); *Sync store*
+//! (one pending sync at most: a second click finds it queued) and
+//! *Disconnect*.
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
@@ -13,11 +16,16 @@ use utoipa::ToSchema;
 use super::sources::DoneParams;
 use super::{html, redirect, templates, Member, UiError, UiResult};
 use crate::admin::installations::InstallationView;
+use crate::connect::sync::RunView;
 use crate::AppState;
+
+/// Sync runs shown on a store's page.
+const RUNS: i64 = 20;
 
 fn notice(done: Option<&str>) -> Option<&'static str> {
     Some(match done? {
         "sync" => "Sync queued. The store picks it up on its next heartbeat (within 5 minutes) and reports progress here.",
+        "already" => "A sync is already queued: the store picks it up on its next heartbeat (within 5 minutes). Nothing more was queued.",
         "disconnected" => "Store disconnected. Its token no longer works; reconnect it from WordPress.",
         _ => return None,
     })
@@ -54,6 +62,79 @@ pub(crate) async fn list_stores(State(state): State<AppState>, member: Member, Q
     Ok(html(StatusCode::OK, body))
 }
 
+async fn store_view(state: &AppState, member: &Member, store: &str) -> Result<InstallationView, UiError> {
+    let now = now_micros();
+    state
+        .db()
+        .list_installations(&member.org.id)
+        .await?
+        .into_iter()
+        .find(|s| s.installation.id == store && s.installation.status != "replaced")
+        .map(|s| InstallationView::from_summary(s, now))
+        .ok_or_else(UiError::not_found)
+}
+
+/// The store's runs, and whether the page should keep watching them (a
+/// run is running, or a sync is queued and not yet picked up).
+async fn runs(state: &AppState, member: &Member, store: &InstallationView) -> Result<(Vec<RunView>, bool), UiError> {
+    let runs: Vec<RunView> = state.db().list_sync_runs(&member.org.id, &store.id, RUNS).await?.into_iter().map(RunView::from).collect();
+    let queued = store.last_command.as_ref().is_some_and(|c| c.kind == "sync_store" && c.status == "pending");
+    let live = store.status == "connected" && (queued || runs.iter().any(|r| r.status == "running"));
+    Ok((runs, live))
+}
+
+/// A connected store: versions, heartbeat, the plugin's diagnostics, and
+/// its sync runs with their progress (live while one runs).
+#[utoipa::path(
+    get,
+    operation_id = "ui_show_store",
+    path = "/app/o/{org}/stores/{store}",
+    tag = "ui",
+    params(("org" = String, Path, description = "Organisation id"), ("store" = String, Path, description = "Installation id"), DoneParams),
+    responses(
+        (status = 200, description = "The store page", content_type = "text/html", body = String),
+        (status = 404, description = "No such store in an organisation of the user", content_type = "text/html", body = String),
+    ),
+    security(("session" = []))
+)]
+pub(crate) async fn show_store(
+    State(state): State<AppState>,
+    member: Member,
+    Path(ids): Path<(String, String)>,
+    Query(params): Query<DoneParams>,
+) -> UiResult {
+    let store = store_view(&state, &member, &ids.1).await?;
+    let (runs, live) = runs(&state, &member, &store).await?;
+    let title = if store.site_name.is_empty() { store.store_url.clone() } else { store.site_name.clone() };
+    let body = templates::render(
+        "store.html",
+        &member.layout("stores", title),
+        minijinja::context! { s => store, runs, live, notice => notice(params.done.as_deref()) },
+    )?;
+    Ok(html(StatusCode::OK, body))
+}
+
+/// The sync runs of a store as an HTML fragment: what the store page's
+/// script loads every few seconds while a run is running.
+#[utoipa::path(
+    get,
+    operation_id = "ui_store_runs",
+    path = "/app/o/{org}/stores/{store}/runs",
+    tag = "ui",
+    params(("org" = String, Path, description = "Organisation id"), ("store" = String, Path, description = "Installation id")),
+    responses(
+        (status = 200, description = "The runs table (a fragment); `data-live=\"false\"` once nothing runs or waits", content_type = "text/html", body = String),
+        (status = 404, description = "No such store in an organisation of the user", content_type = "text/html", body = String),
+    ),
+    security(("session" = []))
+)]
+pub(crate) async fn store_runs(State(state): State<AppState>, member: Member, Path(ids): Path<(String, String)>) -> UiResult {
+    let store = store_view(&state, &member, &ids.1).await?;
+    let (runs, live) = runs(&state, &member, &store).await?;
+    let body = templates::render("store_runs.html", &member.layout("stores", "Sync runs"), minijinja::context! { s => store, runs, live })?;
+    Ok(html(StatusCode::OK, body))
+}
+
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub(crate) struct StoreActionForm {
     pub csrf: Option<String>,
@@ -70,7 +151,7 @@ pub(crate) struct StoreActionForm {
     params(("org" = String, Path, description = "Organisation id"), ("store" = String, Path, description = "Installation id")),
     request_body(content = StoreActionForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 303, description = "Done: back to the stores page"),
+        (status = 303, description = "Done: to the store's page (after a sync) or the stores page"),
         (status = 400, description = "Unknown action", content_type = "text/html", body = String),
         (status = 403, description = "Wrong CSRF token, or a viewer", content_type = "text/html", body = String),
         (status = 404, description = "No such connected store in an organisation of the user", content_type = "text/html", body = String),
@@ -90,9 +171,10 @@ pub(crate) async fn store_action(
     let org = &member.org.id;
     let done = match form.action.as_deref() {
         Some("sync") => {
-            let command = db.request_store_sync(org, &store).await?.ok_or_else(UiError::not_found)?;
-            tracing::info!(installation = %store, command = %command, "sync_store queued from the admin UI");
-            "sync"
+            let (command, queued) = db.request_sync(org, &store).await?.ok_or_else(UiError::not_found)?;
+            tracing::info!(installation = %store, command = %command, queued, "sync_store requested from the admin UI");
+            let done = if queued { "sync" } else { "already" };
+            return Ok(redirect(&member.path(&format!("/stores/{store}?done={done}"))));
         }
         Some("disconnect") => {
             let connected = db.list_installations(org).await?.into_iter().any(|s| s.installation.id == store && s.installation.status == "connected");

@@ -17,6 +17,8 @@ pub struct TestApp {
     pub router: Router,
     pub a: Seeded,
     pub b: Seeded,
+    /// The router's state (background workers under test share it).
+    pub state: AppState,
     /// The writer tasks: dropping a JoinSet aborts them.
     _writer: tokio::task::JoinSet<()>,
     _projector: AbortOnDrop,
@@ -56,12 +58,46 @@ impl TestApp {
     }
 
     pub async fn with_writer(t: TestDb, settings: ApiSettings, writer: WriterOptions) -> Self {
+        Self::build(t, settings, writer, None).await
+    }
+
+    /// With the destinations dispatcher, and so the secrets key `key`, enabled.
+    pub async fn with_destinations(
+        t: TestDb,
+        key: cohort_store::destinations::SecretsKey,
+        options: cohort_destinations::DispatcherOptions,
+    ) -> Self {
+        Self::build(t, ApiSettings::default(), WriterOptions::default(), Some((key, options))).await
+    }
+
+    async fn build(
+        t: TestDb,
+        settings: ApiSettings,
+        writer: WriterOptions,
+        destinations: Option<(cohort_store::destinations::SecretsKey, cohort_destinations::DispatcherOptions)>,
+    ) -> Self {
         let a = cohort_testkit::seed(&t.db, "Org A").await;
         let b = cohort_testkit::seed(&t.db, "Org B").await;
         let (writer, tasks) = EventWriter::start(t.db.clone(), writer);
-        let router = cohort_api::router(AppState::new(t.db.clone(), writer, settings));
+        let mut state = AppState::new(t.db.clone(), writer, settings);
+        if let Some((key, options)) = destinations {
+            state = state.with_destinations(cohort_destinations::Dispatcher::new(t.db.clone(), key, options).expect("dispatcher"));
+        }
+        let router = cohort_api::router(state.clone());
         let projector = cohort_store::projection::Projector::new(t.db.clone()).spawn(std::time::Duration::from_millis(20));
-        Self { t, router, a, b, _writer: tasks, _projector: AbortOnDrop(projector) }
+        Self { t, router, a, b, state, _writer: tasks, _projector: AbortOnDrop(projector) }
+    }
+
+    /// With destinations on: `dispatcher` (its key and outbound policy)
+    /// serves the destination routes and pages.
+    pub async fn with_dispatcher(t: TestDb, dispatcher: impl FnOnce(&cohort_store::Db) -> cohort_destinations::Dispatcher) -> Self {
+        let a = cohort_testkit::seed(&t.db, "Org A").await;
+        let b = cohort_testkit::seed(&t.db, "Org B").await;
+        let (writer, tasks) = EventWriter::start(t.db.clone(), WriterOptions::default());
+        let state = AppState::new(t.db.clone(), writer, ApiSettings::default()).with_destinations(dispatcher(&t.db));
+        let router = cohort_api::router(state.clone());
+        let projector = cohort_store::projection::Projector::new(t.db.clone()).spawn(std::time::Duration::from_millis(20));
+        Self { t, router, a, b, state, _writer: tasks, _projector: AbortOnDrop(projector) }
     }
 
     pub fn backend(&self) -> &'static str {

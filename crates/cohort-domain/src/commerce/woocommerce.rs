@@ -316,21 +316,28 @@ pub fn resource_message(
         Some(c) => Some(parse_currency(&Value::String(c.to_owned()), "currency")?),
         None => None,
     };
-    let (id, modified) = match kind {
+    // An order's version also names its status and refunds: WooCommerce's
+    // modified time has whole seconds, and an order completed then refunded
+    // within one second is two facts, each deriving its own event.
+    let (id, modified, facts) = match kind {
         ResourceKind::Order => {
             let order = parse_order(store, resource).map_err(in_resource)?;
-            (order.order_id, order.modified_at_us)
+            let facts = format!(":{}:r{}", order.status, order.refunds.len());
+            (order.order_id, order.modified_at_us, facts)
         }
         ResourceKind::Customer => {
             let customer = parse_customer(store, resource).map_err(in_resource)?;
-            (customer.customer_id, customer.modified_at_us)
+            (customer.customer_id, customer.modified_at_us, String::new())
         }
-        ResourceKind::Product if action == "deleted" => resource_version(resource).map_err(in_resource)?,
+        ResourceKind::Product if action == "deleted" => {
+            let (id, modified) = resource_version(resource).map_err(in_resource)?;
+            (id, modified, String::new())
+        }
         ResourceKind::Product => {
             let product = parse_product(store, currency.as_deref(), resource).map_err(|e| {
                 if e.field == "currency" { e } else { in_resource(e) }
             })?;
-            (product.product_id, product.modified_at_us)
+            (product.product_id, product.modified_at_us, String::new())
         }
     };
     let email = match kind {
@@ -341,7 +348,7 @@ pub fn resource_message(
     // Deletion is a version of its own: the same modified time as the
     // last update, but a different fact.
     let deleted = if action == "deleted" { ":deleted" } else { "" };
-    let message_id = format!("wc:{store}:{}:{id}:{modified}{deleted}", kind.as_str());
+    let message_id = format!("wc:{store}:{}:{id}:{modified}{facts}{deleted}", kind.as_str());
     let time = crate::time::format_rfc3339(crate::time::from_micros(modified));
     let mut message = Map::new();
     message.insert("type".into(), Value::String("resource".into()));
@@ -431,6 +438,20 @@ mod tests {
         assert_eq!(parse_order("s", &order).unwrap_err().field, "id");
         assert_eq!(parse_topic("coupon.created").unwrap_err().field, "topic");
         assert_eq!(parse_topic("order.updated").unwrap(), (ResourceKind::Order, "updated"));
+    }
+
+    #[test]
+    fn an_order_changed_twice_in_one_second_is_two_versions() {
+        let order = fixture("order");
+        let again = resource_message("src_1", "order.updated", &order, None).unwrap();
+        assert_eq!(resource_message("src_1", "order.updated", &order, None).unwrap().message_id, again.message_id, "the same version is a duplicate");
+        let mut completed = order.clone();
+        completed["status"] = Value::from("completed");
+        let completed_id = resource_message("src_1", "order.updated", &completed, None).unwrap().message_id;
+        assert_ne!(completed_id, again.message_id, "same modified second, another status");
+        let mut refunded = completed.clone();
+        refunded["refunds"] = serde_json::json!([{"id": 9, "reason": "", "total": "-5.00"}]);
+        assert_ne!(resource_message("src_1", "order.updated", &refunded, None).unwrap().message_id, completed_id, "same status, a refund more");
     }
 
     #[test]

@@ -318,5 +318,128 @@ pub fn build_postback(settings: &EverflowSettings, message: &Value, profile_tran
     })
 }
 
+/// What one row of the seed's field mapping would send for an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", content = "value", rename_all = "snake_case")]
+pub enum FieldValue {
+    /// The parameter's text, as the postback would carry it.
+    Sends(String),
+    /// The event has no value there.
+    Missing,
+    /// The value has the wrong type: the whole event would be skipped.
+    WrongType(String),
+    /// A mobile field of an event that is not mobile: not sent.
+    NotMobile,
+}
+
+/// One row of the seed's field mapping table ("Segment property → Everflow
+/// parameter"), with the value an event would send through it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldPreview {
+    /// Where the value comes from, e.g. `properties.total`.
+    pub source: String,
+    /// The Everflow parameter, e.g. `amount`.
+    pub parameter: String,
+    /// The types accepted, e.g. `a number`.
+    pub expected: &'static str,
+    pub required: bool,
+    /// A row of the seed's "Mobile Sources" table.
+    pub mobile: bool,
+    pub value: FieldValue,
+}
+
+/// The seed's whole field mapping (all sources, then mobile sources) with,
+/// for `message`, the value each field would send — by the same rules as
+/// [`build_postback`], so the page shows what a delivery would carry.
+pub fn preview_fields(settings: &EverflowSettings, message: &Value) -> Vec<FieldPreview> {
+    let mobile = settings.source_kind == SourceKind::Mobile || at(message, &["context", "app"]).is_some();
+    let value_of = |v: Option<&Value>, kind: Kind| match v {
+        None => FieldValue::Missing,
+        Some(v) => kind.render(v).map(FieldValue::Sends).unwrap_or_else(|| FieldValue::WrongType(format!("must be {}", kind.expected()))),
+    };
+    let mut rows = Vec::new();
+    for (i, (path, param, kind)) in ALL_SOURCES.iter().enumerate() {
+        if i == 1 {
+            let v = at(message, &["properties", "orderId"]).or_else(|| at(message, &["properties", "order_id"]));
+            let value = match v {
+                None => FieldValue::Missing,
+                Some(v) => Kind::TextOrNumber.render(v).map(FieldValue::Sends).unwrap_or_else(|| FieldValue::WrongType("must be a number or a string".into())),
+            };
+            rows.push(FieldPreview { source: "properties.orderId".into(), parameter: "order_id".into(), expected: "a number or a string", required: false, mobile: false, value });
+        }
+        rows.push(FieldPreview {
+            source: dotted(path),
+            parameter: (*param).into(),
+            expected: kind.expected(),
+            required: false,
+            mobile: false,
+            value: value_of(at(message, path), *kind),
+        });
+    }
+    let products = at(message, &["properties", "products"]);
+    for (key, kind) in [("quantity", Kind::Number), ("name", Kind::Text), ("sku", Kind::Text)] {
+        let value = match products {
+            None => FieldValue::Missing,
+            Some(Value::Array(items)) => {
+                let mut texts = Vec::new();
+                let mut wrong = None;
+                for p in items {
+                    match p.get(key).filter(|v| !v.is_null()) {
+                        None => {}
+                        Some(v) => match kind.render(v) {
+                            Some(t) => texts.push(t),
+                            None => wrong = Some(format!("must be {}", kind.expected())),
+                        },
+                    }
+                }
+                match wrong {
+                    Some(w) => FieldValue::WrongType(w),
+                    None if texts.is_empty() => FieldValue::Missing,
+                    None => FieldValue::Sends(texts.join(", ")),
+                }
+            }
+            Some(_) => FieldValue::WrongType("properties.products must be an array".into()),
+        };
+        rows.push(FieldPreview {
+            source: format!("properties.products[i].{key}"),
+            parameter: format!("order_line_items[i].{key}"),
+            expected: kind.expected(),
+            required: false,
+            mobile: false,
+            value,
+        });
+    }
+    let ip = at(message, &["context", "ip"]);
+    rows.push(FieldPreview {
+        source: "context.ip".into(),
+        parameter: "conversion_user_ip".into(),
+        expected: Kind::Text.expected(),
+        required: true,
+        mobile: true,
+        value: if mobile { value_of(ip, Kind::Text) } else { FieldValue::NotMobile },
+    });
+    for (path, param, kind, required) in MOBILE_SOURCES {
+        let value = if !mobile {
+            FieldValue::NotMobile
+        } else {
+            match (param, at(message, path)) {
+                (_, None) => FieldValue::Missing,
+                ("limit_ad_tracking", Some(v)) => {
+                    v.as_bool().map(|enabled| FieldValue::Sends((!enabled).to_string())).unwrap_or_else(|| FieldValue::WrongType("must be a boolean".into()))
+                }
+                ("connection_type", Some(v)) => match v {
+                    Value::Bool(true) => FieldValue::Sends("wifi".into()),
+                    Value::Bool(false) => FieldValue::Sends("cellular".into()),
+                    Value::String(s) => FieldValue::Sends(s.clone()),
+                    _ => FieldValue::WrongType("must be a string or a boolean".into()),
+                },
+                (_, v) => value_of(v, kind),
+            }
+        };
+        rows.push(FieldPreview { source: dotted(path), parameter: param.into(), expected: kind.expected(), required, mobile: true, value });
+    }
+    rows
+}
+
 #[cfg(test)]
 mod tests;

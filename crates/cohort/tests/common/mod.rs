@@ -109,6 +109,16 @@ pub async fn api_token(db: &cohort_store::Db) -> String {
 }
 
 /// Every event the API returns, oldest first.
+/// An admin API call: (status, JSON body).
+pub async fn admin_call(method: reqwest::Method, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+    let mut request = reqwest::Client::new().request(method, url).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+}
+
 pub async fn all_events(url: &str, token: &str) -> Vec<Value> {
     let client = reqwest::Client::new();
     let mut out = Vec::new();

@@ -26,13 +26,13 @@ pub fn available(what: &str) -> bool {
 
 /// The unpacked WooCommerce plugin named by COHORT_WOOCOMMERCE_DIR, or
 /// `None` after a loud SKIPPED line: WooCommerce is in no package registry
-/// this project's CI reaches (docs/WOOCOMMERCE.md says how to get one).
+/// this project's CI reaches (docs/PLUGIN.md says how to get one).
 pub fn woocommerce_dir(what: &str) -> Option<PathBuf> {
     match std::env::var("COHORT_WOOCOMMERCE_DIR") {
         Ok(dir) if Path::new(&dir).join("woocommerce.php").exists() => Some(PathBuf::from(dir)),
         Ok(dir) => panic!("COHORT_WOOCOMMERCE_DIR={dir} has no woocommerce.php"),
         Err(_) => {
-            eprintln!("\n*** SKIPPED {what}: COHORT_WOOCOMMERCE_DIR is not set (an unpacked WooCommerce 7.8.x; see docs/WOOCOMMERCE.md) ***\n");
+            eprintln!("\n*** SKIPPED {what}: COHORT_WOOCOMMERCE_DIR is not set (an unpacked WooCommerce 7.8.x; see docs/PLUGIN.md) ***\n");
             None
         }
     }

@@ -238,9 +238,12 @@ final class Cohort_Admin {
 		// phpcs:ignore WordPress.Security.NonceVerification.Recommended -- display only.
 		$code     = isset( $_GET['cohort_msg'] ) ? sanitize_key( wp_unslash( $_GET['cohort_msg'] ) ) : '';
 		$messages = array(
-			'disconnected'  => array( 'success', __( 'Disconnected. Cohort revoked this site\'s installation and nothing more is sent.', 'cohort-connect' ) ),
-			'revoke_queued' => array( 'warning', __( 'Disconnected here. Cohort could not be reached to revoke the installation; the revocation is queued and will be retried.', 'cohort-connect' ) ),
-			'retried'       => array( 'info', __( 'Queued calls were retried.', 'cohort-connect' ) ),
+			'disconnected'   => array( 'success', __( 'Disconnected. Cohort revoked this site\'s installation and nothing more is sent.', 'cohort-connect' ) ),
+			'revoke_queued'  => array( 'warning', __( 'Disconnected here. Cohort could not be reached to revoke the installation; the revocation is queued and will be retried.', 'cohort-connect' ) ),
+			'retried'        => array( 'info', __( 'Queued calls were retried.', 'cohort-connect' ) ),
+			'upgraded'       => array( 'success', __( 'Store features are on in Cohort. The first sync of products, customers and orders has started.', 'cohort-connect' ) ),
+			/* translators: %s: the error. */
+			'upgrade_failed' => array( 'error', sprintf( __( 'Cohort could not enable the store features: %s', 'cohort-connect' ), (string) get_option( 'cohort_connect_upgrade_error', __( 'not connected', 'cohort-connect' ) ) ) ),
 		);
 		if ( isset( $messages[ $code ] ) ) {
 			printf( '<div class="notice notice-%1$s is-dismissible"><p>%2$s</p></div>', esc_attr( $messages[ $code ][0] ), esc_html( $messages[ $code ][1] ) );
@@ -356,6 +359,43 @@ final class Cohort_Admin {
 		}
 		printf( '<tr><th>%1$s</th><td>%2$s</td></tr>', esc_html__( 'Failures in the last 24 hours', 'cohort-connect' ), esc_html( number_format_i18n( $log->count_24h( time() ) ) ) );
 		printf( '<tr><th>%1$s</th><td id="cohort-connect-last-heartbeat">%2$s</td></tr>', esc_html__( 'Last heartbeat delivered', 'cohort-connect' ), esc_html( self::when( (int) ( $heartbeat['last_delivered_at'] ?? 0 ) ) ) );
+		$sync = Cohort_Sync::state();
+		if ( null !== $sync ) {
+			$resource = Cohort_Sync_State::current( $sync );
+			printf(
+				'<tr><th>%1$s</th><td id="cohort-connect-sync">%2$s</td></tr>',
+				esc_html__( 'Store sync', 'cohort-connect' ),
+				esc_html(
+					sprintf(
+						/* translators: 1: products sent, 2: customers sent, 3: orders sent, 4: resource being sent. */
+						__( 'running: %1$d products, %2$d customers, %3$d orders sent so far (now: %4$s)', 'cohort-connect' ),
+						(int) $sync['counts']['products'],
+						(int) $sync['counts']['customers'],
+						(int) $sync['counts']['orders'],
+						null === $resource ? __( 'finishing', 'cohort-connect' ) : $resource
+					) . ( '' !== (string) $sync['last_error'] ? ' — ' . (string) $sync['last_error'] : '' )
+				)
+			);
+		} else {
+			$last = get_option( 'cohort_connect_last_sync' );
+			if ( is_array( $last ) ) {
+				printf(
+					'<tr><th>%1$s</th><td id="cohort-connect-sync">%2$s</td></tr>',
+					esc_html__( 'Last store sync', 'cohort-connect' ),
+					esc_html(
+						sprintf(
+							/* translators: 1: date, 2: products, 3: customers, 4: guest buyers, 5: orders. */
+							__( '%1$s: %2$d products, %3$d customers, %4$d guest buyers, %5$d orders', 'cohort-connect' ),
+							self::when( (int) $last['finished_at'] ),
+							(int) ( $last['counts']['products'] ?? 0 ),
+							(int) ( $last['counts']['customers'] ?? 0 ),
+							(int) ( $last['counts']['guests'] ?? 0 ),
+							(int) ( $last['counts']['orders'] ?? 0 )
+						)
+					)
+				);
+			}
+		}
 		if ( ! empty( $heartbeat['commands_pending'] ) ) {
 			printf( '<tr><th>%1$s</th><td>%2$s</td></tr>', esc_html__( 'Commands waiting in Cohort', 'cohort-connect' ), esc_html( number_format_i18n( (int) $heartbeat['commands_pending'] ) ) );
 		}

@@ -97,13 +97,17 @@ final class Cohort_Api {
 	 * @param string                   $path       Path, e.g. /connect/v1/heartbeat.
 	 * @param array<string,mixed>|null $body       Body.
 	 * @param string|null              $dedupe_key Replace a queued call with this key.
+	 * @param int                      $delay      Seconds to wait before sending (a debounce with a dedupe key).
 	 */
-	public static function enqueue( string $method, string $path, ?array $body, ?string $dedupe_key = null ): void {
+	public static function enqueue( string $method, string $path, ?array $body, ?string $dedupe_key = null, int $delay = 0 ): void {
 		if ( ! Cohort_Connection::is_connected() ) {
 			return;
 		}
-		self::outbox()->enqueue( $method, $path, $body, time(), $dedupe_key );
-		self::flush_after_response();
+		$now = time();
+		self::outbox()->enqueue( $method, $path, $body, $now, $dedupe_key, null, $delay > 0 ? $now + $delay : null );
+		if ( 0 === $delay ) {
+			self::flush_after_response();
+		}
 	}
 
 	/**
@@ -174,6 +178,10 @@ final class Cohort_Api {
 						),
 						false
 					);
+					if ( ! empty( $answer['commands_pending'] ) ) {
+						// Cohort has work for the plugin (a sync): pick it up from WP-Cron.
+						Cohort_Sync::schedule();
+					}
 				}
 			}
 			if ( $report->unauthorized && null !== $conn ) {

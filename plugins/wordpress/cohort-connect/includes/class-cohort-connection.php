@@ -43,6 +43,16 @@ final class Cohort_Connection {
 	}
 
 	/**
+	 * Whether store data (products, customers, orders, carts) goes to Cohort:
+	 * connected as a WooCommerce store, with WooCommerce active and its
+	 * features on. A plain WordPress connection sends none until upgraded.
+	 */
+	public static function commerce(): bool {
+		$conn = self::get();
+		return null !== $conn && 'woocommerce' === ( $conn['platform'] ?? 'woocommerce' ) && Cohort_Plugin::woocommerce_enabled();
+	}
+
+	/**
 	 * The status shown on the admin page.
 	 *
 	 * @return array{state:string, message:string, at:int, organization:string}
@@ -67,6 +77,8 @@ final class Cohort_Connection {
 	public static function save( array $connection, string $cohort_url ): void {
 		$connection['cohort_url']   = $cohort_url;
 		$connection['connected_at'] = time();
+		// What Cohort was told at pairing: a plain WordPress connection is offered the upgrade when WooCommerce arrives.
+		$connection['platform'] = $connection['platform'] ?? ( Cohort_Plugin::woocommerce_enabled() ? 'woocommerce' : 'wordpress' );
 		update_option( self::OPTION, $connection, false );
 		update_option(
 			self::TRACKING_OPTION,

@@ -90,5 +90,6 @@ final class Cohort_Installer {
 		wp_clear_scheduled_hook( 'cohort_connect_outbox' );
 		wp_clear_scheduled_hook( 'cohort_connect_heartbeat' );
 		wp_clear_scheduled_hook( 'cohort_connect_poll_pairing' );
+		wp_clear_scheduled_hook( 'cohort_connect_sync' );
 	}
 }

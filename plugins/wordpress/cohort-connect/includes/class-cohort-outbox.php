@@ -67,7 +67,9 @@ final class Cohort_Outbox {
 	/**
 	 * Queues a call. With a dedupe key, a queued call with the same key is
 	 * replaced (its body changes, its place and schedule stay): used by the
-	 * heartbeat, where only the latest matters.
+	 * heartbeat, where only the latest matters. With `$due_at` the call is
+	 * not sent before then, and a replaced call takes the new time: a
+	 * debounce (a cart's `Cart Updated` waits for the shopper to pause).
 	 *
 	 * @param string                   $method     HTTP method.
 	 * @param string                   $path       Path under Cohort's URL, e.g. /connect/v1/heartbeat.
@@ -75,22 +77,24 @@ final class Cohort_Outbox {
 	 * @param int                      $now        Unix time.
 	 * @param string|null              $dedupe_key Replace a queued call with this key.
 	 * @param string|null              $token      Use this token instead of the current one.
+	 * @param int|null                 $due_at     Not before this Unix time.
 	 * @return int The row id.
 	 */
-	public function enqueue( string $method, string $path, ?array $body, int $now, ?string $dedupe_key = null, ?string $token = null ): int {
+	public function enqueue( string $method, string $path, ?array $body, int $now, ?string $dedupe_key = null, ?string $token = null, ?int $due_at = null ): int {
 		$encoded = null === $body ? '' : (string) json_encode( $body, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE );
 		if ( null !== $dedupe_key ) {
 			$existing = $this->storage->find_by_key( $dedupe_key );
 			if ( null !== $existing ) {
-				$this->storage->update(
-					(int) $existing['id'],
-					array(
-						'method' => strtoupper( $method ),
-						'path'   => $path,
-						'body'   => $encoded,
-						'token'  => $token,
-					)
+				$fields = array(
+					'method' => strtoupper( $method ),
+					'path'   => $path,
+					'body'   => $encoded,
+					'token'  => $token,
 				);
+				if ( null !== $due_at ) {
+					$fields['next_attempt_at'] = $due_at;
+				}
+				$this->storage->update( (int) $existing['id'], $fields );
 				return (int) $existing['id'];
 			}
 		}
@@ -102,7 +106,7 @@ final class Cohort_Outbox {
 				'dedupe_key'      => $dedupe_key,
 				'token'           => $token,
 				'attempts'        => 0,
-				'next_attempt_at' => $now,
+				'next_attempt_at' => $due_at ?? $now,
 				'created_at'      => $now,
 				'last_status'     => null,
 				'last_error'      => null,

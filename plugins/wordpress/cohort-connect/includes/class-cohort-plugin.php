@@ -33,6 +33,10 @@ final class Cohort_Plugin {
 		add_action( 'wp_enqueue_scripts', array( 'Cohort_Tracking', 'enqueue' ) );
 		add_filter( 'script_loader_tag', array( 'Cohort_Tracking', 'async_tag' ), 10, 2 );
 		Cohort_Account_Events::boot();
+		Cohort_Sync::boot();
+		Cohort_Store_Changes::boot();
+		Cohort_Cart_Events::boot();
+		Cohort_Upgrade::boot();
 		Cohort_Discounts::boot();
 		if ( is_admin() ) {
 			Cohort_Admin::boot();
@@ -127,5 +131,6 @@ final class Cohort_Plugin {
 		wp_clear_scheduled_hook( self::CRON_OUTBOX );
 		wp_clear_scheduled_hook( self::CRON_HEARTBEAT );
 		wp_clear_scheduled_hook( self::CRON_POLL );
+		wp_clear_scheduled_hook( Cohort_Sync::CRON_HOOK );
 	}
 }

@@ -186,6 +186,18 @@ final class OutboxTest extends TestCase {
 		$this->assertSame( 0, $this->outbox->depth() );
 	}
 
+	public function test_a_debounced_call_waits_and_each_replacement_pushes_it_back(): void {
+		$this->outbox->enqueue( 'POST', '/connect/v1/events', array( 'n' => 1 ), 100, 'cart-updated:c1', null, 160 );
+		$this->outbox->run( $this->transport(), 159, true );
+		$this->assertSame( array(), $this->sent, 'not before its time' );
+		$this->outbox->enqueue( 'POST', '/connect/v1/events', array( 'n' => 2 ), 150, 'cart-updated:c1', null, 210 );
+		$this->outbox->run( $this->transport(), 200, true );
+		$this->assertSame( array(), $this->sent, 'the later change pushed it back' );
+		$this->outbox->run( $this->transport(), 210, true );
+		$this->assertSame( array( 'POST /connect/v1/events #2' ), $this->sent, 'one call, with the latest body' );
+		$this->assertSame( 0, $this->outbox->depth() );
+	}
+
 	public function test_heartbeat_is_coalesced(): void {
 		$this->outbox->enqueue( 'POST', '/connect/v1/heartbeat', array( 'n' => 1 ), 100, 'heartbeat' );
 		$this->enqueue_events( 1, 100 );

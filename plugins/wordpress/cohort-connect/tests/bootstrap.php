@@ -16,4 +16,7 @@ require_once $cohort_includes . 'class-cohort-outbox-report.php';
 require_once $cohort_includes . 'class-cohort-outbox.php';
 require_once $cohort_includes . 'class-cohort-pairing-protocol.php';
 require_once $cohort_includes . 'class-cohort-account-events.php';
+require_once $cohort_includes . 'class-cohort-cart-signals.php';
+require_once $cohort_includes . 'class-cohort-recover-link.php';
+require_once $cohort_includes . 'class-cohort-sync-state.php';
 require_once __DIR__ . '/class-memory-storage.php';

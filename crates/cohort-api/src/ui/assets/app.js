@@ -41,6 +41,47 @@
     });
   });
 
+  // The event mapping editor: one more row per click.
+  each('button[data-add-row]', function (button) {
+    var rows = button.parentNode.querySelector('[data-map-rows]');
+    if (!rows) return;
+    button.hidden = false;
+    button.addEventListener('click', function () {
+      var last = rows.lastElementChild;
+      if (!last) return;
+      var copy = last.cloneNode(true);
+      var n = rows.children.length + 1;
+      Array.prototype.forEach.call(copy.querySelectorAll('input'), function (input) {
+        input.value = '';
+        input.id = input.id.replace(/-\d+$/, '-' + n);
+      });
+      Array.prototype.forEach.call(copy.querySelectorAll('label'), function (label) {
+        label.htmlFor = label.htmlFor.replace(/-\d+$/, '-' + n);
+        label.textContent = label.textContent.replace(/\d+$/, String(n));
+      });
+      rows.appendChild(copy);
+      copy.querySelector('input').focus();
+    });
+  });
+
+  // A store's sync runs: reloaded every 2 seconds while one runs or waits.
+  function watchRuns() {
+    var runs = document.getElementById('sync-runs');
+    if (!runs || runs.getAttribute('data-live') !== 'true' || !window.fetch) return;
+    setTimeout(function () {
+      fetch(runs.getAttribute('data-runs-url'), { credentials: 'same-origin', headers: { 'Accept': 'text/html' } })
+        .then(function (response) { return response.ok ? response.text() : Promise.reject(response.status); })
+        .then(function (text) {
+          var holder = document.createElement('div');
+          holder.innerHTML = text;
+          var fresh = holder.querySelector('#sync-runs');
+          if (fresh) runs.parentNode.replaceChild(fresh, runs);
+          watchRuns();
+        }, function () { setTimeout(watchRuns, 5000); });
+    }, 2000);
+  }
+  watchRuns();
+
   // Raw JSON is shown indented.
   function pretty(text) {
     try { return JSON.stringify(JSON.parse(text), null, 2); } catch (e) { return text; }

@@ -224,3 +224,30 @@ fn the_profile_transaction_id_counts_only_within_the_window() {
     let fallback = build_postback(&settings(&[("Order Completed", 0)]), &order, Some("ef-profile-1")).unwrap();
     assert_eq!(param(&fallback, "transaction_id"), Some("ef-profile-1"));
 }
+
+#[test]
+fn the_field_preview_shows_what_the_postback_sends() {
+    let s = settings(&[("Order Completed", 0)]);
+    let mut order = captured_order();
+    order["properties"]["adv1"] = json!(["not", "scalar"]);
+    let rows = preview_fields(&s, &order);
+    let adv1 = rows.iter().find(|r| r.parameter == "adv1").unwrap();
+    assert!(matches!(&adv1.value, FieldValue::WrongType(_)), "{adv1:?}");
+    order["properties"].as_object_mut().unwrap().remove("adv1");
+    let p = build_postback(&s, &order, None).unwrap();
+    let rows = preview_fields(&s, &order);
+    assert_eq!(rows.iter().filter(|r| !r.mobile).count(), 15, "the seed's All Sources table has 15 rows");
+    assert_eq!(rows.iter().filter(|r| r.mobile).count(), 13, "and its Mobile Sources table 13");
+    for r in rows.iter().filter(|r| !r.mobile && !r.parameter.starts_with("order_line_items")) {
+        match &r.value {
+            FieldValue::Sends(v) => assert_eq!(param(&p, &r.parameter), Some(v.as_str()), "{}", r.parameter),
+            FieldValue::Missing => assert_eq!(param(&p, &r.parameter), None, "{}", r.parameter),
+            other => panic!("{}: {other:?}", r.parameter),
+        }
+    }
+    assert!(rows.iter().filter(|r| r.mobile).all(|r| r.value == FieldValue::NotMobile), "a web event sends no mobile field");
+    let sku = rows.iter().find(|r| r.parameter == "order_line_items[i].sku").unwrap();
+    let order_param: Value = serde_json::from_str(param(&p, "order").unwrap()).unwrap();
+    let skus: Vec<&str> = order_param["items"].as_array().unwrap().iter().filter_map(|i| i["sku"].as_str()).collect();
+    assert_eq!(sku.value, FieldValue::Sends(skus.join(", ")));
+}
