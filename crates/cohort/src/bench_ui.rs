@@ -193,7 +193,7 @@ async fn settle_deliveries(db: &Db, org: &cohort_domain::ids::OrgId, destination
             .iter()
             .map(|d| {
                 position += 1;
-                let failed = position % 3 == 0;
+                let failed = position.is_multiple_of(3);
                 let record = AttemptRecord {
                     status: if failed { DeliveryStatus::Failed } else { DeliveryStatus::Delivered },
                     sent: true,
