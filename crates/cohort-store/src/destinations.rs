@@ -284,17 +284,17 @@ impl DeliveryFilter {
             st.push(&format!(" AND message_id = {m}"));
         }
         if let Some(text) = self.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-            let escaped = text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            // The searched columns are joined by newlines and lowered once
+            // (one LOWER a row instead of five: half the time of a failed
+            // search on PostgreSQL). A search never holds a newline, so it
+            // cannot match across two columns.
+            let one_line: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+            let escaped = one_line.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
             let m = st.bind(Bind::Text(format!("%{escaped}%")));
-            let like = |column: &str| format!("LOWER(COALESCE({column}, '')) LIKE {m} ESCAPE '\\'");
-            st.push(&format!(
-                " AND ({} OR {} OR {} OR {} OR {})",
-                like("message_id"),
-                like("event"),
-                like("request"),
-                like("response_excerpt"),
-                like("reason")
-            ));
+            let joined = ["message_id", "event", "request", "response_excerpt", "reason"]
+                .map(|column| format!("COALESCE({column}, '')"))
+                .join(" || '\n' || ");
+            st.push(&format!(" AND LOWER({joined}) LIKE {m} ESCAPE '\\'"));
         }
         if let Some(since) = self.since_us {
             let m = st.bind(Bind::Int(since));
@@ -803,7 +803,7 @@ impl Db {
             st.push(&format!(" AND seq < {m}"));
         }
         st.push(&format!(" ORDER BY seq DESC LIMIT {}", filter.limit.clamp(1, 1000)));
-        let rows = st.query().fetch_all(self.pool()).await?;
+        let rows = st.query_planned_for_values().fetch_all(self.pool()).await?;
         Ok(rows.iter().map(delivery_row).collect())
     }
 

@@ -198,7 +198,7 @@ impl Db {
         }
         st.push(if query.newest_first { " ORDER BY seq DESC" } else { " ORDER BY seq ASC" });
         st.push(&format!(" LIMIT {}", query.limit.clamp(1, 1000)));
-        let rows = st.query().fetch_all(self.pool()).await?;
+        let rows = st.query_planned_for_values().fetch_all(self.pool()).await?;
         Ok(rows
             .iter()
             .map(stored_event)

@@ -45,6 +45,16 @@ impl Statement {
         }
     }
 
+    /// The statement for a read whose filters are chosen by the caller,
+    /// planned for the values it is given. PostgreSQL plans a reused
+    /// (persistent) statement once for any values after a few runs; for
+    /// `event = $2 ORDER BY seq DESC LIMIT 1` that generic plan walked the
+    /// whole log backwards when the name was rare (1.3 s on a million
+    /// events for a name never seen, against 0.1 ms with the value known).
+    pub fn query_planned_for_values(&self) -> Query<'_, Any, AnyArguments<'_>> {
+        self.query().persistent(false)
+    }
+
     pub fn push(&mut self, text: &str) {
         self.sql.push_str(text);
     }

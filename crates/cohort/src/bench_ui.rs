@@ -182,6 +182,8 @@ async fn bench_destination(db: &Db, org: &cohort_domain::ids::OrgId, key: &cohor
 async fn settle_deliveries(db: &Db, org: &cohort_domain::ids::OrgId, destination: &str) -> anyhow::Result<()> {
     use cohort_store::destinations::{AttemptRecord, DeliveryFilter, DeliveryStatus};
     let mut before = None;
+    // By position, not by seq: on PostgreSQL the orders' seqs can all share a remainder.
+    let mut position = 0_u64;
     loop {
         let filter = DeliveryFilter { before_seq: before, limit: 1000, ..Default::default() };
         let page = db.list_deliveries(org, destination, &filter).await?;
@@ -190,7 +192,8 @@ async fn settle_deliveries(db: &Db, org: &cohort_domain::ids::OrgId, destination
         let records: Vec<(String, AttemptRecord)> = page
             .iter()
             .map(|d| {
-                let failed = d.seq % 3 == 0;
+                position += 1;
+                let failed = position.is_multiple_of(3);
                 let record = AttemptRecord {
                     status: if failed { DeliveryStatus::Failed } else { DeliveryStatus::Delivered },
                     sent: true,
