@@ -254,8 +254,8 @@ async fn discounts_go_to_the_store_signed_and_come_back_typed() {
         // Every call reached the store signed, each with its own nonce, and verified.
         let s = store.state.lock().unwrap();
         assert!(s.refused.is_empty(), "{backend}: {:?}", s.refused);
-        assert_eq!(s.verified, 12, "{backend}");
-        assert_eq!(s.nonces.len(), 12, "{backend}");
+        assert_eq!(s.verified, 11, "{backend}: create, create again, get, by code, two missing, two redemption pages, a refused create, delete, get after delete");
+        assert_eq!(s.nonces.len(), 11, "{backend}");
         assert!(s.uris.iter().all(|u| u.starts_with("/?rest_route=/cohort/v1/discounts")), "{backend}: {:?}", s.uris);
     }
 }

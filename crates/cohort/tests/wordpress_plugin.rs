@@ -102,9 +102,9 @@ async fn signed_calls_refused_by_the_plugin(wp_url: &str, secret: &str) {
     assert_eq!(store_call(wp_url, "GET", uri, "", &good).await, (503, json!(["cohort_woocommerce_inactive", null])), "a good signature passes");
     let refused = |reason: &str| (401, json!(["cohort_bad_signature", reason]));
     assert_eq!(store_call(wp_url, "GET", uri, "", &good).await, refused("replayed_nonce"), "the same nonce twice");
-    let stale = signed(secret, now - 301, "nonce-bbbbbbbbbbbbbbbb", "GET", uri, "");
+    let stale = signed(secret, now - 400, "nonce-bbbbbbbbbbbbbbbb", "GET", uri, "");
     assert_eq!(store_call(wp_url, "GET", uri, "", &stale).await, refused("stale_timestamp"));
-    let future = signed(secret, now + 301, "nonce-cccccccccccccccc", "GET", uri, "");
+    let future = signed(secret, now + 400, "nonce-cccccccccccccccc", "GET", uri, "");
     assert_eq!(store_call(wp_url, "GET", uri, "", &future).await, refused("stale_timestamp"));
     let other_secret = signed("not-the-secret", now, "nonce-dddddddddddddddd", "GET", uri, "");
     assert_eq!(store_call(wp_url, "GET", uri, "", &other_secret).await, refused("signature_mismatch"));
