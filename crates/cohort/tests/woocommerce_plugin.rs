@@ -382,6 +382,25 @@ async fn run_scenario(test_db: &cohort_testkit::TestDb, woocommerce: &std::path:
     assert_eq!((money(&rows[0]["amount"]), &rows[0]["currency"]), (dec("1.25"), &json!("USD")), "{:#}", redeemed.1);
     let used = admin_call(reqwest::Method::GET, &format!("{discounts}/{provider_id}"), &token, None).await;
     assert_eq!(used.1["usage_count"], 1, "{:#}", used.1);
+    // The command line reads and deletes the same coupon.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cohort"))
+            .args(["store", "discount"])
+            .args(args)
+            .env("COHORT_DATABASE__URL", &test_db.url)
+            .current_dir(wp.dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "cohort store discount {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shown: Value = serde_json::from_str(&cli(&["get", &installation_id, "--code", "WELCOME10"])).unwrap();
+    assert_eq!(shown["usageCount"], 1, "{shown:#}");
+    let listed = cli(&["redemptions", &installation_id, "--since", &since, "--all"]);
+    assert!(listed.starts_with(&format!("{order_id}\t{code}\t")) && listed.contains("\t1.25\tUSD\t"), "{listed}");
+    assert_eq!(cli(&["delete", &installation_id, &provider_id.to_string()]).trim(), format!("{provider_id}\tdeleted"));
+    let gone = admin_call(reqwest::Method::GET, &format!("{discounts}/{provider_id}"), &token, None).await;
+    assert_eq!((gone.0, gone.1["error"]["code"].as_str()), (404, Some("not_found")), "{:#}", gone.1);
     let mut cleared = false;
     for _ in 0..600 {
         let profile = profile_by_email(&url, &token, "buyer@shop.test").await;

@@ -190,6 +190,15 @@ async fn run_scenario(test_db: &cohort_testkit::TestDb) {
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("woocommerce_inactive")), "{body:#}");
     let (status, body) = admin_call(reqwest::Method::POST, &discounts, &token, Some(json!({"code": "WELCOME10", "amount": "10"}))).await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("woocommerce_inactive")), "{body:#}");
+    // The same from the command line: the CLI's client passes the signature too.
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_cohort"))
+        .args(["store", "discount", "get", &installation_id, "1"])
+        .env("COHORT_DATABASE__URL", &test_db.url)
+        .current_dir(wp.dir.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&cli.stderr);
+    assert!(!cli.status.success() && said.contains("WooCommerce is not active"), "cohort store discount get: {said}");
     let signing_secret = connection["signing_secret"].as_str().unwrap().to_owned();
     signed_calls_refused_by_the_plugin(&wp.url, &signing_secret).await;
 
