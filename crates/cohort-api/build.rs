@@ -19,15 +19,23 @@
 use std::path::PathBuf;
 
 fn main() {
-    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into()));
+    let manifest =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into()));
     let source_path = manifest.join("../../sdk/js/cohort.js");
     println!("cargo:rerun-if-changed={}", source_path.display());
-    let source = std::fs::read_to_string(&source_path)
-        .unwrap_or_else(|e| panic!("cannot read the JS SDK source {}: {e}", source_path.display()));
+    let source = std::fs::read_to_string(&source_path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read the JS SDK source {}: {e}",
+            source_path.display()
+        )
+    });
     let version = std::env::var("CARGO_PKG_VERSION").unwrap_or_else(|_| "0.0.0".into());
-    let stripped = strip(&source.replace("__COHORT_VERSION__", &version)).unwrap_or_else(|e| panic!("sdk/js/cohort.js: {e}"));
-    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into())).join("cohort.js");
-    std::fs::write(&out, stripped).unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
+    let stripped = strip(&source.replace("__COHORT_VERSION__", &version))
+        .unwrap_or_else(|e| panic!("sdk/js/cohort.js: {e}"));
+    let out =
+        PathBuf::from(std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into())).join("cohort.js");
+    std::fs::write(&out, stripped)
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
 }
 
 /// Removes comments (keeping a leading `/*! … */` notice), indentation,
@@ -43,10 +51,18 @@ pub fn strip(src: &str) -> Result<String, String> {
     let mut gap = 0u8;
     // Brace depth inside each open template substitution (`${ … }`).
     let mut templates: Vec<usize> = Vec::new();
-    let line_of = |at: usize| chars[..at.min(chars.len())].iter().filter(|&&c| c == '\n').count() + 1;
+    let line_of = |at: usize| {
+        chars[..at.min(chars.len())]
+            .iter()
+            .filter(|&&c| c == '\n')
+            .count()
+            + 1
+    };
 
     if src.starts_with("/*!") {
-        let end = src.find("*/").ok_or("unterminated notice comment on line 1")?;
+        let end = src
+            .find("*/")
+            .ok_or("unterminated notice comment on line 1")?;
         out.push_str(&src[..end + 2]);
         out.push('\n');
         i = src[..end + 2].chars().count();
@@ -74,7 +90,9 @@ pub fn strip(src: &str) -> Result<String, String> {
                 i += 2;
                 loop {
                     match chars.get(i) {
-                        None => return Err(format!("unterminated comment on line {}", line_of(start))),
+                        None => {
+                            return Err(format!("unterminated comment on line {}", line_of(start)))
+                        }
                         Some('*') if chars.get(i + 1) == Some(&'/') => break,
                         Some('\n') => gap = 2,
                         _ => {}
@@ -85,7 +103,9 @@ pub fn strip(src: &str) -> Result<String, String> {
                 gap = gap.max(1);
             }
             _ => {
-                if (c == '<' && chars[i..].starts_with(&['<', '!', '-', '-'])) || (c == '-' && chars[i..].starts_with(&['-', '-', '>'])) {
+                if (c == '<' && chars[i..].starts_with(&['<', '!', '-', '-']))
+                    || (c == '-' && chars[i..].starts_with(&['-', '-', '>']))
+                {
                     return Err(format!("HTML-like comment on line {}", line_of(i)));
                 }
                 separate(&mut out, gap, c);
@@ -93,15 +113,20 @@ pub fn strip(src: &str) -> Result<String, String> {
                 let start = i;
                 match c {
                     '\'' | '"' => {
-                        i = copy_string(&chars, i, &mut out).ok_or_else(|| format!("unterminated string on line {}", line_of(start)))?;
+                        i = copy_string(&chars, i, &mut out).ok_or_else(|| {
+                            format!("unterminated string on line {}", line_of(start))
+                        })?;
                     }
                     '`' => {
                         out.push('`');
-                        i = copy_template(&chars, i + 1, &mut out, &mut templates)
-                            .ok_or_else(|| format!("unterminated template on line {}", line_of(start)))?;
+                        i = copy_template(&chars, i + 1, &mut out, &mut templates).ok_or_else(
+                            || format!("unterminated template on line {}", line_of(start)),
+                        )?;
                     }
                     '/' if regex_allowed(&out) => {
-                        i = copy_regex(&chars, i, &mut out).ok_or_else(|| format!("unterminated regular expression on line {}", line_of(start)))?;
+                        i = copy_regex(&chars, i, &mut out).ok_or_else(|| {
+                            format!("unterminated regular expression on line {}", line_of(start))
+                        })?;
                     }
                     '{' => {
                         if let Some(depth) = templates.last_mut() {
@@ -113,8 +138,9 @@ pub fn strip(src: &str) -> Result<String, String> {
                     '}' if templates.last() == Some(&0) => {
                         templates.pop();
                         out.push('}');
-                        i = copy_template(&chars, i + 1, &mut out, &mut templates)
-                            .ok_or_else(|| format!("unterminated template on line {}", line_of(start)))?;
+                        i = copy_template(&chars, i + 1, &mut out, &mut templates).ok_or_else(
+                            || format!("unterminated template on line {}", line_of(start)),
+                        )?;
                     }
                     '}' => {
                         if let Some(depth) = templates.last_mut() {
@@ -145,11 +171,14 @@ fn is_word(c: char) -> bool {
 /// Emits what the whitespace before `next` must become: nothing, one space
 /// or one line break.
 fn separate(out: &mut String, gap: u8, next: char) {
-    let Some(prev) = out.chars().next_back() else { return };
+    let Some(prev) = out.chars().next_back() else {
+        return;
+    };
     if gap == 0 || prev == '\n' {
         return;
     }
-    if gap == 2 && !matches!(prev, '{' | ';' | ',' | '(' | '[') && !matches!(next, '}' | ')' | ']') {
+    if gap == 2 && !matches!(prev, '{' | ';' | ',' | '(' | '[') && !matches!(next, '}' | ')' | ']')
+    {
         out.push('\n');
         return;
     }
@@ -169,14 +198,36 @@ fn separate(out: &mut String, gap: u8, next: char) {
 /// Whether a `/` after what is already emitted starts a regular expression.
 fn regex_allowed(out: &str) -> bool {
     let trimmed = out.trim_end();
-    let Some(prev) = trimmed.chars().next_back() else { return true };
+    let Some(prev) = trimmed.chars().next_back() else {
+        return true;
+    };
     if "(,=:[!&|?{};+-*%<>~^".contains(prev) {
         return true;
     }
-    let word: String = trimmed.chars().rev().take_while(|&c| is_word(c)).collect::<Vec<_>>().into_iter().rev().collect();
+    let word: String = trimmed
+        .chars()
+        .rev()
+        .take_while(|&c| is_word(c))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     matches!(
         word.as_str(),
-        "return" | "typeof" | "instanceof" | "in" | "of" | "new" | "delete" | "void" | "throw" | "case" | "do" | "else" | "yield" | "await"
+        "return"
+            | "typeof"
+            | "instanceof"
+            | "in"
+            | "of"
+            | "new"
+            | "delete"
+            | "void"
+            | "throw"
+            | "case"
+            | "do"
+            | "else"
+            | "yield"
+            | "await"
     )
 }
 
@@ -203,7 +254,12 @@ fn copy_string(chars: &[char], start: usize, out: &mut String) -> Option<usize> 
 /// Copies template text from `i` (just after a backtick or a substitution's
 /// closing brace) up to and including the closing backtick, or up to `${`,
 /// in which case a substitution is opened.
-fn copy_template(chars: &[char], mut i: usize, out: &mut String, templates: &mut Vec<usize>) -> Option<usize> {
+fn copy_template(
+    chars: &[char],
+    mut i: usize,
+    out: &mut String,
+    templates: &mut Vec<usize>,
+) -> Option<usize> {
     loop {
         let c = *chars.get(i)?;
         out.push(c);

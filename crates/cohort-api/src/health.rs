@@ -17,7 +17,9 @@ pub struct Health {
 }
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz))
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
 }
 
 /// The process is up (liveness).
@@ -36,6 +38,11 @@ async fn healthz() -> Json<Health> {
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     match tokio::time::timeout(Duration::from_secs(2), state.db().ping()).await {
         Ok(Ok(())) => (StatusCode::OK, Json(Health { status: "ready" })),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "unavailable" })),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: "unavailable",
+            }),
+        ),
     }
 }

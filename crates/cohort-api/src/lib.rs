@@ -26,7 +26,9 @@ mod state;
 mod ui;
 
 pub use connect::rest::worker::{RestWorker, RestWorkerOptions};
-pub use connect::rest::{begin_connection as begin_woocommerce_rest_connection, normalize_store_url};
+pub use connect::rest::{
+    begin_connection as begin_woocommerce_rest_connection, normalize_store_url,
+};
 pub use error::ApiError;
 pub use state::{ApiSettings, AppState};
 
@@ -43,7 +45,10 @@ pub fn router(state: AppState) -> Router {
     let (router, api) = routes().split_for_parts();
     let api = openapi::finish(api);
     router
-        .route("/openapi.json", axum::routing::get(move || openapi::serve(api.clone())))
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || openapi::serve(api.clone())),
+        )
         .layer(
             // Spans name the route template, never the concrete path: the
             // settings path carries a write key, setup paths a secret.

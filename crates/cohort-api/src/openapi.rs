@@ -45,7 +45,12 @@ pub fn finish(mut api: Document) -> Document {
     );
     components.add_security_scheme(
         "apiToken",
-        SecurityScheme::Http(Http::builder().scheme(HttpAuthScheme::Bearer).description(Some("An API token from `cohort token create`")).build()),
+        SecurityScheme::Http(
+            Http::builder()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("An API token from `cohort token create`"))
+                .build(),
+        ),
     );
     components.add_security_scheme(
         "session",

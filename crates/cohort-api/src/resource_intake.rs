@@ -43,14 +43,26 @@ pub(crate) async fn store_resource(
     resource: &Value,
     currency: Option<&str>,
 ) -> Result<ResourceAccepted, IntakeError> {
-    let message = resource_message(source.as_str(), topic, resource, currency)
-        .map_err(|e| IntakeError::Invalid { message: e.to_string(), field: e.field })?;
-    let event = NewEvent::from_resource(org, source, &message, cohort_store::now_micros());
-    let inserted = state.inner.writer.append(vec![event]).await.map_err(|e| match e {
-        AppendError::Overloaded => IntakeError::Overloaded,
-        AppendError::Unavailable(_) | AppendError::ShuttingDown => IntakeError::Unavailable,
+    let message = resource_message(source.as_str(), topic, resource, currency).map_err(|e| {
+        IntakeError::Invalid {
+            message: e.to_string(),
+            field: e.field,
+        }
     })?;
-    Ok(ResourceAccepted { message_id: message.message_id, duplicate: inserted == 0 })
+    let event = NewEvent::from_resource(org, source, &message, cohort_store::now_micros());
+    let inserted = state
+        .inner
+        .writer
+        .append(vec![event])
+        .await
+        .map_err(|e| match e {
+            AppendError::Overloaded => IntakeError::Overloaded,
+            AppendError::Unavailable(_) | AppendError::ShuttingDown => IntakeError::Unavailable,
+        })?;
+    Ok(ResourceAccepted {
+        message_id: message.message_id,
+        duplicate: inserted == 0,
+    })
 }
 
 /// A page of resources, checked one by one and stored with one append.
@@ -81,16 +93,22 @@ pub(crate) async fn store_resources(
     for (index, item) in items.iter().enumerate() {
         match resource_message(source.as_str(), topic, item, currency) {
             Ok(message) => {
-                stored.newest_modified_us = stored.newest_modified_us.max(Some(message.timestamp_us));
+                stored.newest_modified_us =
+                    stored.newest_modified_us.max(Some(message.timestamp_us));
                 events.push(NewEvent::from_resource(org, source, &message, now));
             }
             Err(e) => stored.rejected.push((index, e.field, e.message)),
         }
     }
     stored.accepted = events.len() as i64;
-    stored.inserted = state.inner.writer.append(events).await.map_err(|e| match e {
-        AppendError::Overloaded => IntakeError::Overloaded,
-        AppendError::Unavailable(_) | AppendError::ShuttingDown => IntakeError::Unavailable,
-    })?;
+    stored.inserted = state
+        .inner
+        .writer
+        .append(events)
+        .await
+        .map_err(|e| match e {
+            AppendError::Overloaded => IntakeError::Overloaded,
+            AppendError::Unavailable(_) | AppendError::ShuttingDown => IntakeError::Unavailable,
+        })?;
     Ok(stored)
 }

@@ -40,8 +40,10 @@ static ASSET: LazyLock<Asset> = LazyLock::new(|| {
     let hash = &cohort_domain::secrets::digest(SDK_JS)[..32];
     Asset {
         gzip: gzip(SDK_JS.as_bytes()),
-        etag: HeaderValue::from_str(&format!("\"{hash}\"")).unwrap_or(HeaderValue::from_static("\"sdk\"")),
-        etag_gzip: HeaderValue::from_str(&format!("\"{hash}-gz\"")).unwrap_or(HeaderValue::from_static("\"sdk-gz\"")),
+        etag: HeaderValue::from_str(&format!("\"{hash}\""))
+            .unwrap_or(HeaderValue::from_static("\"sdk\"")),
+        etag_gzip: HeaderValue::from_str(&format!("\"{hash}-gz\""))
+            .unwrap_or(HeaderValue::from_static("\"sdk-gz\"")),
     }
 });
 
@@ -56,7 +58,9 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(sdk_js)).routes(routes!(sdk_js_versioned))
+    OpenApiRouter::new()
+        .routes(routes!(sdk_js))
+        .routes(routes!(sdk_js_versioned))
 }
 
 /// The JS tracking SDK (see docs/SDK.md). Cached for an hour, then
@@ -101,8 +105,14 @@ async fn sdk_js_versioned(Path(version): Path<String>, headers: HeaderMap) -> Re
         return (
             StatusCode::NOT_FOUND,
             [
-                (header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8")),
-                (header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")),
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                ),
+                (
+                    header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                    HeaderValue::from_static("*"),
+                ),
                 (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
             ],
             message,
@@ -115,46 +125,79 @@ async fn sdk_js_versioned(Path(version): Path<String>, headers: HeaderMap) -> Re
 fn serve(headers: &HeaderMap, cache_control: &'static str) -> Response {
     let asset = &*ASSET;
     let use_gzip = !asset.gzip.is_empty() && accepts_gzip(headers);
-    let etag = if use_gzip { &asset.etag_gzip } else { &asset.etag };
+    let etag = if use_gzip {
+        &asset.etag_gzip
+    } else {
+        &asset.etag
+    };
     let mut response = if not_modified(headers, asset) {
         StatusCode::NOT_MODIFIED.into_response()
     } else if use_gzip {
         let mut r = asset.gzip.clone().into_response();
-        r.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        r.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         r
     } else {
         SDK_JS.into_response()
     };
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/javascript; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/javascript; charset=utf-8"),
+    );
     h.insert(header::ETAG, etag.clone());
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert("cross-origin-resource-policy", HeaderValue::from_static("cross-origin"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("cross-origin"),
+    );
     response
 }
 
 /// `If-None-Match` names either encoding's ETag (both are the same
 /// script), or is `*`.
 fn not_modified(headers: &HeaderMap, asset: &Asset) -> bool {
-    headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|tag| {
-        let tag = tag.trim();
-        let tag = tag.strip_prefix("W/").unwrap_or(tag);
-        tag == "*" || tag.as_bytes() == asset.etag.as_bytes() || tag.as_bytes() == asset.etag_gzip.as_bytes()
-    })
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|tag| {
+            let tag = tag.trim();
+            let tag = tag.strip_prefix("W/").unwrap_or(tag);
+            tag == "*"
+                || tag.as_bytes() == asset.etag.as_bytes()
+                || tag.as_bytes() == asset.etag_gzip.as_bytes()
+        })
 }
 
 /// Whether `Accept-Encoding` lists gzip (or `*`) with a non-zero quality.
 fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|item| {
-        let mut parts = item.split(';');
-        let coding = parts.next().unwrap_or("").trim();
-        let refused = parts.any(|p| {
-            let p = p.trim();
-            p.strip_prefix("q=").is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q == 0.0))
-        });
-        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
-    })
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|p| {
+                let p = p.trim();
+                p.strip_prefix("q=")
+                    .is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q == 0.0))
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+        })
 }

@@ -32,14 +32,17 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("user", &self.user).finish_non_exhaustive()
+        f.debug_struct("Session")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
     }
 }
 
 impl Session {
     /// The session's id (not secret): the `<id>` of `ses_<id>_<secret>`.
     pub fn id(&self) -> Option<&str> {
-        secrets::split_presented(cohort_store::connect::SESSION_KIND, &self.secret).map(|(id, _)| id)
+        secrets::split_presented(cohort_store::connect::SESSION_KIND, &self.secret)
+            .map(|(id, _)| id)
     }
 
     /// The token every state-changing form of this session must carry.
@@ -72,9 +75,16 @@ pub enum SignIn {
 /// Checks an email and password for every sign-in form (the admin UI, the
 /// authorize page), counting failures per email and address in the
 /// database so the limit holds across nodes.
-pub async fn sign_in(db: &Db, email: &str, password: &str, address: Option<IpAddr>) -> Result<SignIn, StoreError> {
+pub async fn sign_in(
+    db: &Db,
+    email: &str,
+    password: &str,
+    address: Option<IpAddr>,
+) -> Result<SignIn, StoreError> {
     let email = email.trim().to_lowercase();
-    let ip = address.map(|a| a.to_string()).unwrap_or_else(|| "unknown".into());
+    let ip = address
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "unknown".into());
     let by_email = format!("email|{email}|{ip}");
     let by_address = format!("ip|{ip}");
     if db.signin_failures(&[&by_email]).await? >= MAX_FAILURES_PER_EMAIL
@@ -103,21 +113,49 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddress(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
+        Ok(ClientAddress(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
     }
 }
 
 /// The session the request's cookie names, if it is live.
 pub async fn current(db: &Db, headers: &HeaderMap) -> Result<Option<Session>, StoreError> {
-    let Some(secret) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
-    Ok(db.find_session(secret).await?.map(|user| Session { user, secret: secret.to_owned() }))
+    let Some(secret) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    Ok(db.find_session(secret).await?.map(|user| Session {
+        user,
+        secret: secret.to_owned(),
+    }))
 }
 
 /// Starts a session for `user`; the header value sets its cookie.
-pub async fn start(db: &Db, user: User, secure: bool) -> Result<(Session, HeaderValue), StoreError> {
-    let issued = db.create_session(&user.id, SESSION_LIFETIME_HOURS * 3600 * 1_000_000).await?;
-    let cookie = set_cookie(SESSION_COOKIE, issued.reveal(), SESSION_LIFETIME_HOURS * 3600, "Lax", secure);
-    Ok((Session { user, secret: issued.reveal().to_owned() }, cookie))
+pub async fn start(
+    db: &Db,
+    user: User,
+    secure: bool,
+) -> Result<(Session, HeaderValue), StoreError> {
+    let issued = db
+        .create_session(&user.id, SESSION_LIFETIME_HOURS * 3600 * 1_000_000)
+        .await?;
+    let cookie = set_cookie(
+        SESSION_COOKIE,
+        issued.reveal(),
+        SESSION_LIFETIME_HOURS * 3600,
+        "Lax",
+        secure,
+    );
+    Ok((
+        Session {
+            user,
+            secret: issued.reveal().to_owned(),
+        },
+        cookie,
+    ))
 }
 
 /// Ends the session; the header value clears its cookie.
@@ -133,7 +171,13 @@ pub fn login_csrf(headers: &HeaderMap, secure: bool) -> (String, Option<HeaderVa
         Some(token) => (token.to_owned(), None),
         None => {
             let token = random_token(40);
-            let set = set_cookie(LOGIN_CSRF_COOKIE, &token, SESSION_LIFETIME_HOURS * 3600, "Strict", secure);
+            let set = set_cookie(
+                LOGIN_CSRF_COOKIE,
+                &token,
+                SESSION_LIFETIME_HOURS * 3600,
+                "Strict",
+                secure,
+            );
             (token, Some(set))
         }
     }
@@ -172,9 +216,17 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-fn set_cookie(name: &str, value: &str, max_age_seconds: i64, same_site: &str, secure: bool) -> HeaderValue {
+fn set_cookie(
+    name: &str,
+    value: &str,
+    max_age_seconds: i64,
+    same_site: &str,
+    secure: bool,
+) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
-    let text = format!("{name}={value}; Path=/; Max-Age={max_age_seconds}; HttpOnly; SameSite={same_site}{secure}");
+    let text = format!(
+        "{name}={value}; Path=/; Max-Age={max_age_seconds}; HttpOnly; SameSite={same_site}{secure}"
+    );
     // Names and values are ASCII letters, digits and `_`.
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("cohort_invalid=1"))
 }
@@ -186,7 +238,10 @@ mod tests {
     #[test]
     fn cookies_are_found_among_several() {
         let mut headers = HeaderMap::new();
-        headers.append(header::COOKIE, HeaderValue::from_static("a=1; cohort_session=ses_x_y"));
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; cohort_session=ses_x_y"),
+        );
         headers.append(header::COOKIE, HeaderValue::from_static("b=2"));
         assert_eq!(cookie(&headers, SESSION_COOKIE), Some("ses_x_y"));
         assert_eq!(cookie(&headers, "b"), Some("2"));
@@ -197,6 +252,8 @@ mod tests {
     fn the_session_cookie_is_http_only_and_lax() {
         let value = set_cookie(SESSION_COOKIE, "v", 60, "Lax", true);
         let text = value.to_str().unwrap_or_default();
-        assert!(text.contains("HttpOnly") && text.contains("SameSite=Lax") && text.contains("Secure"));
+        assert!(
+            text.contains("HttpOnly") && text.contains("SameSite=Lax") && text.contains("Secure")
+        );
     }
 }

@@ -40,7 +40,9 @@ fn invalid_link() -> (StatusCode, Html<String>) {
 }
 
 fn form(token: &str, email: &str, error: Option<&str>) -> String {
-    let error = error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e))).unwrap_or_default();
+    let error = error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
+        .unwrap_or_default();
     page(
         "Create the first admin",
         &format!(
@@ -67,7 +69,10 @@ fn form(token: &str, email: &str, error: Option<&str>) -> String {
     responses((status = 200, description = "The form", content_type = "text/html", body = String),
               (status = 404, description = "Unknown, used or expired link", content_type = "text/html", body = String))
 )]
-async fn show_setup(State(state): State<AppState>, Path(token): Path<String>) -> (StatusCode, Html<String>) {
+async fn show_setup(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> (StatusCode, Html<String>) {
     match state.db().check_setup_link(&token).await {
         Ok(Some(_)) => (StatusCode::OK, Html(form(&token, "", None))),
         Ok(None) => invalid_link(),
@@ -97,18 +102,32 @@ async fn create_first_admin(
         Err(_) => return unavailable(),
     }
     if input.password != input.password_confirmation {
-        return (StatusCode::BAD_REQUEST, Html(form(&token, &input.email, Some("The two passwords differ."))));
+        return (
+            StatusCode::BAD_REQUEST,
+            Html(form(
+                &token,
+                &input.email,
+                Some("The two passwords differ."),
+            )),
+        );
     }
     let password = input.password;
     let hashed = tokio::task::spawn_blocking(move || hash_password(&password)).await;
     let hash = match hashed {
         Ok(Ok(hash)) => hash,
         Ok(Err(StoreError::Invalid(reason))) => {
-            return (StatusCode::BAD_REQUEST, Html(form(&token, &input.email, Some(&reason))))
+            return (
+                StatusCode::BAD_REQUEST,
+                Html(form(&token, &input.email, Some(&reason))),
+            )
         }
         _ => return unavailable(),
     };
-    match state.db().redeem_setup_link(&token, &input.email, &hash).await {
+    match state
+        .db()
+        .redeem_setup_link(&token, &input.email, &hash)
+        .await
+    {
         Ok(Some(user)) => (
             StatusCode::CREATED,
             Html(page(
@@ -121,11 +140,20 @@ async fn create_first_admin(
             )),
         ),
         Ok(None) => invalid_link(),
-        Err(StoreError::Invalid(reason)) => (StatusCode::BAD_REQUEST, Html(form(&token, &input.email, Some(&reason)))),
+        Err(StoreError::Invalid(reason)) => (
+            StatusCode::BAD_REQUEST,
+            Html(form(&token, &input.email, Some(&reason))),
+        ),
         Err(_) => unavailable(),
     }
 }
 
 fn unavailable() -> (StatusCode, Html<String>) {
-    (StatusCode::SERVICE_UNAVAILABLE, Html(page("Unavailable", "<h1>Cohort's database is unavailable</h1><p>Try again shortly.</p>")))
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Html(page(
+            "Unavailable",
+            "<h1>Cohort's database is unavailable</h1><p>Try again shortly.</p>",
+        )),
+    )
 }

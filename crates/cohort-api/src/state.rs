@@ -56,7 +56,9 @@ impl AppState {
     pub fn with_destinations(mut self, dispatcher: Dispatcher) -> Self {
         match Arc::get_mut(&mut self.inner) {
             Some(inner) => inner.destinations = Some(dispatcher),
-            None => tracing::error!("AppState::with_destinations called on a shared state; destinations stay off"),
+            None => tracing::error!(
+                "AppState::with_destinations called on a shared state; destinations stay off"
+            ),
         }
         self
     }

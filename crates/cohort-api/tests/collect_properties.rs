@@ -13,8 +13,22 @@ use proptest::prelude::*;
 use serde_json::{Map, Value};
 
 const PATHS: [&str; 16] = [
-    "/v1/identify", "/v1/track", "/v1/page", "/v1/screen", "/v1/group", "/v1/alias",
-    "/v1/i", "/v1/t", "/v1/p", "/v1/s", "/v1/g", "/v1/a", "/v1/batch", "/v1/b", "/v1/import", "/v1/m",
+    "/v1/identify",
+    "/v1/track",
+    "/v1/page",
+    "/v1/screen",
+    "/v1/group",
+    "/v1/alias",
+    "/v1/i",
+    "/v1/t",
+    "/v1/p",
+    "/v1/s",
+    "/v1/g",
+    "/v1/a",
+    "/v1/batch",
+    "/v1/b",
+    "/v1/import",
+    "/v1/m",
 ];
 
 struct Fixture {
@@ -25,7 +39,11 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         let apps = runtime.block_on(common::apps());
         Fixture { runtime, apps }
     })
@@ -38,25 +56,50 @@ fn json_value() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
         "[a-zA-Z0-9 :.TZ+-]{0,24}".prop_map(Value::String),
-        prop_oneof![Just("track"), Just("identify"), Just("page"), Just("screen"), Just("group"), Just("alias"),
-                    Just("2026-11-23T00:00:00Z"), Just("2026-11-23T00:00:00.123456+00:00")]
-            .prop_map(|s| Value::String(s.into())),
+        prop_oneof![
+            Just("track"),
+            Just("identify"),
+            Just("page"),
+            Just("screen"),
+            Just("group"),
+            Just("alias"),
+            Just("2026-11-23T00:00:00Z"),
+            Just("2026-11-23T00:00:00.123456+00:00")
+        ]
+        .prop_map(|s| Value::String(s.into())),
     ];
     leaf.prop_recursive(4, 48, 8, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            proptest::collection::vec((key(), inner), 0..8).prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
+            proptest::collection::vec((key(), inner), 0..8)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
         ]
     })
 }
 
 fn key() -> impl Strategy<Value = String> {
     prop_oneof![
-        Just("type"), Just("userId"), Just("anonymousId"), Just("event"), Just("messageId"), Just("properties"),
-        Just("traits"), Just("context"), Just("integrations"), Just("timestamp"), Just("sentAt"), Just("batch"),
-        Just("groupId"), Just("previousId"), Just("writeKey"), Just("name"), Just("x"),
+        Just("type"),
+        Just("userId"),
+        Just("anonymousId"),
+        Just("event"),
+        Just("messageId"),
+        Just("properties"),
+        Just("traits"),
+        Just("context"),
+        Just("integrations"),
+        Just("timestamp"),
+        Just("sentAt"),
+        Just("batch"),
+        Just("groupId"),
+        Just("previousId"),
+        Just("writeKey"),
+        Just("name"),
+        Just("x"),
     ]
     .prop_map(str::to_owned)
 }
@@ -65,22 +108,40 @@ fn check(path: &str, body: Vec<u8>, gzip_header: bool) -> Result<(), TestCaseErr
     // The three properties run on parallel test threads against the same
     // organisation: one at a time, so that "stored nothing" is measurable.
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let f = fixture();
     for app in &f.apps {
         f.runtime.block_on(async {
             let before = app.count(&app.a).await;
-            let mut request = Request::post(path).header("authorization", basic(&app.a.source.write_key));
+            let mut request =
+                Request::post(path).header("authorization", basic(&app.a.source.write_key));
             if gzip_header {
                 request = request.header("content-encoding", "gzip");
             }
-            let answer = app.send(request.body(Body::from(body.clone())).unwrap()).await;
+            let answer = app
+                .send(request.body(Body::from(body.clone())).unwrap())
+                .await;
             let status = answer.status.as_u16();
-            prop_assert!(status == 200 || (400..500).contains(&status), "{path}: {status} {}", answer.text());
+            prop_assert!(
+                status == 200 || (400..500).contains(&status),
+                "{path}: {status} {}",
+                answer.text()
+            );
             let parsed: Result<Value, _> = serde_json::from_slice(&answer.body);
-            prop_assert!(parsed.is_ok(), "{path}: body is not JSON: {}", answer.text());
+            prop_assert!(
+                parsed.is_ok(),
+                "{path}: body is not JSON: {}",
+                answer.text()
+            );
             if status != 200 {
-                prop_assert_eq!(app.count(&app.a).await, before, "{}: a refused request stored something", path);
+                prop_assert_eq!(
+                    app.count(&app.a).await,
+                    before,
+                    "{}: a refused request stored something",
+                    path
+                );
                 prop_assert!(parsed.unwrap()["code"].is_string());
             }
             Ok(())

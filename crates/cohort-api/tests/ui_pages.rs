@@ -28,11 +28,18 @@ struct Browser<'a> {
 
 impl<'a> Browser<'a> {
     fn new(app: &'a TestApp) -> Self {
-        Self { app, jar: BTreeMap::new() }
+        Self {
+            app,
+            jar: BTreeMap::new(),
+        }
     }
 
     fn cookies(&self) -> String {
-        self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+        self.jar
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     fn keep_cookies(&mut self, answer: &Answer) {
@@ -49,14 +56,22 @@ impl<'a> Browser<'a> {
     }
 
     async fn get(&mut self, path: &str) -> Answer {
-        let request = Request::get(path).header("cookie", self.cookies()).header("host", "cohort.test").body(Body::empty()).unwrap();
+        let request = Request::get(path)
+            .header("cookie", self.cookies())
+            .header("host", "cohort.test")
+            .body(Body::empty())
+            .unwrap();
         let answer = self.app.send(request).await;
         self.keep_cookies(&answer);
         answer
     }
 
     async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
-        let form = fields.iter().map(|(k, v)| format!("{}={}", pct(k), pct(v))).collect::<Vec<_>>().join("&");
+        let form = fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", pct(k), pct(v)))
+            .collect::<Vec<_>>()
+            .join("&");
         let request = Request::post(path)
             .header("cookie", self.cookies())
             .header("content-type", "application/x-www-form-urlencoded")
@@ -76,14 +91,30 @@ impl<'a> Browser<'a> {
     /// GETs a page that must answer 200 and returns its HTML.
     async fn page(&mut self, path: &str) -> String {
         let answer = self.get(path).await;
-        assert_eq!(answer.status, StatusCode::OK, "{} GET {path}: {}", self.app.backend(), answer.text());
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "{} GET {path}: {}",
+            self.app.backend(),
+            answer.text()
+        );
         readable(&answer.text())
     }
 
     /// Signs in with the form; the browser then holds a session.
     async fn sign_in(&mut self, email: &str) {
         let form = self.page("/app/sign-in").await;
-        let answer = self.post("/app/sign-in", &[("csrf", &csrf(&form)), ("email", email), ("password", PASSWORD), ("next", "/app")]).await;
+        let answer = self
+            .post(
+                "/app/sign-in",
+                &[
+                    ("csrf", &csrf(&form)),
+                    ("email", email),
+                    ("password", PASSWORD),
+                    ("next", "/app"),
+                ],
+            )
+            .await;
         assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text());
         assert!(self.jar.contains_key("cohort_session"));
     }
@@ -102,7 +133,13 @@ fn readable(html: &str) -> String {
 
 fn pct(text: &str) -> String {
     text.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -113,16 +150,30 @@ fn csrf(html: &str) -> String {
 }
 
 fn location(answer: &Answer) -> String {
-    answer.headers.get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+    answer
+        .headers
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
 }
 
 async fn user(app: &TestApp, org: &OrgId, email: &str, role: Role) -> String {
     let hash = hash_password(PASSWORD).unwrap();
-    app.t.db.create_user(org, email, &hash, role).await.unwrap().id.as_str().to_owned()
+    app.t
+        .db
+        .create_user(org, email, &hash, role)
+        .await
+        .unwrap()
+        .id
+        .as_str()
+        .to_owned()
 }
 
 fn fixture(name: &str) -> Value {
-    let path = format!("{}/../../../shared/fixtures/wc-rest-v3-{name}.docs-example.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../../shared/fixtures/wc-rest-v3-{name}.docs-example.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
@@ -133,10 +184,20 @@ async fn shop(app: &TestApp) -> String {
         {"type": "identify", "userId": "25", "anonymousId": "visitor-9", "traits": {"email": "john.doe@example.com", "plan": "gold"}},
         {"type": "track", "event": "Product Viewed", "userId": "25", "properties": {"product_id": "93"}},
     ]});
-    assert_eq!(app.post("/v1/batch", batch.to_string()).await.status, StatusCode::OK);
+    assert_eq!(
+        app.post("/v1/batch", batch.to_string()).await.status,
+        StatusCode::OK
+    );
     let path = format!("/api/v1/sources/{}/woocommerce", app.a.source.id.as_str());
     for (topic, name) in [("product.updated", "product"), ("order.updated", "order")] {
-        let answer = app.api(&app.a, "POST", &path, Some(json!({"topic": topic, "resource": fixture(name), "currency": "USD"}))).await;
+        let answer = app
+            .api(
+                &app.a,
+                "POST",
+                &path,
+                Some(json!({"topic": topic, "resource": fixture(name), "currency": "USD"})),
+            )
+            .await;
         assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.text());
     }
     app.projected().await;
@@ -157,9 +218,21 @@ async fn shop(app: &TestApp) -> String {
 
 fn assert_protected(answer: &Answer, what: &str) {
     let h = &answer.headers;
-    assert_eq!(h.get("x-frame-options").map(|v| v.to_str().unwrap()), Some("DENY"), "{what}");
-    let csp = h.get("content-security-policy").map(|v| v.to_str().unwrap()).unwrap_or_default();
-    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe"), "{what}: {csp}");
+    assert_eq!(
+        h.get("x-frame-options").map(|v| v.to_str().unwrap()),
+        Some("DENY"),
+        "{what}"
+    );
+    let csp = h
+        .get("content-security-policy")
+        .map(|v| v.to_str().unwrap())
+        .unwrap_or_default();
+    assert!(
+        csp.contains("script-src 'self'")
+            && csp.contains("frame-ancestors 'none'")
+            && !csp.contains("unsafe"),
+        "{what}: {csp}"
+    );
 }
 
 #[tokio::test]
@@ -169,46 +242,141 @@ async fn sign_in_needs_the_form_token_and_the_right_password_and_sign_out_ends_t
         user(&app, &app.a.org, "ann@example.com", Role::Owner).await;
         let mut browser = Browser::new(&app);
 
-        let answer = browser.get(&format!("/app/o/{}/profiles?q=x", app.a.org.as_str())).await;
+        let answer = browser
+            .get(&format!("/app/o/{}/profiles?q=x", app.a.org.as_str()))
+            .await;
         assert_eq!(answer.status, StatusCode::SEE_OTHER, "{b}");
-        assert_eq!(location(&answer), format!("/app/sign-in?next=/app/o/{}/profiles%3Fq%3Dx", app.a.org.as_str()), "{b}");
+        assert_eq!(
+            location(&answer),
+            format!(
+                "/app/sign-in?next=/app/o/{}/profiles%3Fq%3Dx",
+                app.a.org.as_str()
+            ),
+            "{b}"
+        );
 
         let form = browser.page("/app/sign-in").await;
-        assert!(form.contains("<label for=\"email\">Email</label>") && form.contains("<label for=\"password\">Password</label>"), "{b}");
+        assert!(
+            form.contains("<label for=\"email\">Email</label>")
+                && form.contains("<label for=\"password\">Password</label>"),
+            "{b}"
+        );
         let token = csrf(&form);
-        let no_token = browser.post("/app/sign-in", &[("email", "ann@example.com"), ("password", PASSWORD)]).await;
-        assert_eq!(no_token.status, StatusCode::FORBIDDEN, "{b}: a sign-in without the form's token");
+        let no_token = browser
+            .post(
+                "/app/sign-in",
+                &[("email", "ann@example.com"), ("password", PASSWORD)],
+            )
+            .await;
+        assert_eq!(
+            no_token.status,
+            StatusCode::FORBIDDEN,
+            "{b}: a sign-in without the form's token"
+        );
         let mut stranger = Browser::new(&app);
-        let foreign = stranger.post("/app/sign-in", &[("csrf", &token), ("email", "ann@example.com"), ("password", PASSWORD)]).await;
-        assert_eq!(foreign.status, StatusCode::FORBIDDEN, "{b}: a token without its cookie (another site's form)");
-        let wrong = browser.post("/app/sign-in", &[("csrf", &token), ("email", "ann@example.com"), ("password", "not the password")]).await;
+        let foreign = stranger
+            .post(
+                "/app/sign-in",
+                &[
+                    ("csrf", &token),
+                    ("email", "ann@example.com"),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(
+            foreign.status,
+            StatusCode::FORBIDDEN,
+            "{b}: a token without its cookie (another site's form)"
+        );
+        let wrong = browser
+            .post(
+                "/app/sign-in",
+                &[
+                    ("csrf", &token),
+                    ("email", "ann@example.com"),
+                    ("password", "not the password"),
+                ],
+            )
+            .await;
         assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{b}");
-        assert!(readable(&wrong.text()).contains("The email or the password is wrong."), "{b}");
+        assert!(
+            readable(&wrong.text()).contains("The email or the password is wrong."),
+            "{b}"
+        );
         assert!(!browser.jar.contains_key("cohort_session"), "{b}");
 
         let next = format!("/app/o/{}/sources", app.a.org.as_str());
-        let ok = browser.post("/app/sign-in", &[("csrf", &token), ("email", "ANN@example.com "), ("password", PASSWORD), ("next", &next)]).await;
+        let ok = browser
+            .post(
+                "/app/sign-in",
+                &[
+                    ("csrf", &token),
+                    ("email", "ANN@example.com "),
+                    ("password", PASSWORD),
+                    ("next", &next),
+                ],
+            )
+            .await;
         assert_eq!(ok.status, StatusCode::SEE_OTHER, "{b}: {}", ok.text());
         assert_eq!(location(&ok), next, "{b}: back where the user was going");
-        let cookie = ok.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).find(|c| c.starts_with("cohort_session=")).unwrap();
-        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{b}: {cookie}");
-        let evil = browser.post("/app/sign-in", &[("csrf", &token), ("email", "ann@example.com"), ("password", PASSWORD), ("next", "//evil.example/x")]).await;
+        let cookie = ok
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .find(|c| c.starts_with("cohort_session="))
+            .unwrap();
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+            "{b}: {cookie}"
+        );
+        let evil = browser
+            .post(
+                "/app/sign-in",
+                &[
+                    ("csrf", &token),
+                    ("email", "ann@example.com"),
+                    ("password", PASSWORD),
+                    ("next", "//evil.example/x"),
+                ],
+            )
+            .await;
         assert_eq!(location(&evil), "/app", "{b}: no redirect off the server");
 
         let home = browser.get("/app").await;
-        assert_eq!(location(&home), format!("/app/o/{}", app.a.org.as_str()), "{b}");
+        assert_eq!(
+            location(&home),
+            format!("/app/o/{}", app.a.org.as_str()),
+            "{b}"
+        );
         let overview = browser.get(&location(&home)).await;
         assert_eq!(overview.status, StatusCode::OK, "{b}");
         assert_protected(&overview, "overview");
-        assert_eq!(overview.headers.get("cache-control").unwrap(), "no-store", "{b}");
+        assert_eq!(
+            overview.headers.get("cache-control").unwrap(),
+            "no-store",
+            "{b}"
+        );
 
         let bad_out = browser.post("/app/sign-out", &[("csrf", "forged")]).await;
-        assert_eq!(bad_out.status, StatusCode::FORBIDDEN, "{b}: sign-out needs the session's token");
+        assert_eq!(
+            bad_out.status,
+            StatusCode::FORBIDDEN,
+            "{b}: sign-out needs the session's token"
+        );
         let token = browser.csrf().await;
         let out = browser.post("/app/sign-out", &[("csrf", &token)]).await;
         assert_eq!(out.status, StatusCode::SEE_OTHER, "{b}");
-        assert!(!browser.jar.contains_key("cohort_session"), "{b}: the cookie is cleared");
-        assert_eq!(browser.get("/app").await.status, StatusCode::SEE_OTHER, "{b}: signed out");
+        assert!(
+            !browser.jar.contains_key("cohort_session"),
+            "{b}: the cookie is cleared"
+        );
+        assert_eq!(
+            browser.get("/app").await.status,
+            StatusCode::SEE_OTHER,
+            "{b}: signed out"
+        );
     }
 }
 
@@ -221,28 +389,101 @@ async fn failed_sign_ins_are_limited_per_email_and_answered_429() {
         let mut browser = Browser::new(&app);
         let token = csrf(&browser.page("/app/sign-in").await);
         for attempt in 1..=5 {
-            let wrong = browser.post("/app/sign-in", &[("csrf", &token), ("email", "ann@example.com"), ("password", "guess")]).await;
-            assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{b}: attempt {attempt}");
+            let wrong = browser
+                .post(
+                    "/app/sign-in",
+                    &[
+                        ("csrf", &token),
+                        ("email", "ann@example.com"),
+                        ("password", "guess"),
+                    ],
+                )
+                .await;
+            assert_eq!(
+                wrong.status,
+                StatusCode::UNAUTHORIZED,
+                "{b}: attempt {attempt}"
+            );
         }
-        let blocked = browser.post("/app/sign-in", &[("csrf", &token), ("email", "ann@example.com"), ("password", PASSWORD)]).await;
-        assert_eq!(blocked.status, StatusCode::TOO_MANY_REQUESTS, "{b}: even the right password, once over the limit");
-        assert!(readable(&blocked.text()).contains("Too many failed sign-ins. Wait 15 minutes"), "{b}: {}", blocked.text());
+        let blocked = browser
+            .post(
+                "/app/sign-in",
+                &[
+                    ("csrf", &token),
+                    ("email", "ann@example.com"),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(
+            blocked.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{b}: even the right password, once over the limit"
+        );
+        assert!(
+            readable(&blocked.text()).contains("Too many failed sign-ins. Wait 15 minutes"),
+            "{b}: {}",
+            blocked.text()
+        );
         assert_eq!(blocked.headers.get("retry-after").unwrap(), "900", "{b}");
         assert!(!browser.jar.contains_key("cohort_session"), "{b}");
-        let other = browser.post("/app/sign-in", &[("csrf", &token), ("email", "bob@example.com"), ("password", PASSWORD)]).await;
-        assert_eq!(other.status, StatusCode::SEE_OTHER, "{b}: another account is not locked by these attempts");
+        let other = browser
+            .post(
+                "/app/sign-in",
+                &[
+                    ("csrf", &token),
+                    ("email", "bob@example.com"),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(
+            other.status,
+            StatusCode::SEE_OTHER,
+            "{b}: another account is not locked by these attempts"
+        );
 
         // The store authorize page's sign-in form shares the limit.
         let pairing = json!({"store_url": "https://shop.example", "site_name": "Shop", "platform": "woocommerce",
             "plugin_version": "0.1.0", "wp_version": "6.6.2", "wc_version": "9.3.3", "php_version": "8.2.24",
             "currency": "EUR", "timezone": "Europe/Paris", "return_url": "https://shop.example/wp-admin/"});
-        let created = app.send(Request::post("/connect/v1/pairings").header("content-type", "application/json").body(Body::from(pairing.to_string())).unwrap()).await;
-        assert_eq!(created.status, StatusCode::CREATED, "{b}: {}", created.text());
-        let authorize = format!("/setup/woocommerce?pairing={}", created.json()["pairing_id"].as_str().unwrap());
+        let created = app
+            .send(
+                Request::post("/connect/v1/pairings")
+                    .header("content-type", "application/json")
+                    .body(Body::from(pairing.to_string()))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(
+            created.status,
+            StatusCode::CREATED,
+            "{b}: {}",
+            created.text()
+        );
+        let authorize = format!(
+            "/setup/woocommerce?pairing={}",
+            created.json()["pairing_id"].as_str().unwrap()
+        );
         let mut other_browser = Browser::new(&app);
         let page = other_browser.page(&authorize).await;
-        let answer = other_browser.post(&authorize, &[("action", "sign_in"), ("csrf", &csrf(&page)), ("email", "ann@example.com"), ("password", PASSWORD)]).await;
-        assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS, "{b}: {}", answer.text());
+        let answer = other_browser
+            .post(
+                &authorize,
+                &[
+                    ("action", "sign_in"),
+                    ("csrf", &csrf(&page)),
+                    ("email", "ann@example.com"),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{b}: {}",
+            answer.text()
+        );
     }
 }
 
@@ -259,88 +500,272 @@ async fn pages_render_real_data_and_their_forms_change_it() {
 
         // Overview: the chart, the counts, the source and the store.
         let overview = browser.page(&base).await;
-        assert!(overview.contains("<svg class=\"chart\"") && overview.contains("Events per hour, last 7 days"), "{b}");
-        assert!(overview.contains("Test source") && overview.contains("Ann's Shop") && overview.contains("healthy"), "{b}: {overview}");
+        assert!(
+            overview.contains("<svg class=\"chart\"")
+                && overview.contains("Events per hour, last 7 days"),
+            "{b}"
+        );
+        assert!(
+            overview.contains("Test source")
+                && overview.contains("Ann's Shop")
+                && overview.contains("healthy"),
+            "{b}: {overview}"
+        );
         let events = app.count(&app.a).await;
         assert!(events >= 4, "{b}");
-        assert!(overview.contains(&format!("<b>{events}</b><span>events, last 24 hours")), "{b}: the hourly counts hold every event: {overview}");
-        assert!(overview.contains(&format!("{events} events in all")), "{b}: and the chart says so");
-        app.post("/v1/track", json!({"userId": "25", "event": "One More"}).to_string()).await;
+        assert!(
+            overview.contains(&format!("<b>{events}</b><span>events, last 24 hours")),
+            "{b}: the hourly counts hold every event: {overview}"
+        );
+        assert!(
+            overview.contains(&format!("{events} events in all")),
+            "{b}: and the chart says so"
+        );
+        app.post(
+            "/v1/track",
+            json!({"userId": "25", "event": "One More"}).to_string(),
+        )
+        .await;
         let again = browser.page(&base).await;
-        assert!(again.contains(&format!("<b>{}</b><span>events, last 24 hours", events + 1)), "{b}: a new event is counted on the next view");
+        assert!(
+            again.contains(&format!("<b>{}</b><span>events, last 24 hours", events + 1)),
+            "{b}: a new event is counted on the next view"
+        );
 
         // Sources: create one, rotate its key, disable it.
-        let created = browser.post(&format!("{base}/sources"), &[("csrf", &token), ("name", "Website <main>")]).await;
-        assert_eq!(created.status, StatusCode::SEE_OTHER, "{b}: {}", created.text());
+        let created = browser
+            .post(
+                &format!("{base}/sources"),
+                &[("csrf", &token), ("name", "Website <main>")],
+            )
+            .await;
+        assert_eq!(
+            created.status,
+            StatusCode::SEE_OTHER,
+            "{b}: {}",
+            created.text()
+        );
         let source_page = location(&created);
         let page = browser.page(&source_page).await;
         let sources = app.t.db.list_sources(&app.a.org).await.unwrap();
-        let website = sources.iter().find(|s| s.name == "Website <main>").expect("created");
-        assert!(page.contains("Website &lt;main&gt;") && !page.contains("Website <main>"), "{b}: names are escaped");
-        assert!(page.contains(&format!("writeKey: '{}'", website.write_key)), "{b}: the snippet carries the key");
-        assert!(page.contains("apiHost: 'http://cohort.test'"), "{b}: and this server's URL");
-        assert!(page.contains("cdnURL: 'http://cohort.test'"), "{b}: analytics.js points at Cohort");
-        let rotated = browser.post(&format!("{base}/sources/{}", website.id.as_str()), &[("csrf", &token), ("action", "rotate")]).await;
+        let website = sources
+            .iter()
+            .find(|s| s.name == "Website <main>")
+            .expect("created");
+        assert!(
+            page.contains("Website &lt;main&gt;") && !page.contains("Website <main>"),
+            "{b}: names are escaped"
+        );
+        assert!(
+            page.contains(&format!("writeKey: '{}'", website.write_key)),
+            "{b}: the snippet carries the key"
+        );
+        assert!(
+            page.contains("apiHost: 'http://cohort.test'"),
+            "{b}: and this server's URL"
+        );
+        assert!(
+            page.contains("cdnURL: 'http://cohort.test'"),
+            "{b}: analytics.js points at Cohort"
+        );
+        let rotated = browser
+            .post(
+                &format!("{base}/sources/{}", website.id.as_str()),
+                &[("csrf", &token), ("action", "rotate")],
+            )
+            .await;
         assert_eq!(rotated.status, StatusCode::SEE_OTHER, "{b}");
-        let after = app.t.db.find_source(&app.a.org, website.id.as_str()).await.unwrap().unwrap();
+        let after = app
+            .t
+            .db
+            .find_source(&app.a.org, website.id.as_str())
+            .await
+            .unwrap()
+            .unwrap();
         assert_ne!(after.write_key, website.write_key, "{b}: a new write key");
-        assert!(browser.page(&location(&rotated)).await.contains("Write key rotated"), "{b}");
-        let disabled = browser.post(&format!("{base}/sources/{}", website.id.as_str()), &[("csrf", &token), ("action", "disable")]).await;
+        assert!(
+            browser
+                .page(&location(&rotated))
+                .await
+                .contains("Write key rotated"),
+            "{b}"
+        );
+        let disabled = browser
+            .post(
+                &format!("{base}/sources/{}", website.id.as_str()),
+                &[("csrf", &token), ("action", "disable")],
+            )
+            .await;
         assert_eq!(disabled.status, StatusCode::SEE_OTHER, "{b}");
-        assert!(!app.t.db.find_source(&app.a.org, website.id.as_str()).await.unwrap().unwrap().enabled, "{b}");
-        let source = browser.page(&format!("{base}/sources/{}", app.a.source.id.as_str())).await;
-        assert!(source.contains("Product Viewed") && source.contains("data-message-id"), "{b}: the newest events are listed");
+        assert!(
+            !app.t
+                .db
+                .find_source(&app.a.org, website.id.as_str())
+                .await
+                .unwrap()
+                .unwrap()
+                .enabled,
+            "{b}"
+        );
+        let source = browser
+            .page(&format!("{base}/sources/{}", app.a.source.id.as_str()))
+            .await;
+        assert!(
+            source.contains("Product Viewed") && source.contains("data-message-id"),
+            "{b}: the newest events are listed"
+        );
 
         // Profiles: search by email, userId and anonymousId; the profile page.
         for q in ["john.doe@example.com", "25", "visitor-9"] {
             let found = browser.page(&format!("{base}/profiles?q={q}")).await;
-            assert!(found.contains("john.doe@example.com") && found.contains("/profiles/prof_"), "{b}: search {q}");
+            assert!(
+                found.contains("john.doe@example.com") && found.contains("/profiles/prof_"),
+                "{b}: search {q}"
+            );
         }
-        let none = browser.page(&format!("{base}/profiles?q=nobody%40example.com")).await;
+        let none = browser
+            .page(&format!("{base}/profiles?q=nobody%40example.com"))
+            .await;
         assert!(none.contains("No profile has the identity"), "{b}");
-        let profile_id = app.t.db.list_profiles(&app.a.org, &Default::default()).await.unwrap().into_iter()
-            .find(|p| p.profile.user_id.as_deref() == Some("25")).unwrap().profile.id;
+        let profile_id = app
+            .t
+            .db
+            .list_profiles(&app.a.org, &Default::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|p| p.profile.user_id.as_deref() == Some("25"))
+            .unwrap()
+            .profile
+            .id;
         let profile = browser.page(&format!("{base}/profiles/{profile_id}")).await;
-        assert!(profile.contains("<code>plan</code>") && profile.contains("gold") && profile.contains("Test source"), "{b}: traits with where they came from");
-        assert!(profile.contains("Product Viewed") && profile.contains("Erase profile"), "{b}");
-        let export = browser.get(&format!("{base}/profiles/{profile_id}/export")).await;
+        assert!(
+            profile.contains("<code>plan</code>")
+                && profile.contains("gold")
+                && profile.contains("Test source"),
+            "{b}: traits with where they came from"
+        );
+        assert!(
+            profile.contains("Product Viewed") && profile.contains("Erase profile"),
+            "{b}"
+        );
+        let export = browser
+            .get(&format!("{base}/profiles/{profile_id}/export"))
+            .await;
         assert_eq!(export.status, StatusCode::OK, "{b}");
-        assert!(export.headers.get("content-disposition").unwrap().to_str().unwrap().contains(&profile_id), "{b}");
+        assert!(
+            export
+                .headers
+                .get("content-disposition")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .contains(&profile_id),
+            "{b}"
+        );
 
         // Orders and products: exact money in the store's currency.
         let orders = browser.page(&format!("{base}/orders")).await;
-        let order = app.t.db.list_orders(&app.a.org, &cohort_store::projection::OrderFilter { limit: 10, ..Default::default() }).await.unwrap();
+        let order = app
+            .t
+            .db
+            .list_orders(
+                &app.a.org,
+                &cohort_store::projection::OrderFilter {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
         let (_, order) = order.first().expect("the order was projected");
         let total = format!("${}", order.total.amount);
-        assert!(orders.contains(&format!("#{}", order.number.clone().unwrap_or(order.order_id.clone()))), "{b}: {orders}");
-        assert!(orders.contains(&total[..total.len().min(4)]), "{b}: {total}");
-        let filtered = browser.page(&format!("{base}/orders?status=cancelled")).await;
+        assert!(
+            orders.contains(&format!(
+                "#{}",
+                order.number.clone().unwrap_or(order.order_id.clone())
+            )),
+            "{b}: {orders}"
+        );
+        assert!(
+            orders.contains(&total[..total.len().min(4)]),
+            "{b}: {total}"
+        );
+        let filtered = browser
+            .page(&format!("{base}/orders?status=cancelled"))
+            .await;
         assert!(filtered.contains("No order matches these filters"), "{b}");
         let products = browser.page(&format!("{base}/products")).await;
-        let product = &app.t.db.list_products(&app.a.org, &cohort_store::projection::ProductFilter { limit: 10, ..Default::default() }).await.unwrap()[0];
+        let product = &app
+            .t
+            .db
+            .list_products(
+                &app.a.org,
+                &cohort_store::projection::ProductFilter {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()[0];
         assert!(products.contains(&product.product.name), "{b}");
 
         // Stores: Sync store queues one sync_store command; a second click
         // finds it waiting and queues nothing more.
         let stores = browser.page(&format!("{base}/stores")).await;
-        assert!(stores.contains("Sync store") && stores.contains("WooCommerce 9.3.3"), "{b}");
-        let sync = browser.post(&format!("{base}/stores/{installation}"), &[("csrf", &token), ("action", "sync")]).await;
+        assert!(
+            stores.contains("Sync store") && stores.contains("WooCommerce 9.3.3"),
+            "{b}"
+        );
+        let sync = browser
+            .post(
+                &format!("{base}/stores/{installation}"),
+                &[("csrf", &token), ("action", "sync")],
+            )
+            .await;
         assert_eq!(sync.status, StatusCode::SEE_OTHER, "{b}: {}", sync.text());
-        assert_eq!(location(&sync), format!("{base}/stores/{installation}?done=sync"), "{b}");
-        assert!(browser.page(&location(&sync)).await.contains("Sync queued"), "{b}");
-        let again = browser.post(&format!("{base}/stores/{installation}"), &[("csrf", &token), ("action", "sync")]).await;
+        assert_eq!(
+            location(&sync),
+            format!("{base}/stores/{installation}?done=sync"),
+            "{b}"
+        );
+        assert!(
+            browser.page(&location(&sync)).await.contains("Sync queued"),
+            "{b}"
+        );
+        let again = browser
+            .post(
+                &format!("{base}/stores/{installation}"),
+                &[("csrf", &token), ("action", "sync")],
+            )
+            .await;
         assert_eq!(again.status, StatusCode::SEE_OTHER, "{b}: {}", again.text());
-        assert!(browser.page(&location(&again)).await.contains("A sync is already queued"), "{b}");
+        assert!(
+            browser
+                .page(&location(&again))
+                .await
+                .contains("A sync is already queued"),
+            "{b}"
+        );
         let pending: Vec<_> = sqlx::query_scalar::<_, String>("SELECT kind FROM connect_commands WHERE org_id = $1 AND installation_id = $2 AND status = 'pending'")
             .bind(app.a.org.as_str())
             .bind(&installation)
             .fetch_all(app.t.db.pool())
             .await
             .unwrap();
-        assert_eq!(pending, ["sync_store"], "{b}: one pending command after two clicks");
+        assert_eq!(
+            pending,
+            ["sync_store"],
+            "{b}: one pending command after two clicks"
+        );
 
         // API tokens: shown once, working, then revoked.
-        let created = browser.post(&format!("{base}/tokens"), &[("csrf", &token), ("name", "Reporting")]).await;
+        let created = browser
+            .post(
+                &format!("{base}/tokens"),
+                &[("csrf", &token), ("name", "Reporting")],
+            )
+            .await;
         assert_eq!(created.status, StatusCode::CREATED, "{b}");
         let html = readable(&created.text());
         let start = html.find("id=\"new-token\">").unwrap() + "id=\"new-token\">".len();
@@ -349,39 +774,133 @@ async fn pages_render_real_data_and_their_forms_change_it() {
         let api = |secret: String| {
             let app = &app;
             async move {
-                app.send(Request::get("/api/v1/events?limit=1").header("authorization", format!("Bearer {secret}")).body(Body::empty()).unwrap()).await.status
+                app.send(
+                    Request::get("/api/v1/events?limit=1")
+                        .header("authorization", format!("Bearer {secret}"))
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .status
             }
         };
         assert_eq!(api(secret.clone()).await, StatusCode::OK, "{b}");
-        assert!(!browser.page(&format!("{base}/tokens")).await.contains(&secret), "{b}: never shown again");
-        let id = app.t.db.list_api_tokens(&app.a.org).await.unwrap().into_iter().find(|t| t.name == "Reporting").unwrap().id;
-        let revoked = browser.post(&format!("{base}/tokens/{id}"), &[("csrf", &token)]).await;
+        assert!(
+            !browser
+                .page(&format!("{base}/tokens"))
+                .await
+                .contains(&secret),
+            "{b}: never shown again"
+        );
+        let id = app
+            .t
+            .db
+            .list_api_tokens(&app.a.org)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|t| t.name == "Reporting")
+            .unwrap()
+            .id;
+        let revoked = browser
+            .post(&format!("{base}/tokens/{id}"), &[("csrf", &token)])
+            .await;
         assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{b}");
         assert_eq!(api(secret).await, StatusCode::UNAUTHORIZED, "{b}");
 
         // Team: add a viewer, promote them, keep the last owner.
-        let added = browser.post(&format!("{base}/members"), &[("csrf", &token), ("email", "vic@example.com"), ("role", "viewer"), ("password", PASSWORD)]).await;
+        let added = browser
+            .post(
+                &format!("{base}/members"),
+                &[
+                    ("csrf", &token),
+                    ("email", "vic@example.com"),
+                    ("role", "viewer"),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await;
         assert_eq!(added.status, StatusCode::SEE_OTHER, "{b}: {}", added.text());
-        let vic = app.t.db.list_members(&app.a.org).await.unwrap().into_iter().find(|m| m.email == "vic@example.com").unwrap();
+        let vic = app
+            .t
+            .db
+            .list_members(&app.a.org)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.email == "vic@example.com")
+            .unwrap();
         assert_eq!(vic.role, Role::Viewer, "{b}");
-        let promoted = browser.post(&format!("{base}/members/{}", vic.user_id), &[("csrf", &token), ("action", "role"), ("role", "admin")]).await;
+        let promoted = browser
+            .post(
+                &format!("{base}/members/{}", vic.user_id),
+                &[("csrf", &token), ("action", "role"), ("role", "admin")],
+            )
+            .await;
         assert_eq!(promoted.status, StatusCode::SEE_OTHER, "{b}");
-        assert_eq!(app.t.db.role_in(&app.a.org, &cohort_domain::ids::UserId::from_stored(vic.user_id.clone())).await.unwrap(), Some(Role::Admin), "{b}");
-        let last = browser.post(&format!("{base}/members/{ann}"), &[("csrf", &token), ("action", "role"), ("role", "viewer")]).await;
+        assert_eq!(
+            app.t
+                .db
+                .role_in(
+                    &app.a.org,
+                    &cohort_domain::ids::UserId::from_stored(vic.user_id.clone())
+                )
+                .await
+                .unwrap(),
+            Some(Role::Admin),
+            "{b}"
+        );
+        let last = browser
+            .post(
+                &format!("{base}/members/{ann}"),
+                &[("csrf", &token), ("action", "role"), ("role", "viewer")],
+            )
+            .await;
         assert_eq!(last.status, StatusCode::BAD_REQUEST, "{b}");
         assert!(readable(&last.text()).contains("at least one owner"), "{b}");
 
         // Erasure needs the box ticked.
-        let unticked = browser.post(&format!("{base}/profiles/{profile_id}/erase"), &[("csrf", &token)]).await;
+        let unticked = browser
+            .post(
+                &format!("{base}/profiles/{profile_id}/erase"),
+                &[("csrf", &token)],
+            )
+            .await;
         assert_eq!(unticked.status, StatusCode::BAD_REQUEST, "{b}");
-        let erased = browser.post(&format!("{base}/profiles/{profile_id}/erase"), &[("csrf", &token), ("confirm", "yes")]).await;
+        let erased = browser
+            .post(
+                &format!("{base}/profiles/{profile_id}/erase"),
+                &[("csrf", &token), ("confirm", "yes")],
+            )
+            .await;
         assert_eq!(erased.status, StatusCode::SEE_OTHER, "{b}");
-        assert_eq!(browser.get(&format!("{base}/profiles/{profile_id}")).await.status, StatusCode::NOT_FOUND, "{b}");
+        assert_eq!(
+            browser
+                .get(&format!("{base}/profiles/{profile_id}"))
+                .await
+                .status,
+            StatusCode::NOT_FOUND,
+            "{b}"
+        );
 
         // A form without the session's token changes nothing.
-        let forged = browser.post(&format!("{base}/sources"), &[("csrf", "forged"), ("name", "Forged")]).await;
+        let forged = browser
+            .post(
+                &format!("{base}/sources"),
+                &[("csrf", "forged"), ("name", "Forged")],
+            )
+            .await;
         assert_eq!(forged.status, StatusCode::FORBIDDEN, "{b}");
-        assert!(!app.t.db.list_sources(&app.a.org).await.unwrap().iter().any(|s| s.name == "Forged"), "{b}");
+        assert!(
+            !app.t
+                .db
+                .list_sources(&app.a.org)
+                .await
+                .unwrap()
+                .iter()
+                .any(|s| s.name == "Forged"),
+            "{b}"
+        );
     }
 }
 
@@ -398,37 +917,115 @@ async fn a_viewer_sees_the_pages_without_forms_and_cannot_change_anything() {
         let base = format!("/app/o/{}", app.a.org.as_str());
         let token = browser.csrf().await;
         let dest = format!("/destinations/{destination}");
-        for (path, absent) in [("/sources", "Create source"), ("/tokens", "Create token"), ("/members", "Add member"), ("/stores", "Sync store"),
-                               ("/destinations", "New Everflow destination"), (dest.as_str(), "Send test conversion"), (dest.as_str(), "Delete this destination"), (dest.as_str(), "Rotate"),
-                               (&format!("{dest}/deliveries"), "Replay all failed")] {
+        for (path, absent) in [
+            ("/sources", "Create source"),
+            ("/tokens", "Create token"),
+            ("/members", "Add member"),
+            ("/stores", "Sync store"),
+            ("/destinations", "New Everflow destination"),
+            (dest.as_str(), "Send test conversion"),
+            (dest.as_str(), "Delete this destination"),
+            (dest.as_str(), "Rotate"),
+            (&format!("{dest}/deliveries"), "Replay all failed"),
+        ] {
             let page = browser.page(&format!("{base}{path}")).await;
-            assert!(!page.contains(absent), "{b}: a viewer is not offered {absent:?}");
+            assert!(
+                !page.contains(absent),
+                "{b}: a viewer is not offered {absent:?}"
+            );
         }
         let source = app.a.source.id.as_str();
         for (path, fields) in [
             (format!("{base}/sources"), vec![("name", "Nope")]),
-            (format!("{base}/sources/{source}"), vec![("action", "disable")]),
+            (
+                format!("{base}/sources/{source}"),
+                vec![("action", "disable")],
+            ),
             (format!("{base}/tokens"), vec![("name", "Nope")]),
-            (format!("{base}/stores/{installation}"), vec![("action", "sync")]),
-            (format!("{base}/destinations"), vec![("type", "webhook"), ("url", "https://hooks.example.com/x")]),
-            (format!("{base}/destinations/{destination}"), vec![("action", "pause")]),
-            (format!("{base}/destinations/{destination}"), vec![("action", "delete"), ("confirm", "yes")]),
-            (format!("{base}/destinations/{destination}/deliveries/m-1"), vec![]),
-            (format!("{base}/members"), vec![("email", "x@example.com"), ("role", "viewer"), ("password", PASSWORD)]),
+            (
+                format!("{base}/stores/{installation}"),
+                vec![("action", "sync")],
+            ),
+            (
+                format!("{base}/destinations"),
+                vec![("type", "webhook"), ("url", "https://hooks.example.com/x")],
+            ),
+            (
+                format!("{base}/destinations/{destination}"),
+                vec![("action", "pause")],
+            ),
+            (
+                format!("{base}/destinations/{destination}"),
+                vec![("action", "delete"), ("confirm", "yes")],
+            ),
+            (
+                format!("{base}/destinations/{destination}/deliveries/m-1"),
+                vec![],
+            ),
+            (
+                format!("{base}/members"),
+                vec![
+                    ("email", "x@example.com"),
+                    ("role", "viewer"),
+                    ("password", PASSWORD),
+                ],
+            ),
         ] {
             let mut all = vec![("csrf", token.as_str())];
             all.extend(fields);
             let answer = browser.post(&path, &all).await;
             assert_eq!(answer.status, StatusCode::FORBIDDEN, "{b}: POST {path}");
         }
-        assert!(app.t.db.find_source(&app.a.org, source).await.unwrap().unwrap().enabled, "{b}");
-        assert_eq!(app.t.db.list_sources(&app.a.org).await.unwrap().len(), 1, "{b}");
-        assert!(app.t.db.pending_commands(&app.a.org, &installation).await.unwrap().is_empty(), "{b}");
-        assert_eq!(app.t.db.list_members(&app.a.org).await.unwrap().len(), 2, "{b}");
-        let all = app.t.db.list_destinations(&app.a.org, sender.key()).await.unwrap();
-        assert!(all.len() == 1 && all[0].enabled, "{b}: the destination is untouched");
-        assert_eq!(browser.get(&format!("{base}/destinations/new?type=webhook")).await.status, StatusCode::FORBIDDEN, "{b}");
-        browser.page(&format!("{base}/destinations/{destination}/deliveries")).await;
+        assert!(
+            app.t
+                .db
+                .find_source(&app.a.org, source)
+                .await
+                .unwrap()
+                .unwrap()
+                .enabled,
+            "{b}"
+        );
+        assert_eq!(
+            app.t.db.list_sources(&app.a.org).await.unwrap().len(),
+            1,
+            "{b}"
+        );
+        assert!(
+            app.t
+                .db
+                .pending_commands(&app.a.org, &installation)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{b}"
+        );
+        assert_eq!(
+            app.t.db.list_members(&app.a.org).await.unwrap().len(),
+            2,
+            "{b}"
+        );
+        let all = app
+            .t
+            .db
+            .list_destinations(&app.a.org, sender.key())
+            .await
+            .unwrap();
+        assert!(
+            all.len() == 1 && all[0].enabled,
+            "{b}: the destination is untouched"
+        );
+        assert_eq!(
+            browser
+                .get(&format!("{base}/destinations/new?type=webhook"))
+                .await
+                .status,
+            StatusCode::FORBIDDEN,
+            "{b}"
+        );
+        browser
+            .page(&format!("{base}/destinations/{destination}/deliveries"))
+            .await;
     }
 }
 
@@ -440,8 +1037,15 @@ async fn everflow_destination(app: &TestApp, sender: &cohort_destinations::Dispa
         settings: json!({"tracking_domain": "http://127.0.0.1:9", "network_id": "115", "event_mapping": {"Order Completed": 0}}),
         ..Default::default()
     };
-    let prepared = cohort_destinations::manage::prepare(input, true).await.unwrap();
-    app.t.db.create_destination(&app.a.org, sender.key(), &prepared.new).await.unwrap().id
+    let prepared = cohort_destinations::manage::prepare(input, true)
+        .await
+        .unwrap();
+    app.t
+        .db
+        .create_destination(&app.a.org, sender.key(), &prepared.new)
+        .await
+        .unwrap()
+        .id
 }
 
 /// Every UI route of the OpenAPI document, with org A's ids in its
@@ -465,15 +1069,33 @@ async fn every_ui_route_answers_404_to_a_member_of_another_organisation() {
             (path.clone(), methods)
         })
         .collect();
-    assert!(paths.len() >= 18, "the walk covers the organisation's routes: {paths:?}");
+    assert!(
+        paths.len() >= 18,
+        "the walk covers the organisation's routes: {paths:?}"
+    );
     for (app, sender) in destination_apps().await {
         let b = app.backend();
         let installation = shop(&app).await;
         let destination = everflow_destination(&app, &sender).await;
         let ann = user(&app, &app.a.org, "ann@example.com", Role::Owner).await;
         user(&app, &app.b.org, "bea@example.com", Role::Owner).await;
-        let profile = app.t.db.list_profiles(&app.a.org, &Default::default()).await.unwrap().remove(0).profile.id;
-        let token = app.t.db.list_api_tokens(&app.a.org).await.unwrap().remove(0).id;
+        let profile = app
+            .t
+            .db
+            .list_profiles(&app.a.org, &Default::default())
+            .await
+            .unwrap()
+            .remove(0)
+            .profile
+            .id;
+        let token = app
+            .t
+            .db
+            .list_api_tokens(&app.a.org)
+            .await
+            .unwrap()
+            .remove(0)
+            .id;
         let mut browser = Browser::new(&app);
         browser.sign_in("bea@example.com").await;
         let csrf = browser.csrf().await;
@@ -488,17 +1110,53 @@ async fn every_ui_route_answers_404_to_a_member_of_another_organisation() {
                 .replace("{token}", &token)
                 .replace("{destination}", &destination)
                 .replace("{message}", "ord-1");
-            assert!(!path.contains('{'), "a parameter the walk does not know: {template}");
+            assert!(
+                !path.contains('{'),
+                "a parameter the walk does not know: {template}"
+            );
             for method in methods {
                 let answer = match *method {
                     "GET" => browser.get(&path).await,
-                    _ => browser.post(&path, &[("csrf", &csrf), ("action", "sync"), ("name", "x"), ("email", "x@example.com"), ("role", "owner"), ("confirm", "yes")]).await,
+                    _ => {
+                        browser
+                            .post(
+                                &path,
+                                &[
+                                    ("csrf", &csrf),
+                                    ("action", "sync"),
+                                    ("name", "x"),
+                                    ("email", "x@example.com"),
+                                    ("role", "owner"),
+                                    ("confirm", "yes"),
+                                ],
+                            )
+                            .await
+                    }
                 };
-                assert_eq!(answer.status, StatusCode::NOT_FOUND, "{b}: {method} {template} as another organisation's member");
+                assert_eq!(
+                    answer.status,
+                    StatusCode::NOT_FOUND,
+                    "{b}: {method} {template} as another organisation's member"
+                );
                 if *method == "POST" && path.contains("/destinations") {
                     for action in ["pause", "delete", "save", "rotate", "test", "replay_failed"] {
-                        let answer = browser.post(&path, &[("csrf", &csrf), ("action", action), ("confirm", "yes"), ("type", "webhook"), ("url", "https://x.example/")]).await;
-                        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{b}: POST {template} action={action}");
+                        let answer = browser
+                            .post(
+                                &path,
+                                &[
+                                    ("csrf", &csrf),
+                                    ("action", action),
+                                    ("confirm", "yes"),
+                                    ("type", "webhook"),
+                                    ("url", "https://x.example/"),
+                                ],
+                            )
+                            .await;
+                        assert_eq!(
+                            answer.status,
+                            StatusCode::NOT_FOUND,
+                            "{b}: POST {template} action={action}"
+                        );
                     }
                 }
                 walked += 1;
@@ -506,22 +1164,90 @@ async fn every_ui_route_answers_404_to_a_member_of_another_organisation() {
         }
         assert!(walked >= 15, "{b}: {walked} requests");
         // Org B's own pages work for the same browser: the 404s were about A.
-        browser.page(&format!("/app/o/{}", app.b.org.as_str())).await;
-        assert_eq!(app.t.db.list_sources(&app.a.org).await.unwrap().len(), 1, "{b}");
-        assert!(app.t.db.pending_commands(&app.a.org, &installation).await.unwrap().is_empty(), "{b}");
-        assert!(app.t.db.profile(&app.a.org, &profile).await.unwrap().is_some(), "{b}");
-        let kept = app.t.db.list_destinations(&app.a.org, sender.key()).await.unwrap();
-        assert!(kept.len() == 1 && kept[0].enabled && kept[0].name == "Everflow", "{b}: org A's destination is unchanged");
+        browser
+            .page(&format!("/app/o/{}", app.b.org.as_str()))
+            .await;
+        assert_eq!(
+            app.t.db.list_sources(&app.a.org).await.unwrap().len(),
+            1,
+            "{b}"
+        );
+        assert!(
+            app.t
+                .db
+                .pending_commands(&app.a.org, &installation)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{b}"
+        );
+        assert!(
+            app.t
+                .db
+                .profile(&app.a.org, &profile)
+                .await
+                .unwrap()
+                .is_some(),
+            "{b}"
+        );
+        let kept = app
+            .t
+            .db
+            .list_destinations(&app.a.org, sender.key())
+            .await
+            .unwrap();
+        assert!(
+            kept.len() == 1 && kept[0].enabled && kept[0].name == "Everflow",
+            "{b}: org A's destination is unchanged"
+        );
         // B's own destination pages work, and A's destination id is not one of B's.
-        browser.page(&format!("/app/o/{}/destinations", app.b.org.as_str())).await;
-        assert_eq!(browser.get(&format!("/app/o/{}/destinations/{destination}", app.b.org.as_str())).await.status, StatusCode::NOT_FOUND, "{b}");
-        let answer = browser.post(&format!("/app/o/{}/destinations/{destination}", app.b.org.as_str()), &[("csrf", &csrf), ("action", "delete"), ("confirm", "yes")]).await;
-        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{b}: another organisation's destination id in B's own path");
-        assert_eq!(browser.get(&format!("/app/o/{}/destinations/{destination}/deliveries", app.b.org.as_str())).await.status, StatusCode::NOT_FOUND, "{b}");
+        browser
+            .page(&format!("/app/o/{}/destinations", app.b.org.as_str()))
+            .await;
+        assert_eq!(
+            browser
+                .get(&format!(
+                    "/app/o/{}/destinations/{destination}",
+                    app.b.org.as_str()
+                ))
+                .await
+                .status,
+            StatusCode::NOT_FOUND,
+            "{b}"
+        );
+        let answer = browser
+            .post(
+                &format!("/app/o/{}/destinations/{destination}", app.b.org.as_str()),
+                &[("csrf", &csrf), ("action", "delete"), ("confirm", "yes")],
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::NOT_FOUND,
+            "{b}: another organisation's destination id in B's own path"
+        );
+        assert_eq!(
+            browser
+                .get(&format!(
+                    "/app/o/{}/destinations/{destination}/deliveries",
+                    app.b.org.as_str()
+                ))
+                .await
+                .status,
+            StatusCode::NOT_FOUND,
+            "{b}"
+        );
         // The switcher offers B only.
         let page = browser.page("/app/account").await;
         assert!(page.contains("Org B") && !page.contains("Org A"), "{b}");
-        assert_eq!(browser.get(&format!("/app/switch?org={}", app.a.org.as_str())).await.status, StatusCode::NOT_FOUND, "{b}");
+        assert_eq!(
+            browser
+                .get(&format!("/app/switch?org={}", app.a.org.as_str()))
+                .await
+                .status,
+            StatusCode::NOT_FOUND,
+            "{b}"
+        );
     }
 }
 
@@ -536,19 +1262,83 @@ async fn the_password_changes_and_other_sessions_end() {
         phone.sign_in("ann@example.com").await;
         let token = laptop.csrf().await;
         let new = "a much longer passphrase";
-        let wrong = laptop.post("/app/account", &[("csrf", &token), ("current_password", "nope"), ("new_password", new), ("new_password_confirmation", new)]).await;
+        let wrong = laptop
+            .post(
+                "/app/account",
+                &[
+                    ("csrf", &token),
+                    ("current_password", "nope"),
+                    ("new_password", new),
+                    ("new_password_confirmation", new),
+                ],
+            )
+            .await;
         assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{b}");
-        let differ = laptop.post("/app/account", &[("csrf", &token), ("current_password", PASSWORD), ("new_password", new), ("new_password_confirmation", "x")]).await;
+        let differ = laptop
+            .post(
+                "/app/account",
+                &[
+                    ("csrf", &token),
+                    ("current_password", PASSWORD),
+                    ("new_password", new),
+                    ("new_password_confirmation", "x"),
+                ],
+            )
+            .await;
         assert_eq!(differ.status, StatusCode::BAD_REQUEST, "{b}");
-        let short = laptop.post("/app/account", &[("csrf", &token), ("current_password", PASSWORD), ("new_password", "short"), ("new_password_confirmation", "short")]).await;
+        let short = laptop
+            .post(
+                "/app/account",
+                &[
+                    ("csrf", &token),
+                    ("current_password", PASSWORD),
+                    ("new_password", "short"),
+                    ("new_password_confirmation", "short"),
+                ],
+            )
+            .await;
         assert_eq!(short.status, StatusCode::BAD_REQUEST, "{b}");
-        let ok = laptop.post("/app/account", &[("csrf", &token), ("current_password", PASSWORD), ("new_password", new), ("new_password_confirmation", new)]).await;
+        let ok = laptop
+            .post(
+                "/app/account",
+                &[
+                    ("csrf", &token),
+                    ("current_password", PASSWORD),
+                    ("new_password", new),
+                    ("new_password_confirmation", new),
+                ],
+            )
+            .await;
         assert_eq!(ok.status, StatusCode::OK, "{b}: {}", ok.text());
         assert!(readable(&ok.text()).contains("Password changed"), "{b}");
-        assert_eq!(laptop.get("/app/account").await.status, StatusCode::OK, "{b}: this session stays");
-        assert_eq!(phone.get("/app/account").await.status, StatusCode::SEE_OTHER, "{b}: the other one ended");
-        assert!(app.t.db.authenticate_user("ann@example.com", new).await.unwrap().is_some(), "{b}");
-        assert!(app.t.db.authenticate_user("ann@example.com", PASSWORD).await.unwrap().is_none(), "{b}");
+        assert_eq!(
+            laptop.get("/app/account").await.status,
+            StatusCode::OK,
+            "{b}: this session stays"
+        );
+        assert_eq!(
+            phone.get("/app/account").await.status,
+            StatusCode::SEE_OTHER,
+            "{b}: the other one ended"
+        );
+        assert!(
+            app.t
+                .db
+                .authenticate_user("ann@example.com", new)
+                .await
+                .unwrap()
+                .is_some(),
+            "{b}"
+        );
+        assert!(
+            app.t
+                .db
+                .authenticate_user("ann@example.com", PASSWORD)
+                .await
+                .unwrap()
+                .is_none(),
+            "{b}"
+        );
     }
 }
 
@@ -571,11 +1361,20 @@ async fn assets_are_served_under_their_hash_for_a_year() {
             };
             let answer = browser.get(&url).await;
             assert_eq!(answer.status, StatusCode::OK, "{b} {url}");
-            assert_eq!(answer.headers.get("cache-control").unwrap(), "public, max-age=31536000, immutable", "{b}");
-            let stale = browser.get(&format!("/app/assets/app-0000000000000000.{ext}")).await;
+            assert_eq!(
+                answer.headers.get("cache-control").unwrap(),
+                "public, max-age=31536000, immutable",
+                "{b}"
+            );
+            let stale = browser
+                .get(&format!("/app/assets/app-0000000000000000.{ext}"))
+                .await;
             assert_eq!(stale.status, StatusCode::NOT_FOUND, "{b}");
         }
-        assert!(!page.contains("<script>") && !page.contains("style="), "{b}: nothing inline, as the CSP demands");
+        assert!(
+            !page.contains("<script>") && !page.contains("style="),
+            "{b}: nothing inline, as the CSP demands"
+        );
     }
 }
 
@@ -586,29 +1385,59 @@ async fn the_live_debugger_streams_each_new_event_of_the_source() {
         user(&app, &app.a.org, "ann@example.com", Role::Owner).await;
         let mut browser = Browser::new(&app);
         browser.sign_in("ann@example.com").await;
-        let path = format!("/app/o/{}/sources/{}/live", app.a.org.as_str(), app.a.source.id.as_str());
-        let request = Request::get(&path).header("cookie", browser.cookies()).body(Body::empty()).unwrap();
+        let path = format!(
+            "/app/o/{}/sources/{}/live",
+            app.a.org.as_str(),
+            app.a.source.id.as_str()
+        );
+        let request = Request::get(&path)
+            .header("cookie", browser.cookies())
+            .body(Body::empty())
+            .unwrap();
         let response = app.router.clone().oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{b}");
-        assert_eq!(response.headers().get("content-type").unwrap(), "text/event-stream", "{b}");
+        assert_eq!(
+            response.headers().get("content-type").unwrap(),
+            "text/event-stream",
+            "{b}"
+        );
         let event = json!({"userId": "u-live", "event": "Live Event", "messageId": "live-1"});
-        assert_eq!(app.post("/v1/track", event.to_string()).await.status, StatusCode::OK, "{b}");
+        assert_eq!(
+            app.post("/v1/track", event.to_string()).await.status,
+            StatusCode::OK,
+            "{b}"
+        );
         let mut body = response.into_body();
         let mut seen = String::new();
         // A guard against a hang, not a speed check.
         let read = tokio::time::timeout(Duration::from_secs(30), async {
             while !seen.contains("live-1") {
                 match body.frame().await {
-                    Some(Ok(frame)) => seen.push_str(&String::from_utf8_lossy(&frame.into_data().unwrap_or_default())),
+                    Some(Ok(frame)) => seen.push_str(&String::from_utf8_lossy(
+                        &frame.into_data().unwrap_or_default(),
+                    )),
                     _ => break,
                 }
             }
         })
         .await;
         assert!(read.is_ok(), "{b}: no event in the stream: {seen}");
-        assert!(seen.contains("event: event") && seen.contains("\"label\":\"Live Event\"") && seen.contains("\"who\":\"user u-live\""), "{b}: {seen}");
-        let other = format!("/app/o/{}/sources/{}/live", app.a.org.as_str(), app.b.source.id.as_str());
-        assert_eq!(browser.get(&other).await.status, StatusCode::NOT_FOUND, "{b}: another organisation's source");
+        assert!(
+            seen.contains("event: event")
+                && seen.contains("\"label\":\"Live Event\"")
+                && seen.contains("\"who\":\"user u-live\""),
+            "{b}: {seen}"
+        );
+        let other = format!(
+            "/app/o/{}/sources/{}/live",
+            app.a.org.as_str(),
+            app.b.source.id.as_str()
+        );
+        assert_eq!(
+            browser.get(&other).await.status,
+            StatusCode::NOT_FOUND,
+            "{b}: another organisation's source"
+        );
     }
 }
 
@@ -624,14 +1453,20 @@ impl Receiver {
     async fn start() -> (Self, String) {
         let receiver = Receiver::default();
         let state = receiver.clone();
-        let app = axum::Router::new().fallback(move |method: axum::http::Method, uri: axum::http::Uri| {
-            let state = state.clone();
-            async move {
-                state.requests.lock().unwrap().push(format!("{method} {uri}"));
-                let status = state.script.lock().unwrap().pop_front().unwrap_or(200);
-                (StatusCode::from_u16(status).unwrap(), "{\"received\":true}")
-            }
-        });
+        let app = axum::Router::new().fallback(
+            move |method: axum::http::Method, uri: axum::http::Uri| {
+                let state = state.clone();
+                async move {
+                    state
+                        .requests
+                        .lock()
+                        .unwrap()
+                        .push(format!("{method} {uri}"));
+                    let status = state.script.lock().unwrap().pop_front().unwrap_or(200);
+                    (StatusCode::from_u16(status).unwrap(), "{\"received\":true}")
+                }
+            },
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -650,7 +1485,12 @@ fn dispatcher(db: &cohort_store::Db) -> cohort_destinations::Dispatcher {
         poll: Duration::from_millis(20),
         ..Default::default()
     };
-    cohort_destinations::Dispatcher::new(db.clone(), cohort_store::destinations::SecretsKey::generate(), options).unwrap()
+    cohort_destinations::Dispatcher::new(
+        db.clone(),
+        cohort_store::destinations::SecretsKey::generate(),
+        options,
+    )
+    .unwrap()
 }
 
 /// Apps with destinations on (loopback receivers allowed), one per backend.
@@ -670,13 +1510,17 @@ async fn destination_apps() -> Vec<(TestApp, cohort_destinations::Dispatcher)> {
 }
 
 fn between<'h>(html: &'h str, start: &str, end: &str) -> &'h str {
-    let from = html.find(start).unwrap_or_else(|| panic!("{start:?} not in {html}")) + start.len();
+    let from = html
+        .find(start)
+        .unwrap_or_else(|| panic!("{start:?} not in {html}"))
+        + start.len();
     let rest = &html[from..];
     &rest[..rest.find(end).unwrap_or(rest.len())]
 }
 
 #[tokio::test]
-async fn everflow_and_webhook_destinations_are_created_tested_edited_and_their_log_replayed_from_the_pages() {
+async fn everflow_and_webhook_destinations_are_created_tested_edited_and_their_log_replayed_from_the_pages(
+) {
     for (app, sender) in destination_apps().await {
         let b = app.backend();
         user(&app, &app.a.org, "ann@example.com", Role::Owner).await;
@@ -688,9 +1532,19 @@ async fn everflow_and_webhook_destinations_are_created_tested_edited_and_their_l
         let secret_token = "vt_do_not_show_0123456789";
 
         let list = browser.page(&format!("{base}/destinations")).await;
-        assert!(list.contains("No destination yet") && list.contains("New Everflow destination"), "{b}");
-        let form = browser.page(&format!("{base}/destinations/new?type=everflow")).await;
-        assert!(form.contains("<label for=\"f-nid\">Network id</label>") && form.contains("name=\"map_event\"") && form.contains("Order Completed"), "{b}");
+        assert!(
+            list.contains("No destination yet") && list.contains("New Everflow destination"),
+            "{b}"
+        );
+        let form = browser
+            .page(&format!("{base}/destinations/new?type=everflow"))
+            .await;
+        assert!(
+            form.contains("<label for=\"f-nid\">Network id</label>")
+                && form.contains("name=\"map_event\"")
+                && form.contains("Order Completed"),
+            "{b}"
+        );
 
         // The domain's checks become inline errors naming the field; nothing is written.
         let everflow = |nid: &'static str| {
@@ -711,140 +1565,455 @@ async fn everflow_and_webhook_destinations_are_created_tested_edited_and_their_l
                 ("map_id", String::new()),
             ]
         };
-        let bad = browser.post_pairs(&format!("{base}/destinations"), &everflow("abc")).await;
+        let bad = browser
+            .post_pairs(&format!("{base}/destinations"), &everflow("abc"))
+            .await;
         assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{b}: {}", bad.text());
         let html = readable(&bad.text());
-        assert!(html.contains("settings.network_id: must be Everflow") && html.contains("aria-invalid=\"true\" aria-describedby=\"err-network_id\""), "{b}: {html}");
-        assert!(html.contains("value=\"Purchase\"") && html.contains(&url) && !html.contains(secret_token), "{b}: the values are kept, the secret is not echoed");
+        assert!(
+            html.contains("settings.network_id: must be Everflow")
+                && html.contains("aria-invalid=\"true\" aria-describedby=\"err-network_id\""),
+            "{b}: {html}"
+        );
+        assert!(
+            html.contains("value=\"Purchase\"")
+                && html.contains(&url)
+                && !html.contains(secret_token),
+            "{b}: the values are kept, the secret is not echoed"
+        );
         let key = sender.key();
-        assert!(app.t.db.list_destinations(&app.a.org, key).await.unwrap().is_empty(), "{b}: nothing written");
+        assert!(
+            app.t
+                .db
+                .list_destinations(&app.a.org, key)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{b}: nothing written"
+        );
         let mut no_map = everflow("115");
         no_map.retain(|(k, _)| !k.starts_with("map_"));
-        let bad = browser.post_pairs(&format!("{base}/destinations"), &no_map).await;
+        let bad = browser
+            .post_pairs(&format!("{base}/destinations"), &no_map)
+            .await;
         assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{b}");
-        assert!(readable(&bad.text()).contains("settings.event_mapping"), "{b}");
+        assert!(
+            readable(&bad.text()).contains("settings.event_mapping"),
+            "{b}"
+        );
 
-        let created = browser.post_pairs(&format!("{base}/destinations"), &everflow("115")).await;
-        assert_eq!(created.status, StatusCode::SEE_OTHER, "{b}: {}", created.text());
+        let created = browser
+            .post_pairs(&format!("{base}/destinations"), &everflow("115"))
+            .await;
+        assert_eq!(
+            created.status,
+            StatusCode::SEE_OTHER,
+            "{b}: {}",
+            created.text()
+        );
         let all = app.t.db.list_destinations(&app.a.org, key).await.unwrap();
         assert_eq!(all.len(), 1, "{b}");
         let d = &all[0];
-        assert_eq!(location(&created), format!("{base}/destinations/{}?done=created", d.id), "{b}");
-        assert_eq!(d.settings["event_mapping"], json!({"Order Completed": 0, "Purchase": 24}), "{b}");
-        assert_eq!(d.secrets.verification_token.as_deref(), Some(secret_token), "{b}");
+        assert_eq!(
+            location(&created),
+            format!("{base}/destinations/{}?done=created", d.id),
+            "{b}"
+        );
+        assert_eq!(
+            d.settings["event_mapping"],
+            json!({"Order Completed": 0, "Purchase": 24}),
+            "{b}"
+        );
+        assert_eq!(
+            d.secrets.verification_token.as_deref(),
+            Some(secret_token),
+            "{b}"
+        );
         let page = browser.page(&location(&created)).await;
-        assert!(page.contains("Everflow &lt;main&gt;") && page.contains("Destination created") && !page.contains(secret_token), "{b}");
-        assert!(page.contains("No event in the log matches this destination yet"), "{b}");
+        assert!(
+            page.contains("Everflow &lt;main&gt;")
+                && page.contains("Destination created")
+                && !page.contains(secret_token),
+            "{b}"
+        );
+        assert!(
+            page.contains("No event in the log matches this destination yet"),
+            "{b}"
+        );
 
         // The field mapping shows what the last matching event would send.
         let order = json!({"userId": "25", "event": "Order Completed", "messageId": "ord-ui-1",
             "context": {"referrer": {"type": "everflow", "id": "tid-ui-9"}, "ip": "203.0.113.7"},
             "properties": {"orderId": "A-100", "total": 99.90, "currency": "USD", "products": [{"sku": "SKU-1", "name": "Mug", "quantity": 2}]}});
-        assert_eq!(app.post("/v1/track", order.to_string()).await.status, StatusCode::OK, "{b}");
+        assert_eq!(
+            app.post("/v1/track", order.to_string()).await.status,
+            StatusCode::OK,
+            "{b}"
+        );
         let page = browser.page(&format!("{base}/destinations/{}", d.id)).await;
-        assert!(page.contains("A delivery of this event would send the values below") && page.contains("<code>tid-ui-9</code>"), "{b}: {page}");
+        assert!(
+            page.contains("A delivery of this event would send the values below")
+                && page.contains("<code>tid-ui-9</code>"),
+            "{b}: {page}"
+        );
         let amount = between(&page, "<code>amount</code>", "</tr>");
-        assert!(amount.contains("<code class=\"value\">99.9</code>"), "{b}: {amount}");
+        assert!(
+            amount.contains("<code class=\"value\">99.9</code>"),
+            "{b}: {amount}"
+        );
         let coupon = between(&page, "<code>coupon_code</code>", "</tr>");
         assert!(coupon.contains("missing"), "{b}: {coupon}");
         let sku = between(&page, "<code>order_line_items[i].sku</code>", "</tr>");
         assert!(sku.contains("SKU-1"), "{b}: {sku}");
-        assert!(page.contains("Mobile sources") && page.contains("not sent (web event)"), "{b}");
+        assert!(
+            page.contains("Mobile sources") && page.contains("not sent (web event)"),
+            "{b}"
+        );
 
         // Send test conversion: the receiver gets it, the page shows the exact request, masked.
-        let tested = browser.post(&format!("{base}/destinations/{}", d.id), &[("csrf", &token), ("action", "test")]).await;
+        let tested = browser
+            .post(
+                &format!("{base}/destinations/{}", d.id),
+                &[("csrf", &token), ("action", "test")],
+            )
+            .await;
         assert_eq!(tested.status, StatusCode::OK, "{b}: {}", tested.text());
         let got = receiver.requests();
         assert_eq!(got.len(), 1, "{b}: {got:?}");
-        assert!(got[0].starts_with("GET /?nid=115&transaction_id=tid-ui-9") && got[0].contains(&format!("verification_token={secret_token}")), "{b}: {got:?}");
+        assert!(
+            got[0].starts_with("GET /?nid=115&transaction_id=tid-ui-9")
+                && got[0].contains(&format!("verification_token={secret_token}")),
+            "{b}: {got:?}"
+        );
         let html = readable(&tested.text());
-        let shown = between(&html, "<pre class=\"request\" id=\"test-request\">", "</pre>");
-        let expected = got[0].replacen("GET /?", &format!("GET {url}/?"), 1).replace(&format!("verification_token={secret_token}"), "verification_token=***");
-        assert!(shown.starts_with(&expected.replace('&', "&amp;")), "{b}: the exact request: {shown} vs {expected}");
-        assert!(!html.contains(secret_token) && html.contains("HTTP 200") && html.contains("the last matching event of the log"), "{b}");
-        assert!(html.contains("<span class=\"badge delivered\">delivered</span>"), "{b}");
+        let shown = between(
+            &html,
+            "<pre class=\"request\" id=\"test-request\">",
+            "</pre>",
+        );
+        let expected = got[0]
+            .replacen("GET /?", &format!("GET {url}/?"), 1)
+            .replace(
+                &format!("verification_token={secret_token}"),
+                "verification_token=***",
+            );
+        assert!(
+            shown.starts_with(&expected.replace('&', "&amp;")),
+            "{b}: the exact request: {shown} vs {expected}"
+        );
+        assert!(
+            !html.contains(secret_token)
+                && html.contains("HTTP 200")
+                && html.contains("the last matching event of the log"),
+            "{b}"
+        );
+        assert!(
+            html.contains("<span class=\"badge delivered\">delivered</span>"),
+            "{b}"
+        );
 
         // Edit: a bad value names its field; a good one is saved, the token kept.
         let mut edit = everflow("");
         edit.retain(|(k, _)| *k != "type" && *k != "verification_token");
         edit.push(("action", "save".into()));
-        let bad = browser.post_pairs(&format!("{base}/destinations/{}", d.id), &edit.clone()).await;
+        let bad = browser
+            .post_pairs(&format!("{base}/destinations/{}", d.id), &edit.clone())
+            .await;
         assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{b}");
-        assert!(readable(&bad.text()).contains("Not saved. settings.network_id"), "{b}");
-        let mut edit: Vec<_> = edit.into_iter().map(|(k, v)| if k == "network_id" { (k, "116".to_owned()) } else if k == "name" { (k, "Everflow EU".to_owned()) } else { (k, v) }).collect();
-        edit.retain(|(k, v)| !(*k == "map_event" && v == "Purchase") && !(*k == "map_id" && v == "24"));
-        let saved = browser.post_pairs(&format!("{base}/destinations/{}", d.id), &edit).await;
+        assert!(
+            readable(&bad.text()).contains("Not saved. settings.network_id"),
+            "{b}"
+        );
+        let mut edit: Vec<_> = edit
+            .into_iter()
+            .map(|(k, v)| {
+                if k == "network_id" {
+                    (k, "116".to_owned())
+                } else if k == "name" {
+                    (k, "Everflow EU".to_owned())
+                } else {
+                    (k, v)
+                }
+            })
+            .collect();
+        edit.retain(|(k, v)| {
+            !(*k == "map_event" && v == "Purchase") && !(*k == "map_id" && v == "24")
+        });
+        let saved = browser
+            .post_pairs(&format!("{base}/destinations/{}", d.id), &edit)
+            .await;
         assert_eq!(saved.status, StatusCode::SEE_OTHER, "{b}: {}", saved.text());
-        let d = app.t.db.get_destination(&app.a.org, key, &d.id).await.unwrap();
-        assert_eq!((d.name.as_str(), d.settings["network_id"].as_str()), ("Everflow EU", Some("116")), "{b}");
-        assert_eq!((&d.settings["event_mapping"], &d.filters.events), (&json!({"Order Completed": 0}), &vec!["Order Completed".to_owned()]), "{b}: the mapping row removed, the filters follow");
-        assert_eq!(d.secrets.verification_token.as_deref(), Some(secret_token), "{b}: an empty secret field keeps the secret");
+        let d = app
+            .t
+            .db
+            .get_destination(&app.a.org, key, &d.id)
+            .await
+            .unwrap();
+        assert_eq!(
+            (d.name.as_str(), d.settings["network_id"].as_str()),
+            ("Everflow EU", Some("116")),
+            "{b}"
+        );
+        assert_eq!(
+            (&d.settings["event_mapping"], &d.filters.events),
+            (
+                &json!({"Order Completed": 0}),
+                &vec!["Order Completed".to_owned()]
+            ),
+            "{b}: the mapping row removed, the filters follow"
+        );
+        assert_eq!(
+            d.secrets.verification_token.as_deref(),
+            Some(secret_token),
+            "{b}: an empty secret field keeps the secret"
+        );
 
         // A failed delivery in the log: filters, detail, replay.
         receiver.script.lock().unwrap().push_back(400);
         sender.run_until_idle().await.unwrap();
-        let failed = browser.page(&format!("{base}/destinations/{}/deliveries?status=failed", d.id)).await;
-        assert!(failed.contains("ord-ui-1") && failed.contains("HTTP 400"), "{b}: {failed}");
-        let delivered = browser.page(&format!("{base}/destinations/{}/deliveries?status=delivered", d.id)).await;
-        assert!(delivered.contains("No delivery matches these filters"), "{b}");
-        let text = browser.page(&format!("{base}/destinations/{}/deliveries?q=TID-UI-9&event=Order+Completed", d.id)).await;
+        let failed = browser
+            .page(&format!(
+                "{base}/destinations/{}/deliveries?status=failed",
+                d.id
+            ))
+            .await;
+        assert!(
+            failed.contains("ord-ui-1") && failed.contains("HTTP 400"),
+            "{b}: {failed}"
+        );
+        let delivered = browser
+            .page(&format!(
+                "{base}/destinations/{}/deliveries?status=delivered",
+                d.id
+            ))
+            .await;
+        assert!(
+            delivered.contains("No delivery matches these filters"),
+            "{b}"
+        );
+        let text = browser
+            .page(&format!(
+                "{base}/destinations/{}/deliveries?q=TID-UI-9&event=Order+Completed",
+                d.id
+            ))
+            .await;
         assert!(text.contains("ord-ui-1"), "{b}: text search");
-        let bad_time = browser.get(&format!("{base}/destinations/{}/deliveries?since=yesterday", d.id)).await;
+        let bad_time = browser
+            .get(&format!(
+                "{base}/destinations/{}/deliveries?since=yesterday",
+                d.id
+            ))
+            .await;
         assert_eq!(bad_time.status, StatusCode::BAD_REQUEST, "{b}");
-        assert!(readable(&bad_time.text()).contains("since: a UTC time"), "{b}");
-        let later = browser.page(&format!("{base}/destinations/{}/deliveries?since=2999-01-01T00:00", d.id)).await;
-        assert!(later.contains("No delivery matches"), "{b}: the time range filters");
-        let detail = browser.page(&format!("{base}/destinations/{}/deliveries/ord-ui-1", d.id)).await;
-        assert!(detail.contains("verification_token=***") && !detail.contains(secret_token) && detail.contains("received"), "{b}: {detail}");
+        assert!(
+            readable(&bad_time.text()).contains("since: a UTC time"),
+            "{b}"
+        );
+        let later = browser
+            .page(&format!(
+                "{base}/destinations/{}/deliveries?since=2999-01-01T00:00",
+                d.id
+            ))
+            .await;
+        assert!(
+            later.contains("No delivery matches"),
+            "{b}: the time range filters"
+        );
+        let detail = browser
+            .page(&format!("{base}/destinations/{}/deliveries/ord-ui-1", d.id))
+            .await;
+        assert!(
+            detail.contains("verification_token=***")
+                && !detail.contains(secret_token)
+                && detail.contains("received"),
+            "{b}: {detail}"
+        );
         let list = browser.page(&format!("{base}/destinations")).await;
-        assert!(list.contains("<span class=\"badge failed\">1</span>"), "{b}: failures in 24 h: {list}");
-        let replay = browser.post(&format!("{base}/destinations/{}/deliveries/ord-ui-1", d.id), &[("csrf", &token)]).await;
+        assert!(
+            list.contains("<span class=\"badge failed\">1</span>"),
+            "{b}: failures in 24 h: {list}"
+        );
+        let replay = browser
+            .post(
+                &format!("{base}/destinations/{}/deliveries/ord-ui-1", d.id),
+                &[("csrf", &token)],
+            )
+            .await;
         assert_eq!(replay.status, StatusCode::SEE_OTHER, "{b}");
-        assert!(browser.page(&location(&replay)).await.contains("Delivery queued again"), "{b}");
+        assert!(
+            browser
+                .page(&location(&replay))
+                .await
+                .contains("Delivery queued again"),
+            "{b}"
+        );
         sender.run_until_idle().await.unwrap();
-        let delivery = app.t.db.get_delivery(&app.a.org, &d.id, "ord-ui-1").await.unwrap();
+        let delivery = app
+            .t
+            .db
+            .get_delivery(&app.a.org, &d.id, "ord-ui-1")
+            .await
+            .unwrap();
         assert_eq!(delivery.status.as_str(), "delivered", "{b}");
         let list = browser.page(&format!("{base}/destinations")).await;
         assert!(list.contains("just now"), "{b}: the last delivery");
 
         // Pause and resume.
-        let paused = browser.post(&format!("{base}/destinations/{}", d.id), &[("csrf", &token), ("action", "pause")]).await;
+        let paused = browser
+            .post(
+                &format!("{base}/destinations/{}", d.id),
+                &[("csrf", &token), ("action", "pause")],
+            )
+            .await;
         assert_eq!(paused.status, StatusCode::SEE_OTHER, "{b}");
-        assert!(!app.t.db.get_destination(&app.a.org, key, &d.id).await.unwrap().enabled, "{b}");
-        assert!(browser.page(&format!("{base}/destinations")).await.contains("badge paused"), "{b}");
-        browser.post(&format!("{base}/destinations/{}", d.id), &[("csrf", &token), ("action", "resume")]).await;
-        assert!(app.t.db.get_destination(&app.a.org, key, &d.id).await.unwrap().enabled, "{b}");
+        assert!(
+            !app.t
+                .db
+                .get_destination(&app.a.org, key, &d.id)
+                .await
+                .unwrap()
+                .enabled,
+            "{b}"
+        );
+        assert!(
+            browser
+                .page(&format!("{base}/destinations"))
+                .await
+                .contains("badge paused"),
+            "{b}"
+        );
+        browser
+            .post(
+                &format!("{base}/destinations/{}", d.id),
+                &[("csrf", &token), ("action", "resume")],
+            )
+            .await;
+        assert!(
+            app.t
+                .db
+                .get_destination(&app.a.org, key, &d.id)
+                .await
+                .unwrap()
+                .enabled,
+            "{b}"
+        );
 
         // A webhook: its signing secret shown once, rotated, shown once again.
-        let hook = browser.post(&format!("{base}/destinations"), &[("csrf", &token), ("type", "webhook"), ("name", "Hook"), ("url", &format!("{url}/hook")), ("filter_types", "track")]).await;
+        let hook = browser
+            .post(
+                &format!("{base}/destinations"),
+                &[
+                    ("csrf", &token),
+                    ("type", "webhook"),
+                    ("name", "Hook"),
+                    ("url", &format!("{url}/hook")),
+                    ("filter_types", "track"),
+                ],
+            )
+            .await;
         assert_eq!(hook.status, StatusCode::OK, "{b}: {}", hook.text());
         let html = readable(&hook.text());
         let first = between(&html, "<code id=\"new-secret\">", "<").to_owned();
         assert!(first.starts_with("whsec_"), "{b}: {first}");
-        let hook = app.t.db.list_destinations(&app.a.org, key).await.unwrap().into_iter().find(|x| x.kind == "webhook").unwrap();
-        assert_eq!(hook.secrets.signing_secret.as_deref(), Some(first.as_str()), "{b}");
+        let hook = app
+            .t
+            .db
+            .list_destinations(&app.a.org, key)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|x| x.kind == "webhook")
+            .unwrap();
+        assert_eq!(
+            hook.secrets.signing_secret.as_deref(),
+            Some(first.as_str()),
+            "{b}"
+        );
         assert_eq!(hook.filters.types, ["track"], "{b}");
-        assert!(!browser.page(&format!("{base}/destinations/{}", hook.id)).await.contains(&first), "{b}: never shown again");
-        let rotated = browser.post(&format!("{base}/destinations/{}", hook.id), &[("csrf", &token), ("action", "rotate")]).await;
+        assert!(
+            !browser
+                .page(&format!("{base}/destinations/{}", hook.id))
+                .await
+                .contains(&first),
+            "{b}: never shown again"
+        );
+        let rotated = browser
+            .post(
+                &format!("{base}/destinations/{}", hook.id),
+                &[("csrf", &token), ("action", "rotate")],
+            )
+            .await;
         assert_eq!(rotated.status, StatusCode::OK, "{b}");
-        let second = between(&readable(&rotated.text()), "<code id=\"new-secret\">", "<").to_owned();
-        let hook = app.t.db.get_destination(&app.a.org, key, &hook.id).await.unwrap();
-        assert_eq!((hook.secrets.signing_secret.as_deref(), hook.secrets.previous_signing_secret.as_deref()), (Some(second.as_str()), Some(first.as_str())), "{b}");
-        let no_url = browser.post(&format!("{base}/destinations"), &[("csrf", &token), ("type", "webhook"), ("name", "Hook"), ("url", "ftp://x.example/")]).await;
+        let second =
+            between(&readable(&rotated.text()), "<code id=\"new-secret\">", "<").to_owned();
+        let hook = app
+            .t
+            .db
+            .get_destination(&app.a.org, key, &hook.id)
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                hook.secrets.signing_secret.as_deref(),
+                hook.secrets.previous_signing_secret.as_deref()
+            ),
+            (Some(second.as_str()), Some(first.as_str())),
+            "{b}"
+        );
+        let no_url = browser
+            .post(
+                &format!("{base}/destinations"),
+                &[
+                    ("csrf", &token),
+                    ("type", "webhook"),
+                    ("name", "Hook"),
+                    ("url", "ftp://x.example/"),
+                ],
+            )
+            .await;
         assert_eq!(no_url.status, StatusCode::BAD_REQUEST, "{b}");
         assert!(readable(&no_url.text()).contains("settings.url"), "{b}");
 
         // Delete needs the box ticked.
-        let unticked = browser.post(&format!("{base}/destinations/{}", hook.id), &[("csrf", &token), ("action", "delete")]).await;
+        let unticked = browser
+            .post(
+                &format!("{base}/destinations/{}", hook.id),
+                &[("csrf", &token), ("action", "delete")],
+            )
+            .await;
         assert_eq!(unticked.status, StatusCode::BAD_REQUEST, "{b}");
-        let deleted = browser.post(&format!("{base}/destinations/{}", hook.id), &[("csrf", &token), ("action", "delete"), ("confirm", "yes")]).await;
+        let deleted = browser
+            .post(
+                &format!("{base}/destinations/{}", hook.id),
+                &[("csrf", &token), ("action", "delete"), ("confirm", "yes")],
+            )
+            .await;
         assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{b}");
-        assert_eq!(browser.get(&format!("{base}/destinations/{}", hook.id)).await.status, StatusCode::NOT_FOUND, "{b}");
-        assert_eq!(app.t.db.list_destinations(&app.a.org, key).await.unwrap().len(), 1, "{b}");
+        assert_eq!(
+            browser
+                .get(&format!("{base}/destinations/{}", hook.id))
+                .await
+                .status,
+            StatusCode::NOT_FOUND,
+            "{b}"
+        );
+        assert_eq!(
+            app.t
+                .db
+                .list_destinations(&app.a.org, key)
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "{b}"
+        );
 
         // The overview links the destination and its failures.
         let overview = browser.page(&base).await;
-        assert!(overview.contains(&format!("{base}/destinations/{}", d.id)), "{b}");
+        assert!(
+            overview.contains(&format!("{base}/destinations/{}", d.id)),
+            "{b}"
+        );
     }
 }
 
@@ -858,24 +2027,89 @@ async fn a_store_page_shows_its_sync_runs_and_the_fragment_stays_live_while_one_
         browser.sign_in("ann@example.com").await;
         let base = format!("/app/o/{}", app.a.org.as_str());
         let page = browser.page(&format!("{base}/stores/{installation}")).await;
-        assert!(page.contains("No sync run yet") && page.contains("data-live=\"false\""), "{b}");
-        assert!(page.contains("Outbox") && page.contains("Failures 24 h") && page.contains("Cohort Connect 0.1.0"), "{b}: diagnostics and versions");
+        assert!(
+            page.contains("No sync run yet") && page.contains("data-live=\"false\""),
+            "{b}"
+        );
+        assert!(
+            page.contains("Outbox")
+                && page.contains("Failures 24 h")
+                && page.contains("Cohort Connect 0.1.0"),
+            "{b}: diagnostics and versions"
+        );
 
         let resources: Vec<String> = ["products", "orders"].map(String::from).to_vec();
-        let (run, _) = app.t.db.start_sync_run(&app.a.org, &installation, None, &resources).await.unwrap();
-        app.t.db.record_sync_batch(&run.id, "products", 1, 100, 98, 2).await.unwrap();
-        app.t.db.record_sync_batch(&run.id, "products", 2, 40, 40, 0).await.unwrap();
-        let fragment = browser.get(&format!("{base}/stores/{installation}/runs")).await;
+        let (run, _) = app
+            .t
+            .db
+            .start_sync_run(&app.a.org, &installation, None, &resources)
+            .await
+            .unwrap();
+        app.t
+            .db
+            .record_sync_batch(&run.id, "products", 1, 100, 98, 2)
+            .await
+            .unwrap();
+        app.t
+            .db
+            .record_sync_batch(&run.id, "products", 2, 40, 40, 0)
+            .await
+            .unwrap();
+        let fragment = browser
+            .get(&format!("{base}/stores/{installation}/runs"))
+            .await;
         assert_eq!(fragment.status, StatusCode::OK, "{b}");
         let html = readable(&fragment.text());
-        assert!(!html.contains("<html") && html.contains("data-live=\"true\""), "{b}: a fragment that keeps the page watching: {html}");
-        assert!(html.contains("badge running") && html.contains("<b>138</b>") && html.contains("2 batches") && html.contains("2 rejected"), "{b}: {html}");
-        assert!(between(&html, "<tbody>", "</tbody>").contains("waiting"), "{b}: orders not started yet");
+        assert!(
+            !html.contains("<html") && html.contains("data-live=\"true\""),
+            "{b}: a fragment that keeps the page watching: {html}"
+        );
+        assert!(
+            html.contains("badge running")
+                && html.contains("<b>138</b>")
+                && html.contains("2 batches")
+                && html.contains("2 rejected"),
+            "{b}: {html}"
+        );
+        assert!(
+            between(&html, "<tbody>", "</tbody>").contains("waiting"),
+            "{b}: orders not started yet"
+        );
 
-        app.t.db.record_sync_batch(&run.id, "orders", 1, 5, 5, 0).await.unwrap();
-        app.t.db.complete_sync_run(&app.a.org, &installation, &run.id, &json!({"products": 140, "orders": 5}).to_string()).await.unwrap();
-        let done = readable(&browser.get(&format!("{base}/stores/{installation}/runs")).await.text());
-        assert!(done.contains("data-live=\"false\"") && done.contains("badge completed") && done.contains("<b>5</b> / 5"), "{b}: {done}");
-        assert_eq!(browser.get(&format!("{base}/stores/inst_nope")).await.status, StatusCode::NOT_FOUND, "{b}");
+        app.t
+            .db
+            .record_sync_batch(&run.id, "orders", 1, 5, 5, 0)
+            .await
+            .unwrap();
+        app.t
+            .db
+            .complete_sync_run(
+                &app.a.org,
+                &installation,
+                &run.id,
+                &json!({"products": 140, "orders": 5}).to_string(),
+            )
+            .await
+            .unwrap();
+        let done = readable(
+            &browser
+                .get(&format!("{base}/stores/{installation}/runs"))
+                .await
+                .text(),
+        );
+        assert!(
+            done.contains("data-live=\"false\"")
+                && done.contains("badge completed")
+                && done.contains("<b>5</b> / 5"),
+            "{b}: {done}"
+        );
+        assert_eq!(
+            browser
+                .get(&format!("{base}/stores/inst_nope"))
+                .await
+                .status,
+            StatusCode::NOT_FOUND,
+            "{b}"
+        );
     }
 }

@@ -12,9 +12,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cohort_domain::destinations::everflow::{build_postback, profile_transaction_id, transaction_id, EverflowSettings};
-use cohort_domain::destinations::{classify, mask_url, parse_retry_after, webhook, AttemptOutcome, EVERFLOW_SCHEDULE};
-use cohort_store::destinations::{AttemptRecord, Destination, DeliveryStatus, DueDelivery, SecretsKey};
+use cohort_domain::destinations::everflow::{
+    build_postback, profile_transaction_id, transaction_id, EverflowSettings,
+};
+use cohort_domain::destinations::{
+    classify, mask_url, parse_retry_after, webhook, AttemptOutcome, EVERFLOW_SCHEDULE,
+};
+use cohort_store::destinations::{
+    AttemptRecord, DeliveryStatus, Destination, DueDelivery, SecretsKey,
+};
 use cohort_store::{Db, StoreError};
 
 /// How the worker runs.
@@ -142,8 +148,17 @@ async fn record_outcomes(db: Db, mut rx: tokio::sync::mpsc::UnboundedReceiver<Re
                 Err(_) => break,
             }
         }
-        let rows: Vec<(&cohort_domain::ids::OrgId, &str, &str, &AttemptRecord)> =
-            batch.iter().map(|r| (&r.org, r.destination_id.as_str(), r.message_id.as_str(), &r.record)).collect();
+        let rows: Vec<(&cohort_domain::ids::OrgId, &str, &str, &AttemptRecord)> = batch
+            .iter()
+            .map(|r| {
+                (
+                    &r.org,
+                    r.destination_id.as_str(),
+                    r.message_id.as_str(),
+                    &r.record,
+                )
+            })
+            .collect();
         for attempt in 1..=5 {
             match db.record_attempts(&rows).await {
                 Ok(()) => break,
@@ -151,7 +166,9 @@ async fn record_outcomes(db: Db, mut rx: tokio::sync::mpsc::UnboundedReceiver<Re
                     tracing::warn!(%error, "destinations: recording outcomes failed; retrying");
                     tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
                 }
-                Err(error) => tracing::error!(%error, outcomes = rows.len(), "destinations: outcomes not recorded; those deliveries are sent again after their lease"),
+                Err(error) => {
+                    tracing::error!(%error, outcomes = rows.len(), "destinations: outcomes not recorded; those deliveries are sent again after their lease")
+                }
             }
         }
     }
@@ -170,7 +187,12 @@ pub struct TestEvent {
 /// A sample the destination would send: its first filtered event name,
 /// with a test Everflow transaction id and a small order.
 pub fn sample_event(destination: &Destination) -> serde_json::Value {
-    let event = destination.filters.events.first().cloned().unwrap_or_else(|| "Order Completed".into());
+    let event = destination
+        .filters
+        .events
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "Order Completed".into());
     serde_json::json!({
         "type": "track",
         "event": event,
@@ -185,7 +207,11 @@ pub fn sample_event(destination: &Destination) -> serde_json::Value {
 
 /// A request ready to send, or why there is none.
 enum Built {
-    Send { request: Box<reqwest::RequestBuilder>, url: String, view: RequestView },
+    Send {
+        request: Box<reqwest::RequestBuilder>,
+        url: String,
+        view: RequestView,
+    },
     Skip(String),
     Invalid(String),
 }
@@ -205,7 +231,8 @@ pub struct EventPeople {
 /// A name that does not resolve now is accepted (the resolver checks again
 /// at every send).
 pub async fn check_url(text: &str, allow_private: bool) -> Result<(), String> {
-    let url = url::Url::parse(text.trim()).map_err(|_| "must be an absolute http(s) URL".to_owned())?;
+    let url =
+        url::Url::parse(text.trim()).map_err(|_| "must be an absolute http(s) URL".to_owned())?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err("must be an http or https URL".into());
     }
@@ -216,7 +243,9 @@ pub async fn check_url(text: &str, allow_private: bool) -> Result<(), String> {
     if allow_private {
         return Ok(());
     }
-    let refused = || Err("is a private or loopback address; refused (destinations.allow_private_addresses is off)".to_owned());
+    let refused = || {
+        Err("is a private or loopback address; refused (destinations.allow_private_addresses is off)".to_owned())
+    };
     match host {
         url::Host::Ipv4(ip) if is_private(IpAddr::V4(ip)) => refused(),
         url::Host::Ipv6(ip) if is_private(IpAddr::V6(ip)) => refused(),
@@ -226,7 +255,11 @@ pub async fn check_url(text: &str, allow_private: bool) -> Result<(), String> {
                 return refused();
             }
             let port = url.port_or_known_default().unwrap_or(443);
-            let lookup = tokio::time::timeout(Duration::from_secs(3), tokio::net::lookup_host((name.as_str(), port))).await;
+            let lookup = tokio::time::timeout(
+                Duration::from_secs(3),
+                tokio::net::lookup_host((name.as_str(), port)),
+            )
+            .await;
             match lookup {
                 Ok(Ok(addrs)) => {
                     let addrs: Vec<SocketAddr> = addrs.collect();
@@ -278,7 +311,8 @@ impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             if addrs.iter().any(|a| is_private(a.ip())) {
                 return Err(format!("{host} resolves to a private address; refused").into());
             }
@@ -312,7 +346,12 @@ impl Dispatcher {
         if !options.allow_private_addresses {
             builder = builder.dns_resolver(Arc::new(GuardedResolver));
         }
-        Ok(Self { db, key, options: Arc::new(options), client: builder.build()? })
+        Ok(Self {
+            db,
+            key,
+            options: Arc::new(options),
+            client: builder.build()?,
+        })
     }
 
     /// The key destination secrets are encrypted with.
@@ -325,7 +364,11 @@ impl Dispatcher {
     }
 
     /// Starts the worker; it runs until the handle is aborted.
-    pub fn spawn(db: Db, key: SecretsKey, options: DispatcherOptions) -> Result<tokio::task::JoinHandle<()>, DispatchError> {
+    pub fn spawn(
+        db: Db,
+        key: SecretsKey,
+        options: DispatcherOptions,
+    ) -> Result<tokio::task::JoinHandle<()>, DispatchError> {
         let dispatcher = Self::new(db, key, options)?;
         Ok(tokio::spawn(dispatcher.run()))
     }
@@ -353,7 +396,8 @@ impl Dispatcher {
         // the write lock.
         let (record_tx, record_rx) = tokio::sync::mpsc::unbounded_channel::<Recorded>();
         let recorder = tokio::spawn(record_outcomes(self.db.clone(), record_rx));
-        let finished = |in_flight: &mut HashMap<String, usize>, done: Result<String, tokio::task::JoinError>| {
+        let finished = |in_flight: &mut HashMap<String, usize>,
+                        done: Result<String, tokio::task::JoinError>| {
             if let Ok(id) = done {
                 if let Some(n) = in_flight.get_mut(&id) {
                     *n = n.saturating_sub(1);
@@ -377,7 +421,11 @@ impl Dispatcher {
             // The due queue cannot fill the free slots: time to enqueue more.
             let mut short = false;
             if tasks.len() < total {
-                let saturated: Vec<String> = in_flight.iter().filter(|(_, n)| **n >= per).map(|(id, _)| id.clone()).collect();
+                let saturated: Vec<String> = in_flight
+                    .iter()
+                    .filter(|(_, n)| **n >= per)
+                    .map(|(id, _)| id.clone())
+                    .collect();
                 let now = cohort_store::now_micros();
                 let room = i64::try_from((total - tasks.len()) * 2).unwrap_or(64);
                 match self.db.due_candidates(now, room, &saturated).await {
@@ -390,7 +438,8 @@ impl Dispatcher {
                             if tasks.len() + chosen.len() >= total {
                                 break;
                             }
-                            let n = in_flight.get(&due.destination_id).copied().unwrap_or(0) + planned.get(&due.destination_id).copied().unwrap_or(0);
+                            let n = in_flight.get(&due.destination_id).copied().unwrap_or(0)
+                                + planned.get(&due.destination_id).copied().unwrap_or(0);
                             if n >= per {
                                 continue;
                             }
@@ -430,7 +479,9 @@ impl Dispatcher {
                             });
                         }
                     }
-                    Err(error) => tracing::warn!(%error, "destinations: reading due deliveries failed; retrying"),
+                    Err(error) => {
+                        tracing::warn!(%error, "destinations: reading due deliveries failed; retrying")
+                    }
                 }
             }
             // Enqueue one bounded step (a batch per destination) only when
@@ -465,7 +516,10 @@ impl Dispatcher {
         let enqueued = self.db.enqueue_from_log().await?;
         let lease = i64::try_from(self.options.lease.as_micros()).unwrap_or(i64::MAX);
         let limit = i64::try_from(self.options.concurrency.max(1) * 4).unwrap_or(64);
-        let due = self.db.due_deliveries(cohort_store::now_micros(), limit, lease).await?;
+        let due = self
+            .db
+            .due_deliveries(cohort_store::now_micros(), limit, lease)
+            .await?;
         let attempted = due.len();
         let semaphore = Arc::new(tokio::sync::Semaphore::new(self.options.concurrency.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
@@ -480,7 +534,10 @@ impl Dispatcher {
             });
         }
         while tasks.join_next().await.is_some() {}
-        Ok(RoundReport { enqueued, attempted })
+        Ok(RoundReport {
+            enqueued,
+            attempted,
+        })
     }
 
     /// Rounds until nothing is left to enqueue or due now (tests, CLI).
@@ -499,19 +556,43 @@ impl Dispatcher {
     ) -> Result<Option<String>, StoreError> {
         use cohort_domain::profile::Identity;
         let mut identities = Vec::new();
-        identities.extend(people.user_id.as_deref().filter(|s| !s.is_empty()).map(Identity::user));
-        identities.extend(people.email.as_deref().filter(|s| !s.is_empty()).map(Identity::email));
-        identities.extend(people.anonymous_id.as_deref().filter(|s| !s.is_empty()).map(Identity::anonymous));
+        identities.extend(
+            people
+                .user_id
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(Identity::user),
+        );
+        identities.extend(
+            people
+                .email
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(Identity::email),
+        );
+        identities.extend(
+            people
+                .anonymous_id
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(Identity::anonymous),
+        );
         let found = self.db.profile_ef_transaction_id(org, &identities).await?;
         Ok(found.and_then(|(value, at)| {
-            profile_transaction_id(Some(&value), at, people.timestamp_us, settings.attribution_window_days)
+            profile_transaction_id(
+                Some(&value),
+                at,
+                people.timestamp_us,
+                settings.attribution_window_days,
+            )
         }))
     }
 
     /// The settings of an Everflow destination, its verification token
     /// taken from the secrets.
     fn everflow_settings(destination: &Destination) -> Result<EverflowSettings, String> {
-        let mut settings = serde_json::from_value::<EverflowSettings>(destination.settings.clone()).map_err(|e| format!("invalid settings: {e}"))?;
+        let mut settings = serde_json::from_value::<EverflowSettings>(destination.settings.clone())
+            .map_err(|e| format!("invalid settings: {e}"))?;
         if destination.secrets.verification_token.is_some() {
             settings.verification_token = destination.secrets.verification_token.clone();
         }
@@ -519,13 +600,27 @@ impl Dispatcher {
     }
 
     /// The request for one event (`payload` is the event JSON as stored).
-    fn build(&self, destination: &Destination, message_id: &str, payload: &str, profile_tid: Option<&str>) -> Built {
+    fn build(
+        &self,
+        destination: &Destination,
+        message_id: &str,
+        payload: &str,
+        profile_tid: Option<&str>,
+    ) -> Built {
         match destination.kind.as_str() {
             "webhook" => {
-                let url = destination.settings.get("url").and_then(|u| u.as_str()).unwrap_or_default().to_owned();
+                let url = destination
+                    .settings
+                    .get("url")
+                    .and_then(|u| u.as_str())
+                    .unwrap_or_default()
+                    .to_owned();
                 let timestamp = chrono::Utc::now().timestamp();
-                let secrets = destination.secrets.active_signing_secrets(cohort_store::now_micros());
-                let signature = webhook::signature_header(&secrets, message_id, timestamp, payload.as_bytes());
+                let secrets = destination
+                    .secrets
+                    .active_signing_secrets(cohort_store::now_micros());
+                let signature =
+                    webhook::signature_header(&secrets, message_id, timestamp, payload.as_bytes());
                 let headers = vec![
                     ("content-type".to_owned(), "application/json".to_owned()),
                     ("webhook-id".to_owned(), message_id.to_owned()),
@@ -536,19 +631,38 @@ impl Dispatcher {
                 for (name, value) in &headers {
                     request = request.header(name, value);
                 }
-                let view = RequestView { method: "POST".into(), url: mask_url(&url), headers, body: Some(payload.to_owned()) };
-                Built::Send { request: Box::new(request), url, view }
+                let view = RequestView {
+                    method: "POST".into(),
+                    url: mask_url(&url),
+                    headers,
+                    body: Some(payload.to_owned()),
+                };
+                Built::Send {
+                    request: Box::new(request),
+                    url,
+                    view,
+                }
             }
             "everflow" => {
                 let settings = match Self::everflow_settings(destination) {
                     Ok(s) => s,
                     Err(e) => return Built::Invalid(e),
                 };
-                let message: serde_json::Value = serde_json::from_str(payload).unwrap_or(serde_json::Value::Null);
+                let message: serde_json::Value =
+                    serde_json::from_str(payload).unwrap_or(serde_json::Value::Null);
                 match build_postback(&settings, &message, profile_tid) {
                     Ok(postback) => {
-                        let view = RequestView { method: "GET".into(), url: mask_url(&postback.masked_url), headers: Vec::new(), body: None };
-                        Built::Send { request: Box::new(self.client.get(&postback.url)), url: postback.url, view }
+                        let view = RequestView {
+                            method: "GET".into(),
+                            url: mask_url(&postback.masked_url),
+                            headers: Vec::new(),
+                            body: None,
+                        };
+                        Built::Send {
+                            request: Box::new(self.client.get(&postback.url)),
+                            url: postback.url,
+                            view,
+                        }
                     }
                     Err(skip) => Built::Skip(format!("skipped: {skip}")),
                 }
@@ -566,19 +680,25 @@ impl Dispatcher {
         let settings = Self::everflow_settings(destination).ok()?;
         let message: serde_json::Value = serde_json::from_str(payload).ok()?;
         let event = message.get("event").and_then(|e| e.as_str())?;
-        (settings.event_mapping.contains_key(event) && transaction_id(&message, None).is_none()).then_some(settings)
+        (settings.event_mapping.contains_key(event) && transaction_id(&message, None).is_none())
+            .then_some(settings)
     }
 
     /// One attempt, recorded at once (rounds, tests).
     async fn deliver(&self, due: &DueDelivery) -> Result<(), DispatchError> {
         let record = self.attempt(due).await?;
-        self.db.record_attempt(&due.org_id, &due.destination_id, &due.message_id, &record).await?;
+        self.db
+            .record_attempt(&due.org_id, &due.destination_id, &due.message_id, &record)
+            .await?;
         Ok(())
     }
 
     /// One attempt: sends (or decides not to) and says what to record.
     async fn attempt(&self, due: &DueDelivery) -> Result<AttemptRecord, DispatchError> {
-        let destination = self.db.get_destination(&due.org_id, &self.key, &due.destination_id).await?;
+        let destination = self
+            .db
+            .get_destination(&due.org_id, &self.key, &due.destination_id)
+            .await?;
         let mut profile_tid = None;
         if self.options.profile_fallback {
             if let Some(settings) = Self::wants_profile(&destination, &due.payload) {
@@ -592,7 +712,9 @@ impl Dispatcher {
                         request: None,
                         response_status: None,
                         response_excerpt: None,
-                        reason: Some("waiting for the profile projection (transaction id fallback)".into()),
+                        reason: Some(
+                            "waiting for the profile projection (transaction id fallback)".into(),
+                        ),
                     });
                 }
                 let people = EventPeople {
@@ -601,27 +723,53 @@ impl Dispatcher {
                     anonymous_id: due.anonymous_id.clone(),
                     email: due.email.clone(),
                 };
-                profile_tid = self.profile_transaction_id(&due.org_id, &settings, &people).await?;
+                profile_tid = self
+                    .profile_transaction_id(&due.org_id, &settings, &people)
+                    .await?;
             }
         }
-        let (request, url, view) = match self.build(&destination, &due.message_id, &due.payload, profile_tid.as_deref()) {
+        let (request, url, view) = match self.build(
+            &destination,
+            &due.message_id,
+            &due.payload,
+            profile_tid.as_deref(),
+        ) {
             Built::Send { request, url, view } => (request, url, view),
             Built::Skip(reason) => return Ok(Self::not_sent(due, DeliveryStatus::Skipped, reason)),
-            Built::Invalid(reason) => return Ok(Self::not_sent(due, DeliveryStatus::Failed, reason)),
+            Built::Invalid(reason) => {
+                return Ok(Self::not_sent(due, DeliveryStatus::Failed, reason))
+            }
         };
         let sent = self.send(*request, &url).await;
         let attempt = u32::try_from(due.attempts + 1).unwrap_or(u32::MAX);
-        let outcome = classify(sent.status, sent.retry_after, &self.options.schedule, attempt, rand::random::<f64>());
+        let outcome = classify(
+            sent.status,
+            sent.retry_after,
+            &self.options.schedule,
+            attempt,
+            rand::random::<f64>(),
+        );
         let (status, next, reason) = match outcome {
             AttemptOutcome::Delivered => (DeliveryStatus::Delivered, None, None),
             AttemptOutcome::Retry(delay) => {
-                let at = cohort_store::now_micros().saturating_add(i64::try_from(delay.as_micros()).unwrap_or(i64::MAX));
-                (DeliveryStatus::Retrying, Some(at), sent.error.clone().or_else(|| sent.status.map(|s| format!("HTTP {s}"))))
+                let at = cohort_store::now_micros()
+                    .saturating_add(i64::try_from(delay.as_micros()).unwrap_or(i64::MAX));
+                (
+                    DeliveryStatus::Retrying,
+                    Some(at),
+                    sent.error
+                        .clone()
+                        .or_else(|| sent.status.map(|s| format!("HTTP {s}"))),
+                )
             }
-            AttemptOutcome::Failed(why) => (DeliveryStatus::Failed, None, Some(match &sent.error {
-                Some(e) => format!("{why}: {e}"),
-                None => why,
-            })),
+            AttemptOutcome::Failed(why) => (
+                DeliveryStatus::Failed,
+                None,
+                Some(match &sent.error {
+                    Some(e) => format!("{why}: {e}"),
+                    None => why,
+                }),
+            ),
         };
         tracing::info!(destination = %due.destination_id, message_id = %due.message_id, request = %view.url, status = ?sent.status, outcome = status.as_str(), "delivery attempt");
         Ok(AttemptRecord {
@@ -661,11 +809,19 @@ impl Dispatcher {
     ) -> Result<Option<TestEvent>, StoreError> {
         use cohort_store::events::EventQuery;
         if let Some(message) = given {
-            return Ok(Some(TestEvent { source: "given", message, people: None }));
+            return Ok(Some(TestEvent {
+                source: "given",
+                message,
+                people: None,
+            }));
         }
         let stored = match message_id {
             Some(id) => {
-                let query = EventQuery { message_id: Some(id.to_owned()), limit: 1, ..Default::default() };
+                let query = EventQuery {
+                    message_id: Some(id.to_owned()),
+                    limit: 1,
+                    ..Default::default()
+                };
                 match self.db.query_events(org, &query).await?.into_iter().next() {
                     Some(e) => Some(e),
                     None => return Ok(None),
@@ -673,13 +829,28 @@ impl Dispatcher {
             }
             None => {
                 let f = &destination.filters;
-                let names: Vec<Option<String>> = if f.events.is_empty() { vec![None] } else { f.events.iter().cloned().map(Some).collect() };
-                let types: Vec<Option<String>> = if f.types.is_empty() { vec![None] } else { f.types.iter().cloned().map(Some).collect() };
+                let names: Vec<Option<String>> = if f.events.is_empty() {
+                    vec![None]
+                } else {
+                    f.events.iter().cloned().map(Some).collect()
+                };
+                let types: Vec<Option<String>> = if f.types.is_empty() {
+                    vec![None]
+                } else {
+                    f.types.iter().cloned().map(Some).collect()
+                };
                 let mut best: Option<cohort_store::events::StoredEvent> = None;
                 for name in &names {
                     for kind in &types {
-                        let query = EventQuery { event: name.clone(), message_type: kind.clone(), newest_first: true, limit: 1, ..Default::default() };
-                        if let Some(e) = self.db.query_events(org, &query).await?.into_iter().next() {
+                        let query = EventQuery {
+                            event: name.clone(),
+                            message_type: kind.clone(),
+                            newest_first: true,
+                            limit: 1,
+                            ..Default::default()
+                        };
+                        if let Some(e) = self.db.query_events(org, &query).await?.into_iter().next()
+                        {
                             if best.as_ref().is_none_or(|b| e.seq > b.seq) {
                                 best = Some(e);
                             }
@@ -693,43 +864,86 @@ impl Dispatcher {
             Some(e) => TestEvent {
                 source: "log",
                 message: serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null),
-                people: Some(EventPeople { timestamp_us: e.timestamp_us, user_id: e.user_id, anonymous_id: e.anonymous_id, email: e.email }),
+                people: Some(EventPeople {
+                    timestamp_us: e.timestamp_us,
+                    user_id: e.user_id,
+                    anonymous_id: e.anonymous_id,
+                    email: e.email,
+                }),
             },
-            None => TestEvent { source: "sample", message: sample_event(destination), people: None },
+            None => TestEvent {
+                source: "sample",
+                message: sample_event(destination),
+                people: None,
+            },
         }))
     }
 
     /// Sends a test conversion of `event` (see [`Dispatcher::test_event`]);
     /// an Everflow event from the log may take its profile's transaction id.
-    pub async fn test_conversion(&self, org: &cohort_domain::ids::OrgId, destination: &Destination, event: &TestEvent) -> Result<TestOutcome, StoreError> {
+    pub async fn test_conversion(
+        &self,
+        org: &cohort_domain::ids::OrgId,
+        destination: &Destination,
+        event: &TestEvent,
+    ) -> Result<TestOutcome, StoreError> {
         let mut profile_tid = None;
-        if let (Some(people), Some(settings)) = (&event.people, Self::wants_profile(destination, &event.message.to_string())) {
+        if let (Some(people), Some(settings)) = (
+            &event.people,
+            Self::wants_profile(destination, &event.message.to_string()),
+        ) {
             profile_tid = self.profile_transaction_id(org, &settings, people).await?;
         }
-        Ok(self.send_test(destination, &event.message, profile_tid.as_deref()).await)
+        Ok(self
+            .send_test(destination, &event.message, profile_tid.as_deref())
+            .await)
     }
 
     /// Sends a test: the request a delivery of `message` would make, sent
     /// now, with the answer; nothing is written to the delivery log.
     /// `profile_tid` stands in for a missing Everflow transaction id.
-    pub async fn send_test(&self, destination: &Destination, message: &serde_json::Value, profile_tid: Option<&str>) -> TestOutcome {
+    pub async fn send_test(
+        &self,
+        destination: &Destination,
+        message: &serde_json::Value,
+        profile_tid: Option<&str>,
+    ) -> TestOutcome {
         let message_id = message
             .get("messageId")
             .and_then(|m| m.as_str())
             .map(str::to_owned)
             .unwrap_or_else(|| cohort_domain::ids::new_id("test"));
         let payload = message.to_string();
-        let (request, url, view) = match self.build(destination, &message_id, &payload, profile_tid) {
+        let (request, url, view) = match self.build(destination, &message_id, &payload, profile_tid)
+        {
             Built::Send { request, url, view } => (request, url, view),
             Built::Skip(reason) => {
-                return TestOutcome { outcome: "skipped".into(), request: None, response_status: None, response_excerpt: None, reason: Some(reason) }
+                return TestOutcome {
+                    outcome: "skipped".into(),
+                    request: None,
+                    response_status: None,
+                    response_excerpt: None,
+                    reason: Some(reason),
+                }
             }
             Built::Invalid(reason) => {
-                return TestOutcome { outcome: "failed".into(), request: None, response_status: None, response_excerpt: None, reason: Some(reason) }
+                return TestOutcome {
+                    outcome: "failed".into(),
+                    request: None,
+                    response_status: None,
+                    response_excerpt: None,
+                    reason: Some(reason),
+                }
             }
         };
         let sent = self.send(*request, &url).await;
-        let outcome = match classify(sent.status, sent.retry_after, &self.options.schedule, 1, 0.5) {
+        let outcome = match classify(
+            sent.status,
+            sent.retry_after,
+            &self.options.schedule,
+            1,
+            0.5,
+        ) {
             AttemptOutcome::Delivered => "delivered",
             AttemptOutcome::Retry(_) => "retrying",
             AttemptOutcome::Failed(_) => "failed",
@@ -739,14 +953,23 @@ impl Dispatcher {
             request: Some(view),
             response_status: sent.status,
             response_excerpt: sent.excerpt,
-            reason: sent.error.or_else(|| sent.status.filter(|s| !(200..300).contains(s)).map(|s| format!("HTTP {s}"))),
+            reason: sent.error.or_else(|| {
+                sent.status
+                    .filter(|s| !(200..300).contains(s))
+                    .map(|s| format!("HTTP {s}"))
+            }),
         }
     }
 
     /// Sends after checking a literal IP host (names are checked by the
     /// resolver), reading at most the excerpt of the answer.
     async fn send(&self, request: reqwest::RequestBuilder, url: &str) -> Sent {
-        let refused = |error: String| Sent { status: None, retry_after: None, excerpt: None, error: Some(error) };
+        let refused = |error: String| Sent {
+            status: None,
+            retry_after: None,
+            excerpt: None,
+            error: Some(error),
+        };
         let parsed = match reqwest::Url::parse(url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => u,
             _ => return refused("not an http(s) URL".into()),
@@ -789,8 +1012,14 @@ impl Dispatcher {
                     }
                 }
                 body.truncate(self.options.excerpt_bytes);
-                let excerpt = (!body.is_empty()).then(|| String::from_utf8_lossy(&body).into_owned());
-                Sent { status: Some(status), retry_after, excerpt, error: None }
+                let excerpt =
+                    (!body.is_empty()).then(|| String::from_utf8_lossy(&body).into_owned());
+                Sent {
+                    status: Some(status),
+                    retry_after,
+                    excerpt,
+                    error: None,
+                }
             }
         }
     }

@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use cohort_domain::destinations::everflow::{EverflowSettings, SourceKind, DEFAULT_ATTRIBUTION_WINDOW_DAYS};
+use cohort_domain::destinations::everflow::{
+    EverflowSettings, SourceKind, DEFAULT_ATTRIBUTION_WINDOW_DAYS,
+};
 use cohort_domain::destinations::{mask_secret, mask_url, webhook};
 use cohort_domain::time::{format_rfc3339, from_micros};
 use cohort_store::destinations::{Destination, DestinationSecrets, Filters, NewDestination};
@@ -14,7 +16,9 @@ use serde_json::{json, Map, Value};
 /// Destination types.
 pub const KINDS: [&str; 2] = ["everflow", "webhook"];
 /// Message types a filter may name.
-pub const MESSAGE_TYPES: [&str; 7] = ["track", "identify", "page", "screen", "group", "alias", "resource"];
+pub const MESSAGE_TYPES: [&str; 7] = [
+    "track", "identify", "page", "screen", "group", "alias", "resource",
+];
 
 /// A field at fault (`settings.url`, `filters.types`, …) and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,7 +29,10 @@ pub struct FieldError {
 }
 
 fn bad(field: impl Into<String>, message: impl Into<String>) -> FieldError {
-    FieldError { field: field.into(), message: message.into() }
+    FieldError {
+        field: field.into(),
+        message: message.into(),
+    }
 }
 
 /// A new destination as given.
@@ -59,11 +66,15 @@ pub struct Prepared {
 }
 
 fn object<'a>(value: &'a Value, field: &str) -> Result<&'a Map<String, Value>, FieldError> {
-    value.as_object().ok_or_else(|| bad(field, "must be a JSON object"))
+    value
+        .as_object()
+        .ok_or_else(|| bad(field, "must be a JSON object"))
 }
 
 fn name_of(name: Option<String>, kind: &str) -> Result<String, FieldError> {
-    let name = name.map(|n| n.trim().to_owned()).unwrap_or_else(|| kind.to_owned());
+    let name = name
+        .map(|n| n.trim().to_owned())
+        .unwrap_or_else(|| kind.to_owned());
     if name.is_empty() || name.chars().count() > 200 {
         return Err(bad("name", "must be 1 to 200 characters"));
     }
@@ -77,14 +88,23 @@ pub fn parse_filters(value: &Value) -> Result<Filters, FieldError> {
     for (key, v) in map {
         let field = format!("filters.{key}");
         let list = match key.as_str() {
-            "events" | "types" => v.as_array().ok_or_else(|| bad(&field, "must be an array of strings"))?,
+            "events" | "types" => v
+                .as_array()
+                .ok_or_else(|| bad(&field, "must be an array of strings"))?,
             _ => return Err(bad(field, "unknown filter; use events and types")),
         };
         let mut names = Vec::with_capacity(list.len());
         for item in list {
-            let text = item.as_str().map(str::trim).filter(|t| !t.is_empty()).ok_or_else(|| bad(&field, "must be an array of non-empty strings"))?;
+            let text = item
+                .as_str()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| bad(&field, "must be an array of non-empty strings"))?;
             if key == "types" && !MESSAGE_TYPES.contains(&text) {
-                return Err(bad(field, format!("unknown type {text:?}; one of {}", MESSAGE_TYPES.join(", "))));
+                return Err(bad(
+                    field,
+                    format!("unknown type {text:?}; one of {}", MESSAGE_TYPES.join(", ")),
+                ));
             }
             names.push(text.to_owned());
         }
@@ -106,22 +126,45 @@ fn secret_names(kind: &str) -> &'static [&'static str] {
 }
 
 /// Applies given secrets onto `secrets` (`null` removes one).
-fn apply_secrets(kind: &str, given: &Value, secrets: &mut DestinationSecrets) -> Result<(), FieldError> {
+fn apply_secrets(
+    kind: &str,
+    given: &Value,
+    secrets: &mut DestinationSecrets,
+) -> Result<(), FieldError> {
     for (key, v) in object(given, "secrets")? {
         let field = format!("secrets.{key}");
         if !secret_names(kind).contains(&key.as_str()) {
-            return Err(bad(field, format!("unknown secret for a {kind} destination; use {}", secret_names(kind).join(", "))));
+            return Err(bad(
+                field,
+                format!(
+                    "unknown secret for a {kind} destination; use {}",
+                    secret_names(kind).join(", ")
+                ),
+            ));
         }
         let value = match v {
             Value::Null => None,
             Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-            _ => return Err(bad(field, "must be a non-empty string, or null to remove it")),
+            _ => {
+                return Err(bad(
+                    field,
+                    "must be a non-empty string, or null to remove it",
+                ))
+            }
         };
         match key.as_str() {
             "signing_secret" => {
-                let value = value.ok_or_else(|| bad(&field, "a webhook needs a signing secret; rotate it instead"))?;
+                let value = value.ok_or_else(|| {
+                    bad(
+                        &field,
+                        "a webhook needs a signing secret; rotate it instead",
+                    )
+                })?;
                 if webhook::secret_key(&value).is_none_or(|k| k.len() < 24) {
-                    return Err(bad(field, "must be whsec_ followed by the base64 of at least 24 random bytes"));
+                    return Err(bad(
+                        field,
+                        "must be whsec_ followed by the base64 of at least 24 random bytes",
+                    ));
                 }
                 secrets.signing_secret = Some(value);
             }
@@ -134,17 +177,32 @@ fn apply_secrets(kind: &str, given: &Value, secrets: &mut DestinationSecrets) ->
 
 /// Checks and normalises a type's settings (secrets found in them move to
 /// `secrets`); returns the settings to store.
-async fn check_settings(kind: &str, settings: &Value, secrets: &mut DestinationSecrets, allow_private: bool) -> Result<Value, FieldError> {
+async fn check_settings(
+    kind: &str,
+    settings: &Value,
+    secrets: &mut DestinationSecrets,
+    allow_private: bool,
+) -> Result<Value, FieldError> {
     let map = object(settings, "settings")?;
     match kind {
         "webhook" => {
             for key in map.keys() {
                 if key != "url" {
-                    return Err(bad(format!("settings.{key}"), "unknown setting of a webhook; use url"));
+                    return Err(bad(
+                        format!("settings.{key}"),
+                        "unknown setting of a webhook; use url",
+                    ));
                 }
             }
-            let url = map.get("url").and_then(Value::as_str).map(str::trim).filter(|u| !u.is_empty()).ok_or_else(|| bad("settings.url", "is required"))?;
-            crate::check_url(url, allow_private).await.map_err(|m| bad("settings.url", m))?;
+            let url = map
+                .get("url")
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .ok_or_else(|| bad("settings.url", "is required"))?;
+            crate::check_url(url, allow_private)
+                .await
+                .map_err(|m| bad("settings.url", m))?;
             Ok(json!({ "url": url }))
         }
         "everflow" => {
@@ -160,7 +218,10 @@ async fn check_settings(kind: &str, settings: &Value, secrets: &mut DestinationS
             ];
             for key in map.keys() {
                 if !KNOWN.contains(&key.as_str()) {
-                    return Err(bad(format!("settings.{key}"), format!("unknown Everflow setting; use {}", KNOWN[..6].join(", "))));
+                    return Err(bad(
+                        format!("settings.{key}"),
+                        format!("unknown Everflow setting; use {}", KNOWN[..6].join(", ")),
+                    ));
                 }
             }
             let text = |key: &str, required: bool| -> Result<Option<String>, FieldError> {
@@ -176,14 +237,24 @@ async fn check_settings(kind: &str, settings: &Value, secrets: &mut DestinationS
             let network_id = text("network_id", true)?.unwrap_or_default();
             let advertiser_id = text("advertiser_id", false)?;
             let mut event_mapping = BTreeMap::new();
-            let mapping = map.get("event_mapping").ok_or_else(|| bad("settings.event_mapping", "is required, e.g. {\"Order Completed\": 0}"))?;
+            let mapping = map.get("event_mapping").ok_or_else(|| {
+                bad(
+                    "settings.event_mapping",
+                    "is required, e.g. {\"Order Completed\": 0}",
+                )
+            })?;
             for (event, id) in object(mapping, "settings.event_mapping")? {
                 let id = match id {
                     Value::Number(n) => n.as_u64(),
                     Value::String(s) => s.trim().parse::<u64>().ok(),
                     _ => None,
                 }
-                .ok_or_else(|| bad("settings.event_mapping", format!("{event:?} must map to an Everflow event id (0 = base conversion)")))?;
+                .ok_or_else(|| {
+                    bad(
+                        "settings.event_mapping",
+                        format!("{event:?} must map to an Everflow event id (0 = base conversion)"),
+                    )
+                })?;
                 event_mapping.insert(event.clone(), id);
             }
             let source_kind = match map.get("source_kind").and_then(Value::as_str) {
@@ -197,7 +268,12 @@ async fn check_settings(kind: &str, settings: &Value, secrets: &mut DestinationS
                 Some(v) => v
                     .as_u64()
                     .and_then(|d| u32::try_from(d).ok())
-                    .ok_or_else(|| bad("settings.attribution_window_days", "must be a whole number of days"))?,
+                    .ok_or_else(|| {
+                        bad(
+                            "settings.attribution_window_days",
+                            "must be a whole number of days",
+                        )
+                    })?,
             };
             // Secrets never stay in the plain settings.
             if let Some(token) = text("verification_token", false)? {
@@ -215,14 +291,27 @@ async fn check_settings(kind: &str, settings: &Value, secrets: &mut DestinationS
                 source_kind,
                 attribution_window_days,
             };
-            settings.validate().map_err(|(field, message)| bad(format!("settings.{field}"), message))?;
+            settings
+                .validate()
+                .map_err(|(field, message)| bad(format!("settings.{field}"), message))?;
             if !allow_private && !settings.tracking_domain.trim().starts_with("https://") {
-                return Err(bad("settings.tracking_domain", "must be https:// (Everflow refuses plain HTTP postbacks)"));
+                return Err(bad(
+                    "settings.tracking_domain",
+                    "must be https:// (Everflow refuses plain HTTP postbacks)",
+                ));
             }
-            crate::check_url(&settings.tracking_domain, allow_private).await.map_err(|m| bad("settings.tracking_domain", m))?;
+            crate::check_url(&settings.tracking_domain, allow_private)
+                .await
+                .map_err(|m| bad("settings.tracking_domain", m))?;
             serde_json::to_value(&settings).map_err(|e| bad("settings", e.to_string()))
         }
-        other => Err(bad("type", format!("unknown destination type {other:?}; one of {}", KINDS.join(", ")))),
+        other => Err(bad(
+            "type",
+            format!(
+                "unknown destination type {other:?}; one of {}",
+                KINDS.join(", ")
+            ),
+        )),
     }
 }
 
@@ -231,7 +320,11 @@ async fn check_settings(kind: &str, settings: &Value, secrets: &mut DestinationS
 fn default_filters(kind: &str, settings: &Value) -> Filters {
     match kind {
         "everflow" => Filters {
-            events: settings.get("event_mapping").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default(),
+            events: settings
+                .get("event_mapping")
+                .and_then(Value::as_object)
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default(),
             types: Vec::new(),
         },
         _ => Filters::default(),
@@ -242,7 +335,14 @@ fn default_filters(kind: &str, settings: &Value) -> Filters {
 pub async fn prepare(input: Input, allow_private: bool) -> Result<Prepared, FieldError> {
     let kind = input.kind.trim().to_ascii_lowercase();
     if !KINDS.contains(&kind.as_str()) {
-        return Err(bad("type", format!("unknown destination type {:?}; one of {}", input.kind, KINDS.join(", "))));
+        return Err(bad(
+            "type",
+            format!(
+                "unknown destination type {:?}; one of {}",
+                input.kind,
+                KINDS.join(", ")
+            ),
+        ));
     }
     let name = name_of(input.name, &kind)?;
     let mut secrets = DestinationSecrets::default();
@@ -261,7 +361,14 @@ pub async fn prepare(input: Input, allow_private: bool) -> Result<Prepared, Fiel
         _ => default_filters(&kind, &settings),
     };
     Ok(Prepared {
-        new: NewDestination { kind, name, enabled: input.enabled.unwrap_or(true), filters, settings, secrets },
+        new: NewDestination {
+            kind,
+            name,
+            enabled: input.enabled.unwrap_or(true),
+            filters,
+            settings,
+            secrets,
+        },
         generated_secret,
     })
 }
@@ -269,7 +376,11 @@ pub async fn prepare(input: Input, allow_private: bool) -> Result<Prepared, Fiel
 /// Applies an edit to `d`, checking the result as a whole. An Everflow
 /// destination whose filters were its mapping's keys keeps following its
 /// mapping unless filters are given.
-pub async fn apply(d: &mut Destination, patch: Patch, allow_private: bool) -> Result<(), FieldError> {
+pub async fn apply(
+    d: &mut Destination,
+    patch: Patch,
+    allow_private: bool,
+) -> Result<(), FieldError> {
     if let Some(name) = patch.name {
         d.name = name_of(Some(name), &d.kind)?;
     }
@@ -286,7 +397,8 @@ pub async fn apply(d: &mut Destination, patch: Patch, allow_private: bool) -> Re
         for (k, v) in object(given, "settings")? {
             merged.insert(k.clone(), v.clone());
         }
-        d.settings = check_settings(&d.kind, &Value::Object(merged), &mut secrets, allow_private).await?;
+        d.settings =
+            check_settings(&d.kind, &Value::Object(merged), &mut secrets, allow_private).await?;
     }
     match &patch.filters {
         Some(f) if !f.is_null() => d.filters = parse_filters(f)?,
@@ -303,7 +415,10 @@ pub async fn apply(d: &mut Destination, patch: Patch, allow_private: bool) -> Re
 /// can switch without rejecting a delivery. Returns the new secret.
 pub fn rotate(d: &mut Destination, grace_us: i64, now_us: i64) -> Result<String, FieldError> {
     if d.kind != "webhook" {
-        return Err(bad("type", "only webhook destinations have signing secrets"));
+        return Err(bad(
+            "type",
+            "only webhook destinations have signing secrets",
+        ));
     }
     let secret = webhook::new_secret();
     d.secrets.previous_signing_secret = d.secrets.signing_secret.replace(secret.clone());
@@ -328,14 +443,21 @@ pub fn view(d: &Destination, now_us: i64) -> Value {
     }
     let mut secrets = Map::new();
     let s = &d.secrets;
-    for (name, value) in [("signing_secret", &s.signing_secret), ("verification_token", &s.verification_token), ("api_key", &s.api_key)] {
+    for (name, value) in [
+        ("signing_secret", &s.signing_secret),
+        ("verification_token", &s.verification_token),
+        ("api_key", &s.api_key),
+    ] {
         if let Some(v) = value {
             secrets.insert(name.into(), Value::String(mask_secret(v)));
         }
     }
     if let (Some(previous), Some(until)) = (&s.previous_signing_secret, s.previous_expires_at_us) {
         if until > now_us {
-            secrets.insert("previous_signing_secret".into(), Value::String(mask_secret(previous)));
+            secrets.insert(
+                "previous_signing_secret".into(),
+                Value::String(mask_secret(previous)),
+            );
             secrets.insert("previous_valid_until".into(), Value::String(time(until)));
         }
     }
@@ -357,7 +479,11 @@ mod tests {
     use super::*;
 
     fn everflow(settings: Value) -> Input {
-        Input { kind: "everflow".into(), settings, ..Default::default() }
+        Input {
+            kind: "everflow".into(),
+            settings,
+            ..Default::default()
+        }
     }
 
     #[tokio::test]
@@ -371,38 +497,87 @@ mod tests {
         assert_eq!(p.new.filters.events, ["Order Completed", "Purchase"]);
         assert_eq!(p.new.settings["network_id"], "7");
         assert_eq!(p.new.settings["event_mapping"]["Purchase"], 24);
-        assert!(p.new.settings.get("verification_token").is_none_or(Value::is_null));
-        assert_eq!(p.new.secrets.verification_token.as_deref(), Some("vt_12345678901234567890"));
+        assert!(p
+            .new
+            .settings
+            .get("verification_token")
+            .is_none_or(Value::is_null));
+        assert_eq!(
+            p.new.secrets.verification_token.as_deref(),
+            Some("vt_12345678901234567890")
+        );
     }
 
     #[tokio::test]
     async fn errors_name_the_field() {
         let field = |r: Result<Prepared, FieldError>| r.unwrap_err().field;
-        assert_eq!(field(prepare(Input { kind: "ftp".into(), settings: json!({}), ..Default::default() }, true).await), "type");
+        assert_eq!(
+            field(
+                prepare(
+                    Input {
+                        kind: "ftp".into(),
+                        settings: json!({}),
+                        ..Default::default()
+                    },
+                    true
+                )
+                .await
+            ),
+            "type"
+        );
         let ok = json!({"tracking_domain": "https://t.example", "network_id": "7", "event_mapping": {"A": 0}});
         let mut m = ok.clone();
         m["event_mapping"] = json!({"A": -1});
-        assert_eq!(field(prepare(everflow(m), true).await), "settings.event_mapping");
+        assert_eq!(
+            field(prepare(everflow(m), true).await),
+            "settings.event_mapping"
+        );
         let mut m = ok.clone();
         m["tracking_domain"] = json!("not a url");
-        assert_eq!(field(prepare(everflow(m), true).await), "settings.tracking_domain");
+        assert_eq!(
+            field(prepare(everflow(m), true).await),
+            "settings.tracking_domain"
+        );
         let mut m = ok.clone();
         m["tracking_domain"] = json!("http://t.example");
-        assert_eq!(field(prepare(everflow(m), false).await), "settings.tracking_domain", "plain HTTP in production");
+        assert_eq!(
+            field(prepare(everflow(m), false).await),
+            "settings.tracking_domain",
+            "plain HTTP in production"
+        );
         let mut m = ok.clone();
         m["network_id"] = json!("abc");
-        assert_eq!(field(prepare(everflow(m), true).await), "settings.network_id");
+        assert_eq!(
+            field(prepare(everflow(m), true).await),
+            "settings.network_id"
+        );
         let mut i = everflow(ok.clone());
         i.filters = Some(json!({"types": ["bogus"]}));
         assert_eq!(field(prepare(i, true).await), "filters.types");
         let mut i = everflow(ok.clone());
         i.filters = Some(json!({"names": []}));
         assert_eq!(field(prepare(i, true).await), "filters.names");
-        let hook = |url: &str| Input { kind: "webhook".into(), settings: json!({"url": url}), ..Default::default() };
-        assert_eq!(field(prepare(hook("http://127.0.0.1:9/x"), false).await), "settings.url");
-        assert_eq!(field(prepare(hook("http://localhost/x"), false).await), "settings.url");
-        assert_eq!(field(prepare(hook("http://[::1]/x"), false).await), "settings.url");
-        assert_eq!(field(prepare(hook("ftp://x.example/"), true).await), "settings.url");
+        let hook = |url: &str| Input {
+            kind: "webhook".into(),
+            settings: json!({"url": url}),
+            ..Default::default()
+        };
+        assert_eq!(
+            field(prepare(hook("http://127.0.0.1:9/x"), false).await),
+            "settings.url"
+        );
+        assert_eq!(
+            field(prepare(hook("http://localhost/x"), false).await),
+            "settings.url"
+        );
+        assert_eq!(
+            field(prepare(hook("http://[::1]/x"), false).await),
+            "settings.url"
+        );
+        assert_eq!(
+            field(prepare(hook("ftp://x.example/"), true).await),
+            "settings.url"
+        );
         let mut i = hook("http://127.0.0.1:9/x");
         i.secrets = Some(json!({"signing_secret": "plain"}));
         assert_eq!(field(prepare(i, true).await), "secrets.signing_secret");

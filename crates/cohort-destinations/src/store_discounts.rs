@@ -27,7 +27,9 @@ pub struct StoreTarget {
 
 impl std::fmt::Debug for StoreTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreTarget").field("store_url", &self.store_url).finish_non_exhaustive()
+        f.debug_struct("StoreTarget")
+            .field("store_url", &self.store_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -55,7 +57,11 @@ pub enum StoreCallError {
     WooCommerceInactive(String),
     /// Any other status.
     #[error("the store answered {status} {code}: {message}")]
-    Unexpected { status: u16, code: String, message: String },
+    Unexpected {
+        status: u16,
+        code: String,
+        message: String,
+    },
     /// The store could not be reached (DNS, connection, timeout, TLS).
     #[error("the store could not be reached: {0}")]
     Network(String),
@@ -77,14 +83,25 @@ pub enum TargetError {
 
 /// The store a connected installation of `org` is reached at, with its
 /// signing secret. Another organisation's installation is not found.
-pub async fn target_for(db: &cohort_store::Db, org: &cohort_domain::ids::OrgId, installation: &str) -> Result<StoreTarget, TargetError> {
-    let summary = db.list_installations(org).await?.into_iter().find(|s| s.installation.id == installation);
-    let Some(summary) = summary else { return Err(TargetError::NotFound(installation.to_owned())) };
+pub async fn target_for(
+    db: &cohort_store::Db,
+    org: &cohort_domain::ids::OrgId,
+    installation: &str,
+) -> Result<StoreTarget, TargetError> {
+    let summary = db
+        .list_installations(org)
+        .await?
+        .into_iter()
+        .find(|s| s.installation.id == installation);
+    let Some(summary) = summary else {
+        return Err(TargetError::NotFound(installation.to_owned()));
+    };
     let secret = db.installation_signing_secret(org, installation).await?;
     match (summary.installation.status.as_str(), secret) {
-        ("connected", Some(secret)) if !secret.is_empty() => {
-            Ok(StoreTarget { store_url: summary.installation.store_url, signing_secret: secret })
-        }
+        ("connected", Some(secret)) if !secret.is_empty() => Ok(StoreTarget {
+            store_url: summary.installation.store_url,
+            signing_secret: secret,
+        }),
         (status, _) => Err(TargetError::NotConnected(status.to_owned())),
     }
 }
@@ -106,41 +123,95 @@ impl StoreClient {
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
-            .user_agent(concat!("Cohort/", env!("CARGO_PKG_VERSION"), " (discounts)"))
+            .user_agent(concat!(
+                "Cohort/",
+                env!("CARGO_PKG_VERSION"),
+                " (discounts)"
+            ))
             .build()
             .map_err(|e| StoreCallError::Network(e.to_string()))?;
         Ok(Self { client })
     }
 
     /// `POST /discounts`.
-    pub async fn create(&self, target: &StoreTarget, discount: &NewDiscount) -> Result<Created, StoreCallError> {
+    pub async fn create(
+        &self,
+        target: &StoreTarget,
+        discount: &NewDiscount,
+    ) -> Result<Created, StoreCallError> {
         let body = discount.store_body().to_string().into_bytes();
-        self.call(target, reqwest::Method::POST, "/cohort/v1/discounts", &[], body).await
+        self.call(
+            target,
+            reqwest::Method::POST,
+            "/cohort/v1/discounts",
+            &[],
+            body,
+        )
+        .await
     }
 
     /// `GET /discounts/{providerId}`.
-    pub async fn get(&self, target: &StoreTarget, provider_id: u64) -> Result<StoreDiscount, StoreCallError> {
-        self.call(target, reqwest::Method::GET, &format!("/cohort/v1/discounts/{provider_id}"), &[], Vec::new()).await
+    pub async fn get(
+        &self,
+        target: &StoreTarget,
+        provider_id: u64,
+    ) -> Result<StoreDiscount, StoreCallError> {
+        self.call(
+            target,
+            reqwest::Method::GET,
+            &format!("/cohort/v1/discounts/{provider_id}"),
+            &[],
+            Vec::new(),
+        )
+        .await
     }
 
     /// `GET /discounts/by-code/{code}`.
-    pub async fn get_by_code(&self, target: &StoreTarget, code: &str) -> Result<StoreDiscount, StoreCallError> {
+    pub async fn get_by_code(
+        &self,
+        target: &StoreTarget,
+        code: &str,
+    ) -> Result<StoreDiscount, StoreCallError> {
         let route = format!("/cohort/v1/discounts/by-code/{}", encode(code));
-        self.call(target, reqwest::Method::GET, &route, &[], Vec::new()).await
+        self.call(target, reqwest::Method::GET, &route, &[], Vec::new())
+            .await
     }
 
     /// `DELETE /discounts/{providerId}`.
-    pub async fn delete(&self, target: &StoreTarget, provider_id: u64) -> Result<Deleted, StoreCallError> {
-        self.call(target, reqwest::Method::DELETE, &format!("/cohort/v1/discounts/{provider_id}"), &[], Vec::new()).await
+    pub async fn delete(
+        &self,
+        target: &StoreTarget,
+        provider_id: u64,
+    ) -> Result<Deleted, StoreCallError> {
+        self.call(
+            target,
+            reqwest::Method::DELETE,
+            &format!("/cohort/v1/discounts/{provider_id}"),
+            &[],
+            Vec::new(),
+        )
+        .await
     }
 
     /// `GET /discounts/redemptions?since=&cursor=`.
-    pub async fn redemptions(&self, target: &StoreTarget, since: &str, cursor: Option<&str>) -> Result<RedemptionPage, StoreCallError> {
+    pub async fn redemptions(
+        &self,
+        target: &StoreTarget,
+        since: &str,
+        cursor: Option<&str>,
+    ) -> Result<RedemptionPage, StoreCallError> {
         let mut query = vec![("since", since)];
         if let Some(c) = cursor {
             query.push(("cursor", c));
         }
-        self.call(target, reqwest::Method::GET, "/cohort/v1/discounts/redemptions", &query, Vec::new()).await
+        self.call(
+            target,
+            reqwest::Method::GET,
+            "/cohort/v1/discounts/redemptions",
+            &query,
+            Vec::new(),
+        )
+        .await
     }
 
     async fn call<T: DeserializeOwned>(
@@ -157,7 +228,13 @@ impl StoreClient {
             None => url.path().to_owned(),
         };
         let now = chrono::Utc::now().timestamp();
-        let signed = signing::sign(&target.signing_secret, now, method.as_str(), &request_uri, &body);
+        let signed = signing::sign(
+            &target.signing_secret,
+            now,
+            method.as_str(),
+            &request_uri,
+            &body,
+        );
         let mut request = self
             .client
             .request(method, url)
@@ -166,16 +243,23 @@ impl StoreClient {
             .header(NONCE_HEADER, signed.nonce)
             .header(SIGNATURE_HEADER, signed.signature);
         if !body.is_empty() {
-            request = request.header("Content-Type", "application/json").body(body);
+            request = request
+                .header("Content-Type", "application/json")
+                .body(body);
         }
-        let mut response = request.send().await.map_err(|e| StoreCallError::Network(network_message(&e)))?;
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| StoreCallError::Network(network_message(&e)))?;
         let status = response.status().as_u16();
         let mut bytes = Vec::new();
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
                     if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
-                        return Err(StoreCallError::BadAnswer("the answer is larger than 4 MiB".into()));
+                        return Err(StoreCallError::BadAnswer(
+                            "the answer is larger than 4 MiB".into(),
+                        ));
                     }
                     bytes.extend_from_slice(&chunk);
                 }
@@ -185,8 +269,11 @@ impl StoreClient {
         }
         let json: Option<Value> = serde_json::from_slice(&bytes).ok();
         if (200..300).contains(&status) {
-            let json = json.ok_or_else(|| StoreCallError::BadAnswer(format!("{status} without a JSON body")))?;
-            return serde_json::from_value(json).map_err(|e| StoreCallError::BadAnswer(e.to_string()));
+            let json = json.ok_or_else(|| {
+                StoreCallError::BadAnswer(format!("{status} without a JSON body"))
+            })?;
+            return serde_json::from_value(json)
+                .map_err(|e| StoreCallError::BadAnswer(e.to_string()));
         }
         Err(classify(status, json.as_ref()))
     }
@@ -194,11 +281,20 @@ impl StoreClient {
 
 /// Reads a refusal: WordPress's REST errors are `{code, message, data:{status, field?}}`.
 pub fn classify(status: u16, body: Option<&Value>) -> StoreCallError {
-    let text = |key: &str| body.and_then(|b| b.get(key)).and_then(Value::as_str).unwrap_or("").to_owned();
+    let text = |key: &str| {
+        body.and_then(|b| b.get(key))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
     let (code, message) = (text("code"), text("message"));
     match (status, code.as_str()) {
         (404, "cohort_discount_not_found") => StoreCallError::NotFound,
-        (404, _) => StoreCallError::PluginUpdateRequired(if code.is_empty() { "without a WordPress error code".into() } else { code }),
+        (404, _) => StoreCallError::PluginUpdateRequired(if code.is_empty() {
+            "without a WordPress error code".into()
+        } else {
+            code
+        }),
         (400, _) => StoreCallError::Invalid {
             field: body
                 .and_then(|b| b.pointer("/data/field"))
@@ -208,23 +304,40 @@ pub fn classify(status: u16, body: Option<&Value>) -> StoreCallError {
             message,
         },
         (401, _) => StoreCallError::SignatureRefused { code, message },
-        (409, _) => StoreCallError::Conflict(if message.is_empty() { "a discount with this code exists".into() } else { message }),
+        (409, _) => StoreCallError::Conflict(if message.is_empty() {
+            "a discount with this code exists".into()
+        } else {
+            message
+        }),
         (503, "cohort_woocommerce_inactive") => StoreCallError::WooCommerceInactive(message),
-        _ => StoreCallError::Unexpected { status, code, message },
+        _ => StoreCallError::Unexpected {
+            status,
+            code,
+            message,
+        },
     }
 }
 
 /// Percent-encodes a query value or path segment (RFC 3986 unreserved kept).
 fn encode(value: &str) -> String {
-    url::form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>().replace('+', "%20")
+    url::form_urlencoded::byte_serialize(value.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
 }
 
 /// `<store_url>/?rest_route=<route>&k=v…`
-pub fn route_url(store_url: &str, route: &str, query: &[(&str, &str)]) -> Result<url::Url, StoreCallError> {
-    let mut base = url::Url::parse(store_url.trim())
-        .map_err(|e| StoreCallError::Network(format!("the installation's store URL is not a URL: {e}")))?;
+pub fn route_url(
+    store_url: &str,
+    route: &str,
+    query: &[(&str, &str)],
+) -> Result<url::Url, StoreCallError> {
+    let mut base = url::Url::parse(store_url.trim()).map_err(|e| {
+        StoreCallError::Network(format!("the installation's store URL is not a URL: {e}"))
+    })?;
     if !matches!(base.scheme(), "http" | "https") {
-        return Err(StoreCallError::Network("the installation's store URL is not http(s)".into()));
+        return Err(StoreCallError::Network(
+            "the installation's store URL is not http(s)".into(),
+        ));
     }
     base.set_fragment(None);
     if !base.path().ends_with('/') {
@@ -268,27 +381,68 @@ mod tests {
 
     #[test]
     fn urls_use_rest_route_and_encode_values() {
-        let u = route_url("https://shop.example/wp", "/cohort/v1/discounts/redemptions", &[("since", "2026-01-01T00:00:00+01:00"), ("cursor", "c1.a-b_c")]).unwrap();
+        let u = route_url(
+            "https://shop.example/wp",
+            "/cohort/v1/discounts/redemptions",
+            &[
+                ("since", "2026-01-01T00:00:00+01:00"),
+                ("cursor", "c1.a-b_c"),
+            ],
+        )
+        .unwrap();
         assert_eq!(u.as_str(), "https://shop.example/wp/?rest_route=/cohort/v1/discounts/redemptions&since=2026-01-01T00%3A00%3A00%2B01%3A00&cursor=c1.a-b_c");
-        let u = route_url("http://127.0.0.1:8080", &format!("/cohort/v1/discounts/by-code/{}", encode("été 20+1")), &[]).unwrap();
+        let u = route_url(
+            "http://127.0.0.1:8080",
+            &format!("/cohort/v1/discounts/by-code/{}", encode("été 20+1")),
+            &[],
+        )
+        .unwrap();
         assert_eq!(u.path(), "/");
-        assert_eq!(u.query(), Some("rest_route=/cohort/v1/discounts/by-code/%C3%A9t%C3%A9%2020%2B1"));
+        assert_eq!(
+            u.query(),
+            Some("rest_route=/cohort/v1/discounts/by-code/%C3%A9t%C3%A9%2020%2B1")
+        );
         assert!(route_url("ftp://x", "/", &[]).is_err());
     }
 
     #[test]
     fn refusals_are_told_apart() {
         let no_route = json!({"code": "rest_no_route", "message": "No route was found matching the URL and request method.", "data": {"status": 404}});
-        assert!(matches!(classify(404, Some(&no_route)), StoreCallError::PluginUpdateRequired(c) if c == "rest_no_route"));
-        assert!(matches!(classify(404, None), StoreCallError::PluginUpdateRequired(_)));
-        assert_eq!(classify(404, Some(&json!({"code": "cohort_discount_not_found"}))), StoreCallError::NotFound);
-        assert_eq!(
-            classify(400, Some(&json!({"code": "cohort_invalid_discount", "message": "m", "data": {"status": 400, "field": "expiresAt"}}))),
-            StoreCallError::Invalid { field: "expiresAt".into(), message: "m".into() }
+        assert!(
+            matches!(classify(404, Some(&no_route)), StoreCallError::PluginUpdateRequired(c) if c == "rest_no_route")
         );
-        assert!(matches!(classify(401, Some(&json!({"code": "cohort_bad_signature"}))), StoreCallError::SignatureRefused { .. }));
+        assert!(matches!(
+            classify(404, None),
+            StoreCallError::PluginUpdateRequired(_)
+        ));
+        assert_eq!(
+            classify(404, Some(&json!({"code": "cohort_discount_not_found"}))),
+            StoreCallError::NotFound
+        );
+        assert_eq!(
+            classify(
+                400,
+                Some(
+                    &json!({"code": "cohort_invalid_discount", "message": "m", "data": {"status": 400, "field": "expiresAt"}})
+                )
+            ),
+            StoreCallError::Invalid {
+                field: "expiresAt".into(),
+                message: "m".into()
+            }
+        );
+        assert!(matches!(
+            classify(401, Some(&json!({"code": "cohort_bad_signature"}))),
+            StoreCallError::SignatureRefused { .. }
+        ));
         assert!(matches!(classify(409, None), StoreCallError::Conflict(_)));
-        assert!(matches!(classify(503, Some(&json!({"code": "cohort_woocommerce_inactive"}))), StoreCallError::WooCommerceInactive(_)));
-        assert!(matches!(classify(500, None), StoreCallError::Unexpected { status: 500, .. }));
+        assert!(matches!(
+            classify(503, Some(&json!({"code": "cohort_woocommerce_inactive"}))),
+            StoreCallError::WooCommerceInactive(_)
+        ));
+        assert!(matches!(
+            classify(500, None),
+            StoreCallError::Unexpected { status: 500, .. }
+        ));
     }
 }

@@ -10,7 +10,9 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use cohort_destinations::{Dispatcher, DispatcherOptions};
 use cohort_domain::destinations::webhook;
 use cohort_domain::ids::OrgId;
-use cohort_store::destinations::{DeliveryFilter, DeliveryStatus, DestinationSecrets, Filters, NewDestination, SecretsKey};
+use cohort_store::destinations::{
+    DeliveryFilter, DeliveryStatus, DestinationSecrets, Filters, NewDestination, SecretsKey,
+};
 use cohort_store::events::NewEvent;
 use cohort_store::{Db, StoreError};
 use cohort_testkit::{all_backends, seed, Seeded};
@@ -34,14 +36,24 @@ impl Receiver {
     async fn start() -> (Self, String) {
         let receiver = Receiver::default();
         let state = receiver.clone();
-        let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            let state = state.clone();
-            async move {
-                state.requests.lock().unwrap().push(Received { method, uri, headers, body });
-                let status = state.script.lock().unwrap().pop_front().unwrap_or(200);
-                (StatusCode::from_u16(status).unwrap(), "answer from the receiver")
-            }
-        });
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let state = state.clone();
+                async move {
+                    state.requests.lock().unwrap().push(Received {
+                        method,
+                        uri,
+                        headers,
+                        body,
+                    });
+                    let status = state.script.lock().unwrap().pop_front().unwrap_or(200);
+                    (
+                        StatusCode::from_u16(status).unwrap(),
+                        "answer from the receiver",
+                    )
+                }
+            },
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -87,15 +99,28 @@ async fn append(db: &Db, s: &Seeded, message_id: &str, event: &str, message: Val
     db.append_events(&[row]).await.unwrap();
 }
 
-async fn webhook_destination(db: &Db, org: &OrgId, key: &SecretsKey, url: &str, secret: &str) -> String {
-    db.create_destination(org, key, &NewDestination {
-        kind: "webhook".into(),
-        name: "hook".into(),
-        enabled: true,
-        filters: Filters::default(),
-        settings: json!({ "url": url }),
-        secrets: DestinationSecrets { signing_secret: Some(secret.to_owned()), ..Default::default() },
-    })
+async fn webhook_destination(
+    db: &Db,
+    org: &OrgId,
+    key: &SecretsKey,
+    url: &str,
+    secret: &str,
+) -> String {
+    db.create_destination(
+        org,
+        key,
+        &NewDestination {
+            kind: "webhook".into(),
+            name: "hook".into(),
+            enabled: true,
+            filters: Filters::default(),
+            settings: json!({ "url": url }),
+            secrets: DestinationSecrets {
+                signing_secret: Some(secret.to_owned()),
+                ..Default::default()
+            },
+        },
+    )
     .await
     .unwrap()
     .id
@@ -124,7 +149,10 @@ sys.exit(0 if ok else 1)
 }
 
 fn header<'a>(r: &'a Received, name: &str) -> &'a str {
-    r.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    r.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -135,9 +163,23 @@ async fn webhooks_are_signed_and_delivered_once_per_message() {
         let (receiver, url) = Receiver::start().await;
         let secret = webhook::new_secret();
         let dst = webhook_destination(&t.db, &s.org, &key, &format!("{url}/hook"), &secret).await;
-        append(&t.db, &s, "msg_1", "Order Completed", json!({"type": "track", "event": "Order Completed", "properties": {"total": "27.50"}})).await;
+        append(
+            &t.db,
+            &s,
+            "msg_1",
+            "Order Completed",
+            json!({"type": "track", "event": "Order Completed", "properties": {"total": "27.50"}}),
+        )
+        .await;
         // The same messageId again: stored once, delivered once.
-        append(&t.db, &s, "msg_1", "Order Completed", json!({"type": "track", "event": "Order Completed"})).await;
+        append(
+            &t.db,
+            &s,
+            "msg_1",
+            "Order Completed",
+            json!({"type": "track", "event": "Order Completed"}),
+        )
+        .await;
         let dispatcher = Dispatcher::new(t.db.clone(), key.clone(), options(true)).unwrap();
         dispatcher.run_until_idle().await.unwrap();
         dispatcher.run_until_idle().await.unwrap();
@@ -151,12 +193,30 @@ async fn webhooks_are_signed_and_delivered_once_per_message() {
         assert_eq!(header(r, "content-type"), "application/json");
         let body: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(body["properties"]["total"], "27.50");
-        assert!(python_verifies(&secret, "msg_1", header(r, "webhook-timestamp"), &r.body, header(r, "webhook-signature")));
-        assert!(!python_verifies(&webhook::new_secret(), "msg_1", header(r, "webhook-timestamp"), &r.body, header(r, "webhook-signature")));
+        assert!(python_verifies(
+            &secret,
+            "msg_1",
+            header(r, "webhook-timestamp"),
+            &r.body,
+            header(r, "webhook-signature")
+        ));
+        assert!(!python_verifies(
+            &webhook::new_secret(),
+            "msg_1",
+            header(r, "webhook-timestamp"),
+            &r.body,
+            header(r, "webhook-signature")
+        ));
 
         let d = t.db.get_delivery(&s.org, &dst, "msg_1").await.unwrap();
-        assert_eq!((d.status, d.attempts, d.response_status), (DeliveryStatus::Delivered, 1, Some(200)));
-        assert_eq!(d.response_excerpt.as_deref(), Some("answer from the receiver"));
+        assert_eq!(
+            (d.status, d.attempts, d.response_status),
+            (DeliveryStatus::Delivered, 1, Some(200))
+        );
+        assert_eq!(
+            d.response_excerpt.as_deref(),
+            Some("answer from the receiver")
+        );
         // A delivered one cannot be replayed into a second post.
         assert!(!t.db.replay_delivery(&s.org, &dst, "msg_1").await.unwrap());
         dispatcher.run_until_idle().await.unwrap();
@@ -177,11 +237,28 @@ async fn during_rotation_both_secrets_sign() {
         d.secrets.previous_expires_at_us = Some(cohort_store::now_micros() + 24 * 3600 * 1_000_000);
         d.secrets.signing_secret = Some(new.clone());
         t.db.update_destination(&key, &d).await.unwrap();
-        append(&t.db, &s, "msg_r", "Signed Up", json!({"type": "track", "event": "Signed Up"})).await;
-        Dispatcher::new(t.db.clone(), key, options(true)).unwrap().run_until_idle().await.unwrap();
+        append(
+            &t.db,
+            &s,
+            "msg_r",
+            "Signed Up",
+            json!({"type": "track", "event": "Signed Up"}),
+        )
+        .await;
+        Dispatcher::new(t.db.clone(), key, options(true))
+            .unwrap()
+            .run_until_idle()
+            .await
+            .unwrap();
         let r = &receiver.requests()[0];
         for secret in [&old, &new] {
-            assert!(python_verifies(secret, "msg_r", header(r, "webhook-timestamp"), &r.body, header(r, "webhook-signature")));
+            assert!(python_verifies(
+                secret,
+                "msg_r",
+                header(r, "webhook-timestamp"),
+                &r.body,
+                header(r, "webhook-signature")
+            ));
         }
     }
 }
@@ -196,23 +273,54 @@ async fn server_errors_are_retried_and_client_errors_fail_until_replayed() {
         let dispatcher = Dispatcher::new(t.db.clone(), key.clone(), options(true)).unwrap();
 
         receiver.answer(&[503]);
-        append(&t.db, &s, "msg_503", "A", json!({"type": "track", "event": "A"})).await;
+        append(
+            &t.db,
+            &s,
+            "msg_503",
+            "A",
+            json!({"type": "track", "event": "A"}),
+        )
+        .await;
         dispatcher.run_until_idle().await.unwrap();
         let d = t.db.get_delivery(&s.org, &dst, "msg_503").await.unwrap();
         assert_eq!((d.status, d.attempts), (DeliveryStatus::Delivered, 2));
         assert_eq!(receiver.requests().len(), 2);
 
         receiver.answer(&[400]);
-        append(&t.db, &s, "msg_400", "B", json!({"type": "track", "event": "B"})).await;
+        append(
+            &t.db,
+            &s,
+            "msg_400",
+            "B",
+            json!({"type": "track", "event": "B"}),
+        )
+        .await;
         dispatcher.run_until_idle().await.unwrap();
         let d = t.db.get_delivery(&s.org, &dst, "msg_400").await.unwrap();
-        assert_eq!((d.status, d.attempts, d.reason.as_deref()), (DeliveryStatus::Failed, 1, Some("HTTP 400")));
+        assert_eq!(
+            (d.status, d.attempts, d.reason.as_deref()),
+            (DeliveryStatus::Failed, 1, Some("HTTP 400"))
+        );
         assert_eq!(receiver.requests().len(), 3);
-        let failed = t.db
-            .list_deliveries(&s.org, &dst, &DeliveryFilter { status: Some(DeliveryStatus::Failed), limit: 50, ..Default::default() })
+        let failed =
+            t.db.list_deliveries(
+                &s.org,
+                &dst,
+                &DeliveryFilter {
+                    status: Some(DeliveryStatus::Failed),
+                    limit: 50,
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
-        assert_eq!(failed.iter().map(|d| d.message_id.as_str()).collect::<Vec<_>>(), ["msg_400"]);
+        assert_eq!(
+            failed
+                .iter()
+                .map(|d| d.message_id.as_str())
+                .collect::<Vec<_>>(),
+            ["msg_400"]
+        );
 
         assert!(t.db.replay_delivery(&s.org, &dst, "msg_400").await.unwrap());
         dispatcher.run_until_idle().await.unwrap();
@@ -222,7 +330,14 @@ async fn server_errors_are_retried_and_client_errors_fail_until_replayed() {
 
         // Exhausted schedule → failed.
         receiver.answer(&[500, 500, 500, 500]);
-        append(&t.db, &s, "msg_500", "C", json!({"type": "track", "event": "C"})).await;
+        append(
+            &t.db,
+            &s,
+            "msg_500",
+            "C",
+            json!({"type": "track", "event": "C"}),
+        )
+        .await;
         dispatcher.run_until_idle().await.unwrap();
         let d = t.db.get_delivery(&s.org, &dst, "msg_500").await.unwrap();
         assert_eq!(d.status, DeliveryStatus::Failed);
@@ -239,19 +354,42 @@ async fn private_addresses_are_refused_unless_allowed() {
         let (receiver, url) = Receiver::start().await;
         let port = url.rsplit(':').next().unwrap().to_owned();
         let by_ip = webhook_destination(&t.db, &s.org, &key, &url, &webhook::new_secret()).await;
-        let by_name = webhook_destination(&t.db, &s.org, &key, &format!("http://localhost:{port}/"), &webhook::new_secret()).await;
-        append(&t.db, &s, "msg_p", "A", json!({"type": "track", "event": "A"})).await;
+        let by_name = webhook_destination(
+            &t.db,
+            &s.org,
+            &key,
+            &format!("http://localhost:{port}/"),
+            &webhook::new_secret(),
+        )
+        .await;
+        append(
+            &t.db,
+            &s,
+            "msg_p",
+            "A",
+            json!({"type": "track", "event": "A"}),
+        )
+        .await;
         let strict = Dispatcher::new(t.db.clone(), key.clone(), options(false)).unwrap();
         strict.round().await.unwrap();
         assert!(receiver.requests().is_empty());
         for dst in [&by_ip, &by_name] {
             let d = t.db.get_delivery(&s.org, dst, "msg_p").await.unwrap();
             assert_eq!(d.status, DeliveryStatus::Retrying, "{dst}");
-            assert!(d.reason.unwrap_or_default().contains("private address"), "{dst}");
+            assert!(
+                d.reason.unwrap_or_default().contains("private address"),
+                "{dst}"
+            );
         }
-        assert!(cohort_destinations::is_private("169.254.169.254".parse().unwrap()));
-        assert!(cohort_destinations::is_private("::ffff:10.0.0.1".parse().unwrap()));
-        assert!(!cohort_destinations::is_private("93.184.216.34".parse().unwrap()));
+        assert!(cohort_destinations::is_private(
+            "169.254.169.254".parse().unwrap()
+        ));
+        assert!(cohort_destinations::is_private(
+            "::ffff:10.0.0.1".parse().unwrap()
+        ));
+        assert!(!cohort_destinations::is_private(
+            "93.184.216.34".parse().unwrap()
+        ));
     }
 }
 
@@ -268,7 +406,13 @@ fn fixture() -> Value {
     v
 }
 
-async fn everflow_destination(db: &Db, org: &OrgId, key: &SecretsKey, url: &str, mapping: Value) -> String {
+async fn everflow_destination(
+    db: &Db,
+    org: &OrgId,
+    key: &SecretsKey,
+    url: &str,
+    mapping: Value,
+) -> String {
     db.create_destination(org, key, &NewDestination {
         kind: "everflow".into(),
         name: "Everflow".into(),
@@ -288,16 +432,32 @@ async fn everflow_postbacks_carry_the_fixture_and_skip_without_a_transaction_id(
         let s = seed(&t.db, "Shop").await;
         let key = SecretsKey::generate();
         let (receiver, url) = Receiver::start().await;
-        let base = everflow_destination(&t.db, &s.org, &key, &url, json!({"Order Completed": 0})).await;
-        let mapped = everflow_destination(&t.db, &s.org, &key, &url, json!({"Order Completed": 24})).await;
+        let base =
+            everflow_destination(&t.db, &s.org, &key, &url, json!({"Order Completed": 0})).await;
+        let mapped =
+            everflow_destination(&t.db, &s.org, &key, &url, json!({"Order Completed": 24})).await;
         let order = fixture();
         let id = order["messageId"].as_str().unwrap().to_owned();
         append(&t.db, &s, &id, "Order Completed", order.clone()).await;
         let mut no_tid = order.clone();
-        no_tid["context"].as_object_mut().unwrap().remove("referrer");
+        no_tid["context"]
+            .as_object_mut()
+            .unwrap()
+            .remove("referrer");
         append(&t.db, &s, "msg_no_tid", "Order Completed", no_tid).await;
-        append(&t.db, &s, "msg_other", "Product Viewed", json!({"type": "track", "event": "Product Viewed"})).await;
-        Dispatcher::new(t.db.clone(), key.clone(), options(true)).unwrap().run_until_idle().await.unwrap();
+        append(
+            &t.db,
+            &s,
+            "msg_other",
+            "Product Viewed",
+            json!({"type": "track", "event": "Product Viewed"}),
+        )
+        .await;
+        Dispatcher::new(t.db.clone(), key.clone(), options(true))
+            .unwrap()
+            .run_until_idle()
+            .await
+            .unwrap();
 
         let got = receiver.requests();
         assert_eq!(got.len(), 2);
@@ -305,7 +465,10 @@ async fn everflow_postbacks_carry_the_fixture_and_skip_without_a_transaction_id(
         for r in &got {
             assert_eq!(r.method, Method::GET);
             assert_eq!(r.uri.path(), "/");
-            let q: BTreeMap<String, String> = url::form_urlencoded::parse(r.uri.query().unwrap_or_default().as_bytes()).into_owned().collect();
+            let q: BTreeMap<String, String> =
+                url::form_urlencoded::parse(r.uri.query().unwrap_or_default().as_bytes())
+                    .into_owned()
+                    .collect();
             by_event.insert(q.get("adv_event_id").cloned(), q);
         }
         let q = &by_event[&None];
@@ -319,16 +482,28 @@ async fn everflow_postbacks_carry_the_fixture_and_skip_without_a_transaction_id(
         let items: Value = serde_json::from_str(&q["order"]).unwrap();
         assert_eq!(items["items"][0]["sku"], "SKU-1");
         assert_eq!(items["items"][0]["quantity"], 1);
-        assert_eq!(by_event[&Some("24".into())]["transaction_id"], "a1b2c3d4e5f6");
+        assert_eq!(
+            by_event[&Some("24".into())]["transaction_id"],
+            "a1b2c3d4e5f6"
+        );
 
         let sent = t.db.get_delivery(&s.org, &base, &id).await.unwrap();
         assert_eq!(sent.status, DeliveryStatus::Delivered);
         let logged = sent.request.unwrap_or_default();
         assert!(!logged.contains("vt_secret"), "{logged}");
-        let skipped = t.db.get_delivery(&s.org, &mapped, "msg_no_tid").await.unwrap();
+        let skipped =
+            t.db.get_delivery(&s.org, &mapped, "msg_no_tid")
+                .await
+                .unwrap();
         assert_eq!(skipped.status, DeliveryStatus::Skipped);
-        assert_eq!(skipped.reason.as_deref(), Some("skipped: no transaction id"));
-        assert!(matches!(t.db.get_delivery(&s.org, &base, "msg_other").await, Err(StoreError::NotFound(_))));
+        assert_eq!(
+            skipped.reason.as_deref(),
+            Some("skipped: no transaction id")
+        );
+        assert!(matches!(
+            t.db.get_delivery(&s.org, &base, "msg_other").await,
+            Err(StoreError::NotFound(_))
+        ));
     }
 }
 
@@ -340,21 +515,89 @@ async fn another_organisation_cannot_see_a_destination() {
         let key = SecretsKey::generate();
         let (_receiver, url) = Receiver::start().await;
         let dst = webhook_destination(&t.db, &a.org, &key, &url, &webhook::new_secret()).await;
-        append(&t.db, &a, "msg_a", "A", json!({"type": "track", "event": "A"})).await;
-        append(&t.db, &b, "msg_b", "B", json!({"type": "track", "event": "B"})).await;
-        Dispatcher::new(t.db.clone(), key.clone(), options(true)).unwrap().run_until_idle().await.unwrap();
+        append(
+            &t.db,
+            &a,
+            "msg_a",
+            "A",
+            json!({"type": "track", "event": "A"}),
+        )
+        .await;
+        append(
+            &t.db,
+            &b,
+            "msg_b",
+            "B",
+            json!({"type": "track", "event": "B"}),
+        )
+        .await;
+        Dispatcher::new(t.db.clone(), key.clone(), options(true))
+            .unwrap()
+            .run_until_idle()
+            .await
+            .unwrap();
 
-        assert!(matches!(t.db.get_destination(&b.org, &key, &dst).await, Err(StoreError::NotFound(_))));
-        assert!(t.db.list_destinations(&b.org, &key).await.unwrap().is_empty());
-        assert!(t.db.list_deliveries(&b.org, &dst, &DeliveryFilter { limit: 10, ..Default::default() }).await.unwrap().is_empty());
-        assert!(matches!(t.db.replay_delivery(&b.org, &dst, "msg_a").await, Err(StoreError::NotFound(_))));
-        assert!(matches!(t.db.delete_destination(&b.org, &dst).await, Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            t.db.get_destination(&b.org, &key, &dst).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(t
+            .db
+            .list_destinations(&b.org, &key)
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(t
+            .db
+            .list_deliveries(
+                &b.org,
+                &dst,
+                &DeliveryFilter {
+                    limit: 10,
+                    ..Default::default()
+                }
+            )
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(matches!(
+            t.db.replay_delivery(&b.org, &dst, "msg_a").await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            t.db.delete_destination(&b.org, &dst).await,
+            Err(StoreError::NotFound(_))
+        ));
         // Org B's events never reach org A's destination.
-        let log = t.db.list_deliveries(&a.org, &dst, &DeliveryFilter { limit: 10, ..Default::default() }).await.unwrap();
-        assert_eq!(log.iter().map(|d| d.message_id.as_str()).collect::<Vec<_>>(), ["msg_a"]);
+        let log =
+            t.db.list_deliveries(
+                &a.org,
+                &dst,
+                &DeliveryFilter {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            log.iter()
+                .map(|d| d.message_id.as_str())
+                .collect::<Vec<_>>(),
+            ["msg_a"]
+        );
         // A wrong key cannot read the secrets.
-        assert!(t.db.get_destination(&a.org, &SecretsKey::generate(), &dst).await.is_err());
+        assert!(t
+            .db
+            .get_destination(&a.org, &SecretsKey::generate(), &dst)
+            .await
+            .is_err());
         t.db.delete_destination(&a.org, &dst).await.unwrap();
-        assert!(t.db.list_destinations(&a.org, &key).await.unwrap().is_empty());
+        assert!(t
+            .db
+            .list_destinations(&a.org, &key)
+            .await
+            .unwrap()
+            .is_empty());
     }
 }

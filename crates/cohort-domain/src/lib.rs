@@ -3,10 +3,10 @@
 //! `cohort-api` decide *how* it is stored and served.
 
 pub mod collect;
-pub mod ids;
-pub mod secrets;
-pub mod time;
 pub mod commerce;
 pub mod destinations;
 pub mod discounts;
+pub mod ids;
 pub mod profile;
+pub mod secrets;
+pub mod time;

@@ -19,7 +19,10 @@ pub fn digest(secret: &str) -> String {
 
 /// Whether `secret` hashes to `stored_digest`, compared in constant time.
 pub fn verify(secret: &str, stored_digest: &str) -> bool {
-    digest(secret).as_bytes().ct_eq(stored_digest.as_bytes()).into()
+    digest(secret)
+        .as_bytes()
+        .ct_eq(stored_digest.as_bytes())
+        .into()
 }
 
 /// A freshly minted bearer secret `"{kind}_{id}_{secret}"`: the id part finds

@@ -138,16 +138,25 @@ pub struct ClaimedInstallation {
 
 impl std::fmt::Debug for ClaimedInstallation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClaimedInstallation").field("installation_id", &self.installation_id).finish_non_exhaustive()
+        f.debug_struct("ClaimedInstallation")
+            .field("installation_id", &self.installation_id)
+            .finish_non_exhaustive()
     }
 }
 
 /// What approving or denying a pairing did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecisionOutcome {
-    Approved { installation_id: String, return_url: String },
-    Denied { return_url: String },
-    Expired { return_url: String },
+    Approved {
+        installation_id: String,
+        return_url: String,
+    },
+    Denied {
+        return_url: String,
+    },
+    Expired {
+        return_url: String,
+    },
     AlreadyDecided,
     NotFound,
 }
@@ -359,14 +368,16 @@ pub(crate) async fn store_source(
         return Ok(r.get::<String, _>("id"));
     }
     let source_id = SourceId::generate();
-    sqlx::query("INSERT INTO sources (id, org_id, name, write_key, created_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(source_id.as_str())
-        .bind(org.as_str())
-        .bind(name)
-        .bind(format!("wk_{}", random_token(32)))
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO sources (id, org_id, name, write_key, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(source_id.as_str())
+    .bind(org.as_str())
+    .bind(name)
+    .bind(format!("wk_{}", random_token(32)))
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
     Ok(source_id.as_str().to_owned())
 }
 
@@ -444,25 +455,36 @@ impl Db {
     }
 
     pub async fn find_pairing(&self, id: &str) -> Result<Option<Pairing>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {PAIRING_COLUMNS} FROM connect_pairings WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {PAIRING_COLUMNS} FROM connect_pairings WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
         Ok(row.as_ref().map(pairing_from_row))
     }
 
     /// Answers a plugin's poll. The approved secrets are minted by the one
     /// poll that moves the pairing from approved to claimed, so they are
     /// never stored in a readable form and are handed out exactly once.
-    pub async fn poll_pairing(&self, id: &str, presented_secret: &str) -> Result<PollOutcome, StoreError> {
+    pub async fn poll_pairing(
+        &self,
+        id: &str,
+        presented_secret: &str,
+    ) -> Result<PollOutcome, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {PAIRING_COLUMNS}, poll_secret_digest FROM connect_pairings WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(self.pool())
         .await?;
-        let Some(row) = row else { return Ok(PollOutcome::NotFound) };
-        if !secrets::verify(presented_secret, &row.get::<String, _>("poll_secret_digest")) {
+        let Some(row) = row else {
+            return Ok(PollOutcome::NotFound);
+        };
+        if !secrets::verify(
+            presented_secret,
+            &row.get::<String, _>("poll_secret_digest"),
+        ) {
             return Ok(PollOutcome::Unauthorized);
         }
         let pairing = pairing_from_row(&row);
@@ -474,7 +496,9 @@ impl Db {
             "pending" => return Ok(PollOutcome::Pending),
             _ => {}
         }
-        let (Some(org), Some(installation_id)) = (pairing.org_id.clone(), pairing.installation_id.clone()) else {
+        let (Some(org), Some(installation_id)) =
+            (pairing.org_id.clone(), pairing.installation_id.clone())
+        else {
             return Ok(PollOutcome::Expired);
         };
         let mut tx = self.begin_write().await?;
@@ -536,7 +560,12 @@ impl Db {
     /// (its token stops working), creates the installation awaiting its
     /// plugin, and queues the initial sync for a WooCommerce store. The
     /// plugin then has a fresh 15 minutes to collect the token.
-    pub async fn approve_pairing(&self, id: &str, org: &OrgId, user: &UserId) -> Result<DecisionOutcome, StoreError> {
+    pub async fn approve_pairing(
+        &self,
+        id: &str,
+        org: &OrgId,
+        user: &UserId,
+    ) -> Result<DecisionOutcome, StoreError> {
         let now = now_micros();
         let installation_id = new_id("ins");
         let mut tx = self.begin_write().await?;
@@ -556,15 +585,28 @@ impl Db {
             tx.rollback().await?;
             return self.undecidable(id, now).await;
         }
-        let row = sqlx::query(&format!("SELECT {PAIRING_COLUMNS} FROM connect_pairings WHERE id = $1"))
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {PAIRING_COLUMNS} FROM connect_pairings WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
         let pairing = pairing_from_row(&row);
         let store = &pairing.store;
 
-        let label = if store.site_name.trim().is_empty() { store.store_url.as_str() } else { store.site_name.trim() };
-        let source_id = store_source(&mut tx, org, &store.store_url, &format!("{label} ({})", store.platform), now).await?;
+        let label = if store.site_name.trim().is_empty() {
+            store.store_url.as_str()
+        } else {
+            store.site_name.trim()
+        };
+        let source_id = store_source(
+            &mut tx,
+            org,
+            &store.store_url,
+            &format!("{label} ({})", store.platform),
+            now,
+        )
+        .await?;
 
         replace_store_installations(&mut tx, org, &store.store_url, &installation_id, now).await?;
         sqlx::query(
@@ -593,11 +635,18 @@ impl Db {
             queue_command(&mut tx, org, &installation_id, "sync_store", now).await?;
         }
         tx.commit().await?;
-        Ok(DecisionOutcome::Approved { installation_id, return_url: store.return_url.clone() })
+        Ok(DecisionOutcome::Approved {
+            installation_id,
+            return_url: store.return_url.clone(),
+        })
     }
 
     /// Denies a pending pairing: its next poll answers `410 denied`.
-    pub async fn deny_pairing(&self, id: &str, user: &UserId) -> Result<DecisionOutcome, StoreError> {
+    pub async fn deny_pairing(
+        &self,
+        id: &str,
+        user: &UserId,
+    ) -> Result<DecisionOutcome, StoreError> {
         let now = now_micros();
         let decided = sqlx::query(
             "UPDATE connect_pairings SET status = 'denied', decided_by = $1, decided_at = $2 \
@@ -611,17 +660,22 @@ impl Db {
         if decided.rows_affected() != 1 {
             return self.undecidable(id, now).await;
         }
-        let pairing = self.find_pairing(id).await?.ok_or_else(|| StoreError::NotFound(format!("pairing {id:?}")))?;
-        Ok(DecisionOutcome::Denied { return_url: pairing.store.return_url })
+        let pairing = self
+            .find_pairing(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("pairing {id:?}")))?;
+        Ok(DecisionOutcome::Denied {
+            return_url: pairing.store.return_url,
+        })
     }
 
     /// Why a pairing could not be decided.
     async fn undecidable(&self, id: &str, now: i64) -> Result<DecisionOutcome, StoreError> {
         Ok(match self.find_pairing(id).await? {
             None => DecisionOutcome::NotFound,
-            Some(p) if p.status == "pending" && p.is_expired(now) => {
-                DecisionOutcome::Expired { return_url: p.store.return_url }
-            }
+            Some(p) if p.status == "pending" && p.is_expired(now) => DecisionOutcome::Expired {
+                return_url: p.store.return_url,
+            },
             Some(_) => DecisionOutcome::AlreadyDecided,
         })
     }
@@ -630,8 +684,12 @@ impl Db {
 
     /// The connected installation a presented token belongs to. Tokens of
     /// disconnected or replaced installations match nothing.
-    pub async fn verify_installation_token(&self, presented: &str) -> Result<Option<Installation>, StoreError> {
-        let Some((token_id, secret)) = secrets::split_presented(INSTALLATION_TOKEN_KIND, presented) else {
+    pub async fn verify_installation_token(
+        &self,
+        presented: &str,
+    ) -> Result<Option<Installation>, StoreError> {
+        let Some((token_id, secret)) = secrets::split_presented(INSTALLATION_TOKEN_KIND, presented)
+        else {
             return Ok(None);
         };
         let row = sqlx::query(&format!(
@@ -643,23 +701,35 @@ impl Db {
         .await?;
         Ok(row
             .filter(|r| {
-                r.get::<Option<String>, _>("token_digest").is_some_and(|stored| secrets::verify(secret, &stored))
+                r.get::<Option<String>, _>("token_digest")
+                    .is_some_and(|stored| secrets::verify(secret, &stored))
             })
             .map(|r| installation_from_row(&r)))
     }
 
     /// The secret Cohort signs its requests to the store with (connect.md §5).
-    pub async fn installation_signing_secret(&self, org: &OrgId, id: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT signing_secret FROM connect_installations WHERE org_id = $1 AND id = $2")
-            .bind(org.as_str())
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+    pub async fn installation_signing_secret(
+        &self,
+        org: &OrgId,
+        id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT signing_secret FROM connect_installations WHERE org_id = $1 AND id = $2",
+        )
+        .bind(org.as_str())
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
         Ok(row.and_then(|r| r.get::<Option<String>, _>("signing_secret")))
     }
 
     /// Stores a heartbeat; returns the number of pending commands.
-    pub async fn record_heartbeat(&self, org: &OrgId, id: &str, beat: &Heartbeat) -> Result<i64, StoreError> {
+    pub async fn record_heartbeat(
+        &self,
+        org: &OrgId,
+        id: &str,
+        beat: &Heartbeat,
+    ) -> Result<i64, StoreError> {
         sqlx::query(
             "UPDATE connect_installations SET last_heartbeat_at = $1, plugin_version = $2, wp_version = $3, \
              wc_version = $4, php_version = $5, reported_store_url = COALESCE($6, reported_store_url), \
@@ -685,7 +755,11 @@ impl Db {
         self.count_pending_commands(org, id).await
     }
 
-    pub async fn count_pending_commands(&self, org: &OrgId, installation_id: &str) -> Result<i64, StoreError> {
+    pub async fn count_pending_commands(
+        &self,
+        org: &OrgId,
+        installation_id: &str,
+    ) -> Result<i64, StoreError> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS n FROM connect_commands WHERE org_id = $1 AND installation_id = $2 AND status = 'pending'",
         )
@@ -698,7 +772,11 @@ impl Db {
 
     /// The installation's pending commands, oldest first; marks them
     /// delivered (the first time). They stay pending until acknowledged.
-    pub async fn pending_commands(&self, org: &OrgId, installation_id: &str) -> Result<Vec<Command>, StoreError> {
+    pub async fn pending_commands(
+        &self,
+        org: &OrgId,
+        installation_id: &str,
+    ) -> Result<Vec<Command>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {COMMAND_COLUMNS} FROM connect_commands WHERE org_id = $1 AND installation_id = $2 \
              AND status = 'pending' ORDER BY requested_at, id"
@@ -783,7 +861,12 @@ impl Db {
     /// A plain-WordPress installation gains WooCommerce: the platform
     /// changes and an initial `sync_store` is queued. Returns the queued
     /// command's id (`None` when it already was a WooCommerce store).
-    pub async fn upgrade_installation(&self, org: &OrgId, id: &str, wc_version: &str) -> Result<Option<String>, StoreError> {
+    pub async fn upgrade_installation(
+        &self,
+        org: &OrgId,
+        id: &str,
+        wc_version: &str,
+    ) -> Result<Option<String>, StoreError> {
         let now = now_micros();
         let mut tx = self.begin_write().await?;
         let upgraded = sqlx::query(
@@ -798,12 +881,14 @@ impl Db {
         let command = if upgraded.rows_affected() == 1 {
             Some(queue_command(&mut tx, org, id, "sync_store", now).await?)
         } else {
-            sqlx::query("UPDATE connect_installations SET wc_version = $1 WHERE org_id = $2 AND id = $3")
-                .bind(wc_version)
-                .bind(org.as_str())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE connect_installations SET wc_version = $1 WHERE org_id = $2 AND id = $3",
+            )
+            .bind(wc_version)
+            .bind(org.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
             None
         };
         tx.commit().await?;
@@ -813,7 +898,11 @@ impl Db {
     /// Asks a connected WooCommerce installation to sync its store: queues a
     /// `sync_store` command, unless one is already pending (then that one is
     /// returned, `false`). `None`: no such connected WooCommerce installation.
-    pub async fn request_sync(&self, org: &OrgId, id: &str) -> Result<Option<(String, bool)>, StoreError> {
+    pub async fn request_sync(
+        &self,
+        org: &OrgId,
+        id: &str,
+    ) -> Result<Option<(String, bool)>, StoreError> {
         let now = now_micros();
         let mut tx = self.begin_write().await?;
         let platform: Option<String> = sqlx::query_scalar(
@@ -837,14 +926,20 @@ impl Db {
         .await?;
         let answer = match pending {
             Some(existing) => (existing, false),
-            None => (queue_command(&mut tx, org, id, "sync_store", now).await?, true),
+            None => (
+                queue_command(&mut tx, org, id, "sync_store", now).await?,
+                true,
+            ),
         };
         tx.commit().await?;
         Ok(Some(answer))
     }
 
     /// Every installation of `org`, newest first, with its command status.
-    pub async fn list_installations(&self, org: &OrgId) -> Result<Vec<InstallationSummary>, StoreError> {
+    pub async fn list_installations(
+        &self,
+        org: &OrgId,
+    ) -> Result<Vec<InstallationSummary>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {INSTALLATION_COLUMNS} FROM connect_installations WHERE org_id = $1 ORDER BY created_at DESC, id DESC"
         ))
@@ -863,7 +958,11 @@ impl Db {
             .fetch_optional(self.pool())
             .await?;
             let commands_pending = self.count_pending_commands(org, &installation.id).await?;
-            out.push(InstallationSummary { installation, commands_pending, last_command: last.as_ref().map(command_from_row) });
+            out.push(InstallationSummary {
+                installation,
+                commands_pending,
+                last_command: last.as_ref().map(command_from_row),
+            });
         }
         Ok(out)
     }
@@ -871,12 +970,17 @@ impl Db {
     // ----- people and browser sessions ---------------------------------------
 
     pub async fn count_users(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM users").fetch_one(self.pool()).await?;
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM users")
+            .fetch_one(self.pool())
+            .await?;
         Ok(row.get("n"))
     }
 
     /// The organisations `user` belongs to, with their role, by name.
-    pub async fn memberships_of(&self, user: &UserId) -> Result<Vec<(Organisation, Role)>, StoreError> {
+    pub async fn memberships_of(
+        &self,
+        user: &UserId,
+    ) -> Result<Vec<(Organisation, Role)>, StoreError> {
         let rows = sqlx::query(
             "SELECT o.id, o.name, o.created_at, m.role FROM memberships m JOIN organisations o ON o.id = m.org_id \
              WHERE m.user_id = $1 ORDER BY o.name, o.id",
@@ -905,35 +1009,48 @@ impl Db {
     /// and spends outstanding setup links. `None` when someone already has
     /// an account, including one created a moment earlier by a concurrent
     /// request.
-    pub async fn create_first_admin(&self, email: &str, password_hash: &str) -> Result<Option<User>, StoreError> {
+    pub async fn create_first_admin(
+        &self,
+        email: &str,
+        password_hash: &str,
+    ) -> Result<Option<User>, StoreError> {
         let now = now_micros();
         let mut tx = self.begin_write().await?;
-        let users: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users").fetch_one(&mut *tx).await?.get("n");
+        let users: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users")
+            .fetch_one(&mut *tx)
+            .await?
+            .get("n");
         if users > 0 {
             return Ok(None);
         }
-        let mut orgs: Vec<String> = sqlx::query("SELECT id FROM organisations ORDER BY created_at, id")
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| r.get::<String, _>("id"))
-            .collect();
+        let mut orgs: Vec<String> =
+            sqlx::query("SELECT id FROM organisations ORDER BY created_at, id")
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.get::<String, _>("id"))
+                .collect();
         if orgs.is_empty() {
             let id = OrgId::generate();
-            sqlx::query("INSERT INTO organisations (id, name, created_at) VALUES ($1, 'Default', $2)")
-                .bind(id.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO organisations (id, name, created_at) VALUES ($1, 'Default', $2)",
+            )
+            .bind(id.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
             orgs.push(id.as_str().to_owned());
         }
         let first = OrgId::from_stored(orgs[0].clone());
-        let user = crate::users::create_user_in(&mut tx, &first, email, password_hash, Role::Owner).await?;
-        let claim = sqlx::query("INSERT INTO first_admin_claim (id, user_id, claimed_at) VALUES (1, $1, $2)")
-            .bind(user.id.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await;
+        let user = crate::users::create_user_in(&mut tx, &first, email, password_hash, Role::Owner)
+            .await?;
+        let claim = sqlx::query(
+            "INSERT INTO first_admin_claim (id, user_id, claimed_at) VALUES (1, $1, $2)",
+        )
+        .bind(user.id.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
         match claim {
             Ok(_) => {}
             Err(e) if is_unique_violation(&e) => return Ok(None),
@@ -956,9 +1073,16 @@ impl Db {
     }
 
     /// Starts a browser session for `user`; the secret is the cookie value.
-    pub async fn create_session(&self, user: &UserId, lifetime_micros: i64) -> Result<IssuedSecret, StoreError> {
+    pub async fn create_session(
+        &self,
+        user: &UserId,
+        lifetime_micros: i64,
+    ) -> Result<IssuedSecret, StoreError> {
         let now = now_micros();
-        sqlx::query("DELETE FROM web_sessions WHERE expires_at <= $1").bind(now).execute(self.pool()).await?;
+        sqlx::query("DELETE FROM web_sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(self.pool())
+            .await?;
         let issued = IssuedSecret::issue(SESSION_KIND);
         sqlx::query(
             "INSERT INTO web_sessions (id, user_id, secret_digest, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
@@ -988,13 +1112,19 @@ impl Db {
         .await?;
         Ok(row
             .filter(|r| secrets::verify(secret, &r.get::<String, _>("secret_digest")))
-            .map(|r| User { id: UserId::from_stored(r.get::<String, _>("user_id")), email: r.get("email") }))
+            .map(|r| User {
+                id: UserId::from_stored(r.get::<String, _>("user_id")),
+                email: r.get("email"),
+            }))
     }
 
     /// Ends a session (signing out).
     pub async fn delete_session(&self, presented: &str) -> Result<(), StoreError> {
         if let Some((id, _)) = secrets::split_presented(SESSION_KIND, presented) {
-            sqlx::query("DELETE FROM web_sessions WHERE id = $1").bind(id).execute(self.pool()).await?;
+            sqlx::query("DELETE FROM web_sessions WHERE id = $1")
+                .bind(id)
+                .execute(self.pool())
+                .await?;
         }
         Ok(())
     }
@@ -1010,7 +1140,10 @@ mod tests {
             let code = new_user_code();
             assert_eq!(code.len(), 9);
             assert_eq!(&code[4..5], "-");
-            assert!(code.chars().filter(|c| *c != '-').all(|c| USER_CODE_ALPHABET.contains(&(c as u8))));
+            assert!(code
+                .chars()
+                .filter(|c| *c != '-')
+                .all(|c| USER_CODE_ALPHABET.contains(&(c as u8))));
         }
     }
 

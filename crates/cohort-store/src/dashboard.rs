@@ -35,12 +35,20 @@ impl Db {
     /// last one on SQLite (one writer); on PostgreSQL, where a lower seq can
     /// commit after a higher one, what the projector's horizon allows.
     pub async fn settled_seq(&self) -> Result<i64, StoreError> {
-        let max: Option<i64> = sqlx::query("SELECT MAX(seq) FROM events").fetch_one(self.pool()).await?.get(0);
+        let max: Option<i64> = sqlx::query("SELECT MAX(seq) FROM events")
+            .fetch_one(self.pool())
+            .await?
+            .get(0);
         let max = max.unwrap_or(0);
-        Ok(match crate::projection::Projector::new(self.clone()).horizon().await? {
-            Some(horizon) => max.min(horizon),
-            None => max,
-        })
+        Ok(
+            match crate::projection::Projector::new(self.clone())
+                .horizon()
+                .await?
+            {
+                Some(horizon) => max.min(horizon),
+                None => max,
+            },
+        )
     }
 
     /// Folds the events the hourly counts have not seen yet, at most
@@ -49,13 +57,21 @@ impl Db {
     /// the cursor row.
     pub async fn refresh_event_counts(&self) -> Result<(), StoreError> {
         let settled = self.settled_seq().await?;
-        let seen: i64 = sqlx::query("SELECT last_seq FROM event_counts_cursor WHERE id = 1").fetch_one(self.pool()).await?.get(0);
+        let seen: i64 = sqlx::query("SELECT last_seq FROM event_counts_cursor WHERE id = 1")
+            .fetch_one(self.pool())
+            .await?
+            .get(0);
         if seen >= settled {
             return Ok(());
         }
         let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE event_counts_cursor SET last_seq = last_seq WHERE id = 1").execute(&mut *tx).await?;
-        let seen: i64 = sqlx::query("SELECT last_seq FROM event_counts_cursor WHERE id = 1").fetch_one(&mut *tx).await?.get(0);
+        sqlx::query("UPDATE event_counts_cursor SET last_seq = last_seq WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        let seen: i64 = sqlx::query("SELECT last_seq FROM event_counts_cursor WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
         if seen >= settled {
             return Ok(());
         }
@@ -70,7 +86,10 @@ impl Db {
         .bind(upto)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE event_counts_cursor SET last_seq = $1 WHERE id = 1").bind(upto).execute(&mut *tx).await?;
+        sqlx::query("UPDATE event_counts_cursor SET last_seq = $1 WHERE id = 1")
+            .bind(upto)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -78,7 +97,11 @@ impl Db {
     /// Events of `org` that arrived in the hour starting at or after
     /// `since_us`, per hour: (start of the hour in µs, count), hours without
     /// events left out. Reads the hourly counts (see `refresh_event_counts`).
-    pub async fn events_per_hour(&self, org: &OrgId, since_us: i64) -> Result<Vec<(i64, i64)>, StoreError> {
+    pub async fn events_per_hour(
+        &self,
+        org: &OrgId,
+        since_us: i64,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
         let since = since_us - since_us.rem_euclid(HOUR_MICROS);
         let rows = sqlx::query(
             "SELECT hour_us, CAST(SUM(n) AS BIGINT) FROM event_counts_hourly WHERE org_id = $1 AND hour_us >= $2 GROUP BY hour_us ORDER BY hour_us",
@@ -87,12 +110,19 @@ impl Db {
         .bind(since)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.iter().map(|r| (r.get::<i64, _>(0), r.get::<i64, _>(1))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<i64, _>(0), r.get::<i64, _>(1)))
+            .collect())
     }
 
     /// Events of `org` per source id, in the hours starting at or after
     /// `since_us` (whole hours, from the hourly counts).
-    pub async fn events_per_source(&self, org: &OrgId, since_us: i64) -> Result<Vec<(String, i64)>, StoreError> {
+    pub async fn events_per_source(
+        &self,
+        org: &OrgId,
+        since_us: i64,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
         let since = since_us - since_us.rem_euclid(HOUR_MICROS);
         let rows = sqlx::query(
             "SELECT source_id, CAST(SUM(n) AS BIGINT) FROM event_counts_hourly WHERE org_id = $1 AND hour_us >= $2 GROUP BY source_id",
@@ -101,18 +131,23 @@ impl Db {
         .bind(since)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.iter().map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1)))
+            .collect())
     }
 
     /// How many profiles `org` has, counting at most `cap` of them: a
     /// bounded index scan where `count_profiles` reads them all (40 ms for
     /// 100,000 on PostgreSQL). `cap` means "at least that many".
     pub async fn count_profiles_upto(&self, org: &OrgId, cap: u32) -> Result<i64, StoreError> {
-        Ok(sqlx::query(&format!("SELECT COUNT(*) FROM (SELECT 1 FROM profiles WHERE org_id = $1 LIMIT {cap}) AS p"))
-            .bind(org.as_str())
-            .fetch_one(self.pool())
-            .await?
-            .get(0))
+        Ok(sqlx::query(&format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM profiles WHERE org_id = $1 LIMIT {cap}) AS p"
+        ))
+        .bind(org.as_str())
+        .fetch_one(self.pool())
+        .await?
+        .get(0))
     }
 
     /// One source of `org`.
@@ -138,7 +173,9 @@ impl Db {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("source {id:?}")));
         }
-        self.find_source(org, id).await?.ok_or_else(|| StoreError::NotFound(format!("source {id:?}")))
+        self.find_source(org, id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("source {id:?}")))
     }
 
     /// Events of one source of `org` after `after_seq` and at most
@@ -166,7 +203,12 @@ impl Db {
     }
 
     /// The newest events of one source of `org`, newest first.
-    pub async fn latest_source_events(&self, org: &OrgId, source: &str, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+    pub async fn latest_source_events(
+        &self,
+        org: &OrgId,
+        source: &str,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {STORED_EVENT_COLUMNS} FROM events WHERE org_id = $1 AND source_id = $2 ORDER BY seq DESC LIMIT {}",
             limit.clamp(1, 1000)
@@ -180,14 +222,21 @@ impl Db {
 
     /// The last `seq` of `org`'s log (0 when empty).
     pub async fn last_seq(&self, org: &OrgId) -> Result<i64, StoreError> {
-        let max: Option<i64> =
-            sqlx::query("SELECT MAX(seq) FROM events WHERE org_id = $1").bind(org.as_str()).fetch_one(self.pool()).await?.get(0);
+        let max: Option<i64> = sqlx::query("SELECT MAX(seq) FROM events WHERE org_id = $1")
+            .bind(org.as_str())
+            .fetch_one(self.pool())
+            .await?
+            .get(0);
         Ok(max.unwrap_or(0))
     }
 
     /// The destinations of `org` with their delivery counts, by name
     /// (failures of the last 24 hours counted from `now_us`).
-    pub async fn destination_health(&self, org: &OrgId, now_us: i64) -> Result<Vec<DestinationHealth>, StoreError> {
+    pub async fn destination_health(
+        &self,
+        org: &OrgId,
+        now_us: i64,
+    ) -> Result<Vec<DestinationHealth>, StoreError> {
         let rows = sqlx::query(
             "SELECT d.id, d.name, d.kind, d.enabled, \
              (SELECT COUNT(*) FROM deliveries x WHERE x.org_id = d.org_id AND x.destination_id = d.id AND x.status = 'failed'), \

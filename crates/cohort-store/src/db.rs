@@ -3,7 +3,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, Executor};
@@ -230,7 +230,9 @@ impl sqlx::error::DatabaseError for SqliteAppendError {
         use rusqlite::ffi;
         use sqlx::error::ErrorKind;
         match self.extended_code {
-            Some(ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => ErrorKind::UniqueViolation,
+            Some(ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => {
+                ErrorKind::UniqueViolation
+            }
             Some(ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => ErrorKind::ForeignKeyViolation,
             Some(ffi::SQLITE_CONSTRAINT_NOTNULL) => ErrorKind::NotNullViolation,
             Some(ffi::SQLITE_CONSTRAINT_CHECK) => ErrorKind::CheckViolation,
@@ -244,14 +246,19 @@ pub(crate) fn sqlite_error(error: rusqlite::Error) -> StoreError {
         rusqlite::Error::SqliteFailure(e, _) => Some(e.extended_code),
         _ => None,
     };
-    let error = SqliteAppendError { message: error.to_string(), extended_code };
+    let error = SqliteAppendError {
+        message: error.to_string(),
+        extended_code,
+    };
     StoreError::Database(sqlx::Error::Database(Box::new(error)))
 }
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The URL may hold a password: only the backend is shown.
-        f.debug_struct("Db").field("backend", &self.backend).finish()
+        f.debug_struct("Db")
+            .field("backend", &self.backend)
+            .finish()
     }
 }
 
@@ -293,7 +300,9 @@ impl Db {
         let append = match backend {
             Backend::Sqlite => AppendPool::Sqlite(Arc::new(SqliteAppender {
                 // The file exactly as sqlx resolves it (percent-decoded).
-                path: SqliteConnectOptions::from_str(&url)?.get_filename().to_path_buf(),
+                path: SqliteConnectOptions::from_str(&url)?
+                    .get_filename()
+                    .to_path_buf(),
                 synchronous: options.sqlite_synchronous,
                 busy_timeout: options.busy_timeout,
                 connection: Mutex::new(AppenderState::Unopened),
@@ -305,7 +314,11 @@ impl Db {
                     .connect_lazy_with(PgConnectOptions::from_str(&url)?),
             ),
         };
-        Ok(Self { pool, backend, append })
+        Ok(Self {
+            pool,
+            backend,
+            append,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -335,8 +348,16 @@ impl Db {
     /// Applies the migrations of this backend that have not run yet.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match self.backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?,
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&self.pool).await?,
+            Backend::Sqlite => {
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(&self.pool)
+                    .await?
+            }
+            Backend::Postgres => {
+                sqlx::migrate!("./migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
         }
         Ok(())
     }

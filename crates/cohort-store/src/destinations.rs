@@ -60,7 +60,13 @@ impl SecretsKey {
         let cipher = ChaCha20Poly1305::new(Key::from_slice(&self.0));
         let nonce: [u8; 12] = rand::random();
         let sealed = cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: context.as_bytes() })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: context.as_bytes(),
+                },
+            )
             .map_err(|_| StoreError::Invalid("could not encrypt secrets".into()))?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
@@ -68,15 +74,27 @@ impl SecretsKey {
     }
 
     pub(crate) fn decrypt(&self, stored: &str, context: &str) -> Result<Vec<u8>, StoreError> {
-        let wrong = || StoreError::Invalid("stored secrets cannot be decrypted: wrong destinations key?".into());
-        let bytes = base64::engine::general_purpose::STANDARD.decode(stored).map_err(|_| wrong())?;
+        let wrong = || {
+            StoreError::Invalid(
+                "stored secrets cannot be decrypted: wrong destinations key?".into(),
+            )
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(stored)
+            .map_err(|_| wrong())?;
         if bytes.len() < 12 {
             return Err(wrong());
         }
         let (nonce, sealed) = bytes.split_at(12);
         let cipher = ChaCha20Poly1305::new(Key::from_slice(&self.0));
         cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: context.as_bytes() })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: context.as_bytes(),
+                },
+            )
             .map_err(|_| wrong())
     }
 }
@@ -127,7 +145,9 @@ impl DestinationSecrets {
     /// previous one while its grace period lasts.
     pub fn active_signing_secrets(&self, now_us: i64) -> Vec<&str> {
         let mut out: Vec<&str> = self.signing_secret.as_deref().into_iter().collect();
-        if let (Some(previous), Some(until)) = (&self.previous_signing_secret, self.previous_expires_at_us) {
+        if let (Some(previous), Some(until)) =
+            (&self.previous_signing_secret, self.previous_expires_at_us)
+        {
             if until > now_us {
                 out.push(previous);
             }
@@ -283,17 +303,35 @@ impl DeliveryFilter {
             let m = st.bind(Bind::Text(id.clone()));
             st.push(&format!(" AND message_id = {m}"));
         }
-        if let Some(text) = self.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        if let Some(text) = self
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
             // The searched columns are joined by newlines and lowered once
             // (one LOWER a row instead of five: half the time of a failed
             // search on PostgreSQL). A search never holds a newline, so it
             // cannot match across two columns.
-            let one_line: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-            let escaped = one_line.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let one_line: String = text
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            let escaped = one_line
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
             let m = st.bind(Bind::Text(format!("%{escaped}%")));
-            let joined = ["message_id", "event", "request", "response_excerpt", "reason"]
-                .map(|column| format!("COALESCE({column}, '')"))
-                .join(" || '\n' || ");
+            let joined = [
+                "message_id",
+                "event",
+                "request",
+                "response_excerpt",
+                "reason",
+            ]
+            .map(|column| format!("COALESCE({column}, '')"))
+            .join(" || '\n' || ");
             st.push(&format!(" AND LOWER({joined}) LIKE {m} ESCAPE '\\'"));
         }
         if let Some(since) = self.since_us {
@@ -309,7 +347,8 @@ impl DeliveryFilter {
 
 const DESTINATION_COLUMNS: &str =
     "org_id, id, kind, name, enabled, filters, settings, secrets, cursor_seq, created_at_us, updated_at_us";
-const DELIVERY_COLUMNS: &str = "org_id, destination_id, message_id, seq, event, status, attempts, next_attempt_at_us, \
+const DELIVERY_COLUMNS: &str =
+    "org_id, destination_id, message_id, seq, event, status, attempts, next_attempt_at_us, \
      request, response_status, response_excerpt, reason, created_at_us, updated_at_us";
 
 fn context(org: &str, id: &str) -> String {
@@ -321,7 +360,8 @@ fn destination_row(row: &sqlx::any::AnyRow, key: &SecretsKey) -> Result<Destinat
     let id: String = row.get("id");
     let secrets_text: String = row.get("secrets");
     let plain = key.decrypt(&secrets_text, &context(&org_id, &id))?;
-    let secrets = serde_json::from_slice(&plain).map_err(|e| StoreError::Invalid(format!("destination secrets: {e}")))?;
+    let secrets = serde_json::from_slice(&plain)
+        .map_err(|e| StoreError::Invalid(format!("destination secrets: {e}")))?;
     let filters: String = row.get("filters");
     let settings: String = row.get("settings");
     Ok(Destination {
@@ -374,17 +414,30 @@ impl Db {
         }
         let mut conn = self.pool().acquire().await?;
         // Before the first insert, last_value is 1 with is_called false.
-        let row = sqlx::query("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_seq_seq")
-            .fetch_one(&mut *conn)
-            .await?;
+        let row = sqlx::query(
+            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_seq_seq",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
         let highest: i64 = row.get(0);
-        sqlx::query("SELECT pg_advisory_lock($1)").bind(crate::projection::PG_APPEND_LOCK).execute(&mut *conn).await?;
-        sqlx::query("SELECT pg_advisory_unlock($1)").bind(crate::projection::PG_APPEND_LOCK).execute(&mut *conn).await?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(crate::projection::PG_APPEND_LOCK)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(crate::projection::PG_APPEND_LOCK)
+            .execute(&mut *conn)
+            .await?;
         Ok(Some(highest))
     }
 
     /// Creates a destination; it receives the events appended from now on.
-    pub async fn create_destination(&self, org: &OrgId, key: &SecretsKey, new: &NewDestination) -> Result<Destination, StoreError> {
+    pub async fn create_destination(
+        &self,
+        org: &OrgId,
+        key: &SecretsKey,
+        new: &NewDestination,
+    ) -> Result<Destination, StoreError> {
         let id = new_id("dst");
         let now = now_micros();
         let start = match self.destinations_horizon().await? {
@@ -394,7 +447,10 @@ impl Db {
                 .await?
                 .get::<i64, _>(0),
         };
-        let secrets = key.encrypt(json_text(&new.secrets)?.as_bytes(), &context(org.as_str(), &id))?;
+        let secrets = key.encrypt(
+            json_text(&new.secrets)?.as_bytes(),
+            &context(org.as_str(), &id),
+        )?;
         sqlx::query(&format!(
             "INSERT INTO destinations ({DESTINATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)"
         ))
@@ -413,17 +469,28 @@ impl Db {
         self.get_destination(org, key, &id).await
     }
 
-    pub async fn get_destination(&self, org: &OrgId, key: &SecretsKey, id: &str) -> Result<Destination, StoreError> {
-        let row = sqlx::query(&format!("SELECT {DESTINATION_COLUMNS} FROM destinations WHERE org_id = $1 AND id = $2"))
-            .bind(org.as_str())
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("destination {id}")))?;
+    pub async fn get_destination(
+        &self,
+        org: &OrgId,
+        key: &SecretsKey,
+        id: &str,
+    ) -> Result<Destination, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {DESTINATION_COLUMNS} FROM destinations WHERE org_id = $1 AND id = $2"
+        ))
+        .bind(org.as_str())
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("destination {id}")))?;
         destination_row(&row, key)
     }
 
-    pub async fn list_destinations(&self, org: &OrgId, key: &SecretsKey) -> Result<Vec<Destination>, StoreError> {
+    pub async fn list_destinations(
+        &self,
+        org: &OrgId,
+        key: &SecretsKey,
+    ) -> Result<Vec<Destination>, StoreError> {
         let rows = sqlx::query(&format!("SELECT {DESTINATION_COLUMNS} FROM destinations WHERE org_id = $1 ORDER BY created_at_us, id"))
             .bind(org.as_str())
             .fetch_all(self.pool())
@@ -433,8 +500,15 @@ impl Db {
 
     /// Writes a destination's name, enabled flag, filters, settings and
     /// secrets (read it, change it, write it back); not its cursor.
-    pub async fn update_destination(&self, key: &SecretsKey, d: &Destination) -> Result<Destination, StoreError> {
-        let secrets = key.encrypt(json_text(&d.secrets)?.as_bytes(), &context(d.org_id.as_str(), &d.id))?;
+    pub async fn update_destination(
+        &self,
+        key: &SecretsKey,
+        d: &Destination,
+    ) -> Result<Destination, StoreError> {
+        let secrets = key.encrypt(
+            json_text(&d.secrets)?.as_bytes(),
+            &context(d.org_id.as_str(), &d.id),
+        )?;
         let done = sqlx::query(
             "UPDATE destinations SET name = $1, enabled = $2, filters = $3, settings = $4, secrets = $5, updated_at_us = $6 \
              WHERE org_id = $7 AND id = $8",
@@ -496,13 +570,16 @@ impl Db {
     /// sending, so a large backlog does not hold deliveries back).
     pub async fn enqueue_step(&self) -> Result<(u64, bool), StoreError> {
         let horizon = self.destinations_horizon().await?;
-        let targets = sqlx::query("SELECT org_id, id, cursor_seq FROM destinations WHERE enabled = 1 ORDER BY org_id, id")
-            .fetch_all(self.pool())
-            .await?;
+        let targets = sqlx::query(
+            "SELECT org_id, id, cursor_seq FROM destinations WHERE enabled = 1 ORDER BY org_id, id",
+        )
+        .fetch_all(self.pool())
+        .await?;
         let (mut created, mut more) = (0, false);
         // The last seq of each organisation, read without a write lock: a
         // destination with nothing new takes no write transaction.
-        let mut last_of_org: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+        let mut last_of_org: std::collections::HashMap<String, i64> =
+            std::collections::HashMap::new();
         for row in &targets {
             let org: String = row.get("org_id");
             let id: String = row.get("id");
@@ -510,11 +587,12 @@ impl Db {
             let last = match last_of_org.get(&org) {
                 Some(last) => *last,
                 None => {
-                    let last: Option<i64> = sqlx::query("SELECT MAX(seq) FROM events WHERE org_id = $1")
-                        .bind(&org)
-                        .fetch_one(self.pool())
-                        .await?
-                        .get(0);
+                    let last: Option<i64> =
+                        sqlx::query("SELECT MAX(seq) FROM events WHERE org_id = $1")
+                            .bind(&org)
+                            .fetch_one(self.pool())
+                            .await?
+                            .get(0);
                     let last = last.unwrap_or(0);
                     last_of_org.insert(org.clone(), last);
                     last
@@ -531,7 +609,12 @@ impl Db {
     }
 
     /// One batch of one destination: (deliveries created, events read).
-    async fn enqueue_one(&self, org: &str, id: &str, horizon: Option<i64>) -> Result<(u64, i64), StoreError> {
+    async fn enqueue_one(
+        &self,
+        org: &str,
+        id: &str,
+        horizon: Option<i64>,
+    ) -> Result<(u64, i64), StoreError> {
         let mut tx = self.begin_write().await?;
         // Takes the row's lock first, so two nodes enqueue one destination in turns.
         let locked = sqlx::query("UPDATE destinations SET cursor_seq = cursor_seq WHERE org_id = $1 AND id = $2 AND enabled = 1")
@@ -542,13 +625,16 @@ impl Db {
         if locked.rows_affected() == 0 {
             return Ok((0, 0));
         }
-        let row = sqlx::query("SELECT cursor_seq, filters FROM destinations WHERE org_id = $1 AND id = $2")
-            .bind(org)
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let row = sqlx::query(
+            "SELECT cursor_seq, filters FROM destinations WHERE org_id = $1 AND id = $2",
+        )
+        .bind(org)
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
         let cursor: i64 = row.get("cursor_seq");
-        let filters: Filters = serde_json::from_str(&row.get::<String, _>("filters")).unwrap_or_default();
+        let filters: Filters =
+            serde_json::from_str(&row.get::<String, _>("filters")).unwrap_or_default();
         let mut st = Statement::new("SELECT seq, message_id, type, event, erased_at_us FROM events WHERE org_id = $1 AND seq > $2");
         st.bind(Bind::Text(org.to_owned()));
         st.bind(Bind::Int(cursor));
@@ -613,7 +699,12 @@ impl Db {
     /// each claimed one is not due again until `now + lease_us`, so another
     /// node (or the next tick) does not send it meanwhile; a process killed
     /// mid-delivery leaves it to be retried after the lease.
-    pub async fn due_deliveries(&self, now: i64, limit: i64, lease_us: i64) -> Result<Vec<DueDelivery>, StoreError> {
+    pub async fn due_deliveries(
+        &self,
+        now: i64,
+        limit: i64,
+        lease_us: i64,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
         let candidates = self.due_candidates(now, limit, &[]).await?;
         let mut claimed = Vec::with_capacity(candidates.len());
         for c in candidates {
@@ -627,7 +718,12 @@ impl Db {
     /// Up to `limit` deliveries due at `now` of enabled destinations, oldest
     /// due first, leaving out the destinations in `exclude` (ids); not
     /// claimed yet (see [`Db::claim_delivery`]).
-    pub async fn due_candidates(&self, now: i64, limit: i64, exclude: &[String]) -> Result<Vec<DueDelivery>, StoreError> {
+    pub async fn due_candidates(
+        &self,
+        now: i64,
+        limit: i64,
+        exclude: &[String],
+    ) -> Result<Vec<DueDelivery>, StoreError> {
         let mut st = Statement::new(
             "SELECT d.org_id, d.destination_id, d.message_id, d.event, d.attempts, d.next_attempt_at_us, \
              e.seq, e.timestamp_us, e.user_id, e.anonymous_id, e.email, e.payload \
@@ -639,10 +735,19 @@ impl Db {
         let m = st.bind(Bind::Int(now));
         st.push(&m);
         if !exclude.is_empty() {
-            let marks: Vec<String> = exclude.iter().map(|id| st.bind(Bind::Text(id.clone()))).collect();
-            st.push(&format!(" AND d.destination_id NOT IN ({})", marks.join(", ")));
+            let marks: Vec<String> = exclude
+                .iter()
+                .map(|id| st.bind(Bind::Text(id.clone())))
+                .collect();
+            st.push(&format!(
+                " AND d.destination_id NOT IN ({})",
+                marks.join(", ")
+            ));
         }
-        st.push(&format!(" ORDER BY d.next_attempt_at_us LIMIT {}", limit.max(1)));
+        st.push(&format!(
+            " ORDER BY d.next_attempt_at_us LIMIT {}",
+            limit.max(1)
+        ));
         let rows = st.query().fetch_all(self.pool()).await?;
         Ok(rows
             .iter()
@@ -665,7 +770,12 @@ impl Db {
 
     /// Claims one candidate: it is not due again until `now + lease_us`.
     /// `false` when another worker claimed it (or it changed) first.
-    pub async fn claim_delivery(&self, due: &DueDelivery, now: i64, lease_us: i64) -> Result<bool, StoreError> {
+    pub async fn claim_delivery(
+        &self,
+        due: &DueDelivery,
+        now: i64,
+        lease_us: i64,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE deliveries SET next_attempt_at_us = $1 WHERE org_id = $2 AND destination_id = $3 AND message_id = $4 \
              AND next_attempt_at_us = $5 AND status IN ('pending', 'retrying')",
@@ -682,7 +792,12 @@ impl Db {
 
     /// Claims several candidates in one write transaction (see
     /// [`Db::claim_delivery`]); returns those claimed.
-    pub async fn claim_deliveries(&self, candidates: Vec<DueDelivery>, now: i64, lease_us: i64) -> Result<Vec<DueDelivery>, StoreError> {
+    pub async fn claim_deliveries(
+        &self,
+        candidates: Vec<DueDelivery>,
+        now: i64,
+        lease_us: i64,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
         if candidates.is_empty() {
             return Ok(candidates);
         }
@@ -717,9 +832,15 @@ impl Db {
         identities: &[cohort_domain::profile::Identity],
     ) -> Result<Option<(serde_json::Value, Option<i64>)>, StoreError> {
         for identity in identities {
-            let Some(profile_id) = self.profile_id_of(org, identity).await? else { continue };
-            let Some(record) = self.profile(org, &profile_id).await? else { continue };
-            let Some(value) = record.profile.traits.get("ef_transaction_id").cloned() else { return Ok(None) };
+            let Some(profile_id) = self.profile_id_of(org, identity).await? else {
+                continue;
+            };
+            let Some(record) = self.profile(org, &profile_id).await? else {
+                continue;
+            };
+            let Some(value) = record.profile.traits.get("ef_transaction_id").cloned() else {
+                return Ok(None);
+            };
             let at = record
                 .profile
                 .trait_sources
@@ -733,12 +854,17 @@ impl Db {
 
     /// Records several outcomes in one write transaction (see
     /// [`Db::record_attempt`]).
-    pub async fn record_attempts(&self, records: &[(&OrgId, &str, &str, &AttemptRecord)]) -> Result<(), StoreError> {
+    pub async fn record_attempts(
+        &self,
+        records: &[(&OrgId, &str, &str, &AttemptRecord)],
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         let now = now_micros();
         for (org, destination_id, message_id, a) in records {
             let next = match a.status {
-                DeliveryStatus::Retrying | DeliveryStatus::Pending => a.next_attempt_at_us.or(Some(now)),
+                DeliveryStatus::Retrying | DeliveryStatus::Pending => {
+                    a.next_attempt_at_us.or(Some(now))
+                }
                 _ => None,
             };
             sqlx::query(
@@ -766,9 +892,17 @@ impl Db {
 
     /// Records an attempt's outcome. A delivery that is already delivered,
     /// failed or skipped is left as it is (returns `false`).
-    pub async fn record_attempt(&self, org: &OrgId, destination_id: &str, message_id: &str, a: &AttemptRecord) -> Result<bool, StoreError> {
+    pub async fn record_attempt(
+        &self,
+        org: &OrgId,
+        destination_id: &str,
+        message_id: &str,
+        a: &AttemptRecord,
+    ) -> Result<bool, StoreError> {
         let next = match a.status {
-            DeliveryStatus::Retrying | DeliveryStatus::Pending => a.next_attempt_at_us.or(Some(now_micros())),
+            DeliveryStatus::Retrying | DeliveryStatus::Pending => {
+                a.next_attempt_at_us.or(Some(now_micros()))
+            }
             _ => None,
         };
         let done = sqlx::query(
@@ -793,8 +927,15 @@ impl Db {
     }
 
     /// One destination's delivery log, newest first.
-    pub async fn list_deliveries(&self, org: &OrgId, destination_id: &str, filter: &DeliveryFilter) -> Result<Vec<Delivery>, StoreError> {
-        let mut st = Statement::new(format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE org_id = $1 AND destination_id = $2"));
+    pub async fn list_deliveries(
+        &self,
+        org: &OrgId,
+        destination_id: &str,
+        filter: &DeliveryFilter,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let mut st = Statement::new(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE org_id = $1 AND destination_id = $2"
+        ));
         st.bind(Bind::Text(org.as_str().to_owned()));
         st.bind(Bind::Text(destination_id.to_owned()));
         filter.push_conditions(&mut st);
@@ -802,14 +943,22 @@ impl Db {
             let m = st.bind(Bind::Int(before));
             st.push(&format!(" AND seq < {m}"));
         }
-        st.push(&format!(" ORDER BY seq DESC LIMIT {}", filter.limit.clamp(1, 1000)));
+        st.push(&format!(
+            " ORDER BY seq DESC LIMIT {}",
+            filter.limit.clamp(1, 1000)
+        ));
         let rows = st.query_planned_for_values().fetch_all(self.pool()).await?;
         Ok(rows.iter().map(delivery_row).collect())
     }
 
     /// Puts every failed delivery of a destination matching `filter` (its
     /// status is forced to `failed`) back in the queue; returns how many.
-    pub async fn replay_failed(&self, org: &OrgId, destination_id: &str, filter: &DeliveryFilter) -> Result<u64, StoreError> {
+    pub async fn replay_failed(
+        &self,
+        org: &OrgId,
+        destination_id: &str,
+        filter: &DeliveryFilter,
+    ) -> Result<u64, StoreError> {
         let now = now_micros();
         let mut st = Statement::new("UPDATE deliveries SET status = 'pending', attempts = 0, reason = NULL, next_attempt_at_us = ");
         let m = st.bind(Bind::Int(now));
@@ -818,14 +967,22 @@ impl Db {
         st.push(&format!("{m} AND destination_id = "));
         let m = st.bind(Bind::Text(destination_id.to_owned()));
         st.push(&m);
-        let only_failed = DeliveryFilter { status: Some(DeliveryStatus::Failed), before_seq: None, ..filter.clone() };
+        let only_failed = DeliveryFilter {
+            status: Some(DeliveryStatus::Failed),
+            before_seq: None,
+            ..filter.clone()
+        };
         only_failed.push_conditions(&mut st);
         let done = st.query().execute(self.pool()).await?;
         Ok(done.rows_affected())
     }
 
     /// Deliveries of an organisation in one state (all destinations).
-    pub async fn count_deliveries(&self, org: &OrgId, status: DeliveryStatus) -> Result<i64, StoreError> {
+    pub async fn count_deliveries(
+        &self,
+        org: &OrgId,
+        status: DeliveryStatus,
+    ) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) FROM deliveries WHERE org_id = $1 AND status = $2")
             .bind(org.as_str())
             .bind(status.as_str())
@@ -834,7 +991,12 @@ impl Db {
         Ok(row.get(0))
     }
 
-    pub async fn get_delivery(&self, org: &OrgId, destination_id: &str, message_id: &str) -> Result<Delivery, StoreError> {
+    pub async fn get_delivery(
+        &self,
+        org: &OrgId,
+        destination_id: &str,
+        message_id: &str,
+    ) -> Result<Delivery, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE org_id = $1 AND destination_id = $2 AND message_id = $3"
         ))
@@ -850,7 +1012,12 @@ impl Db {
     /// Puts a failed delivery back in the queue (`failed` → `pending`, due
     /// now, attempts reset). `Ok(false)` when it exists but is not failed:
     /// a delivered one is never sent again.
-    pub async fn replay_delivery(&self, org: &OrgId, destination_id: &str, message_id: &str) -> Result<bool, StoreError> {
+    pub async fn replay_delivery(
+        &self,
+        org: &OrgId,
+        destination_id: &str,
+        message_id: &str,
+    ) -> Result<bool, StoreError> {
         let now = now_micros();
         let done = sqlx::query(
             "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at_us = $1, reason = NULL, updated_at_us = $1 \
@@ -865,7 +1032,9 @@ impl Db {
         if done.rows_affected() == 1 {
             return Ok(true);
         }
-        self.get_delivery(org, destination_id, message_id).await.map(|_| false)
+        self.get_delivery(org, destination_id, message_id)
+            .await
+            .map(|_| false)
     }
 }
 
@@ -880,7 +1049,9 @@ mod tests {
         assert!(!sealed.contains("whsec"));
         assert_eq!(key.decrypt(&sealed, "org_a:dst_1").unwrap(), b"whsec_abc");
         assert!(key.decrypt(&sealed, "org_b:dst_1").is_err());
-        assert!(SecretsKey::generate().decrypt(&sealed, "org_a:dst_1").is_err());
+        assert!(SecretsKey::generate()
+            .decrypt(&sealed, "org_a:dst_1")
+            .is_err());
         assert_eq!(SecretsKey::from_base64(&key.to_base64()).unwrap().0, key.0);
         assert!(!format!("{key:?}").contains(&key.to_base64()));
     }
@@ -889,11 +1060,17 @@ mod tests {
     fn filters_match_names_and_types() {
         let all = Filters::default();
         assert!(all.matches("page", None));
-        let orders = Filters { events: vec!["Order Completed".into()], types: vec![] };
+        let orders = Filters {
+            events: vec!["Order Completed".into()],
+            types: vec![],
+        };
         assert!(orders.matches("track", Some("Order Completed")));
         assert!(!orders.matches("track", Some("Viewed")));
         assert!(!orders.matches("page", None));
-        let identifies = Filters { events: vec![], types: vec!["identify".into()] };
+        let identifies = Filters {
+            events: vec![],
+            types: vec!["identify".into()],
+        };
         assert!(identifies.matches("identify", None));
         assert!(!identifies.matches("track", Some("x")));
     }

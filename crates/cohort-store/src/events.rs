@@ -5,8 +5,8 @@ use cohort_domain::collect::NormalizedMessage;
 use cohort_domain::ids::{OrgId, SourceId};
 use sqlx::Row;
 
-use crate::sql::{Bind, Statement};
 use crate::db::{sqlite_error, AppendPool, AppenderState, SqliteAppender};
+use crate::sql::{Bind, Statement};
 use crate::{Db, StoreError};
 
 /// One row to append: a normalised message of one organisation's source.
@@ -75,7 +75,9 @@ impl NewEvent {
         let mut message = resource.message.clone();
         message.insert(
             "receivedAt".into(),
-            serde_json::Value::String(cohort_domain::time::format_rfc3339(cohort_domain::time::from_micros(received_at_us))),
+            serde_json::Value::String(cohort_domain::time::format_rfc3339(
+                cohort_domain::time::from_micros(received_at_us),
+            )),
         );
         Self {
             org_id: org_id.clone(),
@@ -164,8 +166,14 @@ pub struct EventQuery {
 
 impl Db {
     /// Events of `org` matching `query`, in `seq` order.
-    pub async fn query_events(&self, org: &OrgId, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut st = Statement::new(format!("SELECT {STORED_EVENT_COLUMNS} FROM events WHERE org_id = "));
+    pub async fn query_events(
+        &self,
+        org: &OrgId,
+        query: &EventQuery,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut st = Statement::new(format!(
+            "SELECT {STORED_EVENT_COLUMNS} FROM events WHERE org_id = "
+        ));
         let m = st.bind(Bind::Text(org.as_str().to_owned()));
         st.push(&m);
         let mut filter = |column: &str, op: &str, value: Bind| {
@@ -194,15 +202,20 @@ impl Db {
             filter("timestamp_us", "<", Bind::Int(v));
         }
         if let Some(v) = query.after_seq {
-            filter("seq", if query.newest_first { "<" } else { ">" }, Bind::Int(v));
+            filter(
+                "seq",
+                if query.newest_first { "<" } else { ">" },
+                Bind::Int(v),
+            );
         }
-        st.push(if query.newest_first { " ORDER BY seq DESC" } else { " ORDER BY seq ASC" });
+        st.push(if query.newest_first {
+            " ORDER BY seq DESC"
+        } else {
+            " ORDER BY seq ASC"
+        });
         st.push(&format!(" LIMIT {}", query.limit.clamp(1, 1000)));
         let rows = st.query_planned_for_values().fetch_all(self.pool()).await?;
-        Ok(rows
-            .iter()
-            .map(stored_event)
-            .collect())
+        Ok(rows.iter().map(stored_event).collect())
     }
 
     /// How many events of `org` are stored (all sources).
@@ -222,7 +235,8 @@ impl Db {
     }
 }
 
-const INSERT_SQL: &str = "INSERT INTO events (org_id, source_id, message_id, type, event, user_id, \
+const INSERT_SQL: &str =
+    "INSERT INTO events (org_id, source_id, message_id, type, event, user_id, \
      anonymous_id, email, timestamp_us, received_at_us, payload, notes) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
      ON CONFLICT (org_id, message_id) DO NOTHING";
@@ -260,10 +274,16 @@ pub(crate) async fn append_in_one_transaction(
 }
 
 /// Runs on a blocking thread: the whole group is one call into SQLite.
-fn append_sqlite(appender: &SqliteAppender, requests: &[Vec<NewEvent>]) -> Result<Vec<u64>, StoreError> {
+fn append_sqlite(
+    appender: &SqliteAppender,
+    requests: &[Vec<NewEvent>],
+) -> Result<Vec<u64>, StoreError> {
     // A panic while the lock was held unwound through the transaction,
     // which rolled it back: the connection is still usable.
-    let mut state = appender.connection.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut state = appender
+        .connection
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if matches!(*state, AppenderState::Unopened) {
         *state = AppenderState::Open(appender.open()?);
     }
@@ -275,7 +295,10 @@ fn append_sqlite(appender: &SqliteAppender, requests: &[Vec<NewEvent>]) -> Resul
     Ok(counts)
 }
 
-fn insert_sqlite(conn: &mut rusqlite::Connection, requests: &[Vec<NewEvent>]) -> rusqlite::Result<Vec<u64>> {
+fn insert_sqlite(
+    conn: &mut rusqlite::Connection,
+    requests: &[Vec<NewEvent>],
+) -> rusqlite::Result<Vec<u64>> {
     // Dropped without a commit (any error below), the transaction rolls back.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut counts = Vec::with_capacity(requests.len());
@@ -308,7 +331,10 @@ fn insert_sqlite(conn: &mut rusqlite::Connection, requests: &[Vec<NewEvent>]) ->
 
 /// One statement per request whatever its size: each column travels as one
 /// array, so the statement text and its plan never change.
-async fn insert_postgres(tx: &mut sqlx::PgConnection, events: &[NewEvent]) -> Result<u64, StoreError> {
+async fn insert_postgres(
+    tx: &mut sqlx::PgConnection,
+    events: &[NewEvent],
+) -> Result<u64, StoreError> {
     if events.is_empty() {
         return Ok(0);
     }

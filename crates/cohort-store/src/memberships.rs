@@ -75,20 +75,36 @@ impl Db {
     /// Makes the user with `email` a member of `org`. A person without an
     /// account gets one with `password_hash`; `Invalid` when they have none
     /// and no password is given, or are a member already.
-    pub async fn add_member(&self, org: &OrgId, email: &str, role: Role, password_hash: Option<&str>) -> Result<User, StoreError> {
+    pub async fn add_member(
+        &self,
+        org: &OrgId,
+        email: &str,
+        role: Role,
+        password_hash: Option<&str>,
+    ) -> Result<User, StoreError> {
         let email = email.trim().to_lowercase();
         let mut tx = self.begin_write().await?;
-        let existing = sqlx::query("SELECT id, email FROM users WHERE email = $1").bind(&email).fetch_optional(&mut *tx).await?;
+        let existing = sqlx::query("SELECT id, email FROM users WHERE email = $1")
+            .bind(&email)
+            .fetch_optional(&mut *tx)
+            .await?;
         let user = match existing {
             Some(r) => {
-                let user = User { id: UserId::from_stored(r.get::<String, _>(0)), email: r.get(1) };
-                let member = sqlx::query("SELECT 1 FROM memberships WHERE org_id = $1 AND user_id = $2")
-                    .bind(org.as_str())
-                    .bind(user.id.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                let user = User {
+                    id: UserId::from_stored(r.get::<String, _>(0)),
+                    email: r.get(1),
+                };
+                let member =
+                    sqlx::query("SELECT 1 FROM memberships WHERE org_id = $1 AND user_id = $2")
+                        .bind(org.as_str())
+                        .bind(user.id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?;
                 if member.is_some() {
-                    return Err(StoreError::Invalid(format!("{} is already a member", user.email)));
+                    return Err(StoreError::Invalid(format!(
+                        "{} is already a member",
+                        user.email
+                    )));
                 }
                 sqlx::query("INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
                     .bind(org.as_str())
@@ -101,7 +117,9 @@ impl Db {
             }
             None => {
                 let hash = password_hash.ok_or_else(|| {
-                    StoreError::Invalid(format!("{email} has no account yet: give a first password"))
+                    StoreError::Invalid(format!(
+                        "{email} has no account yet: give a first password"
+                    ))
                 })?;
                 crate::users::create_user_in(&mut tx, org, &email, hash, role).await?
             }
@@ -112,11 +130,18 @@ impl Db {
 
     /// Changes a member's role. `NotFound` when not a member; `Invalid`
     /// when it would leave the organisation without an owner.
-    pub async fn set_member_role(&self, org: &OrgId, user: &str, role: Role) -> Result<(), StoreError> {
+    pub async fn set_member_role(
+        &self,
+        org: &OrgId,
+        user: &str,
+        role: Role,
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         let current = member_role_in(&mut tx, org, user).await?;
         if current == Role::Owner && role != Role::Owner && owners_in(&mut tx, org).await? <= 1 {
-            return Err(StoreError::Invalid("an organisation keeps at least one owner".into()));
+            return Err(StoreError::Invalid(
+                "an organisation keeps at least one owner".into(),
+            ));
         }
         sqlx::query("UPDATE memberships SET role = $1 WHERE org_id = $2 AND user_id = $3")
             .bind(role.as_str())
@@ -133,7 +158,9 @@ impl Db {
         let mut tx = self.begin_write().await?;
         let current = member_role_in(&mut tx, org, user).await?;
         if current == Role::Owner && owners_in(&mut tx, org).await? <= 1 {
-            return Err(StoreError::Invalid("an organisation keeps at least one owner".into()));
+            return Err(StoreError::Invalid(
+                "an organisation keeps at least one owner".into(),
+            ));
         }
         sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2")
             .bind(org.as_str())
@@ -146,7 +173,12 @@ impl Db {
 
     /// Replaces a user's password hash and ends their other sessions:
     /// every session but the one whose id is `keep_session`.
-    pub async fn set_password(&self, user: &UserId, password_hash: &str, keep_session: Option<&str>) -> Result<(), StoreError> {
+    pub async fn set_password(
+        &self,
+        user: &UserId,
+        password_hash: &str,
+        keep_session: Option<&str>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(password_hash)
@@ -168,12 +200,14 @@ impl Db {
         let since = now_micros() - SIGNIN_WINDOW_MICROS;
         let mut most = 0;
         for key in keys {
-            let n: i64 = sqlx::query("SELECT COUNT(*) FROM signin_failures WHERE key_digest = $1 AND at_us > $2")
-                .bind(secrets::digest(key))
-                .bind(since)
-                .fetch_one(self.pool())
-                .await?
-                .get(0);
+            let n: i64 = sqlx::query(
+                "SELECT COUNT(*) FROM signin_failures WHERE key_digest = $1 AND at_us > $2",
+            )
+            .bind(secrets::digest(key))
+            .bind(since)
+            .fetch_one(self.pool())
+            .await?
+            .get(0);
             most = most.max(n);
         }
         Ok(most)
@@ -208,19 +242,29 @@ impl Db {
     }
 }
 
-async fn member_role_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, org: &OrgId, user: &str) -> Result<Role, StoreError> {
+async fn member_role_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    org: &OrgId,
+    user: &str,
+) -> Result<Role, StoreError> {
     let row = sqlx::query("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
         .bind(org.as_str())
         .bind(user)
         .fetch_optional(&mut **tx)
         .await?;
-    row.and_then(|r| Role::parse(&r.get::<String, _>(0))).ok_or_else(|| StoreError::NotFound(format!("member {user:?}")))
+    row.and_then(|r| Role::parse(&r.get::<String, _>(0)))
+        .ok_or_else(|| StoreError::NotFound(format!("member {user:?}")))
 }
 
-async fn owners_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, org: &OrgId) -> Result<i64, StoreError> {
-    Ok(sqlx::query("SELECT COUNT(*) FROM memberships WHERE org_id = $1 AND role = 'owner'")
-        .bind(org.as_str())
-        .fetch_one(&mut **tx)
-        .await?
-        .get(0))
+async fn owners_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    org: &OrgId,
+) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query("SELECT COUNT(*) FROM memberships WHERE org_id = $1 AND role = 'owner'")
+            .bind(org.as_str())
+            .fetch_one(&mut **tx)
+            .await?
+            .get(0),
+    )
 }

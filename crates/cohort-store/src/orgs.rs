@@ -44,9 +44,15 @@ impl Db {
     pub async fn create_organisation(&self, name: &str) -> Result<Organisation, StoreError> {
         let name = name.trim();
         if name.is_empty() {
-            return Err(StoreError::Invalid("organisation name must not be empty".into()));
+            return Err(StoreError::Invalid(
+                "organisation name must not be empty".into(),
+            ));
         }
-        let org = Organisation { id: OrgId::generate(), name: name.to_owned(), created_at: now_micros() };
+        let org = Organisation {
+            id: OrgId::generate(),
+            name: name.to_owned(),
+            created_at: now_micros(),
+        };
         sqlx::query("INSERT INTO organisations (id, name, created_at) VALUES ($1, $2, $3)")
             .bind(org.id.as_str())
             .bind(&org.name)
@@ -57,9 +63,10 @@ impl Db {
     }
 
     pub async fn list_organisations(&self) -> Result<Vec<Organisation>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, created_at FROM organisations ORDER BY created_at, id")
-            .fetch_all(self.pool())
-            .await?;
+        let rows =
+            sqlx::query("SELECT id, name, created_at FROM organisations ORDER BY created_at, id")
+                .fetch_all(self.pool())
+                .await?;
         Ok(rows
             .into_iter()
             .map(|r| Organisation {
@@ -125,7 +132,10 @@ impl Db {
     }
 
     /// The source a write key belongs to, enabled or not.
-    pub async fn find_source_by_write_key(&self, write_key: &str) -> Result<Option<Source>, StoreError> {
+    pub async fn find_source_by_write_key(
+        &self,
+        write_key: &str,
+    ) -> Result<Option<Source>, StoreError> {
         let row = sqlx::query(
             "SELECT id, org_id, name, write_key, disabled_at, created_at FROM sources WHERE write_key = $1",
         )
@@ -136,7 +146,12 @@ impl Db {
     }
 
     /// Enables or disables a source of `org`; a disabled write key gets 401.
-    pub async fn set_source_enabled(&self, org: &OrgId, source: &str, enabled: bool) -> Result<(), StoreError> {
+    pub async fn set_source_enabled(
+        &self,
+        org: &OrgId,
+        source: &str,
+        enabled: bool,
+    ) -> Result<(), StoreError> {
         let disabled_at = (!enabled).then(now_micros);
         let done = sqlx::query("UPDATE sources SET disabled_at = $1 WHERE org_id = $2 AND id = $3")
             .bind(disabled_at)

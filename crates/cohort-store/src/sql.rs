@@ -27,12 +27,20 @@ pub(crate) struct Statement {
 
 impl Statement {
     pub fn new(sql: impl Into<String>) -> Self {
-        Self { sql: sql.into(), binds: Vec::new(), positional: false }
+        Self {
+            sql: sql.into(),
+            binds: Vec::new(),
+            positional: false,
+        }
     }
 
     /// A statement whose markers are anonymous on SQLite (see `positional`).
     pub fn for_backend(backend: crate::Backend, sql: impl Into<String>) -> Self {
-        Self { sql: sql.into(), binds: Vec::new(), positional: backend == crate::Backend::Sqlite }
+        Self {
+            sql: sql.into(),
+            binds: Vec::new(),
+            positional: backend == crate::Backend::Sqlite,
+        }
     }
 
     /// Adds a value and returns its marker (`$3`, or `?`).
@@ -61,7 +69,10 @@ impl Statement {
 
     /// `($1, $2, …)` for a list of texts.
     pub fn in_list<'a>(&mut self, values: impl IntoIterator<Item = &'a str>) -> String {
-        let markers: Vec<String> = values.into_iter().map(|v| self.bind(Bind::Text(v.to_owned()))).collect();
+        let markers: Vec<String> = values
+            .into_iter()
+            .map(|v| self.bind(Bind::Text(v.to_owned())))
+            .collect();
         format!("({})", markers.join(", "))
     }
 
@@ -83,7 +94,12 @@ impl Statement {
 pub(crate) const ROWS_PER_STATEMENT: usize = 100;
 
 /// One `INSERT … VALUES (…), (…) <tail>` per chunk of rows.
-pub(crate) fn multi_insert(backend: crate::Backend, head: &str, rows: &[Vec<Bind>], tail: &str) -> Vec<Statement> {
+pub(crate) fn multi_insert(
+    backend: crate::Backend,
+    head: &str,
+    rows: &[Vec<Bind>],
+    tail: &str,
+) -> Vec<Statement> {
     rows.chunks(ROWS_PER_STATEMENT)
         .map(|chunk| {
             let mut st = Statement::for_backend(backend, head);

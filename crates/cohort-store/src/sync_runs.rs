@@ -99,7 +99,8 @@ impl Db {
         }
         let id = new_id("run");
         let now = now_micros();
-        let resources_json = serde_json::to_string(resources).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let resources_json =
+            serde_json::to_string(resources).map_err(|e| StoreError::Invalid(e.to_string()))?;
         sqlx::query(
             "INSERT INTO connect_sync_runs (id, org_id, installation_id, command_id, resources, status, started_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, 'running', $6, $6)",
@@ -113,12 +114,20 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        let run = self.get_sync_run(org, installation_id, &id).await?.ok_or_else(|| StoreError::NotFound("sync run".into()))?;
+        let run = self
+            .get_sync_run(org, installation_id, &id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound("sync run".into()))?;
         Ok((run, false))
     }
 
     /// One run of an installation, with its progress.
-    pub async fn get_sync_run(&self, org: &OrgId, installation_id: &str, run_id: &str) -> Result<Option<SyncRun>, StoreError> {
+    pub async fn get_sync_run(
+        &self,
+        org: &OrgId,
+        installation_id: &str,
+        run_id: &str,
+    ) -> Result<Option<SyncRun>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {RUN_COLUMNS} FROM connect_sync_runs WHERE org_id = $1 AND installation_id = $2 AND id = $3"
         ))
@@ -138,7 +147,12 @@ impl Db {
     }
 
     /// An installation's runs, newest first, with their progress.
-    pub async fn list_sync_runs(&self, org: &OrgId, installation_id: &str, limit: i64) -> Result<Vec<SyncRun>, StoreError> {
+    pub async fn list_sync_runs(
+        &self,
+        org: &OrgId,
+        installation_id: &str,
+        limit: i64,
+    ) -> Result<Vec<SyncRun>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {RUN_COLUMNS} FROM connect_sync_runs WHERE org_id = $1 AND installation_id = $2 \
              ORDER BY started_at DESC, id DESC LIMIT $3"
@@ -157,10 +171,25 @@ impl Db {
         Ok(runs)
     }
 
-    async fn sync_progress(&self, run_id: &str, resources: &[String]) -> Result<BTreeMap<String, ResourceProgress>, StoreError> {
+    async fn sync_progress(
+        &self,
+        run_id: &str,
+        resources: &[String],
+    ) -> Result<BTreeMap<String, ResourceProgress>, StoreError> {
         let mut progress: BTreeMap<String, ResourceProgress> = resources
             .iter()
-            .map(|r| (r.clone(), ResourceProgress { batches: 0, received: 0, accepted: 0, rejected: 0, next_seq: 0 }))
+            .map(|r| {
+                (
+                    r.clone(),
+                    ResourceProgress {
+                        batches: 0,
+                        received: 0,
+                        accepted: 0,
+                        rejected: 0,
+                        next_seq: 0,
+                    },
+                )
+            })
             .collect();
         let rows = sqlx::query(
             "SELECT resource, COUNT(*) AS batches, CAST(SUM(received) AS BIGINT) AS received, CAST(SUM(accepted) AS BIGINT) AS accepted, \
@@ -204,7 +233,10 @@ impl Db {
             .await?;
         if let Some(row) = existing {
             tx.commit().await?;
-            return Ok(BatchRecord::AlreadyCounted { accepted: row.get("accepted"), rejected: row.get("rejected") });
+            return Ok(BatchRecord::AlreadyCounted {
+                accepted: row.get("accepted"),
+                rejected: row.get("rejected"),
+            });
         }
         let now = now_micros();
         sqlx::query(
@@ -220,14 +252,24 @@ impl Db {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE connect_sync_runs SET updated_at = $1 WHERE id = $2").bind(now).bind(run_id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE connect_sync_runs SET updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(BatchRecord::Counted)
     }
 
     /// Marks a run completed with the counts the plugin reports. Completing
     /// it again changes nothing.
-    pub async fn complete_sync_run(&self, org: &OrgId, installation_id: &str, run_id: &str, reported_counts: &str) -> Result<bool, StoreError> {
+    pub async fn complete_sync_run(
+        &self,
+        org: &OrgId,
+        installation_id: &str,
+        run_id: &str,
+        reported_counts: &str,
+    ) -> Result<bool, StoreError> {
         let now = now_micros();
         let done = sqlx::query(
             "UPDATE connect_sync_runs SET status = 'completed', finished_at = $1, updated_at = $1, reported_counts = $2 \

@@ -21,7 +21,11 @@ pub struct ApiTokenInfo {
 
 impl Db {
     /// Creates a token for `org`; the returned secret is the only copy.
-    pub async fn create_api_token(&self, org: &OrgId, name: &str) -> Result<(ApiTokenInfo, IssuedSecret), StoreError> {
+    pub async fn create_api_token(
+        &self,
+        org: &OrgId,
+        name: &str,
+    ) -> Result<(ApiTokenInfo, IssuedSecret), StoreError> {
         let issued = IssuedSecret::issue(API_TOKEN_KIND);
         let info = ApiTokenInfo {
             id: issued.id.clone(),
@@ -49,10 +53,12 @@ impl Db {
         let Some((id, secret)) = secrets::split_presented(API_TOKEN_KIND, presented) else {
             return Ok(None);
         };
-        let row = sqlx::query("SELECT org_id, secret_digest FROM api_tokens WHERE id = $1 AND revoked_at IS NULL")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+        let row = sqlx::query(
+            "SELECT org_id, secret_digest FROM api_tokens WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
         let Some(row) = row else { return Ok(None) };
         if !secrets::verify(secret, &row.get::<String, _>("secret_digest")) {
             return Ok(None);

@@ -1,7 +1,9 @@
 //! People who sign in: argon2 password hashes, roles per organisation, and
 //! the one-time link that creates the first admin of a fresh server.
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 use cohort_domain::ids::{OrgId, UserId};
 use cohort_domain::secrets::{self, IssuedSecret};
@@ -66,7 +68,9 @@ pub fn hash_password(password: &str) -> Result<String, StoreError> {
 /// off the async runtime's worker threads). A malformed hash matches nothing.
 pub fn verify_password(password: &str, stored_hash: &str) -> bool {
     match PasswordHash::new(stored_hash) {
-        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     }
 }
@@ -89,14 +93,22 @@ fn normalise_email(email: &str) -> Result<String, StoreError> {
     let email = email.trim().to_lowercase();
     match email.split_once('@') {
         Some((local, domain)) if !local.is_empty() && domain.contains('.') => Ok(email),
-        _ => Err(StoreError::Invalid(format!("{email:?} is not an email address"))),
+        _ => Err(StoreError::Invalid(format!(
+            "{email:?} is not an email address"
+        ))),
     }
 }
 
 impl Db {
     /// Creates a user with an already hashed password and makes them a member
     /// of `org` with `role`, in one transaction.
-    pub async fn create_user(&self, org: &OrgId, email: &str, password_hash: &str, role: Role) -> Result<User, StoreError> {
+    pub async fn create_user(
+        &self,
+        org: &OrgId,
+        email: &str,
+        password_hash: &str,
+        role: Role,
+    ) -> Result<User, StoreError> {
         let mut tx = self.begin_write().await?;
         let user = create_user_in(&mut tx, org, email, password_hash, role).await?;
         tx.commit().await?;
@@ -105,7 +117,11 @@ impl Db {
 
     /// The user whose email and password these are, or `None`. The argon2
     /// check runs on a blocking thread; an unknown email costs the same.
-    pub async fn authenticate_user(&self, email: &str, password: &str) -> Result<Option<User>, StoreError> {
+    pub async fn authenticate_user(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<Option<User>, StoreError> {
         let email = email.trim().to_lowercase();
         let row = sqlx::query("SELECT id, email, password_hash FROM users WHERE email = $1")
             .bind(&email)
@@ -113,7 +129,10 @@ impl Db {
             .await?;
         let (user, hash) = match row {
             Some(r) => (
-                Some(User { id: UserId::from_stored(r.get::<String, _>("id")), email: r.get("email") }),
+                Some(User {
+                    id: UserId::from_stored(r.get::<String, _>("id")),
+                    email: r.get("email"),
+                }),
                 r.get::<String, _>("password_hash"),
             ),
             None => (None, decoy_hash().to_owned()),
@@ -169,7 +188,12 @@ impl Db {
 
     /// Spends a setup link and creates the owner it was for, atomically: a
     /// link can create one account only, even when used twice at once.
-    pub async fn redeem_setup_link(&self, presented: &str, email: &str, password_hash: &str) -> Result<Option<User>, StoreError> {
+    pub async fn redeem_setup_link(
+        &self,
+        presented: &str,
+        email: &str,
+        password_hash: &str,
+    ) -> Result<Option<User>, StoreError> {
         let Some(org) = self.check_setup_link(presented).await? else {
             return Ok(None);
         };
@@ -177,11 +201,12 @@ impl Db {
             return Ok(None);
         };
         let mut tx = self.begin_write().await?;
-        let spent = sqlx::query("UPDATE setup_links SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
-            .bind(now_micros())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let spent =
+            sqlx::query("UPDATE setup_links SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
+                .bind(now_micros())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         if spent.rows_affected() != 1 {
             return Ok(None);
         }
@@ -205,9 +230,14 @@ pub(crate) async fn create_user_in(
         .fetch_optional(&mut **tx)
         .await?;
     if existing.is_some() {
-        return Err(StoreError::Invalid(format!("a user with email {email} already exists")));
+        return Err(StoreError::Invalid(format!(
+            "a user with email {email} already exists"
+        )));
     }
-    let user = User { id: UserId::generate(), email };
+    let user = User {
+        id: UserId::generate(),
+        email,
+    };
     sqlx::query("INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)")
         .bind(user.id.as_str())
         .bind(&user.email)
@@ -215,12 +245,14 @@ pub(crate) async fn create_user_in(
         .bind(now)
         .execute(&mut **tx)
         .await?;
-    sqlx::query("INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(org.as_str())
-        .bind(user.id.as_str())
-        .bind(role.as_str())
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(org.as_str())
+    .bind(user.id.as_str())
+    .bind(role.as_str())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
     Ok(user)
 }

@@ -19,7 +19,9 @@ use cohort_domain::secrets;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::connect::{queue_command, replace_store_installations, store_source, PAIRING_LIFETIME_MICROS};
+use crate::connect::{
+    queue_command, replace_store_installations, store_source, PAIRING_LIFETIME_MICROS,
+};
 use crate::destinations::SecretsKey;
 use crate::{now_micros, Db, StoreError};
 
@@ -48,14 +50,19 @@ pub struct CallbackKeys {
 
 impl std::fmt::Debug for CallbackKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallbackKeys").field("key_id", &self.key_id).finish_non_exhaustive()
+        f.debug_struct("CallbackKeys")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
     }
 }
 
 /// What the callback did with a state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallbackOutcome {
-    Connected { installation_id: String, org_id: OrgId },
+    Connected {
+        installation_id: String,
+        org_id: OrgId,
+    },
     Unknown,
     Expired,
     AlreadyUsed,
@@ -115,13 +122,21 @@ fn hwm_column(resource: &str) -> Result<&'static str, StoreError> {
         "products" => Ok("hwm_products"),
         "customers" => Ok("hwm_customers"),
         "orders" => Ok("hwm_orders"),
-        other => Err(StoreError::Invalid(format!("no high-water mark for {other:?}"))),
+        other => Err(StoreError::Invalid(format!(
+            "no high-water mark for {other:?}"
+        ))),
     }
 }
 
-fn text(key: &SecretsKey, row: &AnyRow, installation_id: &str, field: &str) -> Result<String, StoreError> {
+fn text(
+    key: &SecretsKey,
+    row: &AnyRow,
+    installation_id: &str,
+    field: &str,
+) -> Result<String, StoreError> {
     let sealed: Option<String> = row.get(field);
-    let sealed = sealed.ok_or_else(|| StoreError::Invalid(format!("{field} missing for {installation_id}")))?;
+    let sealed = sealed
+        .ok_or_else(|| StoreError::Invalid(format!("{field} missing for {installation_id}")))?;
     let plain = key.decrypt(&sealed, &context(installation_id, field))?;
     String::from_utf8(plain).map_err(|_| StoreError::Invalid(format!("{field} is not text")))
 }
@@ -154,7 +169,11 @@ impl Db {
         .bind(now)
         .execute(self.pool())
         .await?;
-        Ok(StartedConnection { installation_id, state, expires_at })
+        Ok(StartedConnection {
+            installation_id,
+            state,
+            expires_at,
+        })
     }
 
     /// Spends a one-time state: stores the keys encrypted with a fresh
@@ -211,8 +230,19 @@ impl Db {
             tx.rollback().await?;
             return Ok(CallbackOutcome::AlreadyUsed);
         }
-        let host = store_url.split_once("://").map(|(_, h)| h).unwrap_or(&store_url).to_owned();
-        let source_id = store_source(&mut tx, &org, &store_url, &format!("{host} (woocommerce)"), now).await?;
+        let host = store_url
+            .split_once("://")
+            .map(|(_, h)| h)
+            .unwrap_or(&store_url)
+            .to_owned();
+        let source_id = store_source(
+            &mut tx,
+            &org,
+            &store_url,
+            &format!("{host} (woocommerce)"),
+            now,
+        )
+        .await?;
         replace_store_installations(&mut tx, &org, &store_url, &installation_id, now).await?;
         sqlx::query(
             "INSERT INTO connect_installations (id, org_id, pairing_id, source_id, store_url, site_name, platform, mode, \
@@ -229,11 +259,18 @@ impl Db {
         .await?;
         queue_command(&mut tx, &org, &installation_id, "sync_store", now).await?;
         tx.commit().await?;
-        Ok(CallbackOutcome::Connected { installation_id, org_id: org })
+        Ok(CallbackOutcome::Connected {
+            installation_id,
+            org_id: org,
+        })
     }
 
     /// The connected REST installation `id`, secrets decrypted.
-    pub async fn rest_connection(&self, key: &SecretsKey, id: &str) -> Result<Option<RestConnection>, StoreError> {
+    pub async fn rest_connection(
+        &self,
+        key: &SecretsKey,
+        id: &str,
+    ) -> Result<Option<RestConnection>, StoreError> {
         let row = sqlx::query(
             "SELECT c.installation_id, c.org_id, c.store_url, c.cohort_url, c.consumer_key, c.consumer_secret, \
              c.webhook_secret, c.webhooks_registered_at, c.next_reconcile_at, c.hwm_products, c.hwm_customers, \
@@ -251,19 +288,29 @@ impl Db {
             source_id: row.get("source_id"),
             store_url: row.get("store_url"),
             cohort_url: row.get("cohort_url"),
-            currency: row.get::<Option<String>, _>("currency").filter(|c| !c.is_empty()),
+            currency: row
+                .get::<Option<String>, _>("currency")
+                .filter(|c| !c.is_empty()),
             consumer_key: text(key, &row, id, "consumer_key")?,
             consumer_secret: text(key, &row, id, "consumer_secret")?,
             webhook_secret: text(key, &row, id, "webhook_secret")?,
             webhooks_registered_at: row.get("webhooks_registered_at"),
             next_reconcile_at: row.get("next_reconcile_at"),
-            high_water: [row.get("hwm_products"), row.get("hwm_customers"), row.get("hwm_orders")],
+            high_water: [
+                row.get("hwm_products"),
+                row.get("hwm_customers"),
+                row.get("hwm_orders"),
+            ],
         }))
     }
 
     /// What a webhook delivery to installation `id` is verified with; `None`
     /// for an unknown, disconnected or replaced installation.
-    pub async fn rest_webhook_target(&self, key: &SecretsKey, id: &str) -> Result<Option<WebhookTarget>, StoreError> {
+    pub async fn rest_webhook_target(
+        &self,
+        key: &SecretsKey,
+        id: &str,
+    ) -> Result<Option<WebhookTarget>, StoreError> {
         let row = sqlx::query(
             "SELECT c.org_id, c.webhook_secret, i.source_id, i.currency FROM woocommerce_rest_connections c \
              JOIN connect_installations i ON i.id = c.installation_id AND i.org_id = c.org_id \
@@ -276,7 +323,9 @@ impl Db {
         Ok(Some(WebhookTarget {
             org_id: OrgId::from_stored(row.get::<String, _>("org_id")),
             source_id: row.get("source_id"),
-            currency: row.get::<Option<String>, _>("currency").filter(|c| !c.is_empty()),
+            currency: row
+                .get::<Option<String>, _>("currency")
+                .filter(|c| !c.is_empty()),
             webhook_secret: text(key, &row, id, "webhook_secret")?,
         }))
     }
@@ -284,7 +333,12 @@ impl Db {
     /// Claims one connected REST installation that has work (a pending
     /// `sync_store`, webhooks not registered yet, or a reconciliation due)
     /// and no live lease. `None`: nothing to do now.
-    pub async fn claim_rest_work(&self, owner: &str, now: i64, lease_us: i64) -> Result<Option<RestWork>, StoreError> {
+    pub async fn claim_rest_work(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_us: i64,
+    ) -> Result<Option<RestWork>, StoreError> {
         let candidates = sqlx::query(
             "SELECT c.installation_id, \
              (SELECT MIN(m.id) FROM connect_commands m WHERE m.org_id = c.org_id AND m.installation_id = c.installation_id \
@@ -315,14 +369,22 @@ impl Db {
             .execute(self.pool())
             .await?;
             if claimed.rows_affected() == 1 {
-                return Ok(Some(RestWork { installation_id: id, sync_command }));
+                return Ok(Some(RestWork {
+                    installation_id: id,
+                    sync_command,
+                }));
             }
         }
         Ok(None)
     }
 
     /// Extends a held lease; `false` when another worker holds it now.
-    pub async fn extend_rest_lease(&self, id: &str, owner: &str, until: i64) -> Result<bool, StoreError> {
+    pub async fn extend_rest_lease(
+        &self,
+        id: &str,
+        owner: &str,
+        until: i64,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE woocommerce_rest_connections SET lease_until = $1 WHERE installation_id = $2 AND lease_owner = $3",
         )
@@ -336,7 +398,13 @@ impl Db {
 
     /// Ends a lease: the connection may be claimed again from `free_at`
     /// (now, or later after an error), and `last_error` is recorded.
-    pub async fn release_rest_lease(&self, id: &str, owner: &str, free_at: i64, error: Option<&str>) -> Result<(), StoreError> {
+    pub async fn release_rest_lease(
+        &self,
+        id: &str,
+        owner: &str,
+        free_at: i64,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE woocommerce_rest_connections SET lease_owner = NULL, lease_until = $1, last_error = $2 \
              WHERE installation_id = $3 AND lease_owner = $4",
@@ -365,16 +433,23 @@ impl Db {
 
     /// The store's currency, read from its settings.
     pub async fn set_rest_currency(&self, id: &str, currency: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE connect_installations SET currency = $1 WHERE id = $2 AND mode = 'rest'")
-            .bind(currency)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
+        sqlx::query(
+            "UPDATE connect_installations SET currency = $1 WHERE id = $2 AND mode = 'rest'",
+        )
+        .bind(currency)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
     /// Raises a resource's high-water mark to `modified` (never lowers it).
-    pub async fn raise_rest_high_water(&self, id: &str, resource: &str, modified: i64) -> Result<(), StoreError> {
+    pub async fn raise_rest_high_water(
+        &self,
+        id: &str,
+        resource: &str,
+        modified: i64,
+    ) -> Result<(), StoreError> {
         let column = hwm_column(resource)?;
         sqlx::query(&format!(
             "UPDATE woocommerce_rest_connections SET {column} = $1 WHERE installation_id = $2 \
@@ -403,7 +478,12 @@ impl Db {
 
     /// Replaces a connection's webhook secret (the receiver checks the new
     /// one at once; the store's webhooks must be given it too).
-    pub async fn set_rest_webhook_secret(&self, key: &SecretsKey, id: &str, secret: &str) -> Result<(), StoreError> {
+    pub async fn set_rest_webhook_secret(
+        &self,
+        key: &SecretsKey,
+        id: &str,
+        secret: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE woocommerce_rest_connections SET webhook_secret = $1 WHERE installation_id = $2")
             .bind(key.encrypt(secret.as_bytes(), &context(id, "webhook_secret"))?)
             .bind(id)
@@ -415,10 +495,11 @@ impl Db {
     /// WooCommerce resources (`resource` messages) in `org`'s log, derived
     /// events excluded (benchmarks count acknowledged deliveries back).
     pub async fn count_resource_messages(&self, org: &OrgId) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM events WHERE org_id = $1 AND type = 'resource'")
-            .bind(org.as_str())
-            .fetch_one(self.pool())
-            .await?;
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM events WHERE org_id = $1 AND type = 'resource'")
+                .bind(org.as_str())
+                .fetch_one(self.pool())
+                .await?;
         Ok(row.get("n"))
     }
 
@@ -440,9 +521,19 @@ mod tests {
     #[test]
     fn secrets_are_bound_to_their_installation_and_field() {
         let key = SecretsKey::generate();
-        let sealed = key.encrypt(b"ck_123", &context("ins_a", "consumer_key")).unwrap();
-        assert_eq!(key.decrypt(&sealed, &context("ins_a", "consumer_key")).unwrap(), b"ck_123");
-        assert!(key.decrypt(&sealed, &context("ins_b", "consumer_key")).is_err());
-        assert!(key.decrypt(&sealed, &context("ins_a", "consumer_secret")).is_err());
+        let sealed = key
+            .encrypt(b"ck_123", &context("ins_a", "consumer_key"))
+            .unwrap();
+        assert_eq!(
+            key.decrypt(&sealed, &context("ins_a", "consumer_key"))
+                .unwrap(),
+            b"ck_123"
+        );
+        assert!(key
+            .decrypt(&sealed, &context("ins_b", "consumer_key"))
+            .is_err());
+        assert!(key
+            .decrypt(&sealed, &context("ins_a", "consumer_secret"))
+            .is_err());
     }
 }

@@ -25,7 +25,11 @@ pub struct WriterOptions {
 
 impl Default for WriterOptions {
     fn default() -> Self {
-        Self { queue_capacity: 4096, max_group_events: 5000, tasks: 0 }
+        Self {
+            queue_capacity: 4096,
+            max_group_events: 5000,
+            tasks: 0,
+        }
     }
 }
 
@@ -72,7 +76,11 @@ impl EventWriter {
         };
         let mut set = JoinSet::new();
         for _ in 0..tasks {
-            set.spawn(run_writer(db.clone(), receiver.clone(), options.max_group_events.max(1)));
+            set.spawn(run_writer(
+                db.clone(),
+                receiver.clone(),
+                options.max_group_events.max(1),
+            ));
         }
         (EventWriter { queue }, set)
     }
@@ -96,14 +104,19 @@ impl EventWriter {
             Err(_) => Err(AppendError::ShuttingDown),
         }
     }
-
 }
 
-async fn run_writer(db: Db, receiver: Arc<Mutex<mpsc::Receiver<WriteRequest>>>, max_group_events: usize) {
+async fn run_writer(
+    db: Db,
+    receiver: Arc<Mutex<mpsc::Receiver<WriteRequest>>>,
+    max_group_events: usize,
+) {
     loop {
         let group = {
             let mut receiver = receiver.lock().await;
-            let Some(first) = receiver.recv().await else { break };
+            let Some(first) = receiver.recv().await else {
+                break;
+            };
             let mut size = first.events.len();
             let mut group = vec![first];
             while size < max_group_events {
@@ -122,8 +135,10 @@ async fn run_writer(db: Db, receiver: Arc<Mutex<mpsc::Receiver<WriteRequest>>>, 
 }
 
 async fn commit_group(db: &Db, group: Vec<WriteRequest>) {
-    let (requests, group): (Vec<Vec<NewEvent>>, Vec<Reply>) = group.into_iter().map(|r| (r.events, r.done)).unzip();
-    let result: Result<Vec<u64>, StoreError> = append_in_one_transaction(db.append_pool(), requests).await;
+    let (requests, group): (Vec<Vec<NewEvent>>, Vec<Reply>) =
+        group.into_iter().map(|r| (r.events, r.done)).unzip();
+    let result: Result<Vec<u64>, StoreError> =
+        append_in_one_transaction(db.append_pool(), requests).await;
     match result {
         Ok(counts) => {
             for (done, count) in group.into_iter().zip(counts) {

@@ -8,8 +8,18 @@ use cohort_store::Db;
 use cohort_testkit::{all_backends, seed};
 
 fn events_for(org: &OrgId, source: &cohort_store::orgs::Source, body: &str) -> Vec<NewEvent> {
-    let parsed = normalize_request(body.as_bytes(), Envelope::Batch, chrono::Utc::now(), &Limits::default()).unwrap();
-    parsed.messages.iter().map(|m| NewEvent::from_message(org, &source.id, m)).collect()
+    let parsed = normalize_request(
+        body.as_bytes(),
+        Envelope::Batch,
+        chrono::Utc::now(),
+        &Limits::default(),
+    )
+    .unwrap();
+    parsed
+        .messages
+        .iter()
+        .map(|m| NewEvent::from_message(org, &source.id, m))
+        .collect()
 }
 
 #[tokio::test]
@@ -21,11 +31,31 @@ async fn appended_events_are_deduplicated_per_organisation() {
         let body = r#"{"batch":[{"type":"track","event":"X","userId":"u1","messageId":"m1"},
                                 {"type":"track","event":"X","userId":"u1","messageId":"m1"},
                                 {"type":"page","anonymousId":"a1","messageId":"m2"}]}"#;
-        assert_eq!(db.append_events(&events_for(&a.org, &a.source, body)).await.unwrap(), 2);
-        assert_eq!(db.append_events(&events_for(&a.org, &a.source, body)).await.unwrap(), 0);
+        assert_eq!(
+            db.append_events(&events_for(&a.org, &a.source, body))
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            db.append_events(&events_for(&a.org, &a.source, body))
+                .await
+                .unwrap(),
+            0
+        );
         // The same messageId in another organisation is another event.
-        assert_eq!(db.append_events(&events_for(&b.org, &b.source, body)).await.unwrap(), 2);
-        assert_eq!(db.count_events(&a.org).await.unwrap(), 2, "{:?}", t.backend());
+        assert_eq!(
+            db.append_events(&events_for(&b.org, &b.source, body))
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            db.count_events(&a.org).await.unwrap(),
+            2,
+            "{:?}",
+            t.backend()
+        );
         assert_eq!(db.count_events(&b.org).await.unwrap(), 2);
     }
 }
@@ -44,26 +74,72 @@ async fn queries_filter_and_seek_within_the_organisation() {
             ));
         }
         let body = format!(r#"{{"batch":[{}]}}"#, batch.join(","));
-        db.append_events(&events_for(&a.org, &a.source, &body)).await.unwrap();
-        db.append_events(&events_for(&b.org, &b.source, r#"{"batch":[{"type":"track","event":"E0","userId":"u0"}]}"#))
+        db.append_events(&events_for(&a.org, &a.source, &body))
             .await
             .unwrap();
+        db.append_events(&events_for(
+            &b.org,
+            &b.source,
+            r#"{"batch":[{"type":"track","event":"E0","userId":"u0"}]}"#,
+        ))
+        .await
+        .unwrap();
 
-        let page = |after_seq, limit| EventQuery { event: Some("E0".into()), after_seq, limit, ..Default::default() };
+        let page = |after_seq, limit| EventQuery {
+            event: Some("E0".into()),
+            after_seq,
+            limit,
+            ..Default::default()
+        };
         let first = db.query_events(&a.org, &page(None, 5)).await.unwrap();
         assert_eq!(first.len(), 5);
-        let rest = db.query_events(&a.org, &page(Some(first[4].seq), 100)).await.unwrap();
+        let rest = db
+            .query_events(&a.org, &page(Some(first[4].seq), 100))
+            .await
+            .unwrap();
         assert_eq!(rest.len(), 8, "{:?}", t.backend());
-        assert!(first.iter().chain(&rest).all(|e| e.event.as_deref() == Some("E0")));
+        assert!(first
+            .iter()
+            .chain(&rest)
+            .all(|e| e.event.as_deref() == Some("E0")));
 
-        let by_user = EventQuery { user_id: Some("u1".into()), limit: 100, ..Default::default() };
+        let by_user = EventQuery {
+            user_id: Some("u1".into()),
+            limit: 100,
+            ..Default::default()
+        };
         assert_eq!(db.query_events(&a.org, &by_user).await.unwrap().len(), 8);
-        let since = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:20Z").unwrap().timestamp_micros();
-        let by_time = EventQuery { since_us: Some(since), limit: 100, ..Default::default() };
+        let since = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:20Z")
+            .unwrap()
+            .timestamp_micros();
+        let by_time = EventQuery {
+            since_us: Some(since),
+            limit: 100,
+            ..Default::default()
+        };
         assert_eq!(db.query_events(&a.org, &by_time).await.unwrap().len(), 5);
-        let newest = EventQuery { newest_first: true, limit: 1, ..Default::default() };
-        assert_eq!(db.query_events(&a.org, &newest).await.unwrap()[0].message_id, "a24");
-        assert_eq!(db.query_events(&b.org, &EventQuery { limit: 100, ..Default::default() }).await.unwrap().len(), 1);
+        let newest = EventQuery {
+            newest_first: true,
+            limit: 1,
+            ..Default::default()
+        };
+        assert_eq!(
+            db.query_events(&a.org, &newest).await.unwrap()[0].message_id,
+            "a24"
+        );
+        assert_eq!(
+            db.query_events(
+                &b.org,
+                &EventQuery {
+                    limit: 100,
+                    ..Default::default()
+                }
+            )
+            .await
+            .unwrap()
+            .len(),
+            1
+        );
     }
 }
 
@@ -75,10 +151,16 @@ async fn the_writer_commits_concurrent_requests_together() {
         let mut handles = Vec::new();
         for i in 0..50 {
             let writer = writer.clone();
-            let events = events_for(&s.org, &s.source, &format!(
-                r#"{{"batch":[{{"type":"track","event":"E","userId":"u","messageId":"w{i}"}},{{"type":"page","userId":"u","messageId":"p{i}"}}]}}"#
+            let events = events_for(
+                &s.org,
+                &s.source,
+                &format!(
+                    r#"{{"batch":[{{"type":"track","event":"E","userId":"u","messageId":"w{i}"}},{{"type":"page","userId":"u","messageId":"p{i}"}}]}}"#
+                ),
+            );
+            handles.push(tokio::spawn(
+                async move { writer.append(events).await.unwrap() },
             ));
-            handles.push(tokio::spawn(async move { writer.append(events).await.unwrap() }));
         }
         for h in handles {
             assert_eq!(h.await.unwrap(), 2);
@@ -93,12 +175,23 @@ async fn the_writer_commits_concurrent_requests_together() {
 async fn tokens_verify_until_revoked_and_only_for_their_organisation() {
     for t in all_backends().await {
         let s = seed(&t.db, "A").await;
-        assert_eq!(t.db.verify_api_token(&s.token).await.unwrap(), Some(s.org.clone()));
-        assert_eq!(t.db.verify_api_token(&format!("{}x", s.token)).await.unwrap(), None);
+        assert_eq!(
+            t.db.verify_api_token(&s.token).await.unwrap(),
+            Some(s.org.clone())
+        );
+        assert_eq!(
+            t.db.verify_api_token(&format!("{}x", s.token))
+                .await
+                .unwrap(),
+            None
+        );
         assert_eq!(t.db.verify_api_token("garbage").await.unwrap(), None);
         let id = t.db.list_api_tokens(&s.org).await.unwrap()[0].id.clone();
         let other = seed(&t.db, "B").await;
-        assert!(t.db.revoke_api_token(&other.org, &id).await.is_err(), "another org cannot revoke it");
+        assert!(
+            t.db.revoke_api_token(&other.org, &id).await.is_err(),
+            "another org cannot revoke it"
+        );
         t.db.revoke_api_token(&s.org, &id).await.unwrap();
         assert_eq!(t.db.verify_api_token(&s.token).await.unwrap(), None);
     }
@@ -110,10 +203,22 @@ async fn a_setup_link_creates_one_owner_once() {
         let s = seed(&t.db, "A").await;
         let link = t.db.create_setup_link(&s.org).await.unwrap();
         let hash = cohort_store::users::hash_password("correct horse battery").unwrap();
-        assert_eq!(t.db.check_setup_link(link.reveal()).await.unwrap(), Some(s.org.clone()));
-        let user = t.db.redeem_setup_link(link.reveal(), "Owner@Example.com", &hash).await.unwrap().unwrap();
+        assert_eq!(
+            t.db.check_setup_link(link.reveal()).await.unwrap(),
+            Some(s.org.clone())
+        );
+        let user =
+            t.db.redeem_setup_link(link.reveal(), "Owner@Example.com", &hash)
+                .await
+                .unwrap()
+                .unwrap();
         assert_eq!(user.email, "owner@example.com");
-        assert!(t.db.redeem_setup_link(link.reveal(), "two@example.com", &hash).await.unwrap().is_none());
+        assert!(t
+            .db
+            .redeem_setup_link(link.reveal(), "two@example.com", &hash)
+            .await
+            .unwrap()
+            .is_none());
         assert_eq!(t.db.count_members(&s.org).await.unwrap(), 1);
     }
 }
@@ -122,10 +227,20 @@ async fn a_setup_link_creates_one_owner_once() {
 async fn disabled_sources_are_reported_as_disabled() {
     for t in all_backends().await {
         let s = seed(&t.db, "A").await;
-        t.db.set_source_enabled(&s.org, s.source.id.as_str(), false).await.unwrap();
-        let found = t.db.find_source_by_write_key(&s.source.write_key).await.unwrap().unwrap();
+        t.db.set_source_enabled(&s.org, s.source.id.as_str(), false)
+            .await
+            .unwrap();
+        let found =
+            t.db.find_source_by_write_key(&s.source.write_key)
+                .await
+                .unwrap()
+                .unwrap();
         assert!(!found.enabled);
         let other = seed(&t.db, "B").await;
-        assert!(t.db.set_source_enabled(&other.org, s.source.id.as_str(), true).await.is_err());
+        assert!(t
+            .db
+            .set_source_enabled(&other.org, s.source.id.as_str(), true)
+            .await
+            .is_err());
     }
 }

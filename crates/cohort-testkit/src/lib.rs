@@ -40,7 +40,11 @@ pub async fn sqlite_with(options: &DbOptions) -> TestDb {
     let url = format!("sqlite://{}/cohort.db", dir.path().display());
     let db = Db::connect(&url, options).await.expect("open sqlite");
     db.migrate().await.expect("migrate sqlite");
-    TestDb { db, url, _dir: Some(dir) }
+    TestDb {
+        db,
+        url,
+        _dir: Some(dir),
+    }
 }
 
 /// The PostgreSQL server's URL, or `None` with a loud line when it is not
@@ -69,24 +73,40 @@ pub async fn postgres() -> Option<TestDb> {
 pub async fn postgres_with(options: &DbOptions) -> Option<TestDb> {
     let admin_url = postgres_admin_url()?;
     let name = format!("cohort_test_{}", random_token(12));
-    let admin = Db::connect(&admin_url, &DbOptions { max_connections: 2, ..DbOptions::default() })
-        .await
-        .expect("connect to the test PostgreSQL server");
+    let admin = Db::connect(
+        &admin_url,
+        &DbOptions {
+            max_connections: 2,
+            ..DbOptions::default()
+        },
+    )
+    .await
+    .expect("connect to the test PostgreSQL server");
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(admin.pool())
         .await
         .expect("create test database");
     admin.close().await;
     let url = replace_database(&admin_url, &name);
-    let db = Db::connect(&url, options).await.expect("connect to test database");
+    let db = Db::connect(&url, options)
+        .await
+        .expect("connect to test database");
     db.migrate().await.expect("migrate postgres");
-    Some(TestDb { db, url, _dir: None })
+    Some(TestDb {
+        db,
+        url,
+        _dir: None,
+    })
 }
 
 fn replace_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
+    let path_start = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
     let mut out = format!("{}/{name}", &base[..path_start]);
     if let Some(q) = query {
         out.push('?');
@@ -105,10 +125,23 @@ pub async fn all_backends() -> Vec<TestDb> {
 
 /// Creates an organisation with a source and an API token.
 pub async fn seed(db: &Db, name: &str) -> Seeded {
-    let org = db.create_organisation(name).await.expect("create organisation");
-    let source = db.create_source(&org.id, "Test source").await.expect("create source");
-    let (_, token) = db.create_api_token(&org.id, "test").await.expect("create token");
-    Seeded { org: org.id, source, token: token.reveal().to_owned() }
+    let org = db
+        .create_organisation(name)
+        .await
+        .expect("create organisation");
+    let source = db
+        .create_source(&org.id, "Test source")
+        .await
+        .expect("create source");
+    let (_, token) = db
+        .create_api_token(&org.id, "test")
+        .await
+        .expect("create token");
+    Seeded {
+        org: org.id,
+        source,
+        token: token.reveal().to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -119,6 +152,9 @@ mod tests {
             super::replace_database("postgres://u@h:1/postgres?sslmode=disable", "x"),
             "postgres://u@h:1/x?sslmode=disable"
         );
-        assert_eq!(super::replace_database("postgres://u@h:1", "x"), "postgres://u@h:1/x");
+        assert_eq!(
+            super::replace_database("postgres://u@h:1", "x"),
+            "postgres://u@h:1/x"
+        );
     }
 }

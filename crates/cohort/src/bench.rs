@@ -81,7 +81,10 @@ mod tempfile_dir {
     pub struct TempDir(pub std::path::PathBuf);
     impl TempDir {
         pub fn new() -> std::io::Result<Self> {
-            let path = std::env::temp_dir().join(format!("cohort-bench-{}", cohort_domain::ids::random_token(10)));
+            let path = std::env::temp_dir().join(format!(
+                "cohort-bench-{}",
+                cohort_domain::ids::random_token(10)
+            ));
             std::fs::create_dir_all(&path)?;
             Ok(Self(path))
         }
@@ -98,10 +101,21 @@ async fn start_target(args: &IngestArgs) -> anyhow::Result<Target> {
 }
 
 /// Starts the server with extra environment variables.
-pub(crate) async fn start_target_with(args: &IngestArgs, env: &[(&str, String)]) -> anyhow::Result<Target> {
+pub(crate) async fn start_target_with(
+    args: &IngestArgs,
+    env: &[(&str, String)],
+) -> anyhow::Result<Target> {
     if let Some(url) = &args.url {
         let write_key = args.write_key.clone().context("--url needs --write-key")?;
-        return Ok(Target { url: url.trim_end_matches('/').to_owned(), write_key, server: None, db: None, org: None, backend: "remote".into(), _dir: None });
+        return Ok(Target {
+            url: url.trim_end_matches('/').to_owned(),
+            write_key,
+            server: None,
+            db: None,
+            org: None,
+            backend: "remote".into(),
+            _dir: None,
+        });
     }
     let dir = tempfile_dir::TempDir::new()?;
     let database_url = match &args.database_url {
@@ -110,7 +124,9 @@ pub(crate) async fn start_target_with(args: &IngestArgs, env: &[(&str, String)])
     };
     let db = Db::connect(&database_url, &DbOptions::default()).await?;
     db.migrate().await?;
-    let org = db.create_organisation(&format!("bench-{}", cohort_domain::ids::random_token(6))).await?;
+    let org = db
+        .create_organisation(&format!("bench-{}", cohort_domain::ids::random_token(6)))
+        .await?;
     let source = db.create_source(&org.id, "bench").await?;
     let port = StdListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let server = tokio::process::Command::new(std::env::current_exe()?)
@@ -132,7 +148,10 @@ pub(crate) async fn start_target_with(args: &IngestArgs, env: &[(&str, String)])
                 break;
             }
         }
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(30), "the server did not become ready");
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "the server did not become ready"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(Target {
@@ -203,13 +222,24 @@ impl BatchTemplate {
                 })
             })
             .collect();
-        let body = json!({"batch": batch, "sentAt": now, "writeKey": write_key}).to_string().into_bytes();
+        let body = json!({"batch": batch, "sentAt": now, "writeKey": write_key})
+            .to_string()
+            .into_bytes();
         let find_all = |mark: &str| -> Vec<usize> {
             let mark = mark.as_bytes();
-            body.windows(mark.len()).enumerate().filter(|(_, w)| *w == mark).map(|(at, _)| at).collect()
+            body.windows(mark.len())
+                .enumerate()
+                .filter(|(_, w)| *w == mark)
+                .map(|(at, _)| at)
+                .collect()
         };
         let (counter_at, user_at) = (find_all(&counter_mark), find_all(&user_mark));
-        Self { counter_at, user_at, body, size }
+        Self {
+            counter_at,
+            user_at,
+            body,
+            size,
+        }
     }
 
     /// The body of request number `counter`: unique `messageId`s, users
@@ -219,7 +249,12 @@ impl BatchTemplate {
         write_digits(&mut body[..], &self.counter_at, counter, COUNTER_DIGITS);
         for (i, &at) in self.user_at.iter().enumerate() {
             let user = (counter as usize).wrapping_mul(self.size).wrapping_add(i) % USERS;
-            write_digits(&mut body[at..at + USER_DIGITS], &[0], user as u64, USER_DIGITS);
+            write_digits(
+                &mut body[at..at + USER_DIGITS],
+                &[0],
+                user as u64,
+                USER_DIGITS,
+            );
         }
         body
     }
@@ -237,7 +272,12 @@ fn write_digits(body: &mut [u8], at: &[usize], mut value: u64, width: usize) {
     }
 }
 
-pub(crate) async fn phase(target: &Target, path: &str, args: &IngestArgs, run: &str) -> anyhow::Result<PhaseResult> {
+pub(crate) async fn phase(
+    target: &Target,
+    path: &str,
+    args: &IngestArgs,
+    run: &str,
+) -> anyhow::Result<PhaseResult> {
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let counter = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
@@ -249,16 +289,27 @@ pub(crate) async fn phase(target: &Target, path: &str, args: &IngestArgs, run: &
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..args.connections.max(1) {
-        let client = reqwest::Client::builder().pool_max_idle_per_host(1).build()?;
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(1)
+            .build()?;
         let url = format!("{}{path}", target.url);
-        let (write_key, template, counter, failures) = (target.write_key.clone(), template.clone(), counter.clone(), failures.clone());
+        let (write_key, template, counter, failures) = (
+            target.write_key.clone(),
+            template.clone(),
+            counter.clone(),
+            failures.clone(),
+        );
         tasks.spawn(async move {
             let mut latencies = Vec::new();
             while Instant::now() < deadline {
                 let n = counter.fetch_add(1, Ordering::Relaxed);
                 let body = template.render(n);
                 let sent = Instant::now();
-                let request = client.post(&url).header("content-type", "application/json").basic_auth(&write_key, Some("")).body(body);
+                let request = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .basic_auth(&write_key, Some(""))
+                    .body(body);
                 // The answer is read to its end so that the connection is
                 // reused rather than reopened.
                 let ok = match request.send().await {
@@ -281,7 +332,13 @@ pub(crate) async fn phase(target: &Target, path: &str, args: &IngestArgs, run: &
     let elapsed = started.elapsed();
     latencies.sort_unstable();
     let requests = latencies.len() as u64;
-    Ok(PhaseResult { requests, events: requests * args.batch_size as u64, failures: failures.load(Ordering::Relaxed), elapsed, latencies })
+    Ok(PhaseResult {
+        requests,
+        events: requests * args.batch_size as u64,
+        failures: failures.load(Ordering::Relaxed),
+        elapsed,
+        latencies,
+    })
 }
 
 pub(crate) fn report(name: &str, r: &PhaseResult) {
@@ -310,7 +367,10 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     report("ceiling (POST /v1/m)", &ceiling);
     let ingest = phase(&target, "/v1/batch", &args, &format!("{run}i")).await?;
     report("ingest (POST /v1/batch)", &ingest);
-    println!("ratio ingest/ceiling: {:.1} %", 100.0 * ingest.events_per_second() / ceiling.events_per_second().max(1.0));
+    println!(
+        "ratio ingest/ceiling: {:.1} %",
+        100.0 * ingest.events_per_second() / ceiling.events_per_second().max(1.0)
+    );
     if let Some(db) = &target.db {
         // Every acknowledged event must be in the log: count them back, in
         // the organisation this run created only (a reused database may
@@ -320,11 +380,17 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
             None => 0,
         };
         println!("acknowledged {} events, stored {stored}", ingest.events);
-        anyhow::ensure!(stored as u64 >= ingest.events, "acknowledged events are missing from the log");
+        anyhow::ensure!(
+            stored as u64 >= ingest.events,
+            "acknowledged events are missing from the log"
+        );
     }
     if let Some(mut server) = target.server.take() {
         if let Some(pid) = server.id() {
-            let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
         }
         let _ = tokio::time::timeout(Duration::from_secs(30), server.wait()).await;
     }

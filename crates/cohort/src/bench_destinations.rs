@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use cohort_store::destinations::{DeliveryStatus, DestinationSecrets, Filters, NewDestination, SecretsKey};
+use cohort_store::destinations::{
+    DeliveryStatus, DestinationSecrets, Filters, NewDestination, SecretsKey,
+};
 use serde_json::json;
 
 use crate::bench::{phase, report, start_target_with, IngestArgs};
@@ -62,7 +64,10 @@ pub async fn destinations(args: DestinationsArgs) -> anyhow::Result<()> {
     };
     let env = [
         ("COHORT_DESTINATIONS__KEY", key.to_base64()),
-        ("COHORT_DESTINATIONS__ALLOW_PRIVATE_ADDRESSES", "true".to_owned()),
+        (
+            "COHORT_DESTINATIONS__ALLOW_PRIVATE_ADDRESSES",
+            "true".to_owned(),
+        ),
         ("COHORT_DESTINATIONS__POLL_INTERVAL_MS", "50".to_owned()),
     ];
     let mut target = start_target_with(&ingest, &env).await?;
@@ -82,19 +87,32 @@ pub async fn destinations(args: DestinationsArgs) -> anyhow::Result<()> {
     report("ingest, no destination", &without);
 
     for i in 0..args.destinations {
-        db.create_destination(&org, &key, &NewDestination {
-            kind: "webhook".into(),
-            name: format!("bench-{i}"),
-            enabled: true,
-            filters: Filters::default(),
-            settings: json!({ "url": receiver_url }),
-            secrets: DestinationSecrets { signing_secret: Some(cohort_domain::destinations::webhook::new_secret()), ..Default::default() },
-        })
+        db.create_destination(
+            &org,
+            &key,
+            &NewDestination {
+                kind: "webhook".into(),
+                name: format!("bench-{i}"),
+                enabled: true,
+                filters: Filters::default(),
+                settings: json!({ "url": receiver_url }),
+                secrets: DestinationSecrets {
+                    signing_secret: Some(cohort_domain::destinations::webhook::new_secret()),
+                    ..Default::default()
+                },
+            },
+        )
         .await?;
     }
     let with = phase(&target, "/v1/batch", &ingest, &format!("{run}b")).await?;
-    report(&format!("ingest, {} destinations", args.destinations), &with);
-    println!("ratio with/without destinations: {:.1} %", 100.0 * with.events_per_second() / without.events_per_second().max(1.0));
+    report(
+        &format!("ingest, {} destinations", args.destinations),
+        &with,
+    );
+    println!(
+        "ratio with/without destinations: {:.1} %",
+        100.0 * with.events_per_second() / without.events_per_second().max(1.0)
+    );
     let owed = with.events * args.destinations as u64;
     let during = received.load(Ordering::Relaxed);
     println!(
@@ -111,14 +129,20 @@ pub async fn destinations(args: DestinationsArgs) -> anyhow::Result<()> {
     }
     let drained = received.load(Ordering::Relaxed) - start_count;
     let elapsed = started.elapsed().as_secs_f64();
-    println!("drain: {drained} deliveries in {elapsed:.1} s = {:.0} deliveries/s to a local receiver", drained as f64 / elapsed);
+    println!(
+        "drain: {drained} deliveries in {elapsed:.1} s = {:.0} deliveries/s to a local receiver",
+        drained as f64 / elapsed
+    );
     let delivered = db.count_deliveries(&org, DeliveryStatus::Delivered).await?;
     let received_total = received.load(Ordering::Relaxed);
     println!("recorded delivered {delivered}, receiver got {received_total} requests");
 
     if let Some(mut server) = target.server.take() {
         if let Some(pid) = server.id() {
-            let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
         }
         let _ = tokio::time::timeout(Duration::from_secs(30), server.wait()).await;
     }

@@ -41,15 +41,23 @@ fn message(p: u64, n: u64, at_us: i64) -> serde_json::Value {
     let time = cohort_domain::time::format_rfc3339(cohort_domain::time::from_micros(at_us));
     let known = p.is_multiple_of(3);
     let mut m = match n % 10 {
-        0..=4 => json!({"type": "page", "name": "Product", "properties": {"path": format!("/p/{}", n % 50)}}),
+        0..=4 => {
+            json!({"type": "page", "name": "Product", "properties": {"path": format!("/p/{}", n % 50)}})
+        }
         5 if known => json!({"type": "identify", "userId": format!("user-{p}"),
                              "traits": {"email": format!("person{p}@example.com"), "visits": n}}),
-        6 => json!({"type": "track", "event": "Cart Started", "properties": {"cart_id": format!("c{p}"),
-                    "products": [{"product_id": format!("{}", n % 40), "price": "12.50", "quantity": 1}]}}),
+        6 => {
+            json!({"type": "track", "event": "Cart Started", "properties": {"cart_id": format!("c{p}"),
+                    "products": [{"product_id": format!("{}", n % 40), "price": "12.50", "quantity": 1}]}})
+        }
         7 => json!({"type": "track", "event": "Checkout Started", "properties": {"products": []}}),
-        8 if known => json!({"type": "track", "event": "Order Completed", "userId": format!("user-{p}"),
-                             "properties": {"order_id": format!("o-{p}-{n}"), "total": "25.00", "currency": "EUR"}}),
-        _ => json!({"type": "track", "event": "Product Viewed", "properties": {"product_id": format!("{}", n % 40)}}),
+        8 if known => {
+            json!({"type": "track", "event": "Order Completed", "userId": format!("user-{p}"),
+                             "properties": {"order_id": format!("o-{p}-{n}"), "total": "25.00", "currency": "EUR"}})
+        }
+        _ => {
+            json!({"type": "track", "event": "Product Viewed", "properties": {"product_id": format!("{}", n % 40)}})
+        }
     };
     m["anonymousId"] = json!(anon);
     m["messageId"] = json!(format!("bench-{p}-{n}"));
@@ -70,7 +78,10 @@ fn new_event(org: &OrgId, source: &SourceId, m: serde_json::Value, at_us: i64) -
         event: m["event"].as_str().map(str::to_owned),
         user_id: m["userId"].as_str().map(str::to_owned),
         anonymous_id: m["anonymousId"].as_str().map(str::to_owned),
-        email: m.pointer("/traits/email").and_then(|v| v.as_str()).map(str::to_owned),
+        email: m
+            .pointer("/traits/email")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned),
         timestamp_us: at_us,
         received_at_us: at_us,
         payload: m.to_string(),
@@ -80,19 +91,43 @@ fn new_event(org: &OrgId, source: &SourceId, m: serde_json::Value, at_us: i64) -
 
 pub async fn project(args: ProjectArgs) -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
-    let url = args.database_url.clone().unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.0.display()));
-    let db = Db::connect(&url, &DbOptions::default()).await.context("cannot open the database")?;
+    let url = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.0.display()));
+    let db = Db::connect(&url, &DbOptions::default())
+        .await
+        .context("cannot open the database")?;
     db.migrate().await?;
-    let org = db.create_organisation(&format!("Bench {}", cohort_domain::ids::random_token(6))).await?;
+    let org = db
+        .create_organisation(&format!("Bench {}", cohort_domain::ids::random_token(6)))
+        .await?;
     let source = db.create_source(&org.id, "bench").await?;
-    println!("cohort bench project: {} events across {} profiles on {}", args.events, args.profiles, db.backend().as_str());
+    println!(
+        "cohort bench project: {} events across {} profiles on {}",
+        args.events,
+        args.profiles,
+        db.backend().as_str()
+    );
 
     // The log: events interleaved across people, in time order.
     let started = Instant::now();
     let base_us = cohort_store::now_micros() - 86_400_000_000;
     let per_profile = args.events.div_ceil(args.profiles.max(1));
-    let written = fill_log(&db, &org.id, &source.id, args.events, args.profiles, base_us, 1000).await?;
-    println!("  log written: {written} events in {:.1} s", started.elapsed().as_secs_f64());
+    let written = fill_log(
+        &db,
+        &org.id,
+        &source.id,
+        args.events,
+        args.profiles,
+        base_us,
+        1000,
+    )
+    .await?;
+    println!(
+        "  log written: {written} events in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 
     // Baseline: read and parse the log in the projector's page size.
     let started = Instant::now();
@@ -170,7 +205,11 @@ pub async fn project(args: ProjectArgs) -> anyhow::Result<()> {
     }
     handle.abort();
     lags.sort();
-    let pct = |p: f64| lags.get(((lags.len() as f64 * p) as usize).min(lags.len().saturating_sub(1))).copied().unwrap_or_default();
+    let pct = |p: f64| {
+        lags.get(((lags.len() as f64 * p) as usize).min(lags.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     println!(
         "  lag at {rate} events/s for {} s: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (append committed → projected; {} samples, {} never projected)",
         args.lag_seconds,
@@ -227,7 +266,10 @@ impl Drop for TempDir {
 }
 
 pub(crate) fn tempfile_dir() -> std::io::Result<TempDir> {
-    let path = std::env::temp_dir().join(format!("cohort-bench-project-{}", cohort_domain::ids::random_token(10)));
+    let path = std::env::temp_dir().join(format!(
+        "cohort-bench-project-{}",
+        cohort_domain::ids::random_token(10)
+    ));
     std::fs::create_dir_all(&path)?;
     Ok(TempDir(path))
 }

@@ -44,7 +44,12 @@ struct Timing {
     max: Duration,
 }
 
-async fn time(client: &reqwest::Client, url: &str, cookie: &str, n: usize) -> anyhow::Result<Timing> {
+async fn time(
+    client: &reqwest::Client,
+    url: &str,
+    cookie: &str,
+    n: usize,
+) -> anyhow::Result<Timing> {
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
         let started = Instant::now();
@@ -52,11 +57,19 @@ async fn time(client: &reqwest::Client, url: &str, cookie: &str, n: usize) -> an
         let status = response.status();
         let body = response.bytes().await?;
         samples.push(started.elapsed());
-        anyhow::ensure!(status.is_success(), "{url} answered {status}: {}", String::from_utf8_lossy(&body));
+        anyhow::ensure!(
+            status.is_success(),
+            "{url} answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
     }
     samples.sort();
     let at = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
-    Ok(Timing { p50: at(0.5), p95: at(0.95), max: samples[samples.len() - 1] })
+    Ok(Timing {
+        p50: at(0.5),
+        p95: at(0.95),
+        max: samples[samples.len() - 1],
+    })
 }
 
 fn ms(d: Duration) -> f64 {
@@ -65,34 +78,68 @@ fn ms(d: Duration) -> f64 {
 
 pub async fn ui(args: UiArgs) -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
-    let url = args.database_url.clone().unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.0.display()));
-    let db = Db::connect(&url, &DbOptions::default()).await.context("cannot open the database")?;
+    let url = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.0.display()));
+    let db = Db::connect(&url, &DbOptions::default())
+        .await
+        .context("cannot open the database")?;
     db.migrate().await?;
-    let org = db.create_organisation(&format!("Bench {}", cohort_domain::ids::random_token(6))).await?;
+    let org = db
+        .create_organisation(&format!("Bench {}", cohort_domain::ids::random_token(6)))
+        .await?;
     let source = db.create_source(&org.id, "Website").await?;
     // Created before the log is written, so it reads all of it.
     let key = cohort_store::destinations::SecretsKey::generate();
     let destination = bench_destination(&db, &org.id, &key).await?;
-    println!("cohort bench ui: {} events across {} profiles over 7 days on {}", args.events, args.profiles, db.backend().as_str());
+    println!(
+        "cohort bench ui: {} events across {} profiles over 7 days on {}",
+        args.events,
+        args.profiles,
+        db.backend().as_str()
+    );
 
     let started = Instant::now();
     let span_us = 7 * 86_400_000_000i64 - 3_600_000_000;
     let base_us = cohort_store::now_micros() - span_us;
     let step_us = (span_us / args.events.max(1) as i64).max(1);
-    let written = fill_log(&db, &org.id, &source.id, args.events, args.profiles, base_us, step_us).await?;
-    println!("  log written: {written} events in {:.1} s", started.elapsed().as_secs_f64());
+    let written = fill_log(
+        &db,
+        &org.id,
+        &source.id,
+        args.events,
+        args.profiles,
+        base_us,
+        step_us,
+    )
+    .await?;
+    println!(
+        "  log written: {written} events in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let started = Instant::now();
     Projector::new(db.clone()).catch_up().await?;
-    println!("  projected: {} profiles in {:.1} s", db.count_profiles(&org.id).await?, started.elapsed().as_secs_f64());
+    println!(
+        "  projected: {} profiles in {:.1} s",
+        db.count_profiles(&org.id).await?,
+        started.elapsed().as_secs_f64()
+    );
     let started = Instant::now();
     let deliveries = db.enqueue_from_log().await?;
     // A delivery log as a week of sending leaves it: two thirds delivered, a third failed.
     settle_deliveries(&db, &org.id, &destination).await?;
-    println!("  {deliveries} deliveries recorded in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "  {deliveries} deliveries recorded in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 
     // A signed-in owner and the real router on a local port.
-    let hash = tokio::task::spawn_blocking(|| hash_password("bench password, long enough")).await??;
-    let user = db.create_user(&org.id, "owner@bench.example", &hash, Role::Owner).await?;
+    let hash =
+        tokio::task::spawn_blocking(|| hash_password("bench password, long enough")).await??;
+    let user = db
+        .create_user(&org.id, "owner@bench.example", &hash, Role::Owner)
+        .await?;
     let session = db.create_session(&user.id, 3_600_000_000).await?;
     let cookie = format!("cohort_session={}", session.reveal());
     let store = bench_store(&db, &org.id, &user.id).await?;
@@ -100,13 +147,21 @@ pub async fn ui(args: UiArgs) -> anyhow::Result<()> {
     let (writer, _writer_tasks) = EventWriter::start(db.clone(), WriterOptions::default());
     // The dispatcher only lends its key and policy to the pages: nothing is sent.
     let dispatcher = cohort_destinations::Dispatcher::new(db.clone(), key, Default::default())?;
-    let app = cohort_api::router(AppState::new(db.clone(), writer, ApiSettings::default()).with_destinations(dispatcher));
+    let app = cohort_api::router(
+        AppState::new(db.clone(), writer, ApiSettings::default()).with_destinations(dispatcher),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
     });
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
 
     // The first overview folds the week into the hourly counts (200,000
     // events a view); that one-time catch-up is reported apart.
@@ -115,7 +170,10 @@ pub async fn ui(args: UiArgs) -> anyhow::Result<()> {
     for _ in 0..(args.events / 200_000 + 2) {
         time(&client, &org_base, &cookie, 1).await?;
     }
-    println!("  hourly counts caught up with the log in {:.1} s (once, on the first overviews)", started.elapsed().as_secs_f64());
+    println!(
+        "  hourly counts caught up with the log in {:.1} s (once, on the first overviews)",
+        started.elapsed().as_secs_f64()
+    );
 
     let person = 3;
     let profile = db
@@ -126,26 +184,52 @@ pub async fn ui(args: UiArgs) -> anyhow::Result<()> {
         ("/healthz (baseline)", format!("{base}/healthz")),
         ("overview", org_base.clone()),
         ("sources", format!("{org_base}/sources")),
-        ("source + debugger", format!("{org_base}/sources/{}", source.id.as_str())),
+        (
+            "source + debugger",
+            format!("{org_base}/sources/{}", source.id.as_str()),
+        ),
         ("profiles (list)", format!("{org_base}/profiles")),
-        ("profiles (search email)", format!("{org_base}/profiles?q=person{person}%40example.com")),
+        (
+            "profiles (search email)",
+            format!("{org_base}/profiles?q=person{person}%40example.com"),
+        ),
         ("profile", format!("{org_base}/profiles/{profile}")),
         ("orders", format!("{org_base}/orders")),
         ("products", format!("{org_base}/products")),
         ("stores", format!("{org_base}/stores")),
         ("store + sync runs", format!("{org_base}/stores/{store}")),
-        ("store sync runs (live fragment)", format!("{org_base}/stores/{store}/runs")),
+        (
+            "store sync runs (live fragment)",
+            format!("{org_base}/stores/{store}/runs"),
+        ),
         ("destinations", format!("{org_base}/destinations")),
-        ("destination (Everflow, field mapping)", format!("{org_base}/destinations/{destination}")),
-        ("delivery log", format!("{org_base}/destinations/{destination}/deliveries")),
-        ("delivery log (failed, text)", format!("{org_base}/destinations/{destination}/deliveries?status=failed&q=o-3-")),
-        ("delivery", format!("{org_base}/destinations/{destination}/deliveries/bench-3-8")),
-        ("new Everflow destination", format!("{org_base}/destinations/new?type=everflow")),
+        (
+            "destination (Everflow, field mapping)",
+            format!("{org_base}/destinations/{destination}"),
+        ),
+        (
+            "delivery log",
+            format!("{org_base}/destinations/{destination}/deliveries"),
+        ),
+        (
+            "delivery log (failed, text)",
+            format!("{org_base}/destinations/{destination}/deliveries?status=failed&q=o-3-"),
+        ),
+        (
+            "delivery",
+            format!("{org_base}/destinations/{destination}/deliveries/bench-3-8"),
+        ),
+        (
+            "new Everflow destination",
+            format!("{org_base}/destinations/new?type=everflow"),
+        ),
         ("team", format!("{org_base}/members")),
         ("API tokens", format!("{org_base}/tokens")),
         ("account", format!("{base}/app/account")),
     ];
-    println!("\n| page | p50 ms | p95 ms | max ms | p95 / baseline p95 |\n|---|---:|---:|---:|---:|");
+    println!(
+        "\n| page | p50 ms | p95 ms | max ms | p95 / baseline p95 |\n|---|---:|---:|---:|---:|"
+    );
     let mut floor = None;
     for (name, url) in &pages {
         time(&client, url, &cookie, 3).await?;
@@ -165,7 +249,11 @@ pub async fn ui(args: UiArgs) -> anyhow::Result<()> {
 }
 
 /// An Everflow destination that sends every order.
-async fn bench_destination(db: &Db, org: &cohort_domain::ids::OrgId, key: &cohort_store::destinations::SecretsKey) -> anyhow::Result<String> {
+async fn bench_destination(
+    db: &Db,
+    org: &cohort_domain::ids::OrgId,
+    key: &cohort_store::destinations::SecretsKey,
+) -> anyhow::Result<String> {
     let input = cohort_destinations::manage::Input {
         kind: "everflow".into(),
         name: Some("Everflow".into()),
@@ -173,21 +261,33 @@ async fn bench_destination(db: &Db, org: &cohort_domain::ids::OrgId, key: &cohor
                                      "event_mapping": {"Order Completed": 0}, "verification_token": "vt-bench-0123456789abcdef"}),
         ..Default::default()
     };
-    let prepared = cohort_destinations::manage::prepare(input, false).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let prepared = cohort_destinations::manage::prepare(input, false)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(db.create_destination(org, key, &prepared.new).await?.id)
 }
 
 /// Records an outcome for every delivery of `destination`: a third failed
 /// (HTTP 400), the rest delivered.
-async fn settle_deliveries(db: &Db, org: &cohort_domain::ids::OrgId, destination: &str) -> anyhow::Result<()> {
+async fn settle_deliveries(
+    db: &Db,
+    org: &cohort_domain::ids::OrgId,
+    destination: &str,
+) -> anyhow::Result<()> {
     use cohort_store::destinations::{AttemptRecord, DeliveryFilter, DeliveryStatus};
     let mut before = None;
     // By position, not by seq: on PostgreSQL the orders' seqs can all share a remainder.
     let mut position = 0_u64;
     loop {
-        let filter = DeliveryFilter { before_seq: before, limit: 1000, ..Default::default() };
+        let filter = DeliveryFilter {
+            before_seq: before,
+            limit: 1000,
+            ..Default::default()
+        };
         let page = db.list_deliveries(org, destination, &filter).await?;
-        let Some(last) = page.last() else { return Ok(()) };
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
         before = Some(last.seq);
         let records: Vec<(String, AttemptRecord)> = page
             .iter()
@@ -207,7 +307,10 @@ async fn settle_deliveries(db: &Db, org: &cohort_domain::ids::OrgId, destination
             })
             .collect();
         for chunk in records.chunks(256) {
-            let rows: Vec<_> = chunk.iter().map(|(m, r)| (org, destination, m.as_str(), r)).collect();
+            let rows: Vec<_> = chunk
+                .iter()
+                .map(|(m, r)| (org, destination, m.as_str(), r))
+                .collect();
             db.record_attempts(&rows).await?;
         }
     }
@@ -215,7 +318,11 @@ async fn settle_deliveries(db: &Db, org: &cohort_domain::ids::OrgId, destination
 
 /// A WooCommerce store paired and approved as the authorize page does,
 /// with a finished sync run.
-async fn bench_store(db: &Db, org: &cohort_domain::ids::OrgId, user: &cohort_domain::ids::UserId) -> anyhow::Result<String> {
+async fn bench_store(
+    db: &Db,
+    org: &cohort_domain::ids::OrgId,
+    user: &cohort_domain::ids::UserId,
+) -> anyhow::Result<String> {
     use cohort_store::connect::{DecisionOutcome, NewPairing};
     let (pairing, _) = db
         .create_pairing(&NewPairing {
@@ -231,16 +338,29 @@ async fn bench_store(db: &Db, org: &cohort_domain::ids::OrgId, user: &cohort_dom
             return_url: "https://shop.example/wp-admin/".into(),
         })
         .await?;
-    let DecisionOutcome::Approved { installation_id: id, .. } = db.approve_pairing(&pairing.id, org, user).await? else {
+    let DecisionOutcome::Approved {
+        installation_id: id,
+        ..
+    } = db.approve_pairing(&pairing.id, org, user).await?
+    else {
         anyhow::bail!("the bench store's pairing was not approved");
     };
-    let resources: Vec<String> = ["products", "customers", "orders"].map(String::from).to_vec();
+    let resources: Vec<String> = ["products", "customers", "orders"]
+        .map(String::from)
+        .to_vec();
     let (run, _) = db.start_sync_run(org, &id, None, &resources).await?;
     for (resource, batches) in [("products", 4), ("customers", 30), ("orders", 50)] {
         for seq in 0..batches {
-            db.record_sync_batch(&run.id, resource, seq, 100, 100, 0).await?;
+            db.record_sync_batch(&run.id, resource, seq, 100, 100, 0)
+                .await?;
         }
     }
-    db.complete_sync_run(org, &id, &run.id, r#"{"products": 400, "customers": 3000, "orders": 5000}"#).await?;
+    db.complete_sync_run(
+        org,
+        &id,
+        &run.id,
+        r#"{"products": 400, "customers": 3000, "orders": 5000}"#,
+    )
+    .await?;
     Ok(id)
 }

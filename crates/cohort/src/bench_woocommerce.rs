@@ -97,7 +97,12 @@ impl Phase {
 
 /// Sends deliveries for `seconds`; `signed`: correct signatures (expect
 /// 200), else wrong ones (expect 401). Order ids start at `first_id`.
-async fn phase(url: &str, args: &WebhooksArgs, signed: bool, first_id: u64) -> anyhow::Result<Phase> {
+async fn phase(
+    url: &str,
+    args: &WebhooksArgs,
+    signed: bool,
+    first_id: u64,
+) -> anyhow::Result<Phase> {
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let counter = Arc::new(AtomicU64::new(first_id));
     let failures = Arc::new(AtomicU64::new(0));
@@ -106,14 +111,27 @@ async fn phase(url: &str, args: &WebhooksArgs, signed: bool, first_id: u64) -> a
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..args.connections.max(1) {
-        let client = reqwest::Client::builder().pool_max_idle_per_host(1).build()?;
-        let (url, counter, failures, template) = (url.to_owned(), counter.clone(), failures.clone(), template.clone());
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(1)
+            .build()?;
+        let (url, counter, failures, template) = (
+            url.to_owned(),
+            counter.clone(),
+            failures.clone(),
+            template.clone(),
+        );
         tasks.spawn(async move {
             let mut latencies = Vec::new();
             while Instant::now() < deadline {
                 let id = counter.fetch_add(1, Ordering::Relaxed);
-                let body = template.replacen("{ID}", &id.to_string(), 1).replace("{N}", &(id % 5000).to_string());
-                let signature = if signed { sign(body.as_bytes()) } else { sign(format!("{body} ").as_bytes()) };
+                let body = template
+                    .replacen("{ID}", &id.to_string(), 1)
+                    .replace("{N}", &(id % 5000).to_string());
+                let signature = if signed {
+                    sign(body.as_bytes())
+                } else {
+                    sign(format!("{body} ").as_bytes())
+                };
                 let sent = Instant::now();
                 let request = client
                     .post(&url)
@@ -141,7 +159,12 @@ async fn phase(url: &str, args: &WebhooksArgs, signed: bool, first_id: u64) -> a
     }
     let elapsed = started.elapsed();
     latencies.sort_unstable();
-    Ok(Phase { ok: latencies.len() as u64, failures: failures.load(Ordering::Relaxed), elapsed, latencies })
+    Ok(Phase {
+        ok: latencies.len() as u64,
+        failures: failures.load(Ordering::Relaxed),
+        elapsed,
+        latencies,
+    })
 }
 
 pub async fn webhooks(args: WebhooksArgs) -> anyhow::Result<()> {
@@ -154,33 +177,65 @@ pub async fn webhooks(args: WebhooksArgs) -> anyhow::Result<()> {
         batch_size: 1,
         seconds: args.seconds,
     };
-    let env = [("COHORT_DESTINATIONS__KEY", key.to_base64()), ("COHORT_WOOCOMMERCE__REST_WORKER_ENABLED", "false".to_owned())];
+    let env = [
+        ("COHORT_DESTINATIONS__KEY", key.to_base64()),
+        (
+            "COHORT_WOOCOMMERCE__REST_WORKER_ENABLED",
+            "false".to_owned(),
+        ),
+    ];
     let mut target = start_target_with(&ingest, &env).await?;
     let db = target.db.clone().context("no database")?;
     let org = target.org.clone().context("no organisation")?;
-    let started = db.start_rest_connection(&org, "https://bench-store.example", &target.url, None).await?;
-    let keys = CallbackKeys { key_id: 1, consumer_key: "ck_bench".into(), consumer_secret: "cs_bench".into(), key_permissions: "read_write".into() };
-    db.complete_rest_connection(&key, &started.state, &keys).await?;
-    db.set_rest_webhook_secret(&key, &started.installation_id, SECRET).await?;
-    let url = format!("{}/hooks/woocommerce/{}", target.url, started.installation_id);
+    let started = db
+        .start_rest_connection(&org, "https://bench-store.example", &target.url, None)
+        .await?;
+    let keys = CallbackKeys {
+        key_id: 1,
+        consumer_key: "ck_bench".into(),
+        consumer_secret: "cs_bench".into(),
+        key_permissions: "read_write".into(),
+    };
+    db.complete_rest_connection(&key, &started.state, &keys)
+        .await?;
+    db.set_rest_webhook_secret(&key, &started.installation_id, SECRET)
+        .await?;
+    let url = format!(
+        "{}/hooks/woocommerce/{}",
+        target.url, started.installation_id
+    );
     println!(
         "cohort bench woocommerce-webhooks: {} connections, {} s per phase, backend {}, {} cores",
         args.connections,
         args.seconds,
         target.backend,
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     );
     let baseline = phase(&url, &args, false, 1).await?;
     baseline.report("verification only (wrong signature, 401)");
     let stored = phase(&url, &args, true, 1).await?;
     stored.report("signed order.updated, stored (200)");
-    println!("ratio stored/verification only: {:.1} %", 100.0 * stored.per_second() / baseline.per_second().max(1.0));
+    println!(
+        "ratio stored/verification only: {:.1} %",
+        100.0 * stored.per_second() / baseline.per_second().max(1.0)
+    );
     let in_log = db.count_resource_messages(&org).await?;
-    println!("acknowledged {} deliveries, {in_log} orders in the log", stored.ok);
-    anyhow::ensure!(in_log as u64 >= stored.ok, "acknowledged deliveries are missing from the log");
+    println!(
+        "acknowledged {} deliveries, {in_log} orders in the log",
+        stored.ok
+    );
+    anyhow::ensure!(
+        in_log as u64 >= stored.ok,
+        "acknowledged deliveries are missing from the log"
+    );
     if let Some(mut server) = target.server.take() {
         if let Some(pid) = server.id() {
-            let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
         }
         let _ = tokio::time::timeout(Duration::from_secs(30), server.wait()).await;
     }

@@ -98,13 +98,18 @@ pub enum TokenCommand {
 }
 
 /// The organisation named by `--org`, or the only one when there is one.
-pub async fn resolve_org(db: &Db, org: Option<&str>) -> anyhow::Result<cohort_store::orgs::Organisation> {
+pub async fn resolve_org(
+    db: &Db,
+    org: Option<&str>,
+) -> anyhow::Result<cohort_store::orgs::Organisation> {
     if let Some(org) = org {
         return Ok(db.find_organisation(org).await?);
     }
     let mut orgs = db.list_organisations().await?;
     match orgs.len() {
-        0 => anyhow::bail!("there is no organisation yet: run `cohort serve` once or `cohort org create`"),
+        0 => anyhow::bail!(
+            "there is no organisation yet: run `cohort serve` once or `cohort org create`"
+        ),
         1 => Ok(orgs.remove(0)),
         _ => anyhow::bail!("there are several organisations: name one with --org"),
     }
@@ -172,12 +177,19 @@ pub async fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> {
     let db = open(config).await?;
     match command {
         UserCommand::Create { org, email, role } => {
-            let role = Role::parse(&role).with_context(|| format!("role must be owner, admin or viewer, not {role:?}"))?;
+            let role = Role::parse(&role)
+                .with_context(|| format!("role must be owner, admin or viewer, not {role:?}"))?;
             let org = resolve_org(&db, org.as_deref()).await?;
             let password = read_password()?;
             let hash = tokio::task::spawn_blocking(move || hash_password(&password)).await??;
             let user = db.create_user(&org.id, &email, &hash, role).await?;
-            println!("user {} ({}) is {} of {}", user.id, user.email, role.as_str(), org.name);
+            println!(
+                "user {} ({}) is {} of {}",
+                user.id,
+                user.email,
+                role.as_str(),
+                org.name
+            );
         }
     }
     Ok(())
@@ -189,7 +201,10 @@ pub async fn token(config: &Config, command: TokenCommand) -> anyhow::Result<()>
         TokenCommand::Create { org, name } => {
             let org = resolve_org(&db, org.as_deref()).await?;
             let (info, secret) = db.create_api_token(&org.id, &name).await?;
-            eprintln!("token {} created for {}; it is shown only now:", info.id, org.name);
+            eprintln!(
+                "token {} created for {}; it is shown only now:",
+                info.id, org.name
+            );
             println!("{}", secret.reveal());
         }
         TokenCommand::List { org } => {

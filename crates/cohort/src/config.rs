@@ -124,7 +124,11 @@ impl Config {
         let mut figment = Figment::from(Toml::string(DEFAULT_CONFIG));
         match explicit {
             Some(path) => {
-                anyhow::ensure!(path.exists(), "configuration file {} does not exist", path.display());
+                anyhow::ensure!(
+                    path.exists(),
+                    "configuration file {} does not exist",
+                    path.display()
+                );
                 figment = figment.merge(Toml::file(path));
             }
             None => figment = figment.merge(Toml::file("cohort.toml")),
@@ -160,22 +164,28 @@ impl Config {
     pub fn destinations_key(&self) -> anyhow::Result<cohort_store::destinations::SecretsKey> {
         use cohort_store::destinations::SecretsKey;
         if let Some(key) = &self.destinations.key {
-            return SecretsKey::from_base64(key.expose_secret()).context("invalid destinations.key");
+            return SecretsKey::from_base64(key.expose_secret())
+                .context("invalid destinations.key");
         }
         let path = Path::new(&self.destinations.key_file);
         if path.exists() {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            return SecretsKey::from_base64(&text).with_context(|| format!("invalid key in {}", path.display()));
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            return SecretsKey::from_base64(&text)
+                .with_context(|| format!("invalid key in {}", path.display()));
         }
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
         }
         let key = SecretsKey::generate();
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(path).with_context(|| format!("cannot create {}", path.display()))?;
+        let mut file = options
+            .open(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
         std::io::Write::write_all(&mut file, format!("{}\n", key.to_base64()).as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
         tracing::info!(path = %path.display(), "created the destinations key; back it up with the database");
@@ -204,7 +214,10 @@ mod tests {
     fn defaults_parse_and_env_overrides_them_without_leaking_secrets() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("cohort.toml", "[server]\nlisten = \"127.0.0.1:9999\"\n")?;
-            jail.set_env("COHORT_DATABASE__URL", "postgres://cohort:hunter2@db/cohort");
+            jail.set_env(
+                "COHORT_DATABASE__URL",
+                "postgres://cohort:hunter2@db/cohort",
+            );
             jail.set_env("COHORT_COLLECT__RATE_LIMIT_PER_SOURCE", "50");
             let config = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(config.server.listen, "127.0.0.1:9999");
@@ -229,12 +242,21 @@ mod tests {
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;
-                let mode = std::fs::metadata(jail.directory().join("keys/secret.key")).map_err(|e| e.to_string())?.permissions().mode();
+                let mode = std::fs::metadata(jail.directory().join("keys/secret.key"))
+                    .map_err(|e| e.to_string())?
+                    .permissions()
+                    .mode();
                 assert_eq!(mode & 0o777, 0o600);
             }
             jail.set_env("COHORT_DESTINATIONS__KEY", first.to_base64());
             let config = Config::load(None).map_err(|e| e.to_string())?;
-            assert_eq!(config.destinations_key().map_err(|e| e.to_string())?.to_base64(), first.to_base64());
+            assert_eq!(
+                config
+                    .destinations_key()
+                    .map_err(|e| e.to_string())?
+                    .to_base64(),
+                first.to_base64()
+            );
             assert!(!format!("{config:?}").contains(&first.to_base64()));
             Ok(())
         });

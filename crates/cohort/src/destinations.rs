@@ -26,7 +26,11 @@ pub fn options(config: &Config) -> DispatcherOptions {
         per_destination: d.per_destination_concurrency.max(1),
         timeout: Duration::from_secs(d.timeout_seconds.max(1)),
         lease: Duration::from_secs(d.lease_seconds),
-        schedule: d.retry_schedule_seconds.iter().map(|s| Duration::from_secs(*s)).collect(),
+        schedule: d
+            .retry_schedule_seconds
+            .iter()
+            .map(|s| Duration::from_secs(*s))
+            .collect(),
         // The transaction-id fallback reads profiles: only with the projection.
         profile_fallback: config.projection.enabled,
         ..DispatcherOptions::default()
@@ -174,7 +178,9 @@ fn json_arg(name: &str, text: &str) -> anyhow::Result<Value> {
 
 fn secrets_from_stdin() -> anyhow::Result<Value> {
     let mut text = String::new();
-    std::io::stdin().read_to_string(&mut text).context("cannot read secrets from standard input")?;
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .context("cannot read secrets from standard input")?;
     json_arg("secrets-stdin", &text)
 }
 
@@ -182,7 +188,12 @@ fn time(us: i64) -> String {
     format_rfc3339(from_micros(us))
 }
 
-async fn load(db: &Db, org: &cohort_domain::ids::OrgId, key: &SecretsKey, id: &str) -> anyhow::Result<Destination> {
+async fn load(
+    db: &Db,
+    org: &cohort_domain::ids::OrgId,
+    key: &SecretsKey,
+    id: &str,
+) -> anyhow::Result<Destination> {
     match db.get_destination(org, key, id).await {
         Err(StoreError::NotFound(_)) => anyhow::bail!("destination {id} not found"),
         other => Ok(other?),
@@ -190,13 +201,20 @@ async fn load(db: &Db, org: &cohort_domain::ids::OrgId, key: &SecretsKey, id: &s
 }
 
 fn print_view(d: &Destination) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(&manage::view(d, now_micros()))?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&manage::view(d, now_micros()))?
+    );
     Ok(())
 }
 
 fn micros(name: &str, value: Option<&str>) -> anyhow::Result<Option<i64>> {
     value
-        .map(|v| parse_rfc3339(v).map(|t| t.timestamp_micros()).with_context(|| format!("--{name} must be an RFC 3339 time")))
+        .map(|v| {
+            parse_rfc3339(v)
+                .map(|t| t.timestamp_micros())
+                .with_context(|| format!("--{name} must be an RFC 3339 time"))
+        })
         .transpose()
 }
 
@@ -209,11 +227,18 @@ pub async fn run(config: &Config, command: DestinationCommand) -> anyhow::Result
             let org = resolve_org(&db, org.as_deref()).await?;
             let all = db.list_destinations(&org.id, &key).await?;
             if all.is_empty() {
-                eprintln!("no destination in {}: create one with `cohort destination create`", org.name);
+                eprintln!(
+                    "no destination in {}: create one with `cohort destination create`",
+                    org.name
+                );
             }
             for d in all {
                 let state = if d.enabled { "enabled" } else { "paused" };
-                let events = if d.filters.events.is_empty() { "*".to_owned() } else { d.filters.events.join(",") };
+                let events = if d.filters.events.is_empty() {
+                    "*".to_owned()
+                } else {
+                    d.filters.events.join(",")
+                };
                 println!("{}\t{}\t{}\t{}\t{}", d.id, d.kind, state, d.name, events);
             }
         }
@@ -221,7 +246,15 @@ pub async fn run(config: &Config, command: DestinationCommand) -> anyhow::Result
             let org = resolve_org(&db, org.as_deref()).await?;
             print_view(&load(&db, &org.id, &key, &id).await?)?;
         }
-        DestinationCommand::Create { org, kind, name, settings, filters, secrets_stdin, paused } => {
+        DestinationCommand::Create {
+            org,
+            kind,
+            name,
+            settings,
+            filters,
+            secrets_stdin,
+            paused,
+        } => {
             let org = resolve_org(&db, org.as_deref()).await?;
             let input = Input {
                 kind,
@@ -240,7 +273,14 @@ pub async fn run(config: &Config, command: DestinationCommand) -> anyhow::Result
             }
             print_view(&created)?;
         }
-        DestinationCommand::Update { org, id, name, settings, filters, secrets_stdin } => {
+        DestinationCommand::Update {
+            org,
+            id,
+            name,
+            settings,
+            filters,
+            secrets_stdin,
+        } => {
             let org = resolve_org(&db, org.as_deref()).await?;
             let mut d = load(&db, &org.id, &key, &id).await?;
             let patch = Patch {
@@ -275,16 +315,32 @@ pub async fn run(config: &Config, command: DestinationCommand) -> anyhow::Result
             }
             println!("destination {id} deleted");
         }
-        DestinationCommand::RotateSecret { org, id, grace_hours } => {
+        DestinationCommand::RotateSecret {
+            org,
+            id,
+            grace_hours,
+        } => {
             let org = resolve_org(&db, org.as_deref()).await?;
             anyhow::ensure!(grace_hours <= 720, "--grace-hours must be at most 720");
             let mut d = load(&db, &org.id, &key, &id).await?;
-            let secret = manage::rotate(&mut d, i64::from(grace_hours) * 3_600_000_000, now_micros())?;
+            let secret =
+                manage::rotate(&mut d, i64::from(grace_hours) * 3_600_000_000, now_micros())?;
             db.update_destination(&key, &d).await?;
             eprintln!("new signing secret (shown only now); the old one keeps signing for {grace_hours} h:");
             println!("{secret}");
         }
-        DestinationCommand::Deliveries { org, id, status, event, message_id, search, since, until, limit, json } => {
+        DestinationCommand::Deliveries {
+            org,
+            id,
+            status,
+            event,
+            message_id,
+            search,
+            since,
+            until,
+            limit,
+            json,
+        } => {
             let org = resolve_org(&db, org.as_deref()).await?;
             load(&db, &org.id, &key, &id).await?;
             let status = status
@@ -315,26 +371,42 @@ pub async fn run(config: &Config, command: DestinationCommand) -> anyhow::Result
                     (DeliveryStatus::Skipped, Some(r)) => r.clone(),
                     (s, _) => s.as_str().to_owned(),
                 };
-                let request_line = d.request.as_deref().and_then(|r| r.lines().next()).unwrap_or("-").to_owned();
+                let request_line = d
+                    .request
+                    .as_deref()
+                    .and_then(|r| r.lines().next())
+                    .unwrap_or("-")
+                    .to_owned();
                 println!(
                     "{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     d.message_id,
                     d.event.as_deref().unwrap_or("-"),
                     outcome,
                     d.attempts,
-                    d.response_status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                    d.response_status
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "-".into()),
                     time(d.updated_at_us),
                     request_line
                 );
             }
         }
-        DestinationCommand::Replay { org, id, message_id, all_failed, event, search } => {
+        DestinationCommand::Replay {
+            org,
+            id,
+            message_id,
+            all_failed,
+            event,
+            search,
+        } => {
             let org = resolve_org(&db, org.as_deref()).await?;
             load(&db, &org.id, &key, &id).await?;
             match (message_id, all_failed) {
                 (Some(message_id), _) => {
                     let replayed = match db.replay_delivery(&org.id, &id, &message_id).await {
-                        Err(StoreError::NotFound(_)) => anyhow::bail!("no delivery of {message_id} to {id}"),
+                        Err(StoreError::NotFound(_)) => {
+                            anyhow::bail!("no delivery of {message_id} to {id}")
+                        }
                         other => other?,
                     };
                     if replayed {
@@ -345,18 +417,30 @@ pub async fn run(config: &Config, command: DestinationCommand) -> anyhow::Result
                     }
                 }
                 (None, true) => {
-                    let filter = DeliveryFilter { event, search, ..Default::default() };
+                    let filter = DeliveryFilter {
+                        event,
+                        search,
+                        ..Default::default()
+                    };
                     let n = db.replay_failed(&org.id, &id, &filter).await?;
                     println!("{n} failed deliveries queued again");
                 }
                 (None, false) => anyhow::bail!("give a messageId, or --all-failed"),
             }
         }
-        DestinationCommand::Test { org, id, message_id, event } => {
+        DestinationCommand::Test {
+            org,
+            id,
+            message_id,
+            event,
+        } => {
             let org = resolve_org(&db, org.as_deref()).await?;
             let d = load(&db, &org.id, &key, &id).await?;
             let given = event.map(|e| json_arg("event", &e)).transpose()?;
-            anyhow::ensure!(given.as_ref().is_none_or(Value::is_object), "--event must be a JSON object");
+            anyhow::ensure!(
+                given.as_ref().is_none_or(Value::is_object),
+                "--event must be a JSON object"
+            );
             let dispatcher = Dispatcher::new(db.clone(), key.clone(), options(config))?;
             let event = dispatcher
                 .test_event(&org.id, &d, given, message_id.as_deref())

@@ -32,7 +32,11 @@ pub async fn run(config: &Config, command: InstallationsCommand) -> anyhow::Resu
             }
             for s in installations {
                 let i = &s.installation;
-                let health = if i.status == "connected" { Health::at(i.last_heartbeat_at, now).as_str() } else { "-" };
+                let health = if i.status == "connected" {
+                    Health::at(i.last_heartbeat_at, now).as_str()
+                } else {
+                    "-"
+                };
                 let versions = format!(
                     "plugin {} / wp {} / wc {} / php {}",
                     i.plugin_version,
@@ -40,7 +44,10 @@ pub async fn run(config: &Config, command: InstallationsCommand) -> anyhow::Resu
                     i.wc_version.as_deref().unwrap_or("-"),
                     i.php_version
                 );
-                let heartbeat = i.last_heartbeat_at.map(|t| format_rfc3339(from_micros(t))).unwrap_or_else(|| "never".into());
+                let heartbeat = i
+                    .last_heartbeat_at
+                    .map(|t| format_rfc3339(from_micros(t)))
+                    .unwrap_or_else(|| "never".into());
                 let command = s
                     .last_command
                     .as_ref()
@@ -48,7 +55,15 @@ pub async fn run(config: &Config, command: InstallationsCommand) -> anyhow::Resu
                     .unwrap_or_else(|| "-".into());
                 println!(
                     "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                    i.id, i.status, health, i.platform, versions, heartbeat, command, i.store_url, i.site_name
+                    i.id,
+                    i.status,
+                    health,
+                    i.platform,
+                    versions,
+                    heartbeat,
+                    command,
+                    i.store_url,
+                    i.site_name
                 );
             }
         }

@@ -10,11 +10,11 @@ mod commands;
 mod config;
 mod destinations;
 mod installations;
-mod stores;
-mod store_discounts;
 mod logging;
 mod profiles;
 mod serve;
+mod store_discounts;
+mod stores;
 mod tail;
 
 use std::path::PathBuf;
@@ -22,7 +22,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cohort", version, about = "Self-hosted customer data and email marketing")]
+#[command(
+    name = "cohort",
+    version,
+    about = "Self-hosted customer data and email marketing"
+)]
 struct Cli {
     /// Configuration file (default: ./cohort.toml when present)
     #[arg(long, global = true, env = "COHORT_CONFIG")]
@@ -79,7 +83,10 @@ fn main() -> std::process::ExitCode {
         print!("{}", config::DEFAULT_CONFIG);
         return std::process::ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -53,15 +53,24 @@ pub async fn profile(config: &Config, command: ProfileCommand) -> anyhow::Result
     };
     match command {
         ProfileCommand::Show(_) => {
-            let record = db.profile(&org.id, &id).await?.ok_or_else(|| anyhow::anyhow!("profile {id} not found"))?;
+            let record = db
+                .profile(&org.id, &id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("profile {id} not found"))?;
             println!("{}", serde_json::to_string_pretty(&record.profile)?);
         }
         ProfileCommand::Export(_) => {
-            let export = db.export_profile(&org.id, &id).await?.ok_or_else(|| anyhow::anyhow!("profile {id} not found"))?;
+            let export = db
+                .export_profile(&org.id, &id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("profile {id} not found"))?;
             println!("{}", serde_json::to_string_pretty(&export)?);
         }
         ProfileCommand::Erase(_) => {
-            let report = db.erase_profile(&org.id, &id).await?.ok_or_else(|| anyhow::anyhow!("profile {id} not found"))?;
+            let report = db
+                .erase_profile(&org.id, &id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("profile {id} not found"))?;
             println!(
                 "erased profile {} ({} identities, {} events stripped); audit record {}",
                 report.profile_id, report.identities, report.events, report.erasure_id
@@ -78,6 +87,10 @@ pub async fn reproject(config: &Config) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     projector.reset().await?;
     let events = projector.catch_up().await?;
-    println!("reprojected {events} events in {:.1} s ({})", started.elapsed().as_secs_f64(), db.backend().as_str());
+    println!(
+        "reprojected {events} events in {:.1} s ({})",
+        started.elapsed().as_secs_f64(),
+        db.backend().as_str()
+    );
     Ok(())
 }

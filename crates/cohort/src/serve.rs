@@ -33,7 +33,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let options = crate::destinations::options(&config);
     // One dispatcher: the worker, and what the admin API manages
     // destinations and sends test conversions with (same key, same policy).
-    let destinations = Dispatcher::new(db.clone(), config.destinations_key()?, options).context("invalid [destinations] configuration")?;
+    let destinations = Dispatcher::new(db.clone(), config.destinations_key()?, options)
+        .context("invalid [destinations] configuration")?;
     let state = AppState::new(db.clone(), writer, settings).with_destinations(destinations.clone());
     // No-plugin WooCommerce stores: history pulls, webhook registration and
     // reconciliation (docs/WOOCOMMERCE.md), leased per store across nodes.
@@ -45,19 +46,27 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .flatten()
         .map(|worker| tokio::spawn(worker.run_until(rest_stop)));
     let app = cohort_api::router(state);
-    let projector = config
-        .projection
-        .enabled
-        .then(|| Projector::new(db.clone()).spawn(Duration::from_millis(config.projection.poll_interval_ms.max(1))));
+    let projector = config.projection.enabled.then(|| {
+        Projector::new(db.clone()).spawn(Duration::from_millis(
+            config.projection.poll_interval_ms.max(1),
+        ))
+    });
     let (stop_deliveries, deliveries_stop) = watch::channel(false);
-    let dispatcher = config.destinations.enabled.then(|| tokio::spawn(destinations.clone().run_until(deliveries_stop)));
+    let dispatcher = config
+        .destinations
+        .enabled
+        .then(|| tokio::spawn(destinations.clone().run_until(deliveries_stop)));
 
     let listener = TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let base_url = config.base_url(listener.local_addr().ok());
     bootstrap(&db, &base_url).await?;
-    println!("Cohort {} is listening on {base_url} ({})", env!("CARGO_PKG_VERSION"), db.backend().as_str());
+    println!(
+        "Cohort {} is listening on {base_url} ({})",
+        env!("CARGO_PKG_VERSION"),
+        db.backend().as_str()
+    );
     println!("Admin UI: {base_url}/app");
     tracing::info!(url = %base_url, backend = db.backend().as_str(), "listening");
 
@@ -124,8 +133,14 @@ async fn bootstrap(db: &Db, base_url: &str) -> anyhow::Result<()> {
     };
     if fresh {
         let source = db.create_source(&org.id, "Default source").await?;
-        println!("Created organisation \"{}\" ({}) and source \"{}\" ({}).", org.name, org.id, source.name, source.id);
-        println!("Write key of source \"{}\": {}", source.name, source.write_key);
+        println!(
+            "Created organisation \"{}\" ({}) and source \"{}\" ({}).",
+            org.name, org.id, source.name, source.id
+        );
+        println!(
+            "Write key of source \"{}\": {}",
+            source.name, source.write_key
+        );
         println!(
             "Send a first event: curl -u {}: -H 'Content-Type: application/json' -d '{{\"userId\":\"user_1\",\"event\":\"Hello\"}}' {base_url}/v1/track",
             source.write_key
@@ -133,7 +148,10 @@ async fn bootstrap(db: &Db, base_url: &str) -> anyhow::Result<()> {
     }
     if db.count_members(&org.id).await? == 0 {
         let link = db.create_setup_link(&org.id).await?;
-        println!("Create the first admin account (one-time link): {base_url}/setup/{}", link.reveal());
+        println!(
+            "Create the first admin account (one-time link): {base_url}/setup/{}",
+            link.reveal()
+        );
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 use anyhow::Context;
 use clap::Subcommand;
 use cohort_destinations::store_discounts::{target_for, StoreCallError, StoreClient};
-use cohort_domain::discounts::{NewDiscount, wire::StoreDiscount};
+use cohort_domain::discounts::{wire::StoreDiscount, NewDiscount};
 use serde_json::{json, Value};
 
 use cohort_store::Db;
@@ -80,7 +80,10 @@ fn store_error(e: StoreCallError) -> anyhow::Error {
             anyhow::anyhow!("plugin update required: the store's Cohort Connect plugin has no discount endpoints; update the plugin in WordPress")
         }
         StoreCallError::Invalid { field, message } => {
-            anyhow::anyhow!("{}: {message}", cohort_domain::discounts::admin_field(&field))
+            anyhow::anyhow!(
+                "{}: {message}",
+                cohort_domain::discounts::admin_field(&field)
+            )
         }
         other => anyhow::anyhow!(other),
     }
@@ -92,9 +95,19 @@ fn print_discount(d: &StoreDiscount) -> anyhow::Result<()> {
 }
 
 pub async fn run(db: &Db, command: DiscountCommand) -> anyhow::Result<()> {
-    let client = StoreClient::new(cohort_api::admin::discounts::STORE_TIMEOUT).map_err(store_error)?;
+    let client =
+        StoreClient::new(cohort_api::admin::discounts::STORE_TIMEOUT).map_err(store_error)?;
     match command {
-        DiscountCommand::Create { installation, code, amount, min_purchase, expires_at, usage_limit, emails, org } => {
+        DiscountCommand::Create {
+            installation,
+            code,
+            amount,
+            min_purchase,
+            expires_at,
+            usage_limit,
+            emails,
+            org,
+        } => {
             let org = resolve_org(db, org.as_deref()).await?;
             let mut input = json!({"code": code, "kind": "percentage", "amount": amount});
             if let Some(m) = min_purchase {
@@ -109,12 +122,21 @@ pub async fn run(db: &Db, command: DiscountCommand) -> anyhow::Result<()> {
             if !emails.is_empty() {
                 input["email_restrictions"] = Value::from(emails);
             }
-            let discount = NewDiscount::from_json(&input, chrono::Utc::now()).map_err(|e| anyhow::anyhow!("--{}: {}", e.field.replace('_', "-"), e.message))?;
+            let discount = NewDiscount::from_json(&input, chrono::Utc::now())
+                .map_err(|e| anyhow::anyhow!("--{}: {}", e.field.replace('_', "-"), e.message))?;
             let target = target_for(db, &org.id, &installation).await?;
-            let created = client.create(&target, &discount).await.map_err(store_error)?;
+            let created = client
+                .create(&target, &discount)
+                .await
+                .map_err(store_error)?;
             println!("{}\t{}", created.provider_id, created.code);
         }
-        DiscountCommand::Get { installation, provider_id, code, org } => {
+        DiscountCommand::Get {
+            installation,
+            provider_id,
+            code,
+            org,
+        } => {
             let org = resolve_org(db, org.as_deref()).await?;
             let target = target_for(db, &org.id, &installation).await?;
             let found = match (provider_id, code) {
@@ -124,19 +146,36 @@ pub async fn run(db: &Db, command: DiscountCommand) -> anyhow::Result<()> {
             };
             print_discount(&found.map_err(store_error)?)?;
         }
-        DiscountCommand::Delete { installation, provider_id, org } => {
+        DiscountCommand::Delete {
+            installation,
+            provider_id,
+            org,
+        } => {
             let org = resolve_org(db, org.as_deref()).await?;
             let target = target_for(db, &org.id, &installation).await?;
-            let deleted = client.delete(&target, provider_id).await.map_err(store_error)?;
+            let deleted = client
+                .delete(&target, provider_id)
+                .await
+                .map_err(store_error)?;
             println!("{}\tdeleted", deleted.provider_id);
         }
-        DiscountCommand::Redemptions { installation, since, cursor, all, org } => {
-            cohort_domain::time::parse_rfc3339(&since).context("--since must be an RFC 3339 time, e.g. 2026-01-01T00:00:00Z")?;
+        DiscountCommand::Redemptions {
+            installation,
+            since,
+            cursor,
+            all,
+            org,
+        } => {
+            cohort_domain::time::parse_rfc3339(&since)
+                .context("--since must be an RFC 3339 time, e.g. 2026-01-01T00:00:00Z")?;
             let org = resolve_org(db, org.as_deref()).await?;
             let target = target_for(db, &org.id, &installation).await?;
             let mut cursor = cursor;
             loop {
-                let page = client.redemptions(&target, &since, cursor.as_deref()).await.map_err(store_error)?;
+                let page = client
+                    .redemptions(&target, &since, cursor.as_deref())
+                    .await
+                    .map_err(store_error)?;
                 for r in &page.redemptions {
                     println!(
                         "{}\t{}\t{}\t{}\t{}\t{}\t{}",

@@ -49,13 +49,22 @@ pub async fn run(config: &Config, command: StoreCommand) -> anyhow::Result<()> {
         StoreCommand::ConnectRest { store_url, org } => {
             let org = resolve_org(&db, org.as_deref()).await?;
             let Some(store_url) = cohort_api::normalize_store_url(&store_url) else {
-                anyhow::bail!("{store_url:?} is not an http:// or https:// home URL (without ? or #)");
+                anyhow::bail!(
+                    "{store_url:?} is not an http:// or https:// home URL (without ? or #)"
+                );
             };
             let cohort_url = config.base_url(None);
             if !cohort_url.starts_with("https://") {
                 eprintln!("warning: WooCommerce only calls back to https URLs; set server.public_url to Cohort's https address");
             }
-            let started = cohort_api::begin_woocommerce_rest_connection(&db, &org.id, &store_url, &cohort_url, None).await?;
+            let started = cohort_api::begin_woocommerce_rest_connection(
+                &db,
+                &org.id,
+                &store_url,
+                &cohort_url,
+                None,
+            )
+            .await?;
             println!("{}\t{}", started.installation_id, started.expires_at);
             println!("{}", started.authorize_url);
         }
@@ -64,12 +73,20 @@ pub async fn run(config: &Config, command: StoreCommand) -> anyhow::Result<()> {
             match db.request_sync(&org.id, &installation).await? {
                 Some((id, true)) => println!("{id}\tqueued"),
                 Some((id, false)) => println!("{id}\talready waiting for the store"),
-                None => anyhow::bail!("no connected WooCommerce installation {installation} in {}", org.name),
+                None => anyhow::bail!(
+                    "no connected WooCommerce installation {installation} in {}",
+                    org.name
+                ),
             }
         }
         StoreCommand::Runs { installation, org } => {
             let org = resolve_org(&db, org.as_deref()).await?;
-            if !db.list_installations(&org.id).await?.iter().any(|s| s.installation.id == installation) {
+            if !db
+                .list_installations(&org.id)
+                .await?
+                .iter()
+                .any(|s| s.installation.id == installation)
+            {
                 anyhow::bail!("no installation {installation} in {}", org.name);
             }
             let runs = db.list_sync_runs(&org.id, &installation, 50).await?;
@@ -80,14 +97,21 @@ pub async fn run(config: &Config, command: StoreCommand) -> anyhow::Result<()> {
                 let progress: Vec<String> = run
                     .progress
                     .iter()
-                    .map(|(resource, p)| format!("{resource} {}/{} rejected {}", p.accepted, p.received, p.rejected))
+                    .map(|(resource, p)| {
+                        format!(
+                            "{resource} {}/{} rejected {}",
+                            p.accepted, p.received, p.rejected
+                        )
+                    })
                     .collect();
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
                     run.id,
                     run.status,
                     format_rfc3339(from_micros(run.started_at)),
-                    run.finished_at.map(|t| format_rfc3339(from_micros(t))).unwrap_or_else(|| "-".into()),
+                    run.finished_at
+                        .map(|t| format_rfc3339(from_micros(t)))
+                        .unwrap_or_else(|| "-".into()),
                     progress.join(", ")
                 );
             }

@@ -33,18 +33,35 @@ pub enum EventsCommand {
 }
 
 pub async fn run(config: &Config, command: EventsCommand) -> anyhow::Result<()> {
-    let EventsCommand::Tail { org, lines, follow, message_type, event } = command;
+    let EventsCommand::Tail {
+        org,
+        lines,
+        follow,
+        message_type,
+        event,
+    } = command;
     let db = open(config).await?;
     let orgs = match org {
         Some(org) => vec![db.find_organisation(&org).await?],
         None => db.list_organisations().await?,
     };
-    let filter = EventQuery { message_type, event, ..Default::default() };
+    let filter = EventQuery {
+        message_type,
+        event,
+        ..Default::default()
+    };
     // Per organisation: the last seq printed.
     let mut cursors = Vec::new();
     for org in &orgs {
         let mut newest = db
-            .query_events(&org.id, &EventQuery { newest_first: true, limit: lines.max(1), ..filter.clone() })
+            .query_events(
+                &org.id,
+                &EventQuery {
+                    newest_first: true,
+                    limit: lines.max(1),
+                    ..filter.clone()
+                },
+            )
             .await?;
         let cursor = newest.first().map(|e| e.seq).unwrap_or(0);
         if lines > 0 {
@@ -61,7 +78,14 @@ pub async fn run(config: &Config, command: EventsCommand) -> anyhow::Result<()> 
     loop {
         for (org, cursor) in orgs.iter().zip(cursors.iter_mut()) {
             let new = db
-                .query_events(&org.id, &EventQuery { after_seq: Some(*cursor), limit: 1000, ..filter.clone() })
+                .query_events(
+                    &org.id,
+                    &EventQuery {
+                        after_seq: Some(*cursor),
+                        limit: 1000,
+                        ..filter.clone()
+                    },
+                )
                 .await?;
             for e in &new {
                 print_event(&org.id, e);

@@ -18,12 +18,24 @@ fn cohort(database_url: &str, args: &[&str]) -> Output {
         .env("COHORT_DATABASE__URL", database_url)
         .output()
         .expect("run cohort");
-    assert!(output.status.success(), "cohort {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "cohort {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     output
 }
 
 async fn get(url: &str, token: &str, path: &str) -> Value {
-    reqwest::Client::new().get(format!("{url}{path}")).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+    reqwest::Client::new()
+        .get(format!("{url}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// Everything the API shows of profiles and orders.
@@ -56,12 +68,28 @@ async fn reproject_rebuilds_what_the_live_projection_built() {
                                   "timestamp": format!("2024-03-01T10:{:02}:45Z", i)}));
             }
         }
-        let sent = client.post(format!("{}/v1/batch", server.url)).basic_auth(&key, Some("")).json(&json!({"batch": batch})).send().await.unwrap();
+        let sent = client
+            .post(format!("{}/v1/batch", server.url))
+            .basic_auth(&key, Some(""))
+            .json(&json!({"batch": batch}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(sent.status(), 200);
-        let source = get(&server.url, &token, "/api/v1/events?limit=1").await["data"][0]["source_id"].as_str().unwrap().to_owned();
-        let order: Value = serde_json::from_str(include_str!("../../../../shared/fixtures/wc-rest-v3-order.docs-example.json")).unwrap();
+        let source = get(&server.url, &token, "/api/v1/events?limit=1").await["data"][0]
+            ["source_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let order: Value = serde_json::from_str(include_str!(
+            "../../../../shared/fixtures/wc-rest-v3-order.docs-example.json"
+        ))
+        .unwrap();
         let posted = client
-            .post(format!("{}/api/v1/sources/{source}/woocommerce", server.url))
+            .post(format!(
+                "{}/api/v1/sources/{source}/woocommerce",
+                server.url
+            ))
             .bearer_auth(&token)
             .json(&json!({"topic": "order.updated", "resource": order}))
             .send()
@@ -73,14 +101,23 @@ async fn reproject_rebuilds_what_the_live_projection_built() {
         let mut live = Value::Null;
         for _ in 0..200 {
             let (cursor, last) = t.db.projection_position().await.unwrap();
-            let guest = get(&server.url, &token, "/api/v1/profiles/lookup?email=john.doe@example.com").await;
+            let guest = get(
+                &server.url,
+                &token,
+                "/api/v1/profiles/lookup?email=john.doe@example.com",
+            )
+            .await;
             if cursor >= last && guest["metrics"]["order_count"] == 1 {
                 live = projection(&server.url, &token).await;
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(!live.is_null(), "the projection did not catch up ({:?})", t.backend());
+        assert!(
+            !live.is_null(),
+            "the projection did not catch up ({:?})",
+            t.backend()
+        );
         assert!(live["profiles"]["data"].as_array().unwrap().len() >= 5);
         server.sigterm();
 
@@ -89,12 +126,22 @@ async fn reproject_rebuilds_what_the_live_projection_built() {
         assert!(printed.starts_with("reprojected "), "{printed}");
 
         let server = Server::start(&t.url, &[]).await;
-        assert_eq!(projection(&server.url, &token).await, live, "{:?}: the rebuild differs from the live projection", t.backend());
+        assert_eq!(
+            projection(&server.url, &token).await,
+            live,
+            "{:?}: the rebuild differs from the live projection",
+            t.backend()
+        );
 
         // The CLI finds, exports and erases a person.
-        let shown: Value = serde_json::from_slice(&cohort(&t.url, &["profile", "show", "--user-id", "u1"]).stdout).unwrap();
+        let shown: Value =
+            serde_json::from_slice(&cohort(&t.url, &["profile", "show", "--user-id", "u1"]).stdout)
+                .unwrap();
         assert_eq!(shown["user_id"], "u1");
-        let export: Value = serde_json::from_slice(&cohort(&t.url, &["profile", "export", "--email", "P1@example.com"]).stdout).unwrap();
+        let export: Value = serde_json::from_slice(
+            &cohort(&t.url, &["profile", "export", "--email", "P1@example.com"]).stdout,
+        )
+        .unwrap();
         assert_eq!(export["profile"]["id"], shown["id"]);
         assert!(!export["events"].as_array().unwrap().is_empty());
         let erased = cohort(&t.url, &["profile", "erase", shown["id"].as_str().unwrap()]);

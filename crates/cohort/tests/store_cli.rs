@@ -20,7 +20,11 @@ fn cohort(database_url: &str, args: &[&str]) -> Output {
 }
 
 fn stdout(output: &Output) -> String {
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
@@ -29,7 +33,15 @@ async fn a_sync_is_asked_for_and_followed_from_the_command_line() {
     for t in databases().await {
         let db = &t.db;
         let org = db.create_organisation("Shop Co").await.unwrap();
-        let user = db.create_user(&org.id, "ann@example.com", &hash_password("correct horse battery").unwrap(), Role::Owner).await.unwrap();
+        let user = db
+            .create_user(
+                &org.id,
+                "ann@example.com",
+                &hash_password("correct horse battery").unwrap(),
+                Role::Owner,
+            )
+            .await
+            .unwrap();
         let store = NewPairing {
             store_url: "https://shop.example".into(),
             site_name: "Shop".into(),
@@ -43,33 +55,55 @@ async fn a_sync_is_asked_for_and_followed_from_the_command_line() {
             return_url: "https://shop.example/wp-admin/".into(),
         };
         let (pairing, poll_secret) = db.create_pairing(&store).await.unwrap();
-        let DecisionOutcome::Approved { installation_id, .. } = db.approve_pairing(&pairing.id, &org.id, &user.id).await.unwrap() else {
+        let DecisionOutcome::Approved {
+            installation_id, ..
+        } = db
+            .approve_pairing(&pairing.id, &org.id, &user.id)
+            .await
+            .unwrap()
+        else {
             panic!("not approved")
         };
         db.poll_pairing(&pairing.id, &poll_secret).await.unwrap(); // the plugin claims its token
 
         // Approval queued the initial sync: asking again names the same command.
         let asked = stdout(&cohort(&t.url, &["store", "sync", &installation_id]));
-        assert!(asked.starts_with("cmd_") && asked.contains("already waiting"), "{asked}");
+        assert!(
+            asked.starts_with("cmd_") && asked.contains("already waiting"),
+            "{asked}"
+        );
         let runs = cohort(&t.url, &["store", "runs", &installation_id]);
         assert_eq!(stdout(&runs), "");
         assert!(String::from_utf8_lossy(&runs.stderr).contains("no sync run yet"));
 
         let command = asked.split('\t').next().unwrap().to_owned();
         let resources = vec!["products".to_owned(), "orders".to_owned()];
-        let (run, resumed) = db.start_sync_run(&org.id, &installation_id, Some(&command), &resources).await.unwrap();
+        let (run, resumed) = db
+            .start_sync_run(&org.id, &installation_id, Some(&command), &resources)
+            .await
+            .unwrap();
         assert!(!resumed);
-        db.record_sync_batch(&run.id, "orders", 0, 3, 2, 1).await.unwrap();
-        db.record_sync_batch(&run.id, "orders", 0, 3, 2, 1).await.unwrap();
+        db.record_sync_batch(&run.id, "orders", 0, 3, 2, 1)
+            .await
+            .unwrap();
+        db.record_sync_batch(&run.id, "orders", 0, 3, 2, 1)
+            .await
+            .unwrap();
         let listed = stdout(&cohort(&t.url, &["store", "runs", &installation_id]));
         assert!(listed.starts_with(&run.id), "{listed}");
         assert!(listed.contains("\trunning\t"), "{listed}");
-        assert!(listed.contains("orders 2/3 rejected 1, products 0/0 rejected 0"), "the repeated batch counts once: {listed}");
+        assert!(
+            listed.contains("orders 2/3 rejected 1, products 0/0 rejected 0"),
+            "the repeated batch counts once: {listed}"
+        );
 
         // Unknown installations are refused clearly.
         let refused = cohort(&t.url, &["store", "sync", "ins_nope"]);
         assert!(!refused.status.success());
-        assert!(String::from_utf8_lossy(&refused.stderr).contains("no connected WooCommerce installation ins_nope"));
-        assert!(!cohort(&t.url, &["store", "runs", "ins_nope"]).status.success());
+        assert!(String::from_utf8_lossy(&refused.stderr)
+            .contains("no connected WooCommerce installation ins_nope"));
+        assert!(!cohort(&t.url, &["store", "runs", "ins_nope"])
+            .status
+            .success());
     }
 }

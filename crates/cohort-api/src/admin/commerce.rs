@@ -69,11 +69,25 @@ pub async fn list_orders(
                 .ok_or_else(|| ApiError::invalid("cursor", "cursor must be a next_cursor value"))
         })
         .transpose()?;
-    let filter = OrderFilter { profile_id: p.profile_id, status: p.status, store: p.store, before, limit: parse_limit(p.limit.as_deref())? };
+    let filter = OrderFilter {
+        profile_id: p.profile_id,
+        status: p.status,
+        store: p.store,
+        before,
+        limit: parse_limit(p.limit.as_deref())?,
+    };
     let orders = state.db().list_orders(&caller.org, &filter).await?;
-    let next_cursor =
-        (orders.len() == filter.limit as usize).then(|| orders.last().map(|(created, o)| format!("{created}_{}", o.key))).flatten();
-    Ok(Json(OrderPage { data: orders.into_iter().map(|(_, o)| o).collect(), next_cursor }))
+    let next_cursor = (orders.len() == filter.limit as usize)
+        .then(|| {
+            orders
+                .last()
+                .map(|(created, o)| format!("{created}_{}", o.key))
+        })
+        .flatten();
+    Ok(Json(OrderPage {
+        data: orders.into_iter().map(|(_, o)| o).collect(),
+        next_cursor,
+    }))
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -126,12 +140,24 @@ pub async fn list_products(
                 .ok_or_else(|| ApiError::invalid("cursor", "cursor must be a next_cursor value"))
         })
         .transpose()?;
-    let filter = ProductFilter { store: p.store, include_deleted: p.include_deleted.unwrap_or(false), after, limit: parse_limit(p.limit.as_deref())? };
+    let filter = ProductFilter {
+        store: p.store,
+        include_deleted: p.include_deleted.unwrap_or(false),
+        after,
+        limit: parse_limit(p.limit.as_deref())?,
+    };
     let products = state.db().list_products(&caller.org, &filter).await?;
     let next_cursor = (products.len() == filter.limit as usize)
-        .then(|| products.last().map(|p| format!("{}/{}", p.product.store, p.product.product_id)))
+        .then(|| {
+            products
+                .last()
+                .map(|p| format!("{}/{}", p.product.store, p.product.product_id))
+        })
         .flatten();
-    Ok(Json(ProductPage { data: products, next_cursor }))
+    Ok(Json(ProductPage {
+        data: products,
+        next_cursor,
+    }))
 }
 
 /// A WooCommerce resource, as a webhook delivers it.
@@ -174,9 +200,21 @@ pub async fn ingest_resource(
 ) -> Result<(StatusCode, Json<ResourceAccepted>), ApiError> {
     let Json(body) = body.map_err(|e| ApiError::invalid("body", e.body_text()))?;
     let sources = state.db().list_sources(&caller.org).await?;
-    let source = sources.iter().find(|s| s.id.as_str() == source_id).ok_or_else(|| ApiError::not_found("source"))?;
+    let source = sources
+        .iter()
+        .find(|s| s.id.as_str() == source_id)
+        .ok_or_else(|| ApiError::not_found("source"))?;
     let source = SourceId::from_stored(source.id.as_str());
-    match store_resource(&state, &caller.org, &source, &body.topic, &body.resource, body.currency.as_deref()).await {
+    match store_resource(
+        &state,
+        &caller.org,
+        &source,
+        &body.topic,
+        &body.resource,
+        body.currency.as_deref(),
+    )
+    .await
+    {
         Ok(accepted) => Ok((StatusCode::ACCEPTED, Json(accepted))),
         Err(IntakeError::Invalid { field, message }) => Err(ApiError::invalid(&field, message)),
         Err(IntakeError::Overloaded) => Err(ApiError::overloaded()),

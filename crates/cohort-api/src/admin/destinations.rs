@@ -36,7 +36,10 @@ fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Resul
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Null) => Ok(T::default()),
         Ok(v) => serde_json::from_value(v).map_err(|e| ApiError::invalid("body", e.to_string())),
-        Err(e) => Err(ApiError::invalid("body", format!("the body is not JSON: {e}"))),
+        Err(e) => Err(ApiError::invalid(
+            "body",
+            format!("the body is not JSON: {e}"),
+        )),
     }
 }
 
@@ -58,7 +61,11 @@ fn not_found_or(what: &str) -> impl Fn(StoreError) -> ApiError + '_ {
 
 async fn load(state: &AppState, caller: &ApiCaller, id: &str) -> Result<Destination, ApiError> {
     let key = sender(state)?.key();
-    state.db().get_destination(&caller.org, key, id).await.map_err(not_found_or("destination"))
+    state
+        .db()
+        .get_destination(&caller.org, key, id)
+        .await
+        .map_err(not_found_or("destination"))
 }
 
 fn time(us: i64) -> String {
@@ -178,10 +185,15 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::E
     ),
     security(("apiToken" = []))
 )]
-pub async fn list_destinations(State(state): State<AppState>, caller: ApiCaller) -> Result<Json<DestinationList>, ApiError> {
+pub async fn list_destinations(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+) -> Result<Json<DestinationList>, ApiError> {
     let key = sender(&state)?.key();
     let all = state.db().list_destinations(&caller.org, key).await?;
-    Ok(Json(DestinationList { data: all.iter().map(view).collect::<Result<_, _>>()? }))
+    Ok(Json(DestinationList {
+        data: all.iter().map(view).collect::<Result<_, _>>()?,
+    }))
 }
 
 /// Creates a destination; it receives the events that arrive from now on.
@@ -215,10 +227,21 @@ pub async fn create_destination(
         settings: body.settings,
         secrets: body.secrets,
     };
-    let prepared = manage::prepare(input, sender.options().allow_private_addresses).await.map_err(field_error)?;
-    let created = state.db().create_destination(&caller.org, sender.key(), &prepared.new).await?;
+    let prepared = manage::prepare(input, sender.options().allow_private_addresses)
+        .await
+        .map_err(field_error)?;
+    let created = state
+        .db()
+        .create_destination(&caller.org, sender.key(), &prepared.new)
+        .await?;
     tracing::info!(destination = %created.id, kind = %created.kind, "destination created");
-    Ok((StatusCode::CREATED, Json(DestinationCreated { destination: view(&created)?, signing_secret: prepared.generated_secret })))
+    Ok((
+        StatusCode::CREATED,
+        Json(DestinationCreated {
+            destination: view(&created)?,
+            signing_secret: prepared.generated_secret,
+        }),
+    ))
 }
 
 /// One destination, secrets masked.
@@ -234,13 +257,21 @@ pub async fn create_destination(
     ),
     security(("apiToken" = []))
 )]
-pub async fn get_destination(State(state): State<AppState>, caller: ApiCaller, Path(id): Path<String>) -> Result<Json<DestinationView>, ApiError> {
+pub async fn get_destination(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Json<DestinationView>, ApiError> {
     Ok(Json(view(&load(&state, &caller, &id).await?)?))
 }
 
 async fn save(state: &AppState, d: &Destination) -> Result<Destination, ApiError> {
     let key = sender(state)?.key();
-    state.db().update_destination(key, d).await.map_err(not_found_or("destination"))
+    state
+        .db()
+        .update_destination(key, d)
+        .await
+        .map_err(not_found_or("destination"))
 }
 
 /// Edits a destination (name, enabled, filters, settings, secrets), checked
@@ -268,12 +299,29 @@ pub async fn update_destination(
 ) -> Result<Json<DestinationView>, ApiError> {
     let Json(body) = body.map_err(|e| ApiError::invalid("body", e.body_text()))?;
     let mut d = load(&state, &caller, &id).await?;
-    let patch = manage::Patch { name: body.name, enabled: body.enabled, filters: body.filters, settings: body.settings, secrets: body.secrets };
-    manage::apply(&mut d, patch, sender(&state)?.options().allow_private_addresses).await.map_err(field_error)?;
+    let patch = manage::Patch {
+        name: body.name,
+        enabled: body.enabled,
+        filters: body.filters,
+        settings: body.settings,
+        secrets: body.secrets,
+    };
+    manage::apply(
+        &mut d,
+        patch,
+        sender(&state)?.options().allow_private_addresses,
+    )
+    .await
+    .map_err(field_error)?;
     Ok(Json(view(&save(&state, &d).await?)?))
 }
 
-async fn set_enabled(state: &AppState, caller: &ApiCaller, id: &str, enabled: bool) -> Result<Json<DestinationView>, ApiError> {
+async fn set_enabled(
+    state: &AppState,
+    caller: &ApiCaller,
+    id: &str,
+    enabled: bool,
+) -> Result<Json<DestinationView>, ApiError> {
     let mut d = load(state, caller, id).await?;
     d.enabled = enabled;
     let saved = save(state, &d).await?;
@@ -295,7 +343,11 @@ async fn set_enabled(state: &AppState, caller: &ApiCaller, id: &str, enabled: bo
     ),
     security(("apiToken" = []))
 )]
-pub async fn pause_destination(State(state): State<AppState>, caller: ApiCaller, Path(id): Path<String>) -> Result<Json<DestinationView>, ApiError> {
+pub async fn pause_destination(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Json<DestinationView>, ApiError> {
     set_enabled(&state, &caller, &id, false).await
 }
 
@@ -312,7 +364,11 @@ pub async fn pause_destination(State(state): State<AppState>, caller: ApiCaller,
     ),
     security(("apiToken" = []))
 )]
-pub async fn resume_destination(State(state): State<AppState>, caller: ApiCaller, Path(id): Path<String>) -> Result<Json<DestinationView>, ApiError> {
+pub async fn resume_destination(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Json<DestinationView>, ApiError> {
     set_enabled(&state, &caller, &id, true).await
 }
 
@@ -329,8 +385,16 @@ pub async fn resume_destination(State(state): State<AppState>, caller: ApiCaller
     ),
     security(("apiToken" = []))
 )]
-pub async fn delete_destination(State(state): State<AppState>, caller: ApiCaller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    state.db().delete_destination(&caller.org, &id).await.map_err(not_found_or("destination"))?;
+pub async fn delete_destination(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .db()
+        .delete_destination(&caller.org, &id)
+        .await
+        .map_err(not_found_or("destination"))?;
     tracing::info!(destination = %id, "destination deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -367,13 +431,20 @@ pub async fn rotate_secret(
     let body: RotateSecret = optional_body(&body)?;
     let grace_hours = body.grace_hours.unwrap_or(24);
     if grace_hours > 720 {
-        return Err(ApiError::invalid("grace_hours", "must be between 0 and 720"));
+        return Err(ApiError::invalid(
+            "grace_hours",
+            "must be between 0 and 720",
+        ));
     }
     let mut d = load(&state, &caller, &id).await?;
-    let secret = manage::rotate(&mut d, i64::from(grace_hours) * 3_600_000_000, now_micros()).map_err(field_error)?;
+    let secret = manage::rotate(&mut d, i64::from(grace_hours) * 3_600_000_000, now_micros())
+        .map_err(field_error)?;
     let saved = save(&state, &d).await?;
     tracing::info!(destination = %id, grace_hours, "signing secret rotated");
-    Ok(Json(DestinationCreated { destination: view(&saved)?, signing_secret: Some(secret) }))
+    Ok(Json(DestinationCreated {
+        destination: view(&saved)?,
+        signing_secret: Some(secret),
+    }))
 }
 
 /// One row of the delivery log.
@@ -409,7 +480,9 @@ pub(crate) fn delivery_view(d: Delivery) -> DeliveryView {
     // Masked when written; masked again in case an older row was not.
     let request = d.request.map(|r| match r.split_once(' ') {
         Some((method, rest)) => {
-            let (url, headers) = rest.split_once('\n').map_or((rest, None), |(u, h)| (u, Some(h)));
+            let (url, headers) = rest
+                .split_once('\n')
+                .map_or((rest, None), |(u, h)| (u, Some(h)));
             let mut out = format!("{method} {}", mask_url(url));
             if let Some(h) = headers {
                 out.push('\n');
@@ -426,7 +499,10 @@ pub(crate) fn delivery_view(d: Delivery) -> DeliveryView {
         status: d.status.as_str().to_owned(),
         outcome,
         attempts: d.attempts,
-        next_attempt_at: d.next_attempt_at_us.filter(|_| matches!(d.status, DeliveryStatus::Pending | DeliveryStatus::Retrying)).map(time),
+        next_attempt_at: d
+            .next_attempt_at_us
+            .filter(|_| matches!(d.status, DeliveryStatus::Pending | DeliveryStatus::Retrying))
+            .map(time),
         request,
         response_status: d.response_status,
         response_excerpt: d.response_excerpt,
@@ -458,7 +534,16 @@ pub struct DeliveryParams {
 
 fn rfc3339(field: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
     value
-        .map(|v| parse_rfc3339(v).map(|t| t.timestamp_micros()).ok_or_else(|| ApiError::invalid(field, format!("{field} must be an RFC 3339 time, e.g. 2026-11-01T00:00:00Z"))))
+        .map(|v| {
+            parse_rfc3339(v)
+                .map(|t| t.timestamp_micros())
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        field,
+                        format!("{field} must be an RFC 3339 time, e.g. 2026-11-01T00:00:00Z"),
+                    )
+                })
+        })
         .transpose()
 }
 
@@ -466,12 +551,22 @@ fn delivery_filter(p: &DeliveryParams) -> Result<DeliveryFilter, ApiError> {
     let status = p
         .status
         .as_deref()
-        .map(|s| DeliveryStatus::parse(s).ok_or_else(|| ApiError::invalid("status", "status must be pending, retrying, delivered, failed or skipped")))
+        .map(|s| {
+            DeliveryStatus::parse(s).ok_or_else(|| {
+                ApiError::invalid(
+                    "status",
+                    "status must be pending, retrying, delivered, failed or skipped",
+                )
+            })
+        })
         .transpose()?;
     let before_seq = p
         .cursor
         .as_deref()
-        .map(|c| c.parse::<i64>().map_err(|_| ApiError::invalid("cursor", "cursor must be a next_cursor value")))
+        .map(|c| {
+            c.parse::<i64>()
+                .map_err(|_| ApiError::invalid("cursor", "cursor must be a next_cursor value"))
+        })
         .transpose()?;
     Ok(DeliveryFilter {
         status,
@@ -515,9 +610,17 @@ pub async fn list_deliveries(
     let Query(p) = params.map_err(|e| ApiError::invalid("query", e.body_text()))?;
     let filter = delivery_filter(&p)?;
     load(&state, &caller, &id).await?;
-    let rows = state.db().list_deliveries(&caller.org, &id, &filter).await?;
-    let next_cursor = (rows.len() as i64 == filter.limit).then(|| rows.last().map(|d| d.seq.to_string())).flatten();
-    Ok(Json(DeliveryPage { data: rows.into_iter().map(delivery_view).collect(), next_cursor }))
+    let rows = state
+        .db()
+        .list_deliveries(&caller.org, &id, &filter)
+        .await?;
+    let next_cursor = (rows.len() as i64 == filter.limit)
+        .then(|| rows.last().map(|d| d.seq.to_string()))
+        .flatten();
+    Ok(Json(DeliveryPage {
+        data: rows.into_iter().map(delivery_view).collect(),
+        next_cursor,
+    }))
 }
 
 /// One delivery: the masked request, status, response excerpt, attempts
@@ -539,7 +642,11 @@ pub async fn get_delivery(
     caller: ApiCaller,
     Path((id, message_id)): Path<(String, String)>,
 ) -> Result<Json<DeliveryView>, ApiError> {
-    let d = state.db().get_delivery(&caller.org, &id, &message_id).await.map_err(not_found_or("delivery"))?;
+    let d = state
+        .db()
+        .get_delivery(&caller.org, &id, &message_id)
+        .await
+        .map_err(not_found_or("delivery"))?;
     Ok(Json(delivery_view(d)))
 }
 
@@ -569,9 +676,20 @@ pub async fn replay_delivery(
     caller: ApiCaller,
     Path((id, message_id)): Path<(String, String)>,
 ) -> Result<Json<ReplayOne>, ApiError> {
-    let replayed = state.db().replay_delivery(&caller.org, &id, &message_id).await.map_err(not_found_or("delivery"))?;
-    let d = state.db().get_delivery(&caller.org, &id, &message_id).await.map_err(not_found_or("delivery"))?;
-    Ok(Json(ReplayOne { replayed, status: d.status.as_str().to_owned() }))
+    let replayed = state
+        .db()
+        .replay_delivery(&caller.org, &id, &message_id)
+        .await
+        .map_err(not_found_or("delivery"))?;
+    let d = state
+        .db()
+        .get_delivery(&caller.org, &id, &message_id)
+        .await
+        .map_err(not_found_or("delivery"))?;
+    Ok(Json(ReplayOne {
+        replayed,
+        status: d.status.as_str().to_owned(),
+    }))
 }
 
 /// Which failed deliveries to replay; all of them when empty.
@@ -694,9 +812,15 @@ pub async fn test_destination(
     tracing::info!(destination = %id, outcome = %outcome.outcome, "test conversion sent");
     Ok(Json(TestResult {
         event_source: event.source.into(),
-        message_id: event.message.get("messageId").and_then(Value::as_str).map(str::to_owned),
+        message_id: event
+            .message
+            .get("messageId")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         outcome: outcome.outcome,
-        request: outcome.request.map(|r| serde_json::to_value(r).unwrap_or(Value::Null)),
+        request: outcome
+            .request
+            .map(|r| serde_json::to_value(r).unwrap_or(Value::Null)),
         response_status: outcome.response_status,
         response_excerpt: outcome.response_excerpt,
         reason: outcome.reason,

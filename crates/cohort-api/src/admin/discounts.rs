@@ -13,11 +13,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cohort_destinations::store_discounts::{target_for, StoreCallError, StoreClient, StoreTarget, TargetError};
+use cohort_destinations::store_discounts::{
+    target_for, StoreCallError, StoreClient, StoreTarget, TargetError,
+};
 use cohort_domain::discounts::wire::{Redemption, StoreDiscount};
 use cohort_domain::discounts::{admin_field, NewDiscount};
-use cohort_domain::time::parse_rfc3339;
 use cohort_domain::ids::OrgId;
+use cohort_domain::time::parse_rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -34,7 +36,12 @@ pub const STORE_TIMEOUT: Duration = Duration::from_secs(20);
 #[derive(Debug)]
 pub enum DiscountError {
     Api(ApiError),
-    Store { status: StatusCode, code: &'static str, message: String, field: Option<String> },
+    Store {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        field: Option<String>,
+    },
 }
 
 impl From<ApiError> for DiscountError {
@@ -51,7 +58,12 @@ impl From<cohort_store::StoreError> for DiscountError {
 
 impl DiscountError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self::Store { status, code, message: message.into(), field: None }
+        Self::Store {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
     }
 }
 
@@ -59,9 +71,22 @@ impl IntoResponse for DiscountError {
     fn into_response(self) -> Response {
         match self {
             Self::Api(e) => e.into_response(),
-            Self::Store { status, code, message, field } => {
-                (status, Json(ErrorBody { error: ErrorDetail { code: code.into(), message, field } })).into_response()
-            }
+            Self::Store {
+                status,
+                code,
+                message,
+                field,
+            } => (
+                status,
+                Json(ErrorBody {
+                    error: ErrorDetail {
+                        code: code.into(),
+                        message,
+                        field,
+                    },
+                }),
+            )
+                .into_response(),
         }
     }
 }
@@ -120,12 +145,22 @@ fn client() -> Result<&'static StoreClient, DiscountError> {
 
 /// The store a connected installation of `org` is reached at, and its signing
 /// secret. Another organisation's installation is not found.
-pub async fn store_target(db: &cohort_store::Db, org: &OrgId, installation: &str) -> Result<StoreTarget, DiscountError> {
-    target_for(db, org, installation).await.map_err(|e| match e {
-        TargetError::NotFound(_) => ApiError::not_found("installation").into(),
-        TargetError::NotConnected(_) => DiscountError::new(StatusCode::CONFLICT, "installation_not_connected", e.to_string()),
-        TargetError::Store(e) => e.into(),
-    })
+pub async fn store_target(
+    db: &cohort_store::Db,
+    org: &OrgId,
+    installation: &str,
+) -> Result<StoreTarget, DiscountError> {
+    target_for(db, org, installation)
+        .await
+        .map_err(|e| match e {
+            TargetError::NotFound(_) => ApiError::not_found("installation").into(),
+            TargetError::NotConnected(_) => DiscountError::new(
+                StatusCode::CONFLICT,
+                "installation_not_connected",
+                e.to_string(),
+            ),
+            TargetError::Store(e) => e.into(),
+        })
 }
 
 /// `POST …/discounts` body (snake_case; camelCase is accepted too).
@@ -245,7 +280,13 @@ fn provider_id(raw: &str) -> Result<u64, DiscountError> {
     raw.parse::<u64>()
         .ok()
         .filter(|n| *n > 0 && !raw.starts_with('0'))
-        .ok_or_else(|| ApiError::invalid("provider_id", "provider_id is the store's coupon id: a positive integer").into())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "provider_id",
+                "provider_id is the store's coupon id: a positive integer",
+            )
+            .into()
+        })
 }
 
 /// Creates a percentage coupon in the store. The store answers `409` when
@@ -274,10 +315,17 @@ pub async fn create_discount(
 ) -> Result<(StatusCode, Json<DiscountCreated>), DiscountError> {
     let target = store_target(state.db(), &caller.org, &id).await?;
     let Json(body) = body.map_err(|e| ApiError::invalid("body", e.body_text()))?;
-    let discount = NewDiscount::from_json(&body, chrono::Utc::now()).map_err(|e| ApiError::invalid(&e.field, e.message))?;
+    let discount = NewDiscount::from_json(&body, chrono::Utc::now())
+        .map_err(|e| ApiError::invalid(&e.field, e.message))?;
     let created = client()?.create(&target, &discount).await?;
     tracing::info!(installation = %id, provider_id = created.provider_id, "discount created in the store");
-    Ok((StatusCode::CREATED, Json(DiscountCreated { provider_id: created.provider_id, code: created.code })))
+    Ok((
+        StatusCode::CREATED,
+        Json(DiscountCreated {
+            provider_id: created.provider_id,
+            code: created.code,
+        }),
+    ))
 }
 
 /// One coupon of the store, by its id there.
@@ -331,7 +379,10 @@ pub async fn delete_discount(
     let provider_id = provider_id(&raw_provider_id)?;
     let deleted = client()?.delete(&target, provider_id).await?;
     tracing::info!(installation = %id, provider_id, "discount deleted in the store");
-    Ok(Json(DiscountDeleted { provider_id: deleted.provider_id, deleted: deleted.deleted }))
+    Ok(Json(DiscountDeleted {
+        provider_id: deleted.provider_id,
+        deleted: deleted.deleted,
+    }))
 }
 
 /// One coupon of the store, by its code.
@@ -393,16 +444,33 @@ pub async fn list_redemptions(
     let since = params
         .since
         .filter(|s| parse_rfc3339(s).is_some())
-        .ok_or_else(|| ApiError::invalid("since", "since is required: an RFC 3339 time, e.g. 2026-01-01T00:00:00Z"))?;
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "since",
+                "since is required: an RFC 3339 time, e.g. 2026-01-01T00:00:00Z",
+            )
+        })?;
     let cursor = params.cursor.filter(|c| !c.is_empty());
     if let Some(c) = &cursor {
-        if c.len() > 200 || !c.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')) {
-            return Err(ApiError::invalid("cursor", "cursor is not a cursor this API returned").into());
+        if c.len() > 200
+            || !c
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        {
+            return Err(
+                ApiError::invalid("cursor", "cursor is not a cursor this API returned").into(),
+            );
         }
     }
-    let page = client()?.redemptions(&target, &since, cursor.as_deref()).await?;
+    let page = client()?
+        .redemptions(&target, &since, cursor.as_deref())
+        .await?;
     Ok(Json(RedemptionPageView {
-        data: page.redemptions.into_iter().map(RedemptionView::from).collect(),
+        data: page
+            .redemptions
+            .into_iter()
+            .map(RedemptionView::from)
+            .collect(),
         next_cursor: page.next_cursor,
     }))
 }

@@ -87,7 +87,10 @@ impl EventView {
             email: e.email,
             timestamp: format_rfc3339(from_micros(e.timestamp_us)),
             received_at: format_rfc3339(from_micros(e.received_at_us)),
-            notes: e.notes.and_then(|n| serde_json::from_str(&n).ok()).unwrap_or_default(),
+            notes: e
+                .notes
+                .and_then(|n| serde_json::from_str(&n).ok())
+                .unwrap_or_default(),
             message,
         }
     }
@@ -117,7 +120,10 @@ pub async fn list_events(
     let next_cursor = (events.len() == query.limit as usize)
         .then(|| events.last().map(|e| e.seq.to_string()))
         .flatten();
-    Ok(Json(EventPage { data: events.into_iter().map(EventView::from_stored).collect(), next_cursor }))
+    Ok(Json(EventPage {
+        data: events.into_iter().map(EventView::from_stored).collect(),
+        next_cursor,
+    }))
 }
 
 pub fn to_query(p: &EventsParams) -> Result<EventQuery, ApiError> {
@@ -127,13 +133,21 @@ pub fn to_query(p: &EventsParams) -> Result<EventQuery, ApiError> {
             .map(|v| {
                 parse_rfc3339(v)
                     .map(|t| t.timestamp_micros())
-                    .ok_or_else(|| ApiError::invalid(field, format!("{field} must be an RFC 3339 time, e.g. 2026-11-23T00:00:00Z")))
+                    .ok_or_else(|| {
+                        ApiError::invalid(
+                            field,
+                            format!("{field} must be an RFC 3339 time, e.g. 2026-11-23T00:00:00Z"),
+                        )
+                    })
             })
             .transpose()
     };
     if let Some(t) = &p.message_type {
         if MessageType::parse(t).is_none() {
-            return Err(ApiError::invalid("type", "type must be one of identify, track, page, screen, group, alias"));
+            return Err(ApiError::invalid(
+                "type",
+                "type must be one of identify, track, page, screen, group, alias",
+            ));
         }
     }
     let newest_first = match p.order.as_deref() {
@@ -144,13 +158,21 @@ pub fn to_query(p: &EventsParams) -> Result<EventQuery, ApiError> {
     let after_seq = p
         .cursor
         .as_deref()
-        .map(|c| c.parse::<i64>().map_err(|_| ApiError::invalid("cursor", "cursor must be a next_cursor value")))
+        .map(|c| {
+            c.parse::<i64>()
+                .map_err(|_| ApiError::invalid("cursor", "cursor must be a next_cursor value"))
+        })
         .transpose()?;
     let limit = match p.limit.as_deref() {
         None => DEFAULT_LIMIT,
         Some(l) => match l.parse::<u32>() {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-            _ => return Err(ApiError::invalid("limit", format!("limit must be between 1 and {MAX_LIMIT}"))),
+            _ => {
+                return Err(ApiError::invalid(
+                    "limit",
+                    format!("limit must be between 1 and {MAX_LIMIT}"),
+                ))
+            }
         },
     };
     Ok(EventQuery {

@@ -93,7 +93,8 @@ fn command_status(c: Command) -> CommandStatus {
 impl InstallationView {
     pub fn from_summary(summary: InstallationSummary, now: i64) -> Self {
         let i = summary.installation;
-        let health = (i.status == "connected").then(|| Health::at(i.last_heartbeat_at, now).as_str().to_owned());
+        let health = (i.status == "connected")
+            .then(|| Health::at(i.last_heartbeat_at, now).as_str().to_owned());
         Self {
             reported_store_url: i.reported_store_url.filter(|u| *u != i.store_url),
             id: i.id,
@@ -135,7 +136,10 @@ impl InstallationView {
     ),
     security(("apiToken" = []))
 )]
-pub async fn list_installations(State(state): State<AppState>, caller: ApiCaller) -> Result<Json<InstallationList>, ApiError> {
+pub async fn list_installations(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+) -> Result<Json<InstallationList>, ApiError> {
     let now = now_micros();
     let data = state
         .db()
@@ -174,7 +178,10 @@ pub async fn request_sync(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<SyncRequested>), ApiError> {
     match state.db().request_sync(&caller.org, &id).await? {
-        Some((command_id, queued)) => Ok((StatusCode::ACCEPTED, Json(SyncRequested { command_id, queued }))),
+        Some((command_id, queued)) => Ok((
+            StatusCode::ACCEPTED,
+            Json(SyncRequested { command_id, queued }),
+        )),
         None => Err(ApiError::not_found("connected WooCommerce installation")),
     }
 }
@@ -204,9 +211,19 @@ pub async fn list_sync_runs(
     Path(id): Path<String>,
 ) -> Result<Json<SyncRunList>, ApiError> {
     let db = state.db();
-    if !db.list_installations(&caller.org).await?.iter().any(|s| s.installation.id == id) {
+    if !db
+        .list_installations(&caller.org)
+        .await?
+        .iter()
+        .any(|s| s.installation.id == id)
+    {
         return Err(ApiError::not_found("installation"));
     }
-    let data = db.list_sync_runs(&caller.org, &id, 50).await?.into_iter().map(RunView::from).collect();
+    let data = db
+        .list_sync_runs(&caller.org, &id, 50)
+        .await?
+        .into_iter()
+        .map(RunView::from)
+        .collect();
     Ok(Json(SyncRunList { data }))
 }

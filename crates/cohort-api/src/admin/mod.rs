@@ -31,8 +31,15 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(installations::list_installations))
         .routes(routes!(installations::request_sync))
         .routes(routes!(installations::list_sync_runs))
-        .routes(routes!(destinations::list_destinations, destinations::create_destination))
-        .routes(routes!(destinations::get_destination, destinations::update_destination, destinations::delete_destination))
+        .routes(routes!(
+            destinations::list_destinations,
+            destinations::create_destination
+        ))
+        .routes(routes!(
+            destinations::get_destination,
+            destinations::update_destination,
+            destinations::delete_destination
+        ))
         .routes(routes!(destinations::pause_destination))
         .routes(routes!(destinations::resume_destination))
         .routes(routes!(destinations::rotate_secret))

@@ -22,7 +22,10 @@ pub(crate) fn parse_limit(limit: Option<&str>) -> Result<u32, ApiError> {
         None => Ok(super::events::DEFAULT_LIMIT),
         Some(l) => match l.parse::<u32>() {
             Ok(n) if (1..=super::events::MAX_LIMIT).contains(&n) => Ok(n),
-            _ => Err(ApiError::invalid("limit", format!("limit must be between 1 and {}", super::events::MAX_LIMIT))),
+            _ => Err(ApiError::invalid(
+                "limit",
+                format!("limit must be between 1 and {}", super::events::MAX_LIMIT),
+            )),
         },
     }
 }
@@ -47,7 +50,12 @@ pub struct ProfileBody {
 
 impl ProfileBody {
     fn new(record: ProfileRecord, orders: Option<Vec<OrderView>>) -> Self {
-        Self { profile: record.profile, previously_erased: record.previously_erased, requested_id: record.merged_from, orders }
+        Self {
+            profile: record.profile,
+            previously_erased: record.previously_erased,
+            requested_id: record.merged_from,
+            orders,
+        }
     }
 }
 
@@ -95,18 +103,27 @@ pub async fn list_profiles(
     params: Result<Query<ProfileListParams>, QueryRejection>,
 ) -> Result<Json<ProfilePage>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::invalid("query", e.body_text()))?;
-    let min_orders = p
-        .min_orders
-        .as_deref()
-        .map(|v| v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| ApiError::invalid("min_orders", "min_orders must be a whole number")))
-        .transpose()?;
+    let min_orders =
+        p.min_orders
+            .as_deref()
+            .map(|v| {
+                v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                    ApiError::invalid("min_orders", "min_orders must be a whole number")
+                })
+            })
+            .transpose()?;
     let seen_since_us = p
         .seen_since
         .as_deref()
         .map(|v| {
             parse_rfc3339(v)
                 .map(|t| t.timestamp_micros())
-                .ok_or_else(|| ApiError::invalid("seen_since", "seen_since must be an RFC 3339 time, e.g. 2026-11-01T00:00:00Z"))
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "seen_since",
+                        "seen_since must be an RFC 3339 time, e.g. 2026-11-01T00:00:00Z",
+                    )
+                })
         })
         .transpose()?;
     let filter = ProfileFilter {
@@ -119,8 +136,16 @@ pub async fn list_profiles(
         limit: parse_limit(p.limit.as_deref())?,
     };
     let records = state.db().list_profiles(&caller.org, &filter).await?;
-    let next_cursor = (records.len() == filter.limit as usize).then(|| records.last().map(|r| r.profile.id.clone())).flatten();
-    Ok(Json(ProfilePage { data: records.into_iter().map(|r| ProfileBody::new(r, None)).collect(), next_cursor }))
+    let next_cursor = (records.len() == filter.limit as usize)
+        .then(|| records.last().map(|r| r.profile.id.clone()))
+        .flatten();
+    Ok(Json(ProfilePage {
+        data: records
+            .into_iter()
+            .map(|r| ProfileBody::new(r, None))
+            .collect(),
+        next_cursor,
+    }))
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -160,17 +185,41 @@ pub async fn lookup_profile(
         }
         (None, Some(user), None) if !user.is_empty() => Identity::user(&user),
         (None, None, Some(anon)) if !anon.is_empty() => Identity::anonymous(&anon),
-        _ => return Err(ApiError::invalid("query", "give exactly one of email, user_id, anonymous_id")),
+        _ => {
+            return Err(ApiError::invalid(
+                "query",
+                "give exactly one of email, user_id, anonymous_id",
+            ))
+        }
     };
-    let id = state.db().profile_id_of(&caller.org, &identity).await?.ok_or_else(|| ApiError::not_found("profile"))?;
+    let id = state
+        .db()
+        .profile_id_of(&caller.org, &identity)
+        .await?
+        .ok_or_else(|| ApiError::not_found("profile"))?;
     one_profile(&state, &caller, &id).await.map(Json)
 }
 
-async fn one_profile(state: &AppState, caller: &ApiCaller, id: &str) -> Result<ProfileBody, ApiError> {
-    let record = state.db().profile(&caller.org, id).await?.ok_or_else(|| ApiError::not_found("profile"))?;
+async fn one_profile(
+    state: &AppState,
+    caller: &ApiCaller,
+    id: &str,
+) -> Result<ProfileBody, ApiError> {
+    let record = state
+        .db()
+        .profile(&caller.org, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("profile"))?;
     let orders = state
         .db()
-        .list_orders(&caller.org, &OrderFilter { profile_id: Some(record.profile.id.clone()), limit: 1000, ..Default::default() })
+        .list_orders(
+            &caller.org,
+            &OrderFilter {
+                profile_id: Some(record.profile.id.clone()),
+                limit: 1000,
+                ..Default::default()
+            },
+        )
         .await?
         .into_iter()
         .map(|(_, o)| o)
@@ -192,7 +241,11 @@ async fn one_profile(state: &AppState, caller: &ApiCaller, id: &str) -> Result<P
     ),
     security(("apiToken" = []))
 )]
-pub async fn get_profile(State(state): State<AppState>, caller: ApiCaller, Path(id): Path<String>) -> Result<Json<ProfileBody>, ApiError> {
+pub async fn get_profile(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Json<ProfileBody>, ApiError> {
     one_profile(&state, &caller, &id).await.map(Json)
 }
 
@@ -242,10 +295,26 @@ pub async fn profile_events(
                 .ok_or_else(|| ApiError::invalid("cursor", "cursor must be a next_cursor value"))
         })
         .transpose()?;
-    let record = state.db().profile(&caller.org, &id).await?.ok_or_else(|| ApiError::not_found("profile"))?;
-    let events = state.db().profile_timeline(&caller.org, &record.profile.id, before, limit).await?;
-    let next_cursor = (events.len() == limit as usize).then(|| events.last().map(|e| format!("{}_{}", e.timestamp_us, e.seq))).flatten();
-    Ok(Json(TimelinePage { data: events.into_iter().map(EventView::from_stored).collect(), next_cursor }))
+    let record = state
+        .db()
+        .profile(&caller.org, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("profile"))?;
+    let events = state
+        .db()
+        .profile_timeline(&caller.org, &record.profile.id, before, limit)
+        .await?;
+    let next_cursor = (events.len() == limit as usize)
+        .then(|| {
+            events
+                .last()
+                .map(|e| format!("{}_{}", e.timestamp_us, e.seq))
+        })
+        .flatten();
+    Ok(Json(TimelinePage {
+        data: events.into_iter().map(EventView::from_stored).collect(),
+        next_cursor,
+    }))
 }
 
 /// Everything Cohort holds about the person: profile, orders and every
@@ -262,12 +331,22 @@ pub async fn profile_events(
     ),
     security(("apiToken" = []))
 )]
-pub async fn export_profile(State(state): State<AppState>, caller: ApiCaller, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let export = state.db().export_profile(&caller.org, &id).await?.ok_or_else(|| ApiError::not_found("profile"))?;
+pub async fn export_profile(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let export = state
+        .db()
+        .export_profile(&caller.org, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("profile"))?;
     let filename = format!("attachment; filename=\"{}.json\"", export.profile.id);
     let mut response = Json(export).into_response();
     if let Ok(value) = HeaderValue::from_str(&filename) {
-        response.headers_mut().insert(header::CONTENT_DISPOSITION, value);
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, value);
     }
     Ok(response)
 }
@@ -300,13 +379,23 @@ pub struct ErasureBody {
     ),
     security(("apiToken" = []))
 )]
-pub async fn erase_profile(State(state): State<AppState>, caller: ApiCaller, Path(id): Path<String>) -> Result<Json<ErasureBody>, ApiError> {
-    let report = state.db().erase_profile(&caller.org, &id).await?.ok_or_else(|| ApiError::not_found("profile"))?;
+pub async fn erase_profile(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Json<ErasureBody>, ApiError> {
+    let report = state
+        .db()
+        .erase_profile(&caller.org, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("profile"))?;
     tracing::info!(erasure = %report.erasure_id, profile = %report.profile_id, events = report.events, "profile erased");
     Ok(Json(ErasureBody {
         erasure_id: report.erasure_id,
         profile_id: report.profile_id,
-        erased_at: cohort_domain::time::format_rfc3339(cohort_domain::time::from_micros(report.erased_at_us)),
+        erased_at: cohort_domain::time::format_rfc3339(cohort_domain::time::from_micros(
+            report.erased_at_us,
+        )),
         identities: report.identities,
         events: report.events,
     }))

@@ -11,12 +11,21 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::response::CollectFailure;
 
-pub async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, CollectFailure> {
+pub async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Bytes, CollectFailure> {
     let too_large = || CollectFailure::too_large(format!("request body exceeds {limit} bytes"));
     let raw = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
-        Err(_) => return Err(CollectFailure::invalid("", "the request body could not be read")),
+        Err(_) => {
+            return Err(CollectFailure::invalid(
+                "",
+                "the request body could not be read",
+            ))
+        }
     };
     let encoding = headers
         .get(header::CONTENT_ENCODING)

@@ -59,7 +59,11 @@ fn cors() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::mirror_request())
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, HeaderName::from_static("x-retry-count")])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            HeaderName::from_static("x-retry-count"),
+        ])
         .max_age(Duration::from_secs(86_400))
 }
 
@@ -88,30 +92,130 @@ macro_rules! collect_endpoint {
     };
 }
 
-collect_endpoint!(identify, "/v1/identify", Envelope::Single(MessageType::Identify), SegmentMessage, "Identify a user and record their traits.");
-collect_endpoint!(track, "/v1/track", Envelope::Single(MessageType::Track), SegmentMessage, "Record an action (`event`) a user performed.");
-collect_endpoint!(page, "/v1/page", Envelope::Single(MessageType::Page), SegmentMessage, "Record a page view.");
-collect_endpoint!(screen, "/v1/screen", Envelope::Single(MessageType::Screen), SegmentMessage, "Record a mobile screen view.");
-collect_endpoint!(group, "/v1/group", Envelope::Single(MessageType::Group), SegmentMessage, "Associate a user with a group (`groupId`).");
-collect_endpoint!(alias, "/v1/alias", Envelope::Single(MessageType::Alias), SegmentMessage, "Link `previousId` to `userId`.");
-collect_endpoint!(identify_short, "/v1/i", Envelope::Single(MessageType::Identify), SegmentMessage, "identify, as analytics.js posts it.");
-collect_endpoint!(track_short, "/v1/t", Envelope::Single(MessageType::Track), SegmentMessage, "track, as analytics.js posts it.");
-collect_endpoint!(page_short, "/v1/p", Envelope::Single(MessageType::Page), SegmentMessage, "page, as analytics.js posts it.");
-collect_endpoint!(screen_short, "/v1/s", Envelope::Single(MessageType::Screen), SegmentMessage, "screen, as analytics.js posts it.");
-collect_endpoint!(group_short, "/v1/g", Envelope::Single(MessageType::Group), SegmentMessage, "group, as analytics.js posts it.");
-collect_endpoint!(alias_short, "/v1/a", Envelope::Single(MessageType::Alias), SegmentMessage, "alias, as analytics.js posts it.");
-collect_endpoint!(batch, "/v1/batch", Envelope::Batch, SegmentBatch, "Up to 2,500 messages of any type (Node, Python and most server clients).");
-collect_endpoint!(batch_short, "/v1/b", Envelope::Batch, SegmentBatch, "A batch, as analytics.js (batching delivery) and mobile clients post it.");
-collect_endpoint!(import, "/v1/import", Envelope::Batch, SegmentBatch, "A batch, as Ruby and legacy mobile clients post it.");
+collect_endpoint!(
+    identify,
+    "/v1/identify",
+    Envelope::Single(MessageType::Identify),
+    SegmentMessage,
+    "Identify a user and record their traits."
+);
+collect_endpoint!(
+    track,
+    "/v1/track",
+    Envelope::Single(MessageType::Track),
+    SegmentMessage,
+    "Record an action (`event`) a user performed."
+);
+collect_endpoint!(
+    page,
+    "/v1/page",
+    Envelope::Single(MessageType::Page),
+    SegmentMessage,
+    "Record a page view."
+);
+collect_endpoint!(
+    screen,
+    "/v1/screen",
+    Envelope::Single(MessageType::Screen),
+    SegmentMessage,
+    "Record a mobile screen view."
+);
+collect_endpoint!(
+    group,
+    "/v1/group",
+    Envelope::Single(MessageType::Group),
+    SegmentMessage,
+    "Associate a user with a group (`groupId`)."
+);
+collect_endpoint!(
+    alias,
+    "/v1/alias",
+    Envelope::Single(MessageType::Alias),
+    SegmentMessage,
+    "Link `previousId` to `userId`."
+);
+collect_endpoint!(
+    identify_short,
+    "/v1/i",
+    Envelope::Single(MessageType::Identify),
+    SegmentMessage,
+    "identify, as analytics.js posts it."
+);
+collect_endpoint!(
+    track_short,
+    "/v1/t",
+    Envelope::Single(MessageType::Track),
+    SegmentMessage,
+    "track, as analytics.js posts it."
+);
+collect_endpoint!(
+    page_short,
+    "/v1/p",
+    Envelope::Single(MessageType::Page),
+    SegmentMessage,
+    "page, as analytics.js posts it."
+);
+collect_endpoint!(
+    screen_short,
+    "/v1/s",
+    Envelope::Single(MessageType::Screen),
+    SegmentMessage,
+    "screen, as analytics.js posts it."
+);
+collect_endpoint!(
+    group_short,
+    "/v1/g",
+    Envelope::Single(MessageType::Group),
+    SegmentMessage,
+    "group, as analytics.js posts it."
+);
+collect_endpoint!(
+    alias_short,
+    "/v1/a",
+    Envelope::Single(MessageType::Alias),
+    SegmentMessage,
+    "alias, as analytics.js posts it."
+);
+collect_endpoint!(
+    batch,
+    "/v1/batch",
+    Envelope::Batch,
+    SegmentBatch,
+    "Up to 2,500 messages of any type (Node, Python and most server clients)."
+);
+collect_endpoint!(
+    batch_short,
+    "/v1/b",
+    Envelope::Batch,
+    SegmentBatch,
+    "A batch, as analytics.js (batching delivery) and mobile clients post it."
+);
+collect_endpoint!(
+    import,
+    "/v1/import",
+    Envelope::Batch,
+    SegmentBatch,
+    "A batch, as Ruby and legacy mobile clients post it."
+);
 
-async fn collect(state: &AppState, envelope: Envelope, headers: &HeaderMap, body: Body) -> Response {
+async fn collect(
+    state: &AppState,
+    envelope: Envelope,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
     match collect_inner(state, envelope, headers, body).await {
         Ok(()) => response::success(),
         Err(failure) => failure.into_response(),
     }
 }
 
-async fn collect_inner(state: &AppState, envelope: Envelope, headers: &HeaderMap, body: Body) -> Result<(), CollectFailure> {
+async fn collect_inner(
+    state: &AppState,
+    envelope: Envelope,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(), CollectFailure> {
     let received_at = Utc::now();
     let settings = &state.inner.settings;
     let header_key = write_key_from_header(headers);
@@ -145,20 +249,37 @@ pub(crate) async fn append(
     source_id: &SourceId,
     messages: Vec<NormalizedMessage>,
 ) -> Result<(), CollectFailure> {
-    state.inner.rate_limiter.check(source_id, messages.len()).map_err(CollectFailure::rate_limited)?;
-    let events: Vec<NewEvent> = messages.into_iter().map(|m| NewEvent::from_owned(org_id, source_id, m)).collect();
-    state.inner.writer.append(events).await.map_err(|e| match e {
-        AppendError::Overloaded => CollectFailure::overloaded(),
-        AppendError::Unavailable(_) => CollectFailure::unavailable(5),
-        AppendError::ShuttingDown => CollectFailure::unavailable(2),
-    })?;
+    state
+        .inner
+        .rate_limiter
+        .check(source_id, messages.len())
+        .map_err(CollectFailure::rate_limited)?;
+    let events: Vec<NewEvent> = messages
+        .into_iter()
+        .map(|m| NewEvent::from_owned(org_id, source_id, m))
+        .collect();
+    state
+        .inner
+        .writer
+        .append(events)
+        .await
+        .map_err(|e| match e {
+            AppendError::Overloaded => CollectFailure::overloaded(),
+            AppendError::Unavailable(_) => CollectFailure::unavailable(5),
+            AppendError::ShuttingDown => CollectFailure::unavailable(2),
+        })?;
     Ok(())
 }
 
-async fn authenticate(state: &AppState, write_key: &str) -> Result<sources::SourceAuth, CollectFailure> {
+async fn authenticate(
+    state: &AppState,
+    write_key: &str,
+) -> Result<sources::SourceAuth, CollectFailure> {
     match state.inner.sources.lookup(write_key).await {
         Ok(Some(source)) => Ok(source),
-        Ok(None) => Err(CollectFailure::invalid_write_key("unknown or disabled write key")),
+        Ok(None) => Err(CollectFailure::invalid_write_key(
+            "unknown or disabled write key",
+        )),
         Err(error) => {
             tracing::warn!(%error, "write key lookup failed");
             Err(CollectFailure::unavailable(5))
@@ -179,7 +300,13 @@ async fn authenticate(state: &AppState, write_key: &str) -> Result<sources::Sour
     )
 )]
 async fn metrics(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match body::read_body(body, &headers, state.inner.settings.limits.max_request_bytes).await {
+    match body::read_body(
+        body,
+        &headers,
+        state.inner.settings.limits.max_request_bytes,
+    )
+    .await
+    {
         Ok(_) => response::success(),
         Err(failure) => failure.into_response(),
     }
@@ -198,15 +325,25 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap, body: Body) 
         (status = 503, description = "Storage unavailable", body = CollectFailure),
     )
 )]
-async fn settings(State(state): State<AppState>, Path(write_key): Path<String>, headers: HeaderMap) -> Response {
+async fn settings(
+    State(state): State<AppState>,
+    Path(write_key): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     match state.inner.sources.lookup(&write_key).await {
         Ok(Some(_)) => {}
-        Ok(None) => return CollectFailure::not_found("unknown or disabled write key").into_response(),
+        Ok(None) => {
+            return CollectFailure::not_found("unknown or disabled write key").into_response()
+        }
         Err(_) => return CollectFailure::unavailable(5).into_response(),
     }
     let (protocol, host) = public_host(state.inner.settings.public_url.as_deref(), &headers);
     let document = schema::settings_document(&write_key, &format!("{host}/v1"), protocol);
-    ([(header::CACHE_CONTROL, "public, max-age=60")], Json(document)).into_response()
+    (
+        [(header::CACHE_CONTROL, "public, max-age=60")],
+        Json(document),
+    )
+        .into_response()
 }
 
 /// `("https", "cdp.example.com")` from the configured public URL, else the

@@ -15,7 +15,10 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(per_second: u32) -> Self {
-        Self { per_second: f64::from(per_second), buckets: Mutex::new(HashMap::new()) }
+        Self {
+            per_second: f64::from(per_second),
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Takes `events` tokens, or returns the seconds to wait before retrying.
@@ -24,10 +27,13 @@ impl RateLimiter {
             return Ok(());
         }
         let capacity = self.per_second * 10.0;
-        let Ok(mut buckets) = self.buckets.lock() else { return Ok(()) };
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return Ok(());
+        };
         let now = Instant::now();
         let (tokens, last) = buckets.entry(source.clone()).or_insert((capacity, now));
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.per_second).min(capacity);
+        *tokens =
+            (*tokens + now.duration_since(*last).as_secs_f64() * self.per_second).min(capacity);
         *last = now;
         let wanted = events as f64;
         if wanted <= *tokens {

@@ -40,12 +40,29 @@ impl CollectFailure {
         self.retry_after
     }
 
-    fn new(status: StatusCode, code: &str, message: impl Into<String>, field: Option<String>) -> Self {
-        Self { success: false, code: code.into(), message: message.into(), field, status: status.as_u16(), retry_after: None }
+    fn new(
+        status: StatusCode,
+        code: &str,
+        message: impl Into<String>,
+        field: Option<String>,
+    ) -> Self {
+        Self {
+            success: false,
+            code: code.into(),
+            message: message.into(),
+            field,
+            status: status.as_u16(),
+            retry_after: None,
+        }
     }
 
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message, Some(field.to_owned()).filter(|f| !f.is_empty()))
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            message,
+            Some(field.to_owned()).filter(|f| !f.is_empty()),
+        )
     }
 
     pub fn too_large(message: impl Into<String>) -> Self {
@@ -57,19 +74,34 @@ impl CollectFailure {
     }
 
     pub fn rate_limited(retry_after: u64) -> Self {
-        let mut f = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "this source is sending faster than its rate limit", None);
+        let mut f = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "this source is sending faster than its rate limit",
+            None,
+        );
         f.retry_after = Some(retry_after);
         f
     }
 
     pub fn overloaded() -> Self {
-        let mut f = Self::new(StatusCode::TOO_MANY_REQUESTS, "overloaded", "the server is busy; retry shortly", None);
+        let mut f = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "overloaded",
+            "the server is busy; retry shortly",
+            None,
+        );
         f.retry_after = Some(1);
         f
     }
 
     pub fn unavailable(retry_after: u64) -> Self {
-        let mut f = Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; retry shortly", None);
+        let mut f = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "storage is unavailable; retry shortly",
+            None,
+        );
         f.retry_after = Some(retry_after);
         f
     }
@@ -92,7 +124,9 @@ impl IntoResponse for CollectFailure {
         let mut response = (status, axum::Json(self)).into_response();
         if let Some(seconds) = retry_after {
             let value = HeaderValue::from(seconds);
-            response.headers_mut().insert(header::RETRY_AFTER, value.clone());
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, value.clone());
             if status == StatusCode::TOO_MANY_REQUESTS {
                 response.headers_mut().insert("x-ratelimit-reset", value);
             }
@@ -103,5 +137,9 @@ impl IntoResponse for CollectFailure {
 
 /// The exact bytes Segment's clients look for.
 pub fn success() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], r#"{"success":true}"#).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"success":true}"#,
+    )
+        .into_response()
 }

@@ -28,7 +28,10 @@ pub struct SourceCache {
 
 impl SourceCache {
     pub fn new(db: Db) -> Self {
-        Self { db, entries: RwLock::new(HashMap::new()) }
+        Self {
+            db,
+            entries: RwLock::new(HashMap::new()),
+        }
     }
 
     /// The enabled source of `write_key`, or `None` for an unknown or
@@ -36,7 +39,11 @@ impl SourceCache {
     pub async fn lookup(&self, write_key: &str) -> Result<Option<SourceAuth>, StoreError> {
         if let Ok(entries) = self.entries.read() {
             if let Some((auth, fetched)) = entries.get(write_key) {
-                let ttl = if auth.is_some() { KNOWN_TTL } else { UNKNOWN_TTL };
+                let ttl = if auth.is_some() {
+                    KNOWN_TTL
+                } else {
+                    UNKNOWN_TTL
+                };
                 if fetched.elapsed() < ttl {
                     return Ok(auth.clone());
                 }
@@ -47,7 +54,10 @@ impl SourceCache {
             .find_source_by_write_key(write_key)
             .await?
             .filter(|s| s.enabled)
-            .map(|s| SourceAuth { org_id: s.org_id, source_id: s.id });
+            .map(|s| SourceAuth {
+                org_id: s.org_id,
+                source_id: s.id,
+            });
         if let Ok(mut entries) = self.entries.write() {
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
@@ -61,12 +71,17 @@ impl SourceCache {
 /// The write key of `Authorization: Basic base64(writeKey + ":")`, tolerating
 /// a value encoded without the colon.
 pub fn write_key_from_header(headers: &axum::http::HeaderMap) -> Option<String> {
-    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, encoded) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let key = text.split_once(':').map_or(text.as_str(), |(k, _)| k);
     (!key.is_empty()).then(|| key.to_owned())

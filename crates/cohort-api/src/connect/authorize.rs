@@ -55,7 +55,11 @@ pub struct AuthorizeForm {
         (status = 410, description = "Expired or already decided", content_type = "text/html", body = String),
     )
 )]
-pub async fn show(State(state): State<AppState>, Query(params): Query<AuthorizeParams>, headers: HeaderMap) -> Response {
+pub async fn show(
+    State(state): State<AppState>,
+    Query(params): Query<AuthorizeParams>,
+    headers: HeaderMap,
+) -> Response {
     let pairing = match load(&state, params.pairing.as_deref()).await {
         Ok(p) => p,
         Err(response) => return response,
@@ -64,7 +68,16 @@ pub async fn show(State(state): State<AppState>, Query(params): Query<AuthorizeP
         Ok(s) => s,
         Err(e) => return unavailable(e),
     };
-    render(&state, &pairing, session.as_ref(), &headers, Shown::default(), StatusCode::OK, Vec::new()).await
+    render(
+        &state,
+        &pairing,
+        session.as_ref(),
+        &headers,
+        Shown::default(),
+        StatusCode::OK,
+        Vec::new(),
+    )
+    .await
 }
 
 /// Signs in, creates the first account, approves, denies or signs out.
@@ -96,7 +109,11 @@ pub async fn submit(
         Err(response) => return response,
     };
     let Ok(Form(form)) = form else {
-        return message(StatusCode::BAD_REQUEST, "Invalid form", "<h1>This form could not be read</h1><p>Go back and try again.</p>");
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Invalid form",
+            "<h1>This form could not be read</h1><p>Go back and try again.</p>",
+        );
     };
     let session = match session::current(state.db(), &headers).await {
         Ok(s) => s,
@@ -116,12 +133,36 @@ pub async fn submit(
             let user = match session::sign_in(state.db(), email, &password, address).await {
                 Ok(SignIn::Accepted(user)) => user,
                 Ok(SignIn::Wrong) => {
-                    let shown = Shown { email, error: Some("The email or the password is wrong.") };
-                    return render(&state, &pairing, None, &headers, shown, StatusCode::UNAUTHORIZED, Vec::new()).await;
+                    let shown = Shown {
+                        email,
+                        error: Some("The email or the password is wrong."),
+                    };
+                    return render(
+                        &state,
+                        &pairing,
+                        None,
+                        &headers,
+                        shown,
+                        StatusCode::UNAUTHORIZED,
+                        Vec::new(),
+                    )
+                    .await;
                 }
                 Ok(SignIn::Throttled) => {
-                    let shown = Shown { email, error: Some("Too many failed sign-ins. Wait 15 minutes, then try again.") };
-                    return render(&state, &pairing, None, &headers, shown, StatusCode::TOO_MANY_REQUESTS, Vec::new()).await;
+                    let shown = Shown {
+                        email,
+                        error: Some("Too many failed sign-ins. Wait 15 minutes, then try again."),
+                    };
+                    return render(
+                        &state,
+                        &pairing,
+                        None,
+                        &headers,
+                        shown,
+                        StatusCode::TOO_MANY_REQUESTS,
+                        Vec::new(),
+                    )
+                    .await;
                 }
                 Err(e) => return unavailable(e),
             };
@@ -140,8 +181,20 @@ pub async fn submit(
                 let headers = headers.clone();
                 let email = email.to_owned();
                 async move {
-                    let shown = Shown { email: &email, error: Some(error) };
-                    render(&state, &pairing, None, &headers, shown, StatusCode::BAD_REQUEST, Vec::new()).await
+                    let shown = Shown {
+                        email: &email,
+                        error: Some(error),
+                    };
+                    render(
+                        &state,
+                        &pairing,
+                        None,
+                        &headers,
+                        shown,
+                        StatusCode::BAD_REQUEST,
+                        Vec::new(),
+                    )
+                    .await
                 }
             };
             if Some(&password) != form.password_confirmation.as_ref() {
@@ -150,13 +203,18 @@ pub async fn submit(
             let hashed = tokio::task::spawn_blocking(move || hash_password(&password)).await;
             let hash = match hashed {
                 Ok(Ok(hash)) => hash,
-                Ok(Err(StoreError::Invalid(_))) => return again("The password is too short.").await,
+                Ok(Err(StoreError::Invalid(_))) => {
+                    return again("The password is too short.").await
+                }
                 Ok(Err(e)) => return unavailable(e),
                 Err(_) => return unavailable(StoreError::PasswordHash),
             };
             let user = match state.db().create_first_admin(email, &hash).await {
                 Ok(Some(user)) => user,
-                Ok(None) => return again("An account already exists on this Cohort: sign in with it.").await,
+                Ok(None) => {
+                    return again("An account already exists on this Cohort: sign in with it.")
+                        .await
+                }
                 Err(StoreError::Invalid(_)) => return again("That is not an email address.").await,
                 Err(e) => return unavailable(e),
             };
@@ -177,7 +235,10 @@ pub async fn submit(
                     Ok(cookie) => redirect(&here, vec![cookie]),
                     Err(e) => unavailable(e),
                 },
-                "deny" => decided(state.db().deny_pairing(&pairing.id, &session.user.id).await, &pairing),
+                "deny" => decided(
+                    state.db().deny_pairing(&pairing.id, &session.user.id).await,
+                    &pairing,
+                ),
                 _ => {
                     let orgs = match approvable_orgs(&state, &session).await {
                         Ok(orgs) => orgs,
@@ -185,15 +246,36 @@ pub async fn submit(
                     };
                     let chosen = form.org.as_deref().unwrap_or_default();
                     let Some((org, _)) = orgs.iter().find(|(id, _)| id.as_str() == chosen) else {
-                        let shown = Shown { email: "", error: Some("Choose an organisation you administer.") };
-                        return render(&state, &pairing, Some(&session), &headers, shown, StatusCode::BAD_REQUEST, Vec::new())
-                            .await;
+                        let shown = Shown {
+                            email: "",
+                            error: Some("Choose an organisation you administer."),
+                        };
+                        return render(
+                            &state,
+                            &pairing,
+                            Some(&session),
+                            &headers,
+                            shown,
+                            StatusCode::BAD_REQUEST,
+                            Vec::new(),
+                        )
+                        .await;
                     };
-                    decided(state.db().approve_pairing(&pairing.id, org, &session.user.id).await, &pairing)
+                    decided(
+                        state
+                            .db()
+                            .approve_pairing(&pairing.id, org, &session.user.id)
+                            .await,
+                        &pairing,
+                    )
                 }
             }
         }
-        _ => message(StatusCode::BAD_REQUEST, "Invalid form", "<h1>This form could not be read</h1><p>Go back and try again.</p>"),
+        _ => message(
+            StatusCode::BAD_REQUEST,
+            "Invalid form",
+            "<h1>This form could not be read</h1><p>Go back and try again.</p>",
+        ),
     }
 }
 
@@ -208,7 +290,11 @@ struct Shown<'a> {
 /// the page that says why not.
 async fn load(state: &AppState, id: Option<&str>) -> Result<Pairing, Response> {
     let id = id
-        .filter(|id| !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
         .ok_or_else(unknown)?;
     let pairing = match state.db().find_pairing(id).await {
         Ok(Some(p)) => p,
@@ -231,7 +317,10 @@ async fn load(state: &AppState, id: Option<&str>) -> Result<Pairing, Response> {
     }
 }
 
-async fn approvable_orgs(state: &AppState, session: &Session) -> Result<Vec<(OrgId, String)>, StoreError> {
+async fn approvable_orgs(
+    state: &AppState,
+    session: &Session,
+) -> Result<Vec<(OrgId, String)>, StoreError> {
     Ok(state
         .db()
         .memberships_of(&session.user.id)
@@ -244,8 +333,12 @@ async fn approvable_orgs(state: &AppState, session: &Session) -> Result<Vec<(Org
 
 fn decided(outcome: Result<DecisionOutcome, StoreError>, pairing: &Pairing) -> Response {
     match outcome {
-        Ok(DecisionOutcome::Approved { return_url, .. }) => redirect(&with_outcome(&return_url, "approved"), Vec::new()),
-        Ok(DecisionOutcome::Denied { return_url }) => redirect(&with_outcome(&return_url, "denied"), Vec::new()),
+        Ok(DecisionOutcome::Approved { return_url, .. }) => {
+            redirect(&with_outcome(&return_url, "approved"), Vec::new())
+        }
+        Ok(DecisionOutcome::Denied { return_url }) => {
+            redirect(&with_outcome(&return_url, "denied"), Vec::new())
+        }
         Ok(DecisionOutcome::Expired { .. }) => expired(pairing),
         Ok(DecisionOutcome::AlreadyDecided) => message(
             StatusCode::GONE,
@@ -303,7 +396,13 @@ async fn render(
             } else {
                 let options: String = orgs
                     .iter()
-                    .map(|(id, name)| format!("<option value=\"{}\">{}</option>", escape(id.as_str()), escape(name)))
+                    .map(|(id, name)| {
+                        format!(
+                            "<option value=\"{}\">{}</option>",
+                            escape(id.as_str()),
+                            escape(name)
+                        )
+                    })
                     .collect();
                 format!(
                     "{summary}{error}<form method=\"post\" action=\"{action}\">\
@@ -355,9 +454,15 @@ async fn render(
 
 fn summary(pairing: &Pairing) -> String {
     let store = &pairing.store;
-    let name = if store.site_name.is_empty() { "(no site title)" } else { store.site_name.as_str() };
+    let name = if store.site_name.is_empty() {
+        "(no site title)"
+    } else {
+        store.site_name.as_str()
+    };
     let platform = match &store.wc_version {
-        Some(wc) if store.platform == "woocommerce" => format!("WooCommerce {} on WordPress {}", wc, store.wp_version),
+        Some(wc) if store.platform == "woocommerce" => {
+            format!("WooCommerce {} on WordPress {}", wc, store.wp_version)
+        }
         _ => format!("WordPress {}", store.wp_version),
     };
     format!(
@@ -376,7 +481,10 @@ fn summary(pairing: &Pairing) -> String {
 fn html(status: StatusCode, body: String, cookies: Vec<HeaderValue>) -> Response {
     let mut response = (status, body).into_response();
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     protect(h);
     for cookie in cookies {
         h.append(header::SET_COOKIE, cookie);
@@ -387,7 +495,10 @@ fn html(status: StatusCode, body: String, cookies: Vec<HeaderValue>) -> Response
 fn protect(h: &mut HeaderMap) {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"),
@@ -401,7 +512,13 @@ fn redirect(location: &str, cookies: Vec<HeaderValue>) -> Response {
         Ok(value) => {
             h.insert(header::LOCATION, value);
         }
-        Err(_) => return message(StatusCode::BAD_REQUEST, "Invalid address", "<h1>The store's return address is invalid</h1>"),
+        Err(_) => {
+            return message(
+                StatusCode::BAD_REQUEST,
+                "Invalid address",
+                "<h1>The store's return address is invalid</h1>",
+            )
+        }
     }
     protect(h);
     for cookie in cookies {
@@ -458,8 +575,16 @@ mod tests {
 
     #[test]
     fn the_outcome_is_added_to_the_return_url() {
-        assert_eq!(with_outcome("https://s.example/wp-admin/admin.php?page=cohort", "approved"),
-                   "https://s.example/wp-admin/admin.php?page=cohort&cohort_pairing=approved");
-        assert_eq!(with_outcome("https://s.example/back#top", "denied"), "https://s.example/back?cohort_pairing=denied#top");
+        assert_eq!(
+            with_outcome(
+                "https://s.example/wp-admin/admin.php?page=cohort",
+                "approved"
+            ),
+            "https://s.example/wp-admin/admin.php?page=cohort&cohort_pairing=approved"
+        );
+        assert_eq!(
+            with_outcome("https://s.example/back#top", "denied"),
+            "https://s.example/back?cohort_pairing=denied#top"
+        );
     }
 }

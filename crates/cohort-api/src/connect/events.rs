@@ -62,10 +62,18 @@ pub async fn store_events(
 fn connect_shaped(failure: CollectFailure) -> Response {
     let status = failure.status();
     let retry_after = failure.retry_after();
-    let body = ErrorBody { error: ErrorDetail { code: failure.code, message: failure.message, field: failure.field } };
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code: failure.code,
+            message: failure.message,
+            field: failure.field,
+        },
+    };
     let mut response = (status, Json(body)).into_response();
     if let Some(seconds) = retry_after {
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
 }

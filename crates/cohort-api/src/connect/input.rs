@@ -18,7 +18,10 @@ impl Fields {
     pub fn parse(bytes: &[u8]) -> Result<Self, ConnectError> {
         match serde_json::from_slice::<Value>(bytes) {
             Ok(Value::Object(map)) => Ok(Self(map)),
-            Ok(_) => Err(ConnectError::invalid("body", "the body must be a JSON object")),
+            Ok(_) => Err(ConnectError::invalid(
+                "body",
+                "the body must be a JSON object",
+            )),
             Err(_) => Err(ConnectError::invalid("body", "the body is not valid JSON")),
         }
     }
@@ -35,11 +38,17 @@ impl Fields {
             Some(Value::String(s)) => {
                 let s = s.trim();
                 if s.chars().count() > max {
-                    return Err(ConnectError::invalid(field, format!("{field} must have at most {max} characters")));
+                    return Err(ConnectError::invalid(
+                        field,
+                        format!("{field} must have at most {max} characters"),
+                    ));
                 }
                 Ok((!s.is_empty()).then(|| s.to_owned()))
             }
-            Some(_) => Err(ConnectError::invalid(field, format!("{field} must be a string"))),
+            Some(_) => Err(ConnectError::invalid(
+                field,
+                format!("{field} must be a string"),
+            )),
         }
     }
 
@@ -69,7 +78,10 @@ impl Fields {
         match self.value(field) {
             None => Ok(None),
             Some(v) => count(v).map(Some).ok_or_else(|| {
-                ConnectError::invalid(field, format!("{field} must be a whole number of at least 0"))
+                ConnectError::invalid(
+                    field,
+                    format!("{field} must be a whole number of at least 0"),
+                )
             }),
         }
     }
@@ -80,23 +92,30 @@ impl Fields {
             None => Ok(None),
             Some(Value::String(s)) => parse_rfc3339(s)
                 .map(|t| Some(t.timestamp_micros()))
-                .ok_or_else(|| ConnectError::invalid(field, format!("{field} must be an RFC 3339 time"))),
-            Some(_) => Err(ConnectError::invalid(field, format!("{field} must be an RFC 3339 time"))),
+                .ok_or_else(|| {
+                    ConnectError::invalid(field, format!("{field} must be an RFC 3339 time"))
+                }),
+            Some(_) => Err(ConnectError::invalid(
+                field,
+                format!("{field} must be an RFC 3339 time"),
+            )),
         }
     }
 
     /// A required `http(s)://` URL, normalised (see `http_url`).
     pub fn url(&self, field: &str) -> Result<String, ConnectError> {
         let text = self.text(field, MAX_URL_CHARS)?;
-        http_url(&text).ok_or_else(|| ConnectError::invalid(field, format!("{field} must be an http:// or https:// URL")))
+        http_url(&text).ok_or_else(|| {
+            ConnectError::invalid(field, format!("{field} must be an http:// or https:// URL"))
+        })
     }
 
     pub fn opt_url(&self, field: &str) -> Result<Option<String>, ConnectError> {
         match self.opt_text(field, MAX_URL_CHARS)? {
             None => Ok(None),
-            Some(text) => http_url(&text)
-                .map(Some)
-                .ok_or_else(|| ConnectError::invalid(field, format!("{field} must be an http:// or https:// URL"))),
+            Some(text) => http_url(&text).map(Some).ok_or_else(|| {
+                ConnectError::invalid(field, format!("{field} must be an http:// or https:// URL"))
+            }),
         }
     }
 
@@ -104,7 +123,10 @@ impl Fields {
         match self.value(field) {
             None => Ok(None),
             Some(Value::Object(map)) => Ok(Some(map)),
-            Some(_) => Err(ConnectError::invalid(field, format!("{field} must be an object"))),
+            Some(_) => Err(ConnectError::invalid(
+                field,
+                format!("{field} must be an object"),
+            )),
         }
     }
 }
@@ -129,7 +151,9 @@ pub fn http_url(value: &str) -> Option<String> {
     let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (host, tail) = rest.split_at(host_end);
     let host_ok = !host.is_empty()
-        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'))
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'))
         && !host.starts_with(':');
     if !host_ok {
         return None;
@@ -147,13 +171,27 @@ mod tests {
 
     #[test]
     fn urls_are_checked_and_normalised() {
-        assert_eq!(http_url("HTTPS://Shop.Example.com/"), Some("https://shop.example.com".into()));
-        assert_eq!(http_url("http://127.0.0.1:8081/wp/"), Some("http://127.0.0.1:8081/wp".into()));
+        assert_eq!(
+            http_url("HTTPS://Shop.Example.com/"),
+            Some("https://shop.example.com".into())
+        );
+        assert_eq!(
+            http_url("http://127.0.0.1:8081/wp/"),
+            Some("http://127.0.0.1:8081/wp".into())
+        );
         assert_eq!(
             http_url("https://shop.example/wp-admin/admin.php?page=cohort"),
             Some("https://shop.example/wp-admin/admin.php?page=cohort".into())
         );
-        for bad in ["ftp://x.y", "javascript:alert(1)", "https://", "https://user:pw@x.y", "https://a b.c", "shop.example", ""] {
+        for bad in [
+            "ftp://x.y",
+            "javascript:alert(1)",
+            "https://",
+            "https://user:pw@x.y",
+            "https://a b.c",
+            "shop.example",
+            "",
+        ] {
             assert_eq!(http_url(bad), None, "{bad}");
         }
     }

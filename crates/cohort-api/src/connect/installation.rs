@@ -129,8 +129,14 @@ pub async fn heartbeat(
         failures_24h: fields.opt_count("failures_24h")?,
         last_error: fields.opt_text_cut("last_error", MAX_ERROR_CHARS)?,
     };
-    let pending = state.db().record_heartbeat(&installation.org_id, &installation.id, &beat).await?;
-    Ok(Json(HeartbeatAnswer { server_time: format_rfc3339(from_micros(now_micros())), commands_pending: pending }))
+    let pending = state
+        .db()
+        .record_heartbeat(&installation.org_id, &installation.id, &beat)
+        .await?;
+    Ok(Json(HeartbeatAnswer {
+        server_time: format_rfc3339(from_micros(now_micros())),
+        commands_pending: pending,
+    }))
 }
 
 /// The installation's pending commands, oldest first. A command stays
@@ -149,12 +155,16 @@ pub async fn list_commands(
     State(state): State<AppState>,
     InstallationCaller(installation): InstallationCaller,
 ) -> Result<Json<CommandList>, ConnectError> {
-    let commands = state.db().pending_commands(&installation.org_id, &installation.id).await?;
+    let commands = state
+        .db()
+        .pending_commands(&installation.org_id, &installation.id)
+        .await?;
     Ok(Json(CommandList {
         commands: commands
             .into_iter()
             .map(|c| CommandView {
-                params: serde_json::from_str(&c.params).unwrap_or_else(|_| Value::Object(Map::new())),
+                params: serde_json::from_str(&c.params)
+                    .unwrap_or_else(|_| Value::Object(Map::new())),
                 id: c.id,
                 kind: c.kind,
                 requested_at: format_rfc3339(from_micros(c.requested_at)),
@@ -189,13 +199,19 @@ pub async fn ack_command(
     let fields = Fields::parse(&body)?;
     let status = fields.text("status", 16)?;
     if status != "done" && status != "failed" {
-        return Err(ConnectError::invalid("status", "status must be done or failed"));
+        return Err(ConnectError::invalid(
+            "status",
+            "status must be done or failed",
+        ));
     }
     let started_at = fields.opt_time("started_at")?;
     let finished_at = fields.opt_time("finished_at")?;
     if let (Some(start), Some(end)) = (started_at, finished_at) {
         if end < start {
-            return Err(ConnectError::invalid("finished_at", "finished_at must not be before started_at"));
+            return Err(ConnectError::invalid(
+                "finished_at",
+                "finished_at must not be before started_at",
+            ));
         }
     }
     let counts = match fields.object("counts")? {
@@ -221,9 +237,22 @@ pub async fn ack_command(
             Some(Value::Object(out).to_string())
         }
     };
-    let ack = Ack { status, started_at, finished_at, counts, error: fields.opt_text_cut("error", MAX_ERROR_CHARS)? };
-    match state.db().ack_command(&installation.org_id, &installation.id, &id, &ack).await? {
-        Some(command) => Ok(Json(AckAnswer { id: command.id, status: command.status })),
+    let ack = Ack {
+        status,
+        started_at,
+        finished_at,
+        counts,
+        error: fields.opt_text_cut("error", MAX_ERROR_CHARS)?,
+    };
+    match state
+        .db()
+        .ack_command(&installation.org_id, &installation.id, &id, &ack)
+        .await?
+    {
+        Some(command) => Ok(Json(AckAnswer {
+            id: command.id,
+            status: command.status,
+        })),
         None => Err(ConnectError::not_found("command")),
     }
 }
@@ -244,7 +273,10 @@ pub async fn disconnect(
     State(state): State<AppState>,
     InstallationCaller(installation): InstallationCaller,
 ) -> Result<StatusCode, ConnectError> {
-    state.db().disconnect_installation(&installation.org_id, &installation.id).await?;
+    state
+        .db()
+        .disconnect_installation(&installation.org_id, &installation.id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -270,9 +302,19 @@ pub async fn upgrade(
     let fields = Fields::parse(&body)?;
     let platform = fields.text("platform", 32)?;
     if platform != "woocommerce" {
-        return Err(ConnectError::invalid("platform", "platform must be woocommerce"));
+        return Err(ConnectError::invalid(
+            "platform",
+            "platform must be woocommerce",
+        ));
     }
     let wc_version = fields.text("wc_version", MAX_VERSION_CHARS)?;
-    let command_id = state.db().upgrade_installation(&installation.org_id, &installation.id, &wc_version).await?;
-    Ok(Json(UpgradeAnswer { platform, wc_version, command_id }))
+    let command_id = state
+        .db()
+        .upgrade_installation(&installation.org_id, &installation.id, &wc_version)
+        .await?;
+    Ok(Json(UpgradeAnswer {
+        platform,
+        wc_version,
+        command_id,
+    }))
 }

@@ -11,8 +11,8 @@
 //! the WooCommerce data issue.
 
 mod authorize;
-mod input;
 mod events;
+mod input;
 mod installation;
 mod pairing;
 mod resources;
@@ -66,7 +66,9 @@ impl Modify for SecuritySchemes {
             SecurityScheme::Http(
                 Http::builder()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("The poll_secret returned when the pairing was created"))
+                    .description(Some(
+                        "The poll_secret returned when the pairing was created",
+                    ))
                     .build(),
             ),
         );
@@ -75,7 +77,9 @@ impl Modify for SecuritySchemes {
             SecurityScheme::Http(
                 Http::builder()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("The installation_token a plugin received when its pairing was approved"))
+                    .description(Some(
+                        "The installation_token a plugin received when its pairing was approved",
+                    ))
                     .build(),
             ),
         );
@@ -94,19 +98,39 @@ pub struct ConnectError {
 
 impl ConnectError {
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, code: "invalid_request", message: message.into(), field: Some(field.into()) }
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_request",
+            message: message.into(),
+            field: Some(field.into()),
+        }
     }
 
     pub fn unauthorized(message: &str) -> Self {
-        Self { status: StatusCode::UNAUTHORIZED, code: "unauthorized", message: message.into(), field: None }
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+            message: message.into(),
+            field: None,
+        }
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self { status: StatusCode::NOT_FOUND, code: "not_found", message: format!("{what} not found"), field: None }
+        Self {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            message: format!("{what} not found"),
+            field: None,
+        }
     }
 
     pub fn conflict(message: &str) -> Self {
-        Self { status: StatusCode::CONFLICT, code: "conflict", message: message.into(), field: None }
+        Self {
+            status: StatusCode::CONFLICT,
+            code: "conflict",
+            message: message.into(),
+            field: None,
+        }
     }
 
     pub fn overloaded() -> Self {
@@ -137,10 +161,20 @@ impl From<StoreError> for ConnectError {
 
 impl IntoResponse for ConnectError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code.into(), message: self.message, field: self.field } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.into(),
+                message: self.message,
+                field: self.field,
+            },
+        };
         let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE || self.status == StatusCode::TOO_MANY_REQUESTS {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        if self.status == StatusCode::SERVICE_UNAVAILABLE
+            || self.status == StatusCode::TOO_MANY_REQUESTS
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         response
     }
@@ -167,8 +201,12 @@ const BAD_INSTALLATION_TOKEN: &str =
 impl FromRequestParts<AppState> for InstallationCaller {
     type Rejection = ConnectError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer(&parts.headers).ok_or_else(|| ConnectError::unauthorized(BAD_INSTALLATION_TOKEN))?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers)
+            .ok_or_else(|| ConnectError::unauthorized(BAD_INSTALLATION_TOKEN))?;
         match state.db().verify_installation_token(token).await? {
             Some(installation) => Ok(InstallationCaller(installation)),
             None => Err(ConnectError::unauthorized(BAD_INSTALLATION_TOKEN)),
@@ -181,13 +219,24 @@ impl FromRequestParts<AppState> for InstallationCaller {
 pub(crate) fn base_url(public_url: Option<&str>, headers: &HeaderMap) -> String {
     if let Some(url) = public_url.filter(|u| !u.is_empty()) {
         let url = url.trim_end_matches('/');
-        return if url.contains("://") { url.to_owned() } else { format!("https://{url}") };
+        return if url.contains("://") {
+            url.to_owned()
+        } else {
+            format!("https://{url}")
+        };
     }
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
-        .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']')))
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        })
         .unwrap_or("127.0.0.1:8080");
-    let scheme = if crate::session::is_secure(None, headers) { "https" } else { "http" };
+    let scheme = if crate::session::is_secure(None, headers) {
+        "https"
+    } else {
+        "http"
+    };
     format!("{scheme}://{host}")
 }

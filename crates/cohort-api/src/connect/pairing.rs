@@ -87,13 +87,19 @@ fn validate(fields: &Fields) -> Result<NewPairing, ConnectError> {
     let site_name = fields.text_or_empty("site_name", MAX_NAME_CHARS)?;
     let platform = fields.text("platform", 32)?;
     if platform != "woocommerce" && platform != "wordpress" {
-        return Err(ConnectError::invalid("platform", "platform must be woocommerce or wordpress"));
+        return Err(ConnectError::invalid(
+            "platform",
+            "platform must be woocommerce or wordpress",
+        ));
     }
     let plugin_version = fields.text("plugin_version", MAX_VERSION_CHARS)?;
     let wp_version = fields.text("wp_version", MAX_VERSION_CHARS)?;
     let wc_version = fields.opt_text("wc_version", MAX_VERSION_CHARS)?;
     if platform == "woocommerce" && wc_version.is_none() {
-        return Err(ConnectError::invalid("wc_version", "wc_version is required when platform is woocommerce"));
+        return Err(ConnectError::invalid(
+            "wc_version",
+            "wc_version is required when platform is woocommerce",
+        ));
     }
     let php_version = fields.text("php_version", MAX_VERSION_CHARS)?;
     let currency = fields.opt_text("currency", 16)?;
@@ -101,7 +107,10 @@ fn validate(fields: &Fields) -> Result<NewPairing, ConnectError> {
     // Kept as sent (only checked): it is where the browser goes back to.
     let return_url = fields.text("return_url", MAX_URL_CHARS)?;
     if http_url(&return_url).is_none() {
-        return Err(ConnectError::invalid("return_url", "return_url must be an http:// or https:// URL"));
+        return Err(ConnectError::invalid(
+            "return_url",
+            "return_url must be an http:// or https:// URL",
+        ));
     }
     Ok(NewPairing {
         store_url,
@@ -129,7 +138,11 @@ fn validate(fields: &Fields) -> Result<NewPairing, ConnectError> {
         (status = 503, description = "Storage unavailable", body = ErrorBody),
     )
 )]
-pub async fn create_pairing(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ConnectError> {
+pub async fn create_pairing(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ConnectError> {
     let new = validate(&Fields::parse(&body)?)?;
     let (pairing, poll_secret) = state.db().create_pairing(&new).await?;
     let base = base_url(state.inner.settings.public_url.as_deref(), &headers);
@@ -141,7 +154,12 @@ pub async fn create_pairing(State(state): State<AppState>, headers: HeaderMap, b
         expires_at: format_rfc3339(from_micros(pairing.expires_at)),
         poll_interval_s: POLL_INTERVAL_S,
     };
-    Ok((StatusCode::CREATED, [(header::CACHE_CONTROL, "no-store")], Json(created)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(created),
+    )
+        .into_response())
 }
 
 /// The plugin's poll: pending, then the installation's secrets exactly

@@ -48,10 +48,20 @@ pub async fn store_changed_resource(
     InstallationCaller(installation): InstallationCaller,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<ResourceAccepted>), ConnectError> {
-    let body: StoreResource = serde_json::from_slice(&body).map_err(|e| ConnectError::invalid("body", e.to_string()))?;
+    let body: StoreResource =
+        serde_json::from_slice(&body).map_err(|e| ConnectError::invalid("body", e.to_string()))?;
     let source = SourceId::from_stored(&installation.source_id);
     let currency = installation.currency.as_deref().filter(|c| !c.is_empty());
-    match store_resource(&state, &installation.org_id, &source, &body.topic, &body.resource, currency).await {
+    match store_resource(
+        &state,
+        &installation.org_id,
+        &source,
+        &body.topic,
+        &body.resource,
+        currency,
+    )
+    .await
+    {
         Ok(accepted) => Ok((StatusCode::ACCEPTED, Json(accepted))),
         Err(IntakeError::Invalid { field, message }) => Err(ConnectError::invalid(&field, message)),
         Err(IntakeError::Overloaded) => Err(ConnectError::overloaded()),

@@ -112,7 +112,9 @@ impl From<SyncRun> for RunView {
             updated_at: format_rfc3339(from_micros(run.updated_at)),
             finished_at: run.finished_at.map(|t| format_rfc3339(from_micros(t))),
             progress: run.progress,
-            reported_counts: run.reported_counts.and_then(|c| serde_json::from_str(&c).ok()),
+            reported_counts: run
+                .reported_counts
+                .and_then(|c| serde_json::from_str(&c).ok()),
         }
     }
 }
@@ -121,14 +123,24 @@ fn resources(fields: &Fields) -> Result<Vec<String>, ConnectError> {
     let list = fields
         .value("resources")
         .and_then(Value::as_array)
-        .ok_or_else(|| ConnectError::invalid("resources", "resources must be a list such as [\"products\", \"orders\"]"))?;
+        .ok_or_else(|| {
+            ConnectError::invalid(
+                "resources",
+                "resources must be a list such as [\"products\", \"orders\"]",
+            )
+        })?;
     if list.is_empty() {
-        return Err(ConnectError::invalid("resources", "resources must not be empty"));
+        return Err(ConnectError::invalid(
+            "resources",
+            "resources must not be empty",
+        ));
     }
     let mut out: Vec<String> = Vec::new();
     for (i, item) in list.iter().enumerate() {
         let field = format!("resources[{i}]");
-        let name = item.as_str().ok_or_else(|| ConnectError::invalid(&field, "must be a string"))?;
+        let name = item
+            .as_str()
+            .ok_or_else(|| ConnectError::invalid(&field, "must be a string"))?;
         if name == "guests" {
             // Guest buyers' profiles come from their orders (the billing email), so
             // orders carry them; a separate guests resource is not read yet.
@@ -138,10 +150,16 @@ fn resources(fields: &Fields) -> Result<Vec<String>, ConnectError> {
             ));
         }
         if !SYNC_RESOURCES.contains(&name) {
-            return Err(ConnectError::invalid(&field, format!("{name:?} is not one of products, customers, orders")));
+            return Err(ConnectError::invalid(
+                &field,
+                format!("{name:?} is not one of products, customers, orders"),
+            ));
         }
         if out.iter().any(|r| r == name) {
-            return Err(ConnectError::invalid(&field, format!("{name} is listed twice")));
+            return Err(ConnectError::invalid(
+                &field,
+                format!("{name} is listed twice"),
+            ));
         }
         out.push(name.to_owned());
     }
@@ -172,16 +190,41 @@ pub async fn start_run(
     let command_id = fields.opt_text("command_id", 64)?;
     let resources = resources(&fields)?;
     if let Some(command) = &command_id {
-        let pending = state.db().pending_commands(&installation.org_id, &installation.id).await?;
+        let pending = state
+            .db()
+            .pending_commands(&installation.org_id, &installation.id)
+            .await?;
         if !pending.iter().any(|c| &c.id == command) {
             return Err(ConnectError::not_found("pending command"));
         }
     }
-    let (run, resumed) =
-        state.db().start_sync_run(&installation.org_id, &installation.id, command_id.as_deref(), &resources).await?;
-    let next_seq = run.progress.iter().map(|(r, p)| (r.clone(), p.next_seq)).collect();
-    let status = if resumed { StatusCode::OK } else { StatusCode::CREATED };
-    Ok((status, Json(RunStarted { run_id: run.id, resumed, next_seq })))
+    let (run, resumed) = state
+        .db()
+        .start_sync_run(
+            &installation.org_id,
+            &installation.id,
+            command_id.as_deref(),
+            &resources,
+        )
+        .await?;
+    let next_seq = run
+        .progress
+        .iter()
+        .map(|(r, p)| (r.clone(), p.next_seq))
+        .collect();
+    let status = if resumed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((
+        status,
+        Json(RunStarted {
+            run_id: run.id,
+            resumed,
+            next_seq,
+        }),
+    ))
 }
 
 /// `resource.line_items[0].total` of item 3 → `items[3].line_items[0].total`.
@@ -223,18 +266,32 @@ pub async fn store_batch(
         .ok_or_else(|| ConnectError::not_found("sync run"))?;
     let resource = fields.text("resource", 32)?;
     if !run.resources.contains(&resource) {
-        return Err(ConnectError::invalid("resource", format!("this run carries {}", run.resources.join(", "))));
+        return Err(ConnectError::invalid(
+            "resource",
+            format!("this run carries {}", run.resources.join(", ")),
+        ));
     }
     let seq = fields
         .value("seq")
         .and_then(count)
         .ok_or_else(|| ConnectError::invalid("seq", "seq must be a whole number ≥ 0"))?;
-    let items = fields.value("items").and_then(Value::as_array).ok_or_else(|| ConnectError::invalid("items", "items must be a list"))?;
+    let items = fields
+        .value("items")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ConnectError::invalid("items", "items must be a list"))?;
     if items.len() > MAX_BATCH_ITEMS {
-        return Err(ConnectError::invalid("items", format!("at most {MAX_BATCH_ITEMS} items per batch, not {}", items.len())));
+        return Err(ConnectError::invalid(
+            "items",
+            format!(
+                "at most {MAX_BATCH_ITEMS} items per batch, not {}",
+                items.len()
+            ),
+        ));
     }
     if run.status != "running" {
-        return Err(ConnectError::conflict("the run is completed; start a new one"));
+        return Err(ConnectError::conflict(
+            "the run is completed; start a new one",
+        ));
     }
     let topic = match resource.as_str() {
         "products" => "product.updated",
@@ -248,22 +305,52 @@ pub async fn store_batch(
     let mut rejected = Vec::new();
     for (index, item) in items.iter().enumerate() {
         match resource_message(source.as_str(), topic, item, currency) {
-            Ok(message) => events.push(NewEvent::from_resource(&installation.org_id, &source, &message, now)),
+            Ok(message) => events.push(NewEvent::from_resource(
+                &installation.org_id,
+                &source,
+                &message,
+                now,
+            )),
             Err(e) => rejected.push(RejectedItem {
                 index,
-                error: ErrorDetail { code: "invalid_request".into(), message: e.message.clone(), field: Some(item_field(index, &e.field)) },
+                error: ErrorDetail {
+                    code: "invalid_request".into(),
+                    message: e.message.clone(),
+                    field: Some(item_field(index, &e.field)),
+                },
             }),
         }
     }
     let accepted = events.len() as i64;
     if !events.is_empty() {
-        state.inner.writer.append(events).await.map_err(|e| match e {
-            AppendError::Overloaded => ConnectError::overloaded(),
-            AppendError::Unavailable(_) | AppendError::ShuttingDown => ConnectError::unavailable(),
-        })?;
+        state
+            .inner
+            .writer
+            .append(events)
+            .await
+            .map_err(|e| match e {
+                AppendError::Overloaded => ConnectError::overloaded(),
+                AppendError::Unavailable(_) | AppendError::ShuttingDown => {
+                    ConnectError::unavailable()
+                }
+            })?;
     }
-    let record = state.db().record_sync_batch(&run.id, &resource, seq, items.len() as i64, accepted, rejected.len() as i64).await?;
-    Ok(Json(BatchAnswer { accepted, rejected, already_counted: matches!(record, BatchRecord::AlreadyCounted { .. }) }))
+    let record = state
+        .db()
+        .record_sync_batch(
+            &run.id,
+            &resource,
+            seq,
+            items.len() as i64,
+            accepted,
+            rejected.len() as i64,
+        )
+        .await?;
+    Ok(Json(BatchAnswer {
+        accepted,
+        rejected,
+        already_counted: matches!(record, BatchRecord::AlreadyCounted { .. }),
+    }))
 }
 
 /// Completes a run with the plugin's counts.
@@ -292,16 +379,34 @@ pub async fn complete_run(
     if let Some(map) = fields.object("counts")? {
         for (key, value) in map {
             if !SYNC_RESOURCES.contains(&key.as_str()) {
-                return Err(ConnectError::invalid(&format!("counts.{key}"), "not one of products, customers, guests, orders"));
+                return Err(ConnectError::invalid(
+                    &format!("counts.{key}"),
+                    "not one of products, customers, guests, orders",
+                ));
             }
-            let n = count(value).ok_or_else(|| ConnectError::invalid(&format!("counts.{key}"), "must be a whole number ≥ 0"))?;
+            let n = count(value).ok_or_else(|| {
+                ConnectError::invalid(&format!("counts.{key}"), "must be a whole number ≥ 0")
+            })?;
             counts.insert(key.clone(), json!(n));
         }
     }
     let db = state.db();
-    if db.get_sync_run(&installation.org_id, &installation.id, &run_id).await?.is_none() {
+    if db
+        .get_sync_run(&installation.org_id, &installation.id, &run_id)
+        .await?
+        .is_none()
+    {
         return Err(ConnectError::not_found("sync run"));
     }
-    db.complete_sync_run(&installation.org_id, &installation.id, &run_id, &Value::Object(counts).to_string()).await?;
-    Ok(Json(RunCompleted { run_id, status: "completed".into() }))
+    db.complete_sync_run(
+        &installation.org_id,
+        &installation.id,
+        &run_id,
+        &Value::Object(counts).to_string(),
+    )
+    .await?;
+    Ok(Json(RunCompleted {
+        run_id,
+        status: "completed".into(),
+    }))
 }

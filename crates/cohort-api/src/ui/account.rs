@@ -12,7 +12,12 @@ use utoipa::ToSchema;
 use super::{html, templates, Signed, UiError, UiResult};
 use crate::AppState;
 
-fn page(signed: &Signed, status: StatusCode, notice: Option<&str>, error: Option<&str>) -> UiResult {
+fn page(
+    signed: &Signed,
+    status: StatusCode,
+    notice: Option<&str>,
+    error: Option<&str>,
+) -> UiResult {
     let body = templates::render(
         "account.html",
         &signed.layout("account", "Your account"),
@@ -60,26 +65,60 @@ pub(crate) struct PasswordForm {
     ),
     security(("session" = []))
 )]
-pub(crate) async fn change_password(State(state): State<AppState>, signed: Signed, form: Result<Form<PasswordForm>, FormRejection>) -> UiResult {
-    let Ok(Form(form)) = form else { return Err(UiError::bad_form()) };
+pub(crate) async fn change_password(
+    State(state): State<AppState>,
+    signed: Signed,
+    form: Result<Form<PasswordForm>, FormRejection>,
+) -> UiResult {
+    let Ok(Form(form)) = form else {
+        return Err(UiError::bad_form());
+    };
     signed.check_csrf(form.csrf.as_deref().unwrap_or_default())?;
     let user = &signed.session.user;
     let current = form.current_password.unwrap_or_default();
-    if state.db().authenticate_user(&user.email, &current).await?.is_none() {
-        return page(&signed, StatusCode::UNAUTHORIZED, None, Some("The current password is wrong."));
+    if state
+        .db()
+        .authenticate_user(&user.email, &current)
+        .await?
+        .is_none()
+    {
+        return page(
+            &signed,
+            StatusCode::UNAUTHORIZED,
+            None,
+            Some("The current password is wrong."),
+        );
     }
     let new = form.new_password.unwrap_or_default();
     if Some(&new) != form.new_password_confirmation.as_ref() {
-        return page(&signed, StatusCode::BAD_REQUEST, None, Some("The two new passwords differ."));
+        return page(
+            &signed,
+            StatusCode::BAD_REQUEST,
+            None,
+            Some("The two new passwords differ."),
+        );
     }
     let hash = match tokio::task::spawn_blocking(move || hash_password(&new)).await {
         Ok(Ok(hash)) => hash,
         Ok(Err(StoreError::Invalid(_))) => {
-            return page(&signed, StatusCode::BAD_REQUEST, None, Some("The new password is too short."));
+            return page(
+                &signed,
+                StatusCode::BAD_REQUEST,
+                None,
+                Some("The new password is too short."),
+            );
         }
         _ => return Err(StoreError::PasswordHash.into()),
     };
-    state.db().set_password(&user.id, &hash, signed.session.id()).await?;
+    state
+        .db()
+        .set_password(&user.id, &hash, signed.session.id())
+        .await?;
     tracing::info!(user = %user.id.as_str(), "password changed from the admin UI");
-    page(&signed, StatusCode::OK, Some("Password changed. Your other sessions were signed out."), None)
+    page(
+        &signed,
+        StatusCode::OK,
+        Some("Password changed. Your other sessions were signed out."),
+        None,
+    )
 }

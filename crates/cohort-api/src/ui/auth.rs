@@ -41,7 +41,14 @@ impl Signed {
     }
 
     fn org_refs(&self) -> Vec<OrgRef> {
-        self.orgs.iter().map(|(o, r)| OrgRef { id: o.id.as_str().to_owned(), name: o.name.clone(), role: r.as_str() }).collect()
+        self.orgs
+            .iter()
+            .map(|(o, r)| OrgRef {
+                id: o.id.as_str().to_owned(),
+                name: o.name.clone(),
+                role: r.as_str(),
+            })
+            .collect()
     }
 
     /// Refuses a form whose CSRF token is not this session's.
@@ -56,21 +63,36 @@ impl Signed {
 
 /// Where a browser without a session goes: sign in, then come back.
 fn to_sign_in(parts: &Parts) -> Response {
-    let here = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/app");
-    let back = if parts.method == axum::http::Method::GET { here } else { "/app" };
+    let here = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/app");
+    let back = if parts.method == axum::http::Method::GET {
+        here
+    } else {
+        "/app"
+    };
     redirect(&format!("/app/sign-in?next={}", urlencode(back)))
 }
 
 impl FromRequestParts<AppState> for Signed {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let session = match session::current(state.db(), &parts.headers).await {
             Ok(Some(s)) => s,
             Ok(None) => return Err(to_sign_in(parts)),
             Err(e) => return Err(UiError::from(e).into_response()),
         };
-        let orgs = state.db().memberships_of(&session.user.id).await.map_err(|e| UiError::from(e).into_response())?;
+        let orgs = state
+            .db()
+            .memberships_of(&session.user.id)
+            .await
+            .map_err(|e| UiError::from(e).into_response())?;
         Ok(Signed { session, orgs })
     }
 }
@@ -86,7 +108,11 @@ pub(crate) struct Member {
 impl Member {
     pub fn layout(&self, section: &'static str, title: impl Into<String>) -> Layout {
         let mut layout = self.signed.layout(section, title);
-        layout.org = Some(OrgRef { id: self.org.id.as_str().to_owned(), name: self.org.name.clone(), role: self.role.as_str() });
+        layout.org = Some(OrgRef {
+            id: self.org.id.as_str().to_owned(),
+            name: self.org.name.clone(),
+            role: self.role.as_str(),
+        });
         layout.role = self.role.as_str();
         layout.can_manage = self.role.can_manage();
         layout
@@ -112,13 +138,21 @@ impl Member {
 impl FromRequestParts<AppState> for Member {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let signed = Signed::from_request_parts(parts, state).await?;
         let params = Path::<HashMap<String, String>>::from_request_parts(parts, state)
             .await
             .map_err(|_| UiError::not_found().into_response())?;
         let wanted = params.get("org").map(String::as_str).unwrap_or_default();
-        let Some((org, role)) = signed.orgs.iter().find(|(o, _)| o.id.as_str() == wanted).cloned() else {
+        let Some((org, role)) = signed
+            .orgs
+            .iter()
+            .find(|(o, _)| o.id.as_str() == wanted)
+            .cloned()
+        else {
             return Err(UiError::not_found().into_response());
         };
         Ok(Member { signed, org, role })
@@ -141,7 +175,14 @@ pub(crate) fn urlencode(text: &str) -> String {
 /// (another host, `//evil`) is replaced by `/app`.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with("/app") && !n.starts_with("//") && !n.contains("\\") && !n.contains("://") => n.to_owned(),
+        Some(n)
+            if n.starts_with("/app")
+                && !n.starts_with("//")
+                && !n.contains("\\")
+                && !n.contains("://") =>
+        {
+            n.to_owned()
+        }
         _ => "/app".into(),
     }
 }
@@ -197,17 +238,36 @@ struct SignInPage<'a> {
     no_account: bool,
 }
 
-async fn sign_in_page(state: &AppState, headers: &HeaderMap, status: StatusCode, email: &str, next: &str, error: Option<&str>) -> Response {
+async fn sign_in_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    email: &str,
+    next: &str,
+    error: Option<&str>,
+) -> Response {
     let secure = session::is_secure(state.inner.settings.public_url.as_deref(), headers);
     let (csrf, set) = session::login_csrf(headers, secure);
     let no_account = matches!(state.db().count_users().await, Ok(0));
-    let body = templates::render_bare("sign_in.html", &SignInPage { title: "Sign in", csrf: &csrf, email, next, error, no_account });
+    let body = templates::render_bare(
+        "sign_in.html",
+        &SignInPage {
+            title: "Sign in",
+            csrf: &csrf,
+            email,
+            next,
+            error,
+            no_account,
+        },
+    );
     let mut response = html(status, body);
     if let Some(cookie) = set {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     if status == StatusCode::TOO_MANY_REQUESTS {
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("900"));
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("900"));
     }
     response
 }
@@ -221,8 +281,20 @@ async fn sign_in_page(state: &AppState, headers: &HeaderMap, status: StatusCode,
     params(SignInParams),
     responses((status = 200, description = "The form (sets the sign-in CSRF cookie)", content_type = "text/html", body = String))
 )]
-pub(crate) async fn show_sign_in(State(state): State<AppState>, Query(params): Query<SignInParams>, headers: HeaderMap) -> Response {
-    sign_in_page(&state, &headers, StatusCode::OK, "", &safe_next(params.next.as_deref()), None).await
+pub(crate) async fn show_sign_in(
+    State(state): State<AppState>,
+    Query(params): Query<SignInParams>,
+    headers: HeaderMap,
+) -> Response {
+    sign_in_page(
+        &state,
+        &headers,
+        StatusCode::OK,
+        "",
+        &safe_next(params.next.as_deref()),
+        None,
+    )
+    .await
 }
 
 /// Signs in: starts a server-side session (HttpOnly, SameSite=Lax, Secure
@@ -247,24 +319,48 @@ pub(crate) async fn sign_in(
     ClientAddress(address): ClientAddress,
     form: Result<Form<SignInForm>, FormRejection>,
 ) -> UiResult {
-    let Ok(Form(form)) = form else { return Err(UiError::bad_form()) };
+    let Ok(Form(form)) = form else {
+        return Err(UiError::bad_form());
+    };
     if !session::verify_login_csrf(&headers, form.csrf.as_deref().unwrap_or_default()) {
         return Err(UiError::expired_form());
     }
-    let email = form.email.as_deref().unwrap_or_default().trim().to_lowercase();
+    let email = form
+        .email
+        .as_deref()
+        .unwrap_or_default()
+        .trim()
+        .to_lowercase();
     let next = safe_next(form.next.as_deref());
     let db = state.db();
-    let user = match session::sign_in(db, &email, &form.password.unwrap_or_default(), address).await? {
-        SignIn::Accepted(user) => user,
-        SignIn::Wrong => {
-            let message = "The email or the password is wrong.";
-            return Ok(sign_in_page(&state, &headers, StatusCode::UNAUTHORIZED, &email, &next, Some(message)).await);
-        }
-        SignIn::Throttled => {
-            let message = "Too many failed sign-ins. Wait 15 minutes, then try again.";
-            return Ok(sign_in_page(&state, &headers, StatusCode::TOO_MANY_REQUESTS, &email, &next, Some(message)).await);
-        }
-    };
+    let user =
+        match session::sign_in(db, &email, &form.password.unwrap_or_default(), address).await? {
+            SignIn::Accepted(user) => user,
+            SignIn::Wrong => {
+                let message = "The email or the password is wrong.";
+                return Ok(sign_in_page(
+                    &state,
+                    &headers,
+                    StatusCode::UNAUTHORIZED,
+                    &email,
+                    &next,
+                    Some(message),
+                )
+                .await);
+            }
+            SignIn::Throttled => {
+                let message = "Too many failed sign-ins. Wait 15 minutes, then try again.";
+                return Ok(sign_in_page(
+                    &state,
+                    &headers,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &email,
+                    &next,
+                    Some(message),
+                )
+                .await);
+            }
+        };
     let secure = session::is_secure(state.inner.settings.public_url.as_deref(), &headers);
     let (_, cookie) = session::start(db, user, secure).await?;
     let mut response = redirect(&next);
@@ -289,8 +385,15 @@ pub(crate) struct CsrfForm {
         (status = 403, description = "Missing or wrong CSRF token", content_type = "text/html", body = String),
     )
 )]
-pub(crate) async fn sign_out(State(state): State<AppState>, headers: HeaderMap, signed: Signed, form: Result<Form<CsrfForm>, FormRejection>) -> UiResult {
-    let Ok(Form(form)) = form else { return Err(UiError::bad_form()) };
+pub(crate) async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    signed: Signed,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> UiResult {
+    let Ok(Form(form)) = form else {
+        return Err(UiError::bad_form());
+    };
     signed.check_csrf(form.csrf.as_deref().unwrap_or_default())?;
     let secure = session::is_secure(state.inner.settings.public_url.as_deref(), &headers);
     let cookie = session::end(state.db(), &signed.session, secure).await?;

@@ -21,7 +21,8 @@ pub(crate) fn hourly_bars(start: i64, hours: usize, counts: &[(i64, i64)]) -> St
     let total: i64 = values.iter().sum();
     let max = values.iter().copied().max().unwrap_or(0);
     let top = nice_ceiling(max);
-    let (width, height, left, bottom, top_pad) = (840.0_f64, 220.0_f64, 44.0_f64, 24.0_f64, 10.0_f64);
+    let (width, height, left, bottom, top_pad) =
+        (840.0_f64, 220.0_f64, 44.0_f64, 24.0_f64, 10.0_f64);
     let plot_w = width - left - 6.0;
     let plot_h = height - bottom - top_pad;
     let slot = plot_w / hours.max(1) as f64;
@@ -116,9 +117,21 @@ mod tests {
     #[test]
     fn one_bar_per_hour_with_events_and_a_text_summary() {
         let start = 100 * HOUR;
-        let svg = hourly_bars(start, 168, &[(start, 3), (start + 5 * HOUR, 7), (start - HOUR, 99), (start + 168 * HOUR, 1)]);
+        let svg = hourly_bars(
+            start,
+            168,
+            &[
+                (start, 3),
+                (start + 5 * HOUR, 7),
+                (start - HOUR, 99),
+                (start + 168 * HOUR, 1),
+            ],
+        );
         assert_eq!(svg.matches("<rect").count(), 2, "{svg}");
-        assert!(svg.contains("10 events in all; the busiest hour had 7."), "{svg}");
+        assert!(
+            svg.contains("10 events in all; the busiest hour had 7."),
+            "{svg}"
+        );
         assert_eq!(nice_ceiling(7), 10);
         assert_eq!(nice_ceiling(0), 5);
         assert_eq!(nice_ceiling(1234), 2000);

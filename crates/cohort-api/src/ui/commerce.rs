@@ -19,7 +19,16 @@ struct Store {
 }
 
 async fn stores(state: &AppState, member: &Member) -> Result<Vec<Store>, super::UiError> {
-    Ok(state.db().list_sources(&member.org.id).await?.into_iter().map(|s| Store { id: s.id.as_str().to_owned(), name: s.name }).collect())
+    Ok(state
+        .db()
+        .list_sources(&member.org.id)
+        .await?
+        .into_iter()
+        .map(|s| Store {
+            id: s.id.as_str().to_owned(),
+            name: s.name,
+        })
+        .collect())
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {
@@ -50,13 +59,33 @@ pub(crate) struct OrderParams {
     ),
     security(("session" = []))
 )]
-pub(crate) async fn list_orders(State(state): State<AppState>, member: Member, Query(p): Query<OrderParams>) -> UiResult {
+pub(crate) async fn list_orders(
+    State(state): State<AppState>,
+    member: Member,
+    Query(p): Query<OrderParams>,
+) -> UiResult {
     let status = non_empty(p.status);
     let store = non_empty(p.store);
-    let before = p.before.as_deref().and_then(|c| c.split_once('_')).and_then(|(ts, key)| Some((ts.parse::<i64>().ok()?, key.to_owned())));
-    let filter = OrderFilter { profile_id: None, status: status.clone(), store: store.clone(), before: before.clone(), limit: PAGE };
+    let before = p
+        .before
+        .as_deref()
+        .and_then(|c| c.split_once('_'))
+        .and_then(|(ts, key)| Some((ts.parse::<i64>().ok()?, key.to_owned())));
+    let filter = OrderFilter {
+        profile_id: None,
+        status: status.clone(),
+        store: store.clone(),
+        before: before.clone(),
+        limit: PAGE,
+    };
     let orders = state.db().list_orders(&member.org.id, &filter).await?;
-    let next = (orders.len() == PAGE as usize).then(|| orders.last().map(|(created, o)| format!("{created}_{}", o.key))).flatten();
+    let next = (orders.len() == PAGE as usize)
+        .then(|| {
+            orders
+                .last()
+                .map(|(created, o)| format!("{created}_{}", o.key))
+        })
+        .flatten();
     let orders: Vec<_> = orders.into_iter().map(|(_, o)| o).collect();
     let body = templates::render(
         "orders.html",
@@ -98,14 +127,31 @@ pub(crate) struct ProductParams {
     ),
     security(("session" = []))
 )]
-pub(crate) async fn list_products(State(state): State<AppState>, member: Member, Query(p): Query<ProductParams>) -> UiResult {
+pub(crate) async fn list_products(
+    State(state): State<AppState>,
+    member: Member,
+    Query(p): Query<ProductParams>,
+) -> UiResult {
     let store = non_empty(p.store);
     let include_deleted = p.deleted.as_deref() == Some("yes");
-    let after = p.after.as_deref().and_then(|c| c.split_once('/')).map(|(s, id)| (s.to_owned(), id.to_owned()));
-    let filter = ProductFilter { store: store.clone(), include_deleted, after: after.clone(), limit: PAGE };
+    let after = p
+        .after
+        .as_deref()
+        .and_then(|c| c.split_once('/'))
+        .map(|(s, id)| (s.to_owned(), id.to_owned()));
+    let filter = ProductFilter {
+        store: store.clone(),
+        include_deleted,
+        after: after.clone(),
+        limit: PAGE,
+    };
     let products = state.db().list_products(&member.org.id, &filter).await?;
     let next = (products.len() == PAGE as usize)
-        .then(|| products.last().map(|p| format!("{}/{}", p.product.store, p.product.product_id)))
+        .then(|| {
+            products
+                .last()
+                .map(|p| format!("{}/{}", p.product.store, p.product.product_id))
+        })
         .flatten();
     let body = templates::render(
         "products.html",

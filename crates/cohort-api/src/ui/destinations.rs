@@ -41,7 +41,11 @@ const ROTATION_GRACE_HOURS: i64 = 24;
 
 fn dispatcher(state: &AppState) -> Result<&Dispatcher, UiError> {
     state.destinations().ok_or_else(|| {
-        UiError::new(StatusCode::SERVICE_UNAVAILABLE, "Destinations are off", "This server runs without destinations: start it with a destinations key.")
+        UiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Destinations are off",
+            "This server runs without destinations: start it with a destinations key.",
+        )
     })
 }
 
@@ -71,16 +75,26 @@ struct Fields(Vec<(String, String)>);
 
 impl Fields {
     fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// A trimmed, non-empty value.
     fn text(&self, name: &str) -> Option<String> {
-        self.get(name).map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)
+        self.get(name)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
     }
 
     fn all(&self, name: &str) -> Vec<&str> {
-        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 }
 
@@ -112,7 +126,10 @@ struct FormValues {
 }
 
 fn with_blank_rows(mut rows: Vec<MappingRow>) -> Vec<MappingRow> {
-    rows.extend((0..BLANK_ROWS).map(|_| MappingRow { event: String::new(), id: String::new() }));
+    rows.extend((0..BLANK_ROWS).map(|_| MappingRow {
+        event: String::new(),
+        id: String::new(),
+    }));
     rows
 }
 
@@ -132,10 +149,21 @@ impl FormValues {
         let everflow = kind == "everflow";
         FormValues {
             kind: kind.to_owned(),
-            name: if everflow { "Everflow".into() } else { "Webhook".into() },
+            name: if everflow {
+                "Everflow".into()
+            } else {
+                "Webhook".into()
+            },
             source_kind: "all".into(),
             attribution_window_days: everflow::DEFAULT_ATTRIBUTION_WINDOW_DAYS.to_string(),
-            mapping: with_blank_rows(if everflow { vec![MappingRow { event: "Order Completed".into(), id: "0".into() }] } else { Vec::new() }),
+            mapping: with_blank_rows(if everflow {
+                vec![MappingRow {
+                    event: "Order Completed".into(),
+                    id: "0".into(),
+                }]
+            } else {
+                Vec::new()
+            }),
             ..Default::default()
         }
     }
@@ -152,7 +180,14 @@ impl FormValues {
         let mapping = s
             .get("event_mapping")
             .and_then(Value::as_object)
-            .map(|m| m.iter().map(|(event, id)| MappingRow { event: event.clone(), id: id.to_string() }).collect())
+            .map(|m| {
+                m.iter()
+                    .map(|(event, id)| MappingRow {
+                        event: event.clone(),
+                        id: id.to_string(),
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         let view = manage::view(d, now_micros());
         FormValues {
@@ -162,14 +197,22 @@ impl FormValues {
             tracking_domain_masked,
             network_id: text("network_id"),
             advertiser_id: text("advertiser_id"),
-            source_kind: if text("source_kind").is_empty() { "all".into() } else { text("source_kind") },
+            source_kind: if text("source_kind").is_empty() {
+                "all".into()
+            } else {
+                text("source_kind")
+            },
             attribution_window_days: text("attribution_window_days"),
             mapping: with_blank_rows(mapping),
             url,
             url_masked,
             filter_events: d.filters.events.join("\n"),
             filter_types: d.filters.types.clone(),
-            secrets: view.get("secrets").and_then(Value::as_object).cloned().unwrap_or_default(),
+            secrets: view
+                .get("secrets")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default(),
         }
     }
 
@@ -181,7 +224,10 @@ impl FormValues {
             .into_iter()
             .zip(f.all("map_id"))
             .filter(|(e, i)| !e.trim().is_empty() || !i.trim().is_empty())
-            .map(|(e, i)| MappingRow { event: e.to_owned(), id: i.to_owned() })
+            .map(|(e, i)| MappingRow {
+                event: e.to_owned(),
+                id: i.to_owned(),
+            })
             .collect();
         let stored_values = stored.map(FormValues::of).unwrap_or_default();
         FormValues {
@@ -197,7 +243,11 @@ impl FormValues {
             url: get("url"),
             url_masked: stored_values.url_masked,
             filter_events: get("filter_events"),
-            filter_types: f.all("filter_types").into_iter().map(str::to_owned).collect(),
+            filter_types: f
+                .all("filter_types")
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
             secrets: stored_values.secrets,
         }
     }
@@ -215,10 +265,32 @@ fn settings_of(kind: &str, f: &Fields, editing: bool) -> (Value, Option<Value>, 
             } else if !editing {
                 settings.insert("tracking_domain".into(), Value::Null);
             }
-            settings.insert("network_id".into(), f.text("network_id").map(Value::String).unwrap_or(Value::Null));
-            settings.insert("advertiser_id".into(), f.text("advertiser_id").map(Value::String).unwrap_or(Value::Null));
-            settings.insert("source_kind".into(), f.text("source_kind").map(Value::String).unwrap_or(Value::Null));
-            let days = f.text("attribution_window_days").map(|d| d.parse::<u64>().map(Value::from).unwrap_or(Value::String(d))).unwrap_or(Value::Null);
+            settings.insert(
+                "network_id".into(),
+                f.text("network_id")
+                    .map(Value::String)
+                    .unwrap_or(Value::Null),
+            );
+            settings.insert(
+                "advertiser_id".into(),
+                f.text("advertiser_id")
+                    .map(Value::String)
+                    .unwrap_or(Value::Null),
+            );
+            settings.insert(
+                "source_kind".into(),
+                f.text("source_kind")
+                    .map(Value::String)
+                    .unwrap_or(Value::Null),
+            );
+            let days = f
+                .text("attribution_window_days")
+                .map(|d| {
+                    d.parse::<u64>()
+                        .map(Value::from)
+                        .unwrap_or(Value::String(d))
+                })
+                .unwrap_or(Value::Null);
             settings.insert("attribution_window_days".into(), days);
             let mut mapping = Map::new();
             for (event, id) in f.all("map_event").into_iter().zip(f.all("map_id")) {
@@ -233,7 +305,11 @@ fn settings_of(kind: &str, f: &Fields, editing: bool) -> (Value, Option<Value>, 
                     secrets.insert(name.into(), Value::String(secret));
                 }
             }
-            (Value::Object(settings), None, (!secrets.is_empty()).then_some(Value::Object(secrets)))
+            (
+                Value::Object(settings),
+                None,
+                (!secrets.is_empty()).then_some(Value::Object(secrets)),
+            )
         }
         _ => {
             match f.text("url") {
@@ -245,9 +321,20 @@ fn settings_of(kind: &str, f: &Fields, editing: bool) -> (Value, Option<Value>, 
                 }
                 None => {}
             }
-            let events: Vec<String> = f.get("filter_events").unwrap_or_default().lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
+            let events: Vec<String> = f
+                .get("filter_events")
+                .unwrap_or_default()
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect();
             let types: Vec<&str> = f.all("filter_types");
-            let filters = if events.is_empty() && types.is_empty() { Value::Null } else { json!({ "events": events, "types": types }) };
+            let filters = if events.is_empty() && types.is_empty() {
+                Value::Null
+            } else {
+                json!({ "events": events, "types": types })
+            };
             (Value::Object(settings), Some(filters), None)
         }
     }
@@ -262,14 +349,21 @@ struct ShownError {
 }
 
 fn shown(e: &FieldError) -> ShownError {
-    let input = e.field.trim_start_matches("settings.").trim_start_matches("secrets.").trim_start_matches("filters.");
+    let input = e
+        .field
+        .trim_start_matches("settings.")
+        .trim_start_matches("secrets.")
+        .trim_start_matches("filters.");
     let input = match input {
         "event_mapping" => "map",
         "events" => "filter_events",
         "types" => "filter_types",
         other => other,
     };
-    ShownError { input: input.to_owned(), text: format!("{}: {}", e.field, e.message) }
+    ShownError {
+        input: input.to_owned(),
+        text: format!("{}: {}", e.field, e.message),
+    }
 }
 
 /// A destination in the list.
@@ -300,7 +394,11 @@ struct Row {
     ),
     security(("session" = []))
 )]
-pub(crate) async fn list_destinations(State(state): State<AppState>, member: Member, Query(params): Query<DoneParams>) -> UiResult {
+pub(crate) async fn list_destinations(
+    State(state): State<AppState>,
+    member: Member,
+    Query(params): Query<DoneParams>,
+) -> UiResult {
     let key = dispatcher(&state)?.key();
     let db = state.db();
     let org = &member.org.id;
@@ -312,11 +410,24 @@ pub(crate) async fn list_destinations(State(state): State<AppState>, member: Mem
         .into_iter()
         .map(|d| {
             let h = health.iter().find(|h| h.id == d.id);
-            let target = d.settings.get(if d.kind == "everflow" { "tracking_domain" } else { "url" }).and_then(Value::as_str).map(mask_url).unwrap_or_default();
+            let target = d
+                .settings
+                .get(if d.kind == "everflow" {
+                    "tracking_domain"
+                } else {
+                    "url"
+                })
+                .and_then(Value::as_str)
+                .map(mask_url)
+                .unwrap_or_default();
             Row {
                 target,
                 events: if d.kind == "everflow" {
-                    d.settings.get("event_mapping").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default()
+                    d.settings
+                        .get("event_mapping")
+                        .and_then(Value::as_object)
+                        .map(|m| m.keys().cloned().collect())
+                        .unwrap_or_default()
                 } else {
                     d.filters.events.clone()
                 },
@@ -346,8 +457,17 @@ pub(crate) struct NewParams {
     pub kind: Option<String>,
 }
 
-fn form_page(member: &Member, status: StatusCode, values: &FormValues, error: Option<ShownError>) -> UiResult {
-    let title = if values.kind == "everflow" { "New Everflow destination" } else { "New webhook" };
+fn form_page(
+    member: &Member,
+    status: StatusCode,
+    values: &FormValues,
+    error: Option<ShownError>,
+) -> UiResult {
+    let title = if values.kind == "everflow" {
+        "New Everflow destination"
+    } else {
+        "New webhook"
+    };
     let body = templates::render(
         "destination_new.html",
         &member.layout("destinations", title),
@@ -370,12 +490,20 @@ fn form_page(member: &Member, status: StatusCode, values: &FormValues, error: Op
     ),
     security(("session" = []))
 )]
-pub(crate) async fn new_destination(State(state): State<AppState>, member: Member, Query(params): Query<NewParams>) -> UiResult {
+pub(crate) async fn new_destination(
+    State(state): State<AppState>,
+    member: Member,
+    Query(params): Query<NewParams>,
+) -> UiResult {
     dispatcher(&state)?;
     if !member.role.can_manage() {
         return Err(UiError::read_only());
     }
-    let kind = if params.kind.as_deref() == Some("webhook") { "webhook" } else { "everflow" };
+    let kind = if params.kind.as_deref() == Some("webhook") {
+        "webhook"
+    } else {
+        "everflow"
+    };
     form_page(&member, StatusCode::OK, &FormValues::blank(kind), None)
 }
 
@@ -443,7 +571,9 @@ pub(crate) async fn create_destination(
     member: Member,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> UiResult {
-    let Ok(Form(pairs)) = form else { return Err(UiError::bad_form()) };
+    let Ok(Form(pairs)) = form else {
+        return Err(UiError::bad_form());
+    };
     let f = Fields(pairs);
     member.check_change(f.get("csrf").unwrap_or_default())?;
     let sender = dispatcher(&state)?;
@@ -453,16 +583,47 @@ pub(crate) async fn create_destination(
         _ => return Err(UiError::bad_form()),
     };
     let (settings, filters, secrets) = settings_of(kind, &f, false);
-    let input = manage::Input { kind: kind.into(), name: f.text("name"), enabled: Some(true), filters, settings, secrets };
+    let input = manage::Input {
+        kind: kind.into(),
+        name: f.text("name"),
+        enabled: Some(true),
+        filters,
+        settings,
+        secrets,
+    };
     let prepared = match manage::prepare(input, sender.options().allow_private_addresses).await {
         Ok(p) => p,
-        Err(e) => return form_page(&member, StatusCode::BAD_REQUEST, &FormValues::posted(kind, &f, None), Some(shown(&e))),
+        Err(e) => {
+            return form_page(
+                &member,
+                StatusCode::BAD_REQUEST,
+                &FormValues::posted(kind, &f, None),
+                Some(shown(&e)),
+            )
+        }
     };
-    let created = state.db().create_destination(&member.org.id, sender.key(), &prepared.new).await?;
+    let created = state
+        .db()
+        .create_destination(&member.org.id, sender.key(), &prepared.new)
+        .await?;
     tracing::info!(destination = %created.id, kind = %created.kind, "destination created from the admin UI");
     match prepared.generated_secret {
-        Some(secret) => destination_page(&state, &member, &created, Shown { secret: Some(secret), notice: notice(Some("created")), ..Default::default() }).await,
-        None => Ok(redirect(&member.path(&format!("/destinations/{}?done=created", created.id)))),
+        Some(secret) => {
+            destination_page(
+                &state,
+                &member,
+                &created,
+                Shown {
+                    secret: Some(secret),
+                    notice: notice(Some("created")),
+                    ..Default::default()
+                },
+            )
+            .await
+        }
+        None => Ok(redirect(
+            &member.path(&format!("/destinations/{}?done=created", created.id)),
+        )),
     }
 }
 
@@ -508,14 +669,25 @@ struct Preview {
     fields: Vec<everflow::FieldPreview>,
 }
 
-async fn everflow_preview(state: &AppState, member: &Member, d: &Destination) -> Result<Option<Preview>, UiError> {
+async fn everflow_preview(
+    state: &AppState,
+    member: &Member,
+    d: &Destination,
+) -> Result<Option<Preview>, UiError> {
     if d.kind != "everflow" {
         return Ok(None);
     }
-    let Ok(settings) = serde_json::from_value::<EverflowSettings>(d.settings.clone()) else { return Ok(None) };
+    let Ok(settings) = serde_json::from_value::<EverflowSettings>(d.settings.clone()) else {
+        return Ok(None);
+    };
     let sender = dispatcher(state)?;
     let event = sender.test_event(&member.org.id, d, None, None).await?;
-    let Some(TestEvent { source: "log", message, people }) = event else {
+    let Some(TestEvent {
+        source: "log",
+        message,
+        people,
+    }) = event
+    else {
         return Ok(Some(Preview {
             message_id: None,
             event: None,
@@ -533,16 +705,28 @@ async fn everflow_preview(state: &AppState, member: &Member, d: &Destination) ->
     let mut from_profile = None;
     if own.is_none() && sender.options().profile_fallback {
         if let Some(people) = &people {
-            from_profile = sender.profile_transaction_id(&member.org.id, &settings, people).await?;
+            from_profile = sender
+                .profile_transaction_id(&member.org.id, &settings, people)
+                .await?;
         }
     }
     let verdict = everflow::build_postback(&settings, &message, from_profile.as_deref());
-    let event_name = message.get("event").and_then(Value::as_str).map(str::to_owned);
+    let event_name = message
+        .get("event")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     Ok(Some(Preview {
-        message_id: message.get("messageId").and_then(Value::as_str).map(str::to_owned),
-        adv_event_id: event_name.as_deref().and_then(|e| settings.event_mapping.get(e).copied()),
+        message_id: message
+            .get("messageId")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        adv_event_id: event_name
+            .as_deref()
+            .and_then(|e| settings.event_mapping.get(e).copied()),
         event: event_name,
-        received: people.as_ref().map(|p: &EventPeople| super::format::time(p.timestamp_us)),
+        received: people
+            .as_ref()
+            .map(|p: &EventPeople| super::format::time(p.timestamp_us)),
         from_log: true,
         transaction_from_profile: own.is_none() && from_profile.is_some(),
         transaction_id: own.or(from_profile),
@@ -555,13 +739,33 @@ async fn everflow_preview(state: &AppState, member: &Member, d: &Destination) ->
     }))
 }
 
-async fn destination_page(state: &AppState, member: &Member, d: &Destination, shown: Shown) -> UiResult {
+async fn destination_page(
+    state: &AppState,
+    member: &Member,
+    d: &Destination,
+    shown: Shown,
+) -> UiResult {
     let db = state.db();
     let org = &member.org.id;
     let now = now_micros();
-    let health = db.destination_health(org, now).await?.into_iter().find(|h| h.id == d.id);
-    let recent: Vec<DeliveryView> =
-        db.list_deliveries(org, &d.id, &DeliveryFilter { limit: RECENT, ..Default::default() }).await?.into_iter().map(delivery_view).collect();
+    let health = db
+        .destination_health(org, now)
+        .await?
+        .into_iter()
+        .find(|h| h.id == d.id);
+    let recent: Vec<DeliveryView> = db
+        .list_deliveries(
+            org,
+            &d.id,
+            &DeliveryFilter {
+                limit: RECENT,
+                ..Default::default()
+            },
+        )
+        .await?
+        .into_iter()
+        .map(delivery_view)
+        .collect();
     let preview = everflow_preview(state, member, d).await?;
     let view = manage::view(d, now);
     let body = templates::render(
@@ -605,7 +809,16 @@ pub(crate) async fn show_destination(
     Query(params): Query<DoneParams>,
 ) -> UiResult {
     let d = load(&state, &member, &ids.1).await?;
-    destination_page(&state, &member, &d, Shown { notice: notice(params.done.as_deref()), ..Default::default() }).await
+    destination_page(
+        &state,
+        &member,
+        &d,
+        Shown {
+            notice: notice(params.done.as_deref()),
+            ..Default::default()
+        },
+    )
+    .await
 }
 
 /// Edits, pauses, resumes, deletes a destination, rotates its signing
@@ -632,7 +845,9 @@ pub(crate) async fn destination_action(
     Path(ids): Path<(String, String)>,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> UiResult {
-    let Ok(Form(pairs)) = form else { return Err(UiError::bad_form()) };
+    let Ok(Form(pairs)) = form else {
+        return Err(UiError::bad_form());
+    };
     let f = Fields(pairs);
     member.check_change(f.get("csrf").unwrap_or_default())?;
     let sender = dispatcher(&state)?;
@@ -640,16 +855,46 @@ pub(crate) async fn destination_action(
     let db = state.db();
     let org = &member.org.id;
     let id = d.id.clone();
-    let back = |done: &str| -> UiResult { Ok(redirect(&member.path(&format!("/destinations/{id}?done={done}")))) };
+    let back = |done: &str| -> UiResult {
+        Ok(redirect(
+            &member.path(&format!("/destinations/{id}?done={done}")),
+        ))
+    };
     match f.get("action") {
         Some("save") => {
             let (settings, filters, secrets) = settings_of(&d.kind.clone(), &f, true);
-            let patch = manage::Patch { name: f.get("name").map(str::to_owned), enabled: None, filters: filters.or(Some(Value::Null)), settings: Some(settings), secrets };
-            let patch = if d.kind == "everflow" { manage::Patch { filters: None, ..patch } } else { patch };
+            let patch = manage::Patch {
+                name: f.get("name").map(str::to_owned),
+                enabled: None,
+                filters: filters.or(Some(Value::Null)),
+                settings: Some(settings),
+                secrets,
+            };
+            let patch = if d.kind == "everflow" {
+                manage::Patch {
+                    filters: None,
+                    ..patch
+                }
+            } else {
+                patch
+            };
             let stored = d.clone();
-            if let Err(e) = manage::apply(&mut d, patch, sender.options().allow_private_addresses).await {
+            if let Err(e) =
+                manage::apply(&mut d, patch, sender.options().allow_private_addresses).await
+            {
                 let form = FormValues::posted(&stored.kind, &f, Some(&stored));
-                return destination_page(&state, &member, &stored, Shown { form: Some(form), error: Some(shown(&e)), status: Some(StatusCode::BAD_REQUEST), ..Default::default() }).await;
+                return destination_page(
+                    &state,
+                    &member,
+                    &stored,
+                    Shown {
+                        form: Some(form),
+                        error: Some(shown(&e)),
+                        status: Some(StatusCode::BAD_REQUEST),
+                        ..Default::default()
+                    },
+                )
+                .await;
             }
             db.update_destination(sender.key(), &d).await?;
             tracing::info!(destination = %d.id, "destination edited from the admin UI");
@@ -663,45 +908,116 @@ pub(crate) async fn destination_action(
         }
         Some("delete") => {
             if f.get("confirm") != Some("yes") {
-                let error = ShownError { input: "confirm".into(), text: "Tick the box to confirm: the delivery log is deleted too.".into() };
-                return destination_page(&state, &member, &d, Shown { error: Some(error), status: Some(StatusCode::BAD_REQUEST), ..Default::default() }).await;
+                let error = ShownError {
+                    input: "confirm".into(),
+                    text: "Tick the box to confirm: the delivery log is deleted too.".into(),
+                };
+                return destination_page(
+                    &state,
+                    &member,
+                    &d,
+                    Shown {
+                        error: Some(error),
+                        status: Some(StatusCode::BAD_REQUEST),
+                        ..Default::default()
+                    },
+                )
+                .await;
             }
             db.delete_destination(org, &d.id).await?;
             tracing::info!(destination = %d.id, "destination deleted from the admin UI");
             Ok(redirect(&member.path("/destinations?done=deleted")))
         }
         Some("rotate") => {
-            let secret = match manage::rotate(&mut d, ROTATION_GRACE_HOURS * 3_600_000_000, now_micros()) {
-                Ok(s) => s,
-                Err(e) => return destination_page(&state, &member, &d, Shown { error: Some(shown(&e)), status: Some(StatusCode::BAD_REQUEST), ..Default::default() }).await,
-            };
+            let secret =
+                match manage::rotate(&mut d, ROTATION_GRACE_HOURS * 3_600_000_000, now_micros()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        return destination_page(
+                            &state,
+                            &member,
+                            &d,
+                            Shown {
+                                error: Some(shown(&e)),
+                                status: Some(StatusCode::BAD_REQUEST),
+                                ..Default::default()
+                            },
+                        )
+                        .await
+                    }
+                };
             let saved = db.update_destination(sender.key(), &d).await?;
             tracing::info!(destination = %d.id, "signing secret rotated from the admin UI");
-            destination_page(&state, &member, &saved, Shown { secret: Some(secret), ..Default::default() }).await
+            destination_page(
+                &state,
+                &member,
+                &saved,
+                Shown {
+                    secret: Some(secret),
+                    ..Default::default()
+                },
+            )
+            .await
         }
         Some("test") => {
             let message_id = f.text("message_id");
-            let Some(event) = sender.test_event(org, &d, None, message_id.as_deref()).await? else {
-                let error = ShownError { input: "message_id".into(), text: "message_id: no event of the log has this messageId".into() };
-                return destination_page(&state, &member, &d, Shown { error: Some(error), status: Some(StatusCode::BAD_REQUEST), ..Default::default() }).await;
+            let Some(event) = sender
+                .test_event(org, &d, None, message_id.as_deref())
+                .await?
+            else {
+                let error = ShownError {
+                    input: "message_id".into(),
+                    text: "message_id: no event of the log has this messageId".into(),
+                };
+                return destination_page(
+                    &state,
+                    &member,
+                    &d,
+                    Shown {
+                        error: Some(error),
+                        status: Some(StatusCode::BAD_REQUEST),
+                        ..Default::default()
+                    },
+                )
+                .await;
             };
             let outcome = sender.test_conversion(org, &d, &event).await?;
             tracing::info!(destination = %d.id, outcome = %outcome.outcome, "test conversion sent from the admin UI");
             let test = TestShown {
                 event_source: event.source,
-                message_id: event.message.get("messageId").and_then(Value::as_str).map(str::to_owned),
+                message_id: event
+                    .message
+                    .get("messageId")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
                 outcome: outcome.outcome,
-                request: outcome.request.map(|r| serde_json::to_value(r).unwrap_or(Value::Null)),
+                request: outcome
+                    .request
+                    .map(|r| serde_json::to_value(r).unwrap_or(Value::Null)),
                 response_status: outcome.response_status,
                 response_excerpt: outcome.response_excerpt,
                 reason: outcome.reason,
             };
-            destination_page(&state, &member, &d, Shown { test: Some(test), ..Default::default() }).await
+            destination_page(
+                &state,
+                &member,
+                &d,
+                Shown {
+                    test: Some(test),
+                    ..Default::default()
+                },
+            )
+            .await
         }
         Some("replay_failed") => {
-            let replayed = db.replay_failed(org, &d.id, &DeliveryFilter::default()).await?;
+            let replayed = db
+                .replay_failed(org, &d.id, &DeliveryFilter::default())
+                .await?;
             tracing::info!(destination = %d.id, replayed, "failed deliveries replayed from the admin UI");
-            Ok(redirect(&member.path(&format!("/destinations/{}/deliveries?done=replayed", d.id))))
+            Ok(redirect(&member.path(&format!(
+                "/destinations/{}/deliveries?done=replayed",
+                d.id
+            ))))
         }
         _ => Err(UiError::bad_form()),
     }
@@ -727,12 +1043,17 @@ pub(crate) struct LogParams {
 }
 
 fn non_empty(v: &Option<String>) -> Option<String> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+    v.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 /// A time of the filter form (`datetime-local`, read as UTC) or RFC 3339.
 fn utc(field: &str, value: &Option<String>) -> Result<Option<i64>, ShownError> {
-    let Some(text) = non_empty(value) else { return Ok(None) };
+    let Some(text) = non_empty(value) else {
+        return Ok(None);
+    };
     if let Some(t) = cohort_domain::time::parse_rfc3339(&text) {
         return Ok(Some(t.timestamp_micros()));
     }
@@ -740,17 +1061,26 @@ fn utc(field: &str, value: &Option<String>) -> Result<Option<i64>, ShownError> {
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(&text, f).ok())
         .map(|t| Some(Utc.from_utc_datetime(&t).timestamp_micros()))
-        .ok_or_else(|| ShownError { input: field.into(), text: format!("{field}: a UTC time such as 2026-11-23T10:00") })
+        .ok_or_else(|| ShownError {
+            input: field.into(),
+            text: format!("{field}: a UTC time such as 2026-11-23T10:00"),
+        })
 }
 
 fn log_filter(p: &LogParams) -> Result<DeliveryFilter, ShownError> {
     let status = match non_empty(&p.status) {
         None => None,
-        Some(s) => Some(DeliveryStatus::parse(&s).ok_or_else(|| ShownError { input: "status".into(), text: "status: pending, retrying, delivered, failed or skipped".into() })?),
+        Some(s) => Some(DeliveryStatus::parse(&s).ok_or_else(|| ShownError {
+            input: "status".into(),
+            text: "status: pending, retrying, delivered, failed or skipped".into(),
+        })?),
     };
     let before_seq = match non_empty(&p.before) {
         None => None,
-        Some(b) => Some(b.parse::<i64>().map_err(|_| ShownError { input: "before".into(), text: "before: not a position of the log".into() })?),
+        Some(b) => Some(b.parse::<i64>().map_err(|_| ShownError {
+            input: "before".into(),
+            text: "before: not a position of the log".into(),
+        })?),
     };
     Ok(DeliveryFilter {
         status,
@@ -767,7 +1097,14 @@ fn log_filter(p: &LogParams) -> Result<DeliveryFilter, ShownError> {
 /// The query string of the filters (for the next page's link).
 fn filter_query(p: &LogParams) -> String {
     let mut q = Vec::new();
-    for (name, value) in [("status", &p.status), ("event", &p.event), ("message_id", &p.message_id), ("q", &p.q), ("since", &p.since), ("until", &p.until)] {
+    for (name, value) in [
+        ("status", &p.status),
+        ("event", &p.event),
+        ("message_id", &p.message_id),
+        ("q", &p.q),
+        ("since", &p.since),
+        ("until", &p.until),
+    ] {
         if let Some(v) = non_empty(value) {
             q.push(format!("{name}={}", super::auth::urlencode(&v)));
         }
@@ -798,14 +1135,30 @@ pub(crate) async fn list_deliveries(
     let d = load(&state, &member, &ids.1).await?;
     let (status, rows, error, next) = match log_filter(&p) {
         Ok(filter) => {
-            let rows = state.db().list_deliveries(&member.org.id, &d.id, &filter).await?;
-            let next = (rows.len() as i64 == PAGE).then(|| rows.last().map(|r| r.seq)).flatten();
-            (StatusCode::OK, rows.into_iter().map(delivery_view).collect::<Vec<_>>(), None, next)
+            let rows = state
+                .db()
+                .list_deliveries(&member.org.id, &d.id, &filter)
+                .await?;
+            let next = (rows.len() as i64 == PAGE)
+                .then(|| rows.last().map(|r| r.seq))
+                .flatten();
+            (
+                StatusCode::OK,
+                rows.into_iter().map(delivery_view).collect::<Vec<_>>(),
+                None,
+                next,
+            )
         }
         Err(e) => (StatusCode::BAD_REQUEST, Vec::new(), Some(e), None),
     };
     let query = filter_query(&p);
-    let next_url = next.map(|seq| if query.is_empty() { format!("?before={seq}") } else { format!("?{query}&before={seq}") });
+    let next_url = next.map(|seq| {
+        if query.is_empty() {
+            format!("?before={seq}")
+        } else {
+            format!("?{query}&before={seq}")
+        }
+    });
     let body = templates::render(
         "deliveries.html",
         &member.layout("destinations", format!("{} · delivery log", d.name)),
@@ -848,7 +1201,12 @@ pub(crate) async fn show_delivery(
     Query(params): Query<DoneParams>,
 ) -> UiResult {
     let d = load(&state, &member, &ids.1).await?;
-    let delivery = delivery_view(state.db().get_delivery(&member.org.id, &d.id, &ids.2).await?);
+    let delivery = delivery_view(
+        state
+            .db()
+            .get_delivery(&member.org.id, &d.id, &ids.2)
+            .await?,
+    );
     let body = templates::render(
         "delivery.html",
         &member.layout("destinations", format!("Delivery {}", delivery.message_id)),
@@ -884,12 +1242,24 @@ pub(crate) async fn replay_delivery(
     Path(ids): Path<(String, String, String)>,
     form: Result<Form<ReplayForm>, FormRejection>,
 ) -> UiResult {
-    let Ok(Form(form)) = form else { return Err(UiError::bad_form()) };
+    let Ok(Form(form)) = form else {
+        return Err(UiError::bad_form());
+    };
     member.check_change(form.csrf.as_deref().unwrap_or_default())?;
     let d = load(&state, &member, &ids.1).await?;
-    let replayed = state.db().replay_delivery(&member.org.id, &d.id, &ids.2).await?;
+    let replayed = state
+        .db()
+        .replay_delivery(&member.org.id, &d.id, &ids.2)
+        .await?;
     tracing::info!(destination = %d.id, message_id = %ids.2, replayed, "delivery replayed from the admin UI");
-    let done = if replayed { "replayed_one" } else { "not_failed" };
+    let done = if replayed {
+        "replayed_one"
+    } else {
+        "not_failed"
+    };
     let message = super::auth::urlencode(&ids.2);
-    Ok(redirect(&member.path(&format!("/destinations/{}/deliveries/{message}?done={done}", d.id))))
+    Ok(redirect(&member.path(&format!(
+        "/destinations/{}/deliveries/{message}?done={done}",
+        d.id
+    ))))
 }

@@ -9,8 +9,14 @@ use rust_decimal::Decimal;
 pub(crate) fn register(env: &mut Environment<'static>) {
     env.add_filter("money", money_filter);
     env.add_filter("num", |v: i64| group(&v.to_string()));
-    env.add_filter("time", |v: Value| micros_of(&v).map(time).unwrap_or_default());
-    env.add_filter("ago", |v: Value| micros_of(&v).map(|t| ago(t, now_micros())).unwrap_or_else(|| "never".into()));
+    env.add_filter("time", |v: Value| {
+        micros_of(&v).map(time).unwrap_or_default()
+    });
+    env.add_filter("ago", |v: Value| {
+        micros_of(&v)
+            .map(|t| ago(t, now_micros()))
+            .unwrap_or_else(|| "never".into())
+    });
     env.add_filter("pretty_json", |v: Value| {
         serde_json::to_string_pretty(&v).unwrap_or_default()
     });
@@ -33,8 +39,16 @@ fn micros_of(v: &Value) -> Option<i64> {
 
 /// `{amount, currency}` (as the API serialises `Money`) on a page.
 fn money_filter(v: Value) -> String {
-    let amount = v.get_attr("amount").ok().map(|a| a.to_string()).unwrap_or_default();
-    let currency = v.get_attr("currency").ok().and_then(|c| c.as_str().map(str::to_owned)).unwrap_or_default();
+    let amount = v
+        .get_attr("amount")
+        .ok()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let currency = v
+        .get_attr("currency")
+        .ok()
+        .and_then(|c| c.as_str().map(str::to_owned))
+        .unwrap_or_default();
     match amount.parse::<Decimal>() {
         Ok(d) => money(d, &currency),
         Err(_) => String::new(),
@@ -49,8 +63,16 @@ pub(crate) fn money(amount: Decimal, currency: &str) -> String {
     }
     let text = d.abs().to_string();
     let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
-    let number = if fraction.is_empty() { group(whole) } else { format!("{}.{fraction}", group(whole)) };
-    let sign = if d.is_sign_negative() && !d.is_zero() { "−" } else { "" };
+    let number = if fraction.is_empty() {
+        group(whole)
+    } else {
+        format!("{}.{fraction}", group(whole))
+    };
+    let sign = if d.is_sign_negative() && !d.is_zero() {
+        "−"
+    } else {
+        ""
+    };
     match currency {
         "EUR" => format!("{sign}€{number}"),
         "USD" => format!("{sign}${number}"),

@@ -68,11 +68,20 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(stores::list_stores))
         .routes(routes!(stores::show_store, stores::store_action))
         .routes(routes!(stores::store_runs))
-        .routes(routes!(destinations::list_destinations, destinations::create_destination))
+        .routes(routes!(
+            destinations::list_destinations,
+            destinations::create_destination
+        ))
         .routes(routes!(destinations::new_destination))
-        .routes(routes!(destinations::show_destination, destinations::destination_action))
+        .routes(routes!(
+            destinations::show_destination,
+            destinations::destination_action
+        ))
         .routes(routes!(destinations::list_deliveries))
-        .routes(routes!(destinations::show_delivery, destinations::replay_delivery))
+        .routes(routes!(
+            destinations::show_delivery,
+            destinations::replay_delivery
+        ))
         .routes(routes!(team::list_members, team::add_member))
         .routes(routes!(team::member_action))
         .routes(routes!(team::list_tokens, team::create_token))
@@ -85,8 +94,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
 async fn protect(mut response: Response) -> Response {
     let h = response.headers_mut();
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
@@ -111,23 +126,43 @@ pub(crate) struct UiError {
 
 impl UiError {
     pub fn new(status: StatusCode, title: &'static str, message: impl Into<String>) -> Self {
-        Self { status, title, message: message.into() }
+        Self {
+            status,
+            title,
+            message: message.into(),
+        }
     }
 
     pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "Not found", "This page does not exist, or you do not have access to it.")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "This page does not exist, or you do not have access to it.",
+        )
     }
 
     pub fn expired_form() -> Self {
-        Self::new(StatusCode::FORBIDDEN, "Form expired", "This form has expired. Go back, reload the page and try again.")
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "Form expired",
+            "This form has expired. Go back, reload the page and try again.",
+        )
     }
 
     pub fn read_only() -> Self {
-        Self::new(StatusCode::FORBIDDEN, "Not allowed", "Your role in this organisation lets you look, not change anything.")
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "Your role in this organisation lets you look, not change anything.",
+        )
     }
 
     pub fn bad_form() -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "Invalid form", "This form could not be read. Go back and try again.")
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "Invalid form",
+            "This form could not be read. Go back and try again.",
+        )
     }
 }
 
@@ -137,7 +172,11 @@ impl From<StoreError> for UiError {
             StoreError::NotFound(_) => UiError::not_found(),
             error => {
                 tracing::error!(%error, "storage error in the admin UI");
-                UiError::new(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", "Cohort's database is unavailable. Try again shortly.")
+                UiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Unavailable",
+                    "Cohort's database is unavailable. Try again shortly.",
+                )
             }
         }
     }
@@ -150,7 +189,13 @@ impl IntoResponse for UiError {
             title: &'a str,
             message: &'a str,
         }
-        let body = templates::render_bare("message.html", &Message { title: self.title, message: &self.message });
+        let body = templates::render_bare(
+            "message.html",
+            &Message {
+                title: self.title,
+                message: &self.message,
+            },
+        );
         html(self.status, body)
     }
 }
@@ -158,7 +203,10 @@ impl IntoResponse for UiError {
 /// An HTML response.
 pub(crate) fn html(status: StatusCode, body: String) -> Response {
     let mut response = (status, body).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     response
 }
 

@@ -56,8 +56,16 @@ pub(crate) async fn overview(State(state): State<AppState>, member: Member) -> U
     db.refresh_event_counts().await?;
     let hourly = db.events_per_hour(org, start).await?;
     let week: i64 = hourly.iter().map(|(_, n)| n).sum();
-    let day: i64 = hourly.iter().filter(|(at, _)| *at > now - 24 * HOUR).map(|(_, n)| n).sum();
-    let per_source: HashMap<String, i64> = db.events_per_source(org, now - 23 * HOUR).await?.into_iter().collect();
+    let day: i64 = hourly
+        .iter()
+        .filter(|(at, _)| *at > now - 24 * HOUR)
+        .map(|(_, n)| n)
+        .sum();
+    let per_source: HashMap<String, i64> = db
+        .events_per_source(org, now - 23 * HOUR)
+        .await?
+        .into_iter()
+        .collect();
     let sources: Vec<SourceRow> = db
         .list_sources(org)
         .await?
@@ -77,8 +85,13 @@ pub(crate) async fn overview(State(state): State<AppState>, member: Member) -> U
         .map(|s| {
             let i = s.installation;
             StoreRow {
-                health: (i.status == "connected").then(|| Health::at(i.last_heartbeat_at, now).as_str()),
-                name: if i.site_name.is_empty() { i.store_url.clone() } else { i.site_name },
+                health: (i.status == "connected")
+                    .then(|| Health::at(i.last_heartbeat_at, now).as_str()),
+                name: if i.site_name.is_empty() {
+                    i.store_url.clone()
+                } else {
+                    i.site_name
+                },
                 id: i.id,
                 url: i.store_url,
                 status: i.status,

@@ -59,14 +59,20 @@ impl From<ProfileRecord> for ProfileRow {
 }
 
 /// The profile whose identity or id `q` is.
-async fn search(state: &AppState, member: &Member, q: &str) -> Result<Option<ProfileRecord>, UiError> {
+async fn search(
+    state: &AppState,
+    member: &Member,
+    q: &str,
+) -> Result<Option<ProfileRecord>, UiError> {
     let db = state.db();
     let org = &member.org.id;
     if q.starts_with("prof_") {
         return Ok(db.profile(org, q).await?);
     }
     let candidates = if q.contains('@') {
-        cohort_domain::commerce::normalize_email(q).map(|e| vec![Identity::email(&e)]).unwrap_or_default()
+        cohort_domain::commerce::normalize_email(q)
+            .map(|e| vec![Identity::email(&e)])
+            .unwrap_or_default()
     } else {
         vec![Identity::user(q), Identity::anonymous(q)]
     };
@@ -91,15 +97,32 @@ async fn search(state: &AppState, member: &Member, q: &str) -> Result<Option<Pro
     ),
     security(("session" = []))
 )]
-pub(crate) async fn list_profiles(State(state): State<AppState>, member: Member, Query(params): Query<ProfileSearch>) -> UiResult {
+pub(crate) async fn list_profiles(
+    State(state): State<AppState>,
+    member: Member,
+    Query(params): Query<ProfileSearch>,
+) -> UiResult {
     let q = params.q.as_deref().unwrap_or_default().trim().to_owned();
     let (rows, next): (Vec<ProfileRow>, Option<String>) = if q.is_empty() {
-        let filter = ProfileFilter { after: params.after.clone(), limit: PAGE, ..Default::default() };
+        let filter = ProfileFilter {
+            after: params.after.clone(),
+            limit: PAGE,
+            ..Default::default()
+        };
         let records = state.db().list_profiles(&member.org.id, &filter).await?;
-        let next = (records.len() == PAGE as usize).then(|| records.last().map(|r| r.profile.id.clone())).flatten();
+        let next = (records.len() == PAGE as usize)
+            .then(|| records.last().map(|r| r.profile.id.clone()))
+            .flatten();
         (records.into_iter().map(ProfileRow::from).collect(), next)
     } else {
-        (search(&state, &member, &q).await?.into_iter().map(ProfileRow::from).collect(), None)
+        (
+            search(&state, &member, &q)
+                .await?
+                .into_iter()
+                .map(ProfileRow::from)
+                .collect(),
+            None,
+        )
     };
     let cap = super::overview::PROFILE_COUNT_CAP;
     let total = state.db().count_profiles_upto(&member.org.id, cap).await?;
@@ -153,7 +176,9 @@ pub(crate) async fn show_profile(
     let org = &member.org.id;
     let record = db.profile(org, &id).await?.ok_or_else(UiError::not_found)?;
     if record.profile.id != id {
-        return Ok(redirect(&member.path(&format!("/profiles/{}", record.profile.id))));
+        return Ok(redirect(
+            &member.path(&format!("/profiles/{}", record.profile.id)),
+        ));
     }
     let before = params
         .before
@@ -161,18 +186,43 @@ pub(crate) async fn show_profile(
         .and_then(|c| c.split_once('_'))
         .and_then(|(ts, seq)| Some((ts.parse::<i64>().ok()?, seq.parse::<i64>().ok()?)));
     let events = db.profile_timeline(org, &id, before, PAGE).await?;
-    let next = (events.len() == PAGE as usize).then(|| events.last().map(|e| format!("{}_{}", e.timestamp_us, e.seq))).flatten();
+    let next = (events.len() == PAGE as usize)
+        .then(|| {
+            events
+                .last()
+                .map(|e| format!("{}_{}", e.timestamp_us, e.seq))
+        })
+        .flatten();
     let timeline: Vec<(String, EventRow)> = events
         .into_iter()
-        .map(|e| (cohort_domain::time::from_micros(e.timestamp_us).format("%Y-%m-%d %H:%M:%S UTC").to_string(), EventRow::from_stored(e)))
+        .map(|e| {
+            (
+                cohort_domain::time::from_micros(e.timestamp_us)
+                    .format("%Y-%m-%d %H:%M:%S UTC")
+                    .to_string(),
+                EventRow::from_stored(e),
+            )
+        })
         .collect();
     let orders: Vec<_> = db
-        .list_orders(org, &OrderFilter { profile_id: Some(id.clone()), limit: 100, ..Default::default() })
+        .list_orders(
+            org,
+            &OrderFilter {
+                profile_id: Some(id.clone()),
+                limit: 100,
+                ..Default::default()
+            },
+        )
         .await?
         .into_iter()
         .map(|(_, o)| o)
         .collect();
-    let sources: HashMap<String, String> = db.list_sources(org).await?.into_iter().map(|s| (s.id.as_str().to_owned(), s.name)).collect();
+    let sources: HashMap<String, String> = db
+        .list_sources(org)
+        .await?
+        .into_iter()
+        .map(|s| (s.id.as_str().to_owned(), s.name))
+        .collect();
     let p = &record.profile;
     let traits: Vec<TraitRow> = p
         .traits
@@ -186,12 +236,21 @@ pub(crate) async fn show_profile(
                     other => other.to_string(),
                 },
                 updated_at: from.map(|f| f.updated_at.clone()),
-                source: from.map(|f| sources.get(&f.source_id).cloned().unwrap_or_else(|| f.source_id.clone())),
+                source: from.map(|f| {
+                    sources
+                        .get(&f.source_id)
+                        .cloned()
+                        .unwrap_or_else(|| f.source_id.clone())
+                }),
                 message_id: from.map(|f| f.message_id.clone()),
             }
         })
         .collect();
-    let title = p.email.clone().or_else(|| p.user_id.clone()).unwrap_or_else(|| "Anonymous visitor".into());
+    let title = p
+        .email
+        .clone()
+        .or_else(|| p.user_id.clone())
+        .unwrap_or_else(|| "Anonymous visitor".into());
     let body = templates::render(
         "profile.html",
         &member.layout("profiles", title.clone()),
@@ -240,13 +299,27 @@ pub(crate) async fn erase_profile(
     form: Result<Form<EraseForm>, FormRejection>,
 ) -> UiResult {
     let id = ids.1;
-    let Ok(Form(form)) = form else { return Err(UiError::bad_form()) };
+    let Ok(Form(form)) = form else {
+        return Err(UiError::bad_form());
+    };
     member.check_change(form.csrf.as_deref().unwrap_or_default())?;
-    state.db().profile(&member.org.id, &id).await?.ok_or_else(UiError::not_found)?;
+    state
+        .db()
+        .profile(&member.org.id, &id)
+        .await?
+        .ok_or_else(UiError::not_found)?;
     if form.confirm.as_deref() != Some("yes") {
-        return Err(UiError::new(StatusCode::BAD_REQUEST, "Not erased", "Tick the box to confirm that erasure cannot be undone."));
+        return Err(UiError::new(
+            StatusCode::BAD_REQUEST,
+            "Not erased",
+            "Tick the box to confirm that erasure cannot be undone.",
+        ));
     }
-    let report = state.db().erase_profile(&member.org.id, &id).await?.ok_or_else(UiError::not_found)?;
+    let report = state
+        .db()
+        .erase_profile(&member.org.id, &id)
+        .await?
+        .ok_or_else(UiError::not_found)?;
     tracing::info!(erasure = %report.erasure_id, profile = %report.profile_id, "profile erased from the admin UI");
     Ok(redirect(&member.path("/profiles?done=erased")))
 }
@@ -265,13 +338,23 @@ pub(crate) async fn erase_profile(
     ),
     security(("session" = []))
 )]
-pub(crate) async fn export_profile(State(state): State<AppState>, member: Member, Path(ids): Path<(String, String)>) -> UiResult {
+pub(crate) async fn export_profile(
+    State(state): State<AppState>,
+    member: Member,
+    Path(ids): Path<(String, String)>,
+) -> UiResult {
     let id = ids.1;
-    let export = state.db().export_profile(&member.org.id, &id).await?.ok_or_else(UiError::not_found)?;
+    let export = state
+        .db()
+        .export_profile(&member.org.id, &id)
+        .await?
+        .ok_or_else(UiError::not_found)?;
     let filename = format!("attachment; filename=\"{}.json\"", export.profile.id);
     let mut response: Response = Json(export).into_response();
     if let Ok(value) = HeaderValue::from_str(&filename) {
-        response.headers_mut().insert(header::CONTENT_DISPOSITION, value);
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, value);
     }
     Ok(response)
 }

@@ -52,7 +52,8 @@ fn analytics_js_snippet(write_key: &str, api_host: &str) -> String {
 
 /// The URL browsers reach this server at.
 fn api_host(state: &AppState, headers: &HeaderMap) -> String {
-    let (protocol, host) = crate::collect::public_host(state.inner.settings.public_url.as_deref(), headers);
+    let (protocol, host) =
+        crate::collect::public_host(state.inner.settings.public_url.as_deref(), headers);
     format!("{protocol}://{host}")
 }
 
@@ -74,8 +75,12 @@ pub(crate) struct DoneParams {
 
 fn notice(done: Option<&str>) -> Option<&'static str> {
     Some(match done? {
-        "created" => "Source created. Paste a snippet below into your site to start sending events.",
-        "rotated" => "Write key rotated. The old key stops working within 10 seconds: update your sites.",
+        "created" => {
+            "Source created. Paste a snippet below into your site to start sending events."
+        }
+        "rotated" => {
+            "Write key rotated. The old key stops working within 10 seconds: update your sites."
+        }
         "disabled" => "Source disabled. Its write key is refused within 10 seconds.",
         "enabled" => "Source enabled.",
         _ => return None,
@@ -99,15 +104,30 @@ pub(crate) async fn list_sources(State(state): State<AppState>, member: Member) 
     sources_page(&state, &member, StatusCode::OK, None).await
 }
 
-async fn sources_page(state: &AppState, member: &Member, status: StatusCode, error: Option<String>) -> UiResult {
+async fn sources_page(
+    state: &AppState,
+    member: &Member,
+    status: StatusCode,
+    error: Option<String>,
+) -> UiResult {
     let sources: Vec<SourceRow> = state
         .db()
         .list_sources(&member.org.id)
         .await?
         .into_iter()
-        .map(|s| SourceRow { id: s.id.as_str().to_owned(), name: s.name, write_key: s.write_key, enabled: s.enabled, created_at: s.created_at })
+        .map(|s| SourceRow {
+            id: s.id.as_str().to_owned(),
+            name: s.name,
+            write_key: s.write_key,
+            enabled: s.enabled,
+            created_at: s.created_at,
+        })
         .collect();
-    let body = templates::render("sources.html", &member.layout("sources", "Sources"), minijinja::context! { sources, error })?;
+    let body = templates::render(
+        "sources.html",
+        &member.layout("sources", "Sources"),
+        minijinja::context! { sources, error },
+    )?;
     Ok(html(status, body))
 }
 
@@ -134,15 +154,30 @@ pub(crate) struct NewSourceForm {
     ),
     security(("session" = []))
 )]
-pub(crate) async fn create_source(State(state): State<AppState>, member: Member, form: Result<Form<NewSourceForm>, FormRejection>) -> UiResult {
-    let Ok(Form(form)) = form else { return Err(UiError::bad_form()) };
+pub(crate) async fn create_source(
+    State(state): State<AppState>,
+    member: Member,
+    form: Result<Form<NewSourceForm>, FormRejection>,
+) -> UiResult {
+    let Ok(Form(form)) = form else {
+        return Err(UiError::bad_form());
+    };
     member.check_change(form.csrf.as_deref().unwrap_or_default())?;
     let name = form.name.unwrap_or_default();
     if name.trim().is_empty() || name.chars().count() > 100 {
-        return sources_page(&state, &member, StatusCode::BAD_REQUEST, Some("Give the source a name of 1 to 100 characters.".into())).await;
+        return sources_page(
+            &state,
+            &member,
+            StatusCode::BAD_REQUEST,
+            Some("Give the source a name of 1 to 100 characters.".into()),
+        )
+        .await;
     }
     let source = state.db().create_source(&member.org.id, &name).await?;
-    Ok(redirect(&member.path(&format!("/sources/{}?done=created", source.id.as_str()))))
+    Ok(redirect(&member.path(&format!(
+        "/sources/{}?done=created",
+        source.id.as_str()
+    ))))
 }
 
 /// One event as the debugger shows it.
@@ -175,7 +210,10 @@ impl EventRow {
                 Some(email) => format!("Identified as {email}"),
                 None => "Identified".into(),
             },
-            "group" => format!("Joined group {}", message.get("groupId").and_then(Value::as_str).unwrap_or("")),
+            "group" => format!(
+                "Joined group {}",
+                message.get("groupId").and_then(Value::as_str).unwrap_or("")
+            ),
             "alias" => "Alias".into(),
             "resource" => match message.get("topic").and_then(Value::as_str) {
                 Some(topic) => format!("Store {topic}"),
@@ -195,7 +233,9 @@ impl EventRow {
             message_type: e.message_type,
             label,
             who,
-            received_at: from_micros(e.received_at_us).format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            received_at: from_micros(e.received_at_us)
+                .format("%Y-%m-%d %H:%M:%S UTC")
+                .to_string(),
             raw: e.payload,
         }
     }
@@ -223,8 +263,16 @@ pub(crate) async fn show_source(
 ) -> UiResult {
     let source_id = ids.1;
     let db = state.db();
-    let source = db.find_source(&member.org.id, &source_id).await?.ok_or_else(UiError::not_found)?;
-    let events: Vec<EventRow> = db.latest_source_events(&member.org.id, &source_id, RECENT).await?.into_iter().map(EventRow::from_stored).collect();
+    let source = db
+        .find_source(&member.org.id, &source_id)
+        .await?
+        .ok_or_else(UiError::not_found)?;
+    let events: Vec<EventRow> = db
+        .latest_source_events(&member.org.id, &source_id, RECENT)
+        .await?
+        .into_iter()
+        .map(EventRow::from_stored)
+        .collect();
     let after = match events.first() {
         Some(e) => e.seq,
         None => db.last_seq(&member.org.id).await?,
@@ -275,11 +323,15 @@ pub(crate) async fn source_action(
     form: Result<Form<SourceActionForm>, FormRejection>,
 ) -> UiResult {
     let source_id = ids.1;
-    let Ok(Form(form)) = form else { return Err(UiError::bad_form()) };
+    let Ok(Form(form)) = form else {
+        return Err(UiError::bad_form());
+    };
     member.check_change(form.csrf.as_deref().unwrap_or_default())?;
     let db = state.db();
     let org = &member.org.id;
-    db.find_source(org, &source_id).await?.ok_or_else(UiError::not_found)?;
+    db.find_source(org, &source_id)
+        .await?
+        .ok_or_else(UiError::not_found)?;
     let done = match form.action.as_deref() {
         Some("rotate") => {
             db.rotate_write_key(org, &source_id).await?;
@@ -296,7 +348,9 @@ pub(crate) async fn source_action(
         _ => return Err(UiError::bad_form()),
     };
     tracing::info!(source = %source_id, action = done, "source changed from the admin UI");
-    Ok(redirect(&member.path(&format!("/sources/{source_id}?done={done}"))))
+    Ok(redirect(
+        &member.path(&format!("/sources/{source_id}?done={done}")),
+    ))
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -333,14 +387,21 @@ pub(crate) async fn live_events(
 ) -> Result<Response, UiError> {
     let source_id = ids.1;
     let db = state.db().clone();
-    db.find_source(&member.org.id, &source_id).await?.ok_or_else(UiError::not_found)?;
-    let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok());
+    db.find_source(&member.org.id, &source_id)
+        .await?
+        .ok_or_else(UiError::not_found)?;
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok());
     let after = match resume.or(params.after) {
         Some(seq) => seq,
         None => db.last_seq(&member.org.id).await?,
     };
     let stream = live_stream(db, member.org.id.clone(), source_id, after);
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 struct Live {
@@ -351,14 +412,31 @@ struct Live {
     queued: std::collections::VecDeque<StoredEvent>,
 }
 
-fn live_stream(db: Db, org: OrgId, source: String, after: i64) -> impl futures::Stream<Item = Result<Event, Infallible>> {
-    let live = Live { db, org, source, after, queued: Default::default() };
+fn live_stream(
+    db: Db,
+    org: OrgId,
+    source: String,
+    after: i64,
+) -> impl futures::Stream<Item = Result<Event, Infallible>> {
+    let live = Live {
+        db,
+        org,
+        source,
+        after,
+        queued: Default::default(),
+    };
     futures::stream::unfold(live, |mut live| async move {
         loop {
             if let Some(e) = live.queued.pop_front() {
                 let seq = e.seq;
                 let data = serde_json::to_string(&EventRow::from_stored(e)).unwrap_or_default();
-                return Some((Ok(Event::default().event("event").id(seq.to_string()).data(data)), live));
+                return Some((
+                    Ok(Event::default()
+                        .event("event")
+                        .id(seq.to_string())
+                        .data(data)),
+                    live,
+                ));
             }
             tokio::time::sleep(LIVE_POLL).await;
             match next_events(&live).await {
@@ -382,7 +460,9 @@ async fn next_events(live: &Live) -> Result<Vec<StoredEvent>, StoreError> {
     if settled <= live.after {
         return Ok(Vec::new());
     }
-    live.db.source_events_after(&live.org, &live.source, live.after, settled, 100).await
+    live.db
+        .source_events_after(&live.org, &live.source, live.after, settled, 100)
+        .await
 }
 
 #[cfg(test)]
@@ -392,8 +472,14 @@ mod tests {
     #[test]
     fn the_snippet_loader_is_the_one_docs_sdk_md_documents() {
         let docs = include_str!("../../../../docs/SDK.md");
-        assert!(docs.contains(SNIPPET_LOADER), "docs/SDK.md and the UI's snippet differ");
+        assert!(
+            docs.contains(SNIPPET_LOADER),
+            "docs/SDK.md and the UI's snippet differ"
+        );
         let snippet = cohort_snippet("wk_x", "https://c.example");
-        assert!(snippet.contains("writeKey: 'wk_x'") && snippet.contains("apiHost: 'https://c.example'"));
+        assert!(
+            snippet.contains("writeKey: 'wk_x'")
+                && snippet.contains("apiHost: 'https://c.example'")
+        );
     }
 }

@@ -44,7 +44,11 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
     ),
     security(("session" = []))
 )]
-pub(crate) async fn list_stores(State(state): State<AppState>, member: Member, Query(params): Query<DoneParams>) -> UiResult {
+pub(crate) async fn list_stores(
+    State(state): State<AppState>,
+    member: Member,
+    Query(params): Query<DoneParams>,
+) -> UiResult {
     let now = now_micros();
     let stores: Vec<InstallationView> = state
         .db()
@@ -62,7 +66,11 @@ pub(crate) async fn list_stores(State(state): State<AppState>, member: Member, Q
     Ok(html(StatusCode::OK, body))
 }
 
-async fn store_view(state: &AppState, member: &Member, store: &str) -> Result<InstallationView, UiError> {
+async fn store_view(
+    state: &AppState,
+    member: &Member,
+    store: &str,
+) -> Result<InstallationView, UiError> {
     let now = now_micros();
     state
         .db()
@@ -76,10 +84,24 @@ async fn store_view(state: &AppState, member: &Member, store: &str) -> Result<In
 
 /// The store's runs, and whether the page should keep watching them (a
 /// run is running, or a sync is queued and not yet picked up).
-async fn runs(state: &AppState, member: &Member, store: &InstallationView) -> Result<(Vec<RunView>, bool), UiError> {
-    let runs: Vec<RunView> = state.db().list_sync_runs(&member.org.id, &store.id, RUNS).await?.into_iter().map(RunView::from).collect();
-    let queued = store.last_command.as_ref().is_some_and(|c| c.kind == "sync_store" && c.status == "pending");
-    let live = store.status == "connected" && (queued || runs.iter().any(|r| r.status == "running"));
+async fn runs(
+    state: &AppState,
+    member: &Member,
+    store: &InstallationView,
+) -> Result<(Vec<RunView>, bool), UiError> {
+    let runs: Vec<RunView> = state
+        .db()
+        .list_sync_runs(&member.org.id, &store.id, RUNS)
+        .await?
+        .into_iter()
+        .map(RunView::from)
+        .collect();
+    let queued = store
+        .last_command
+        .as_ref()
+        .is_some_and(|c| c.kind == "sync_store" && c.status == "pending");
+    let live =
+        store.status == "connected" && (queued || runs.iter().any(|r| r.status == "running"));
     Ok((runs, live))
 }
 
@@ -105,7 +127,11 @@ pub(crate) async fn show_store(
 ) -> UiResult {
     let store = store_view(&state, &member, &ids.1).await?;
     let (runs, live) = runs(&state, &member, &store).await?;
-    let title = if store.site_name.is_empty() { store.store_url.clone() } else { store.site_name.clone() };
+    let title = if store.site_name.is_empty() {
+        store.store_url.clone()
+    } else {
+        store.site_name.clone()
+    };
     let body = templates::render(
         "store.html",
         &member.layout("stores", title),
@@ -128,10 +154,18 @@ pub(crate) async fn show_store(
     ),
     security(("session" = []))
 )]
-pub(crate) async fn store_runs(State(state): State<AppState>, member: Member, Path(ids): Path<(String, String)>) -> UiResult {
+pub(crate) async fn store_runs(
+    State(state): State<AppState>,
+    member: Member,
+    Path(ids): Path<(String, String)>,
+) -> UiResult {
     let store = store_view(&state, &member, &ids.1).await?;
     let (runs, live) = runs(&state, &member, &store).await?;
-    let body = templates::render("store_runs.html", &member.layout("stores", "Sync runs"), minijinja::context! { s => store, runs, live })?;
+    let body = templates::render(
+        "store_runs.html",
+        &member.layout("stores", "Sync runs"),
+        minijinja::context! { s => store, runs, live },
+    )?;
     Ok(html(StatusCode::OK, body))
 }
 
@@ -165,19 +199,30 @@ pub(crate) async fn store_action(
     form: Result<Form<StoreActionForm>, FormRejection>,
 ) -> UiResult {
     let store = ids.1;
-    let Ok(Form(form)) = form else { return Err(UiError::bad_form()) };
+    let Ok(Form(form)) = form else {
+        return Err(UiError::bad_form());
+    };
     member.check_change(form.csrf.as_deref().unwrap_or_default())?;
     let db = state.db();
     let org = &member.org.id;
     let done = match form.action.as_deref() {
         Some("sync") => {
-            let (command, queued) = db.request_sync(org, &store).await?.ok_or_else(UiError::not_found)?;
+            let (command, queued) = db
+                .request_sync(org, &store)
+                .await?
+                .ok_or_else(UiError::not_found)?;
             tracing::info!(installation = %store, command = %command, queued, "sync_store requested from the admin UI");
             let done = if queued { "sync" } else { "already" };
-            return Ok(redirect(&member.path(&format!("/stores/{store}?done={done}"))));
+            return Ok(redirect(
+                &member.path(&format!("/stores/{store}?done={done}")),
+            ));
         }
         Some("disconnect") => {
-            let connected = db.list_installations(org).await?.into_iter().any(|s| s.installation.id == store && s.installation.status == "connected");
+            let connected = db
+                .list_installations(org)
+                .await?
+                .into_iter()
+                .any(|s| s.installation.id == store && s.installation.status == "connected");
             if !connected {
                 return Err(UiError::not_found());
             }

@@ -34,7 +34,13 @@ fn member_notice(done: Option<&str>) -> Option<&'static str> {
     })
 }
 
-async fn members_page(state: &AppState, member: &Member, status: StatusCode, notice: Option<&str>, error: Option<String>) -> UiResult {
+async fn members_page(
+    state: &AppState,
+    member: &Member,
+    status: StatusCode,
+    notice: Option<&str>,
+    error: Option<String>,
+) -> UiResult {
     let members: Vec<MemberRow> = state
         .db()
         .list_members(&member.org.id)
@@ -49,7 +55,11 @@ async fn members_page(state: &AppState, member: &Member, status: StatusCode, not
             created_at: m.created_at,
         })
         .collect();
-    let assignable: Vec<&str> = [Role::Owner, Role::Admin, Role::Viewer].into_iter().filter(|r| member.role.can_assign(*r)).map(Role::as_str).collect();
+    let assignable: Vec<&str> = [Role::Owner, Role::Admin, Role::Viewer]
+        .into_iter()
+        .filter(|r| member.role.can_assign(*r))
+        .map(Role::as_str)
+        .collect();
     let body = templates::render(
         "members.html",
         &member.layout("members", "Team"),
@@ -71,8 +81,19 @@ async fn members_page(state: &AppState, member: &Member, status: StatusCode, not
     ),
     security(("session" = []))
 )]
-pub(crate) async fn list_members(State(state): State<AppState>, member: Member, Query(params): Query<DoneParams>) -> UiResult {
-    members_page(&state, &member, StatusCode::OK, member_notice(params.done.as_deref()), None).await
+pub(crate) async fn list_members(
+    State(state): State<AppState>,
+    member: Member,
+    Query(params): Query<DoneParams>,
+) -> UiResult {
+    members_page(
+        &state,
+        &member,
+        StatusCode::OK,
+        member_notice(params.done.as_deref()),
+        None,
+    )
+    .await
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -101,26 +122,51 @@ pub(crate) struct AddMemberForm {
     ),
     security(("session" = []))
 )]
-pub(crate) async fn add_member(State(state): State<AppState>, member: Member, form: Result<Form<AddMemberForm>, FormRejection>) -> UiResult {
-    let Ok(Form(form)) = form else { return Err(UiError::bad_form()) };
+pub(crate) async fn add_member(
+    State(state): State<AppState>,
+    member: Member,
+    form: Result<Form<AddMemberForm>, FormRejection>,
+) -> UiResult {
+    let Ok(Form(form)) = form else {
+        return Err(UiError::bad_form());
+    };
     member.check_change(form.csrf.as_deref().unwrap_or_default())?;
-    let again = |message: String| members_page(&state, &member, StatusCode::BAD_REQUEST, None, Some(message));
+    let again = |message: String| {
+        members_page(
+            &state,
+            &member,
+            StatusCode::BAD_REQUEST,
+            None,
+            Some(message),
+        )
+    };
     let Some(role) = form.role.as_deref().and_then(Role::parse) else {
         return again("Choose a role: owner, admin or viewer.".into()).await;
     };
     if !member.role.can_assign(role) {
-        return Err(UiError::new(StatusCode::FORBIDDEN, "Not allowed", "Only an owner can make someone an owner."));
+        return Err(UiError::new(
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "Only an owner can make someone an owner.",
+        ));
     }
     let email = form.email.unwrap_or_default();
     let hash = match form.password.filter(|p| !p.is_empty()) {
-        Some(password) => match tokio::task::spawn_blocking(move || hash_password(&password)).await {
+        Some(password) => match tokio::task::spawn_blocking(move || hash_password(&password)).await
+        {
             Ok(Ok(hash)) => Some(hash),
-            Ok(Err(StoreError::Invalid(reason))) => return again(format!("The first password is too short: {reason}.")).await,
+            Ok(Err(StoreError::Invalid(reason))) => {
+                return again(format!("The first password is too short: {reason}.")).await
+            }
             _ => return Err(UiError::from(StoreError::PasswordHash)),
         },
         None => None,
     };
-    match state.db().add_member(&member.org.id, &email, role, hash.as_deref()).await {
+    match state
+        .db()
+        .add_member(&member.org.id, &email, role, hash.as_deref())
+        .await
+    {
         Ok(_) => Ok(redirect(&member.path("/members?done=added"))),
         Err(StoreError::Invalid(reason)) => again(reason).await,
         Err(e) => Err(e.into()),
@@ -158,33 +204,63 @@ pub(crate) async fn member_action(
     form: Result<Form<MemberActionForm>, FormRejection>,
 ) -> UiResult {
     let user = ids.1;
-    let Ok(Form(form)) = form else { return Err(UiError::bad_form()) };
+    let Ok(Form(form)) = form else {
+        return Err(UiError::bad_form());
+    };
     member.check_change(form.csrf.as_deref().unwrap_or_default())?;
     let db = state.db();
-    let target = db.list_members(&member.org.id).await?.into_iter().find(|m| m.user_id == user).ok_or_else(UiError::not_found)?;
-    let forbidden = || UiError::new(StatusCode::FORBIDDEN, "Not allowed", "Only an owner can change or remove an owner.");
+    let target = db
+        .list_members(&member.org.id)
+        .await?
+        .into_iter()
+        .find(|m| m.user_id == user)
+        .ok_or_else(UiError::not_found)?;
+    let forbidden = || {
+        UiError::new(
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "Only an owner can change or remove an owner.",
+        )
+    };
     if !member.role.can_assign(target.role) {
         return Err(forbidden());
     }
     let result = match form.action.as_deref() {
         Some("role") => {
-            let role = form.role.as_deref().and_then(Role::parse).ok_or_else(UiError::bad_form)?;
+            let role = form
+                .role
+                .as_deref()
+                .and_then(Role::parse)
+                .ok_or_else(UiError::bad_form)?;
             if !member.role.can_assign(role) {
                 return Err(forbidden());
             }
-            db.set_member_role(&member.org.id, &user, role).await.map(|_| "role")
+            db.set_member_role(&member.org.id, &user, role)
+                .await
+                .map(|_| "role")
         }
-        Some("remove") => db.remove_member(&member.org.id, &user).await.map(|_| "removed"),
+        Some("remove") => db
+            .remove_member(&member.org.id, &user)
+            .await
+            .map(|_| "removed"),
         _ => return Err(UiError::bad_form()),
     };
     match result {
         Ok(done) => Ok(redirect(&member.path(&format!("/members?done={done}")))),
-        Err(StoreError::Invalid(reason)) => members_page(&state, &member, StatusCode::BAD_REQUEST, None, Some(reason)).await,
+        Err(StoreError::Invalid(reason)) => {
+            members_page(&state, &member, StatusCode::BAD_REQUEST, None, Some(reason)).await
+        }
         Err(e) => Err(e.into()),
     }
 }
 
-async fn tokens_page(state: &AppState, member: &Member, status: StatusCode, created: Option<(String, String)>, notice: Option<&str>) -> UiResult {
+async fn tokens_page(
+    state: &AppState,
+    member: &Member,
+    status: StatusCode,
+    created: Option<(String, String)>,
+    notice: Option<&str>,
+) -> UiResult {
     let tokens = state.db().list_api_tokens(&member.org.id).await?;
     let body = templates::render(
         "tokens.html",
@@ -207,8 +283,13 @@ async fn tokens_page(state: &AppState, member: &Member, status: StatusCode, crea
     ),
     security(("session" = []))
 )]
-pub(crate) async fn list_tokens(State(state): State<AppState>, member: Member, Query(params): Query<DoneParams>) -> UiResult {
-    let notice = (params.done.as_deref() == Some("revoked")).then_some("Token revoked. Requests with it are refused from now on.");
+pub(crate) async fn list_tokens(
+    State(state): State<AppState>,
+    member: Member,
+    Query(params): Query<DoneParams>,
+) -> UiResult {
+    let notice = (params.done.as_deref() == Some("revoked"))
+        .then_some("Token revoked. Requests with it are refused from now on.");
     tokens_page(&state, &member, StatusCode::OK, None, notice).await
 }
 
@@ -235,16 +316,33 @@ pub(crate) struct NewTokenForm {
     ),
     security(("session" = []))
 )]
-pub(crate) async fn create_token(State(state): State<AppState>, member: Member, form: Result<Form<NewTokenForm>, FormRejection>) -> UiResult {
-    let Ok(Form(form)) = form else { return Err(UiError::bad_form()) };
+pub(crate) async fn create_token(
+    State(state): State<AppState>,
+    member: Member,
+    form: Result<Form<NewTokenForm>, FormRejection>,
+) -> UiResult {
+    let Ok(Form(form)) = form else {
+        return Err(UiError::bad_form());
+    };
     member.check_change(form.csrf.as_deref().unwrap_or_default())?;
     let name = form.name.unwrap_or_default();
     if name.trim().is_empty() || name.chars().count() > 100 {
-        return Err(UiError::new(StatusCode::BAD_REQUEST, "No name", "Give the token a name of 1 to 100 characters."));
+        return Err(UiError::new(
+            StatusCode::BAD_REQUEST,
+            "No name",
+            "Give the token a name of 1 to 100 characters.",
+        ));
     }
     let (info, secret) = state.db().create_api_token(&member.org.id, &name).await?;
     tracing::info!(token = %info.id, "API token created from the admin UI");
-    tokens_page(&state, &member, StatusCode::CREATED, Some((info.name, secret.reveal().to_owned())), None).await
+    tokens_page(
+        &state,
+        &member,
+        StatusCode::CREATED,
+        Some((info.name, secret.reveal().to_owned())),
+        None,
+    )
+    .await
 }
 
 /// Revokes an API token.
@@ -269,7 +367,9 @@ pub(crate) async fn revoke_token(
     form: Result<Form<super::auth::CsrfForm>, FormRejection>,
 ) -> UiResult {
     let token = ids.1;
-    let Ok(Form(form)) = form else { return Err(UiError::bad_form()) };
+    let Ok(Form(form)) = form else {
+        return Err(UiError::bad_form());
+    };
     member.check_change(form.csrf.as_deref().unwrap_or_default())?;
     state.db().revoke_api_token(&member.org.id, &token).await?;
     tracing::info!(token = %token, "API token revoked from the admin UI");

@@ -26,15 +26,39 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("products.html", include_str!("templates/products.html")),
     ("stores.html", include_str!("templates/stores.html")),
     ("store.html", include_str!("templates/store.html")),
-    ("store_facts.html", include_str!("templates/store_facts.html")),
-    ("store_actions.html", include_str!("templates/store_actions.html")),
+    (
+        "store_facts.html",
+        include_str!("templates/store_facts.html"),
+    ),
+    (
+        "store_actions.html",
+        include_str!("templates/store_actions.html"),
+    ),
     ("store_runs.html", include_str!("templates/store_runs.html")),
-    ("destinations.html", include_str!("templates/destinations.html")),
-    ("destination_new.html", include_str!("templates/destination_new.html")),
-    ("destination_fields.html", include_str!("templates/destination_fields.html")),
-    ("destination.html", include_str!("templates/destination.html")),
-    ("request_view.html", include_str!("templates/request_view.html")),
-    ("delivery_rows.html", include_str!("templates/delivery_rows.html")),
+    (
+        "destinations.html",
+        include_str!("templates/destinations.html"),
+    ),
+    (
+        "destination_new.html",
+        include_str!("templates/destination_new.html"),
+    ),
+    (
+        "destination_fields.html",
+        include_str!("templates/destination_fields.html"),
+    ),
+    (
+        "destination.html",
+        include_str!("templates/destination.html"),
+    ),
+    (
+        "request_view.html",
+        include_str!("templates/request_view.html"),
+    ),
+    (
+        "delivery_rows.html",
+        include_str!("templates/delivery_rows.html"),
+    ),
     ("deliveries.html", include_str!("templates/deliveries.html")),
     ("delivery.html", include_str!("templates/delivery.html")),
     ("members.html", include_str!("templates/members.html")),
@@ -85,14 +109,22 @@ pub(crate) fn render(name: &str, layout: &Layout, page: impl Serialize) -> Resul
 /// Renders a page shown outside the layout (sign-in, messages); falls back
 /// to plain text if even that fails.
 pub(crate) fn render_bare(name: &str, page: impl Serialize) -> String {
-    render_ctx(name, Value::from_serialize(&page)).unwrap_or_else(|_| "<!doctype html><title>Cohort</title><p>Cohort could not show this page.</p>".into())
+    render_ctx(name, Value::from_serialize(&page)).unwrap_or_else(|_| {
+        "<!doctype html><title>Cohort</title><p>Cohort could not show this page.</p>".into()
+    })
 }
 
 fn render_ctx(name: &str, ctx: Value) -> Result<String, UiError> {
-    ENV.get_template(name).and_then(|t| t.render(ctx)).map_err(|error| {
-        tracing::error!(%error, template = name, "a UI template failed to render");
-        UiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Error", "Cohort could not show this page.")
-    })
+    ENV.get_template(name)
+        .and_then(|t| t.render(ctx))
+        .map_err(|error| {
+            tracing::error!(%error, template = name, "a UI template failed to render");
+            UiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Error",
+                "Cohort could not show this page.",
+            )
+        })
 }
 
 #[cfg(test)]
@@ -106,10 +138,12 @@ mod tests {
             format::register(&mut env);
             for (other, text) in TEMPLATES {
                 if other != name {
-                    env.add_template(other, text).unwrap_or_else(|e| panic!("{other}: {e}"));
+                    env.add_template(other, text)
+                        .unwrap_or_else(|e| panic!("{other}: {e}"));
                 }
             }
-            env.add_template(name, source).unwrap_or_else(|e| panic!("{name}: {e}"));
+            env.add_template(name, source)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
         }
     }
 
@@ -125,7 +159,15 @@ mod tests {
             section: "account",
             title: "T".into(),
         };
-        let html = render("message.html", &layout, context! { title => "<script>", message => "a&b" }).unwrap_or_default();
-        assert!(html.contains("&lt;script&gt;") && !html.contains("<script>"), "{html}");
+        let html = render(
+            "message.html",
+            &layout,
+            context! { title => "<script>", message => "a&b" },
+        )
+        .unwrap_or_default();
+        assert!(
+            html.contains("&lt;script&gt;") && !html.contains("<script>"),
+            "{html}"
+        );
     }
 }

@@ -41,7 +41,8 @@ pub struct Answer {
 
 impl Answer {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -67,37 +68,71 @@ impl TestApp {
         key: cohort_store::destinations::SecretsKey,
         options: cohort_destinations::DispatcherOptions,
     ) -> Self {
-        Self::build(t, ApiSettings::default(), WriterOptions::default(), Some((key, options))).await
+        Self::build(
+            t,
+            ApiSettings::default(),
+            WriterOptions::default(),
+            Some((key, options)),
+        )
+        .await
     }
 
     async fn build(
         t: TestDb,
         settings: ApiSettings,
         writer: WriterOptions,
-        destinations: Option<(cohort_store::destinations::SecretsKey, cohort_destinations::DispatcherOptions)>,
+        destinations: Option<(
+            cohort_store::destinations::SecretsKey,
+            cohort_destinations::DispatcherOptions,
+        )>,
     ) -> Self {
         let a = cohort_testkit::seed(&t.db, "Org A").await;
         let b = cohort_testkit::seed(&t.db, "Org B").await;
         let (writer, tasks) = EventWriter::start(t.db.clone(), writer);
         let mut state = AppState::new(t.db.clone(), writer, settings);
         if let Some((key, options)) = destinations {
-            state = state.with_destinations(cohort_destinations::Dispatcher::new(t.db.clone(), key, options).expect("dispatcher"));
+            state = state.with_destinations(
+                cohort_destinations::Dispatcher::new(t.db.clone(), key, options)
+                    .expect("dispatcher"),
+            );
         }
         let router = cohort_api::router(state.clone());
-        let projector = cohort_store::projection::Projector::new(t.db.clone()).spawn(std::time::Duration::from_millis(20));
-        Self { t, router, a, b, state, _writer: tasks, _projector: AbortOnDrop(projector) }
+        let projector = cohort_store::projection::Projector::new(t.db.clone())
+            .spawn(std::time::Duration::from_millis(20));
+        Self {
+            t,
+            router,
+            a,
+            b,
+            state,
+            _writer: tasks,
+            _projector: AbortOnDrop(projector),
+        }
     }
 
     /// With destinations on: `dispatcher` (its key and outbound policy)
     /// serves the destination routes and pages.
-    pub async fn with_dispatcher(t: TestDb, dispatcher: impl FnOnce(&cohort_store::Db) -> cohort_destinations::Dispatcher) -> Self {
+    pub async fn with_dispatcher(
+        t: TestDb,
+        dispatcher: impl FnOnce(&cohort_store::Db) -> cohort_destinations::Dispatcher,
+    ) -> Self {
         let a = cohort_testkit::seed(&t.db, "Org A").await;
         let b = cohort_testkit::seed(&t.db, "Org B").await;
         let (writer, tasks) = EventWriter::start(t.db.clone(), WriterOptions::default());
-        let state = AppState::new(t.db.clone(), writer, ApiSettings::default()).with_destinations(dispatcher(&t.db));
+        let state = AppState::new(t.db.clone(), writer, ApiSettings::default())
+            .with_destinations(dispatcher(&t.db));
         let router = cohort_api::router(state.clone());
-        let projector = cohort_store::projection::Projector::new(t.db.clone()).spawn(std::time::Duration::from_millis(20));
-        Self { t, router, a, b, state, _writer: tasks, _projector: AbortOnDrop(projector) }
+        let projector = cohort_store::projection::Projector::new(t.db.clone())
+            .spawn(std::time::Duration::from_millis(20));
+        Self {
+            t,
+            router,
+            a,
+            b,
+            state,
+            _writer: tasks,
+            _projector: AbortOnDrop(projector),
+        }
     }
 
     pub fn backend(&self) -> &'static str {
@@ -105,11 +140,26 @@ impl TestApp {
     }
 
     pub async fn send(&self, request: Request<Body>) -> Answer {
-        let response = self.router.clone().oneshot(request).await.expect("router answers");
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("router answers");
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.into_body().collect().await.expect("body").to_bytes().to_vec();
-        Answer { status, headers, body }
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec();
+        Answer {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// POSTs `body` to `path` with the write key of org A in Basic auth.
@@ -142,7 +192,9 @@ impl TestApp {
             .uri(path)
             .header("authorization", format!("Bearer {}", who.token))
             .header("content-type", "application/json");
-        let body = body.map(|b| Body::from(b.to_string())).unwrap_or_else(Body::empty);
+        let body = body
+            .map(|b| Body::from(b.to_string()))
+            .unwrap_or_else(Body::empty);
         self.send(builder.body(body).unwrap()).await
     }
 
@@ -171,11 +223,17 @@ impl TestApp {
 }
 
 pub fn basic(write_key: &str) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{write_key}:")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{write_key}:"))
+    )
 }
 
 pub fn fixture(name: &str) -> String {
-    let path = format!("{}/../../../shared/fixtures/segment-everflow/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../../shared/fixtures/segment-everflow/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
 }
 

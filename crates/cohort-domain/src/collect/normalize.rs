@@ -92,7 +92,10 @@ pub fn normalize_request(
     let text = std::str::from_utf8(body)
         .map_err(|_| CollectError::invalid("", "request body is not UTF-8 JSON"))?;
     if text.trim().is_empty() {
-        return Err(CollectError::invalid("", "request body is empty; expected a JSON object"));
+        return Err(CollectError::invalid(
+            "",
+            "request body is empty; expected a JSON object",
+        ));
     }
     let received_at = truncate_to_micros(received_at);
     match envelope {
@@ -117,7 +120,10 @@ pub fn normalize_request(
                 &BatchDefaults::default(),
                 &received,
             )?;
-            Ok(ParsedRequest { write_key_in_body, messages: vec![message] })
+            Ok(ParsedRequest {
+                write_key_in_body,
+                messages: vec![message],
+            })
         }
         Envelope::Batch => normalize_batch(text, received_at, limits),
     }
@@ -130,9 +136,9 @@ fn normalize_batch(
 ) -> Result<ParsedRequest, CollectError> {
     let top: BatchEnvelope<'_> = serde_json::from_str(text)
         .map_err(|e| CollectError::invalid("", format!("malformed JSON: {e}")))?;
-    let raw_batch = top
-        .batch
-        .ok_or_else(|| CollectError::invalid("batch", "batch is required (an array of messages)"))?;
+    let raw_batch = top.batch.ok_or_else(|| {
+        CollectError::invalid("batch", "batch is required (an array of messages)")
+    })?;
     let items: Vec<&RawValue> = serde_json::from_str(raw_batch.get())
         .map_err(|_| CollectError::invalid("batch", "batch must be an array of messages"))?;
     if items.len() > limits.max_batch_messages {
@@ -174,7 +180,10 @@ fn normalize_batch(
         }
         messages.push(normalize_message(map, None, &prefix, &defaults, &received)?);
     }
-    Ok(ParsedRequest { write_key_in_body, messages })
+    Ok(ParsedRequest {
+        write_key_in_body,
+        messages,
+    })
 }
 
 fn parse_object(text: &str, field: &str) -> Result<Map<String, Value>, CollectError> {
@@ -182,14 +191,19 @@ fn parse_object(text: &str, field: &str) -> Result<Map<String, Value>, CollectEr
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(CollectError::invalid(
             field,
-            format!("{} must be a JSON object", if field.is_empty() { "the body" } else { field }),
+            format!(
+                "{} must be a JSON object",
+                if field.is_empty() { "the body" } else { field }
+            ),
         )),
         Err(e) => Err(CollectError::invalid(field, format!("malformed JSON: {e}"))),
     }
 }
 
 fn write_key_of(map: &Map<String, Value>) -> Option<String> {
-    map.get("writeKey").and_then(Value::as_str).map(str::to_owned)
+    map.get("writeKey")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
 }
 
 fn path(prefix: &str, name: &str) -> String {
@@ -207,7 +221,10 @@ fn optional_object(
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(map)) => Ok(Some(map)),
-        Some(_) => Err(CollectError::invalid(field, format!("{field} must be an object"))),
+        Some(_) => Err(CollectError::invalid(
+            field,
+            format!("{field} must be an object"),
+        )),
     }
 }
 
@@ -280,7 +297,10 @@ fn normalize_message(
             _ => {
                 return Err(CollectError::invalid(
                     path(prefix, "type"),
-                    format!("{} is required (identify, track, page, screen, group or alias)", path(prefix, "type")),
+                    format!(
+                        "{} is required (identify, track, page, screen, group or alias)",
+                        path(prefix, "type")
+                    ),
                 ))
             }
         },
@@ -358,7 +378,10 @@ fn normalize_message(
         if take_id(&mut map, "previousId", prefix)?.is_none() {
             return Err(CollectError::invalid(
                 path(prefix, "previousId"),
-                format!("{} is required for an alias call", path(prefix, "previousId")),
+                format!(
+                    "{} is required for an alias call",
+                    path(prefix, "previousId")
+                ),
             ));
         }
         if user_id.is_none() {
@@ -430,7 +453,10 @@ struct Received {
 
 impl Received {
     fn at(time: DateTime<Utc>) -> Self {
-        Self { time, text: format_rfc3339(time) }
+        Self {
+            time,
+            text: format_rfc3339(time),
+        }
     }
 }
 

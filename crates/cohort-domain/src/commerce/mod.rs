@@ -23,7 +23,10 @@ pub struct Money {
 
 impl Money {
     pub fn new(amount: Decimal, currency: &str) -> Self {
-        Self { amount: amount.normalize(), currency: currency.to_owned() }
+        Self {
+            amount: amount.normalize(),
+            currency: currency.to_owned(),
+        }
     }
 }
 
@@ -38,15 +41,23 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
 /// An ISO 4217 code: three ASCII letters, returned upper-cased.
 pub fn parse_currency(value: &Value, field: &str) -> Result<String, FieldError> {
     match value.as_str().map(str::trim) {
-        Some(code) if code.len() == 3 && code.bytes().all(|b| b.is_ascii_alphabetic()) => Ok(code.to_ascii_uppercase()),
-        _ => Err(FieldError::new(field, "must be a three-letter ISO 4217 currency code")),
+        Some(code) if code.len() == 3 && code.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            Ok(code.to_ascii_uppercase())
+        }
+        _ => Err(FieldError::new(
+            field,
+            "must be a three-letter ISO 4217 currency code",
+        )),
     }
 }
 
@@ -57,15 +68,22 @@ pub fn parse_decimal(value: &Value, field: &str) -> Result<Decimal, FieldError> 
     let parsed = match value {
         Value::String(s) if s.trim().is_empty() => Some(Decimal::ZERO),
         Value::String(s) => Decimal::from_str(s.trim()).ok(),
-        Value::Number(n) => Decimal::from_str(&n.to_string()).or_else(|_| Decimal::from_scientific(&n.to_string())).ok(),
+        Value::Number(n) => Decimal::from_str(&n.to_string())
+            .or_else(|_| Decimal::from_scientific(&n.to_string()))
+            .ok(),
         Value::Null => Some(Decimal::ZERO),
         _ => None,
     };
-    parsed.map(|d| d.normalize()).ok_or_else(|| FieldError::new(field, "must be a decimal number"))
+    parsed
+        .map(|d| d.normalize())
+        .ok_or_else(|| FieldError::new(field, "must be a decimal number"))
 }
 
 /// As [`parse_decimal`], but a missing or empty value is `None`.
-pub fn parse_optional_decimal(value: Option<&Value>, field: &str) -> Result<Option<Decimal>, FieldError> {
+pub fn parse_optional_decimal(
+    value: Option<&Value>,
+    field: &str,
+) -> Result<Option<Decimal>, FieldError> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
@@ -78,7 +96,9 @@ pub fn parse_optional_decimal(value: Option<&Value>, field: &str) -> Result<Opti
 /// number's shortest form is the decimal's exact text.
 pub fn decimal_json(amount: Decimal) -> Value {
     let text = amount.normalize().to_string();
-    serde_json::from_str::<serde_json::Number>(&text).map(Value::Number).unwrap_or(Value::String(text))
+    serde_json::from_str::<serde_json::Number>(&text)
+        .map(Value::Number)
+        .unwrap_or(Value::String(text))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,7 +216,10 @@ pub struct Cart {
 pub fn normalize_email(raw: &str) -> Option<String> {
     let email = raw.trim().to_lowercase();
     let (local, domain) = email.split_once('@')?;
-    let valid = !local.is_empty() && !domain.is_empty() && !domain.contains('@') && !email.chars().any(char::is_whitespace);
+    let valid = !local.is_empty()
+        && !domain.is_empty()
+        && !domain.contains('@')
+        && !email.chars().any(char::is_whitespace);
     valid.then_some(email)
 }
 
@@ -207,16 +230,34 @@ mod tests {
 
     #[test]
     fn decimals_are_exact_from_strings_and_numbers() {
-        assert_eq!(parse_decimal(&json!("29.35"), "t").unwrap().to_string(), "29.35");
-        assert_eq!(parse_decimal(&json!(29.35), "t").unwrap().to_string(), "29.35");
-        assert_eq!(parse_decimal(&json!(0.1), "t").unwrap() + parse_decimal(&json!(0.2), "t").unwrap(), Decimal::from_str("0.3").unwrap());
-        assert_eq!(parse_decimal(&json!("abc"), "total").unwrap_err().field, "total");
-        assert_eq!(decimal_json(Decimal::from_str("29.350").unwrap()), json!(29.35));
+        assert_eq!(
+            parse_decimal(&json!("29.35"), "t").unwrap().to_string(),
+            "29.35"
+        );
+        assert_eq!(
+            parse_decimal(&json!(29.35), "t").unwrap().to_string(),
+            "29.35"
+        );
+        assert_eq!(
+            parse_decimal(&json!(0.1), "t").unwrap() + parse_decimal(&json!(0.2), "t").unwrap(),
+            Decimal::from_str("0.3").unwrap()
+        );
+        assert_eq!(
+            parse_decimal(&json!("abc"), "total").unwrap_err().field,
+            "total"
+        );
+        assert_eq!(
+            decimal_json(Decimal::from_str("29.350").unwrap()),
+            json!(29.35)
+        );
     }
 
     #[test]
     fn emails_are_trimmed_and_lower_cased() {
-        assert_eq!(normalize_email("  John.Doe@Example.COM "), Some("john.doe@example.com".into()));
+        assert_eq!(
+            normalize_email("  John.Doe@Example.COM "),
+            Some("john.doe@example.com".into())
+        );
         assert_eq!(normalize_email("nope"), None);
         assert_eq!(normalize_email("a b@c.d"), None);
     }

@@ -5,7 +5,10 @@
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
-use super::{normalize_email, parse_decimal, parse_optional_decimal, Cart, CartLine, FieldError, LineItem, Money, Order};
+use super::{
+    normalize_email, parse_decimal, parse_optional_decimal, Cart, CartLine, FieldError, LineItem,
+    Money, Order,
+};
 
 /// Segment's order events that describe an order's state.
 pub fn order_status_of_event(event: &str) -> Option<&'static str> {
@@ -35,7 +38,12 @@ fn id_text(value: Option<&Value>) -> Option<String> {
 }
 
 fn text(props: &Map<String, Value>, key: &str) -> Option<String> {
-    props.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+    props
+        .get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 fn lines(props: &Map<String, Value>) -> Result<Vec<CartLine>, FieldError> {
@@ -46,13 +54,19 @@ fn lines(props: &Map<String, Value>) -> Result<Vec<CartLine>, FieldError> {
         }
         return Ok(Vec::new());
     };
-    let products = products.as_array().ok_or_else(|| FieldError::new("properties.products", "must be an array"))?;
+    let products = products
+        .as_array()
+        .ok_or_else(|| FieldError::new("properties.products", "must be an array"))?;
     products
         .iter()
         .enumerate()
         .map(|(i, p)| {
             let path = format!("properties.products[{i}]");
-            line(p.as_object().ok_or_else(|| FieldError::new(&path, "must be an object"))?, &path)
+            line(
+                p.as_object()
+                    .ok_or_else(|| FieldError::new(&path, "must be an object"))?,
+                &path,
+            )
         })
         .collect()
 }
@@ -63,7 +77,8 @@ fn line(p: &Map<String, Value>, path: &str) -> Result<CartLine, FieldError> {
         sku: text(p, "sku"),
         name: text(p, "name"),
         price: parse_optional_decimal(p.get("price"), &format!("{path}.price"))?,
-        quantity: parse_optional_decimal(p.get("quantity"), &format!("{path}.quantity"))?.unwrap_or(Decimal::ONE),
+        quantity: parse_optional_decimal(p.get("quantity"), &format!("{path}.quantity"))?
+            .unwrap_or(Decimal::ONE),
         url: text(p, "url"),
         image_url: text(p, "image_url"),
     })
@@ -78,7 +93,8 @@ pub fn parse_order_event(
     timestamp_us: i64,
     email: Option<&str>,
 ) -> Result<Order, FieldError> {
-    let order_id = id_text(props.get("order_id")).ok_or_else(|| FieldError::new("properties.order_id", "is required"))?;
+    let order_id = id_text(props.get("order_id"))
+        .ok_or_else(|| FieldError::new("properties.order_id", "is required"))?;
     let status = order_status_of_event(event).unwrap_or("completed");
     let currency = currency(props)?;
     let line_items: Vec<LineItem> = lines(props)?
@@ -98,10 +114,12 @@ pub fn parse_order_event(
         })
         .collect();
     let amount = |key: &str| parse_optional_decimal(props.get(key), &format!("properties.{key}"));
-    let subtotal = amount("subtotal")?.unwrap_or_else(|| line_items.iter().map(|l| l.subtotal).sum());
+    let subtotal =
+        amount("subtotal")?.unwrap_or_else(|| line_items.iter().map(|l| l.subtotal).sum());
     let total = match amount("total")? {
         Some(total) => total,
-        None => amount("revenue")?.ok_or_else(|| FieldError::new("properties.total", "is required (or revenue)"))?,
+        None => amount("revenue")?
+            .ok_or_else(|| FieldError::new("properties.total", "is required (or revenue)"))?,
     };
     let coupons = text(props, "coupon").map(|c| vec![c]).unwrap_or_default();
     Ok(Order {
@@ -167,7 +185,14 @@ mod tests {
             "discount": 2.5, "coupon": "hasbros", "currency": "usd",
             "products": [{"product_id": "507f1f77", "sku": "45790-32", "name": "Monopoly", "price": 19, "quantity": 1},
                          {"product_id": "505bd76785", "sku": "46493-32", "name": "Uno Card Game", "price": 3, "quantity": 2}]});
-        let order = parse_order_event("src", "Order Completed", props.as_object().unwrap(), 7, Some("A@B.c")).unwrap();
+        let order = parse_order_event(
+            "src",
+            "Order Completed",
+            props.as_object().unwrap(),
+            7,
+            Some("A@B.c"),
+        )
+        .unwrap();
         assert_eq!(order.total, Decimal::from_str("27.5").unwrap());
         assert_eq!(order.currency, "USD");
         assert_eq!(order.subtotal, Decimal::from_str("25").unwrap());
@@ -175,7 +200,18 @@ mod tests {
         assert_eq!(order.email.as_deref(), Some("a@b.c"));
         assert_eq!(order.paid_at_us, Some(7));
         let missing = json!({"total": 1});
-        assert_eq!(parse_order_event("s", "Order Completed", missing.as_object().unwrap(), 0, None).unwrap_err().field, "properties.order_id");
+        assert_eq!(
+            parse_order_event(
+                "s",
+                "Order Completed",
+                missing.as_object().unwrap(),
+                0,
+                None
+            )
+            .unwrap_err()
+            .field,
+            "properties.order_id"
+        );
     }
 
     #[test]
@@ -183,7 +219,10 @@ mod tests {
         let props = json!({"cart_id": "c1", "product_id": "p1", "price": "9.99", "quantity": 2});
         let cart = parse_cart(props.as_object().unwrap(), 1).unwrap();
         assert_eq!(cart.products.len(), 1);
-        assert_eq!(cart.products[0].price, Some(Decimal::from_str("9.99").unwrap()));
+        assert_eq!(
+            cart.products[0].price,
+            Some(Decimal::from_str("9.99").unwrap())
+        );
         assert_eq!(cart.cart_id.as_deref(), Some("c1"));
     }
 }

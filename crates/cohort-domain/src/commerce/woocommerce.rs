@@ -11,7 +11,8 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
 use super::{
-    normalize_email, parse_currency, parse_decimal, Customer, FieldError, LineItem, Money, Order, Product, Refund,
+    normalize_email, parse_currency, parse_decimal, Customer, FieldError, LineItem, Money, Order,
+    Product, Refund,
 };
 
 /// The kind of resource a topic (`order.updated`, `product.deleted`, …)
@@ -43,23 +44,37 @@ pub fn parse_topic(topic: &str) -> Result<(ResourceKind, &str), FieldError> {
         "order" => ResourceKind::Order,
         "customer" => ResourceKind::Customer,
         "product" => ResourceKind::Product,
-        other => return Err(FieldError::new("topic", format!("resource {other:?} is not one of order, customer, product"))),
+        other => {
+            return Err(FieldError::new(
+                "topic",
+                format!("resource {other:?} is not one of order, customer, product"),
+            ))
+        }
     };
     match action {
         "created" | "updated" | "deleted" | "restored" => Ok((kind, action)),
-        other => Err(FieldError::new("topic", format!("action {other:?} is not one of created, updated, deleted, restored"))),
+        other => Err(FieldError::new(
+            "topic",
+            format!("action {other:?} is not one of created, updated, deleted, restored"),
+        )),
     }
 }
 
 fn object<'a>(value: &'a Value, field: &str) -> Result<&'a Map<String, Value>, FieldError> {
-    value.as_object().ok_or_else(|| FieldError::new(field, "must be an object"))
+    value
+        .as_object()
+        .ok_or_else(|| FieldError::new(field, "must be an object"))
 }
 
 /// A WooCommerce id: a positive integer (or its decimal text).
 pub fn parse_id(value: Option<&Value>, field: &str) -> Result<String, FieldError> {
     match value {
         Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => Ok(n.to_string()),
-        Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && s != "0" => Ok(s.clone()),
+        Some(Value::String(s))
+            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && s != "0" =>
+        {
+            Ok(s.clone())
+        }
         _ => Err(FieldError::new(field, "must be a positive integer id")),
     }
 }
@@ -91,11 +106,18 @@ pub fn parse_gmt(value: Option<&Value>, field: &str) -> Result<Option<i64>, Fiel
 }
 
 fn text(map: &Map<String, Value>, key: &str) -> Option<String> {
-    map.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+    map.get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 fn decimal(map: &Map<String, Value>, key: &str, path: &str) -> Result<Decimal, FieldError> {
-    parse_decimal(map.get(key).unwrap_or(&Value::Null), &format!("{path}{key}"))
+    parse_decimal(
+        map.get(key).unwrap_or(&Value::Null),
+        &format!("{path}{key}"),
+    )
 }
 
 /// The resource's last change: `date_modified_gmt`, else `date_created_gmt`.
@@ -116,11 +138,16 @@ pub fn parse_order(store: &str, value: &Value) -> Result<Order, FieldError> {
         None | Some(Value::Null) => Map::new(),
         Some(v) => object(v, "billing")?.clone(),
     };
-    let email = billing.get("email").and_then(Value::as_str).and_then(normalize_email);
+    let email = billing
+        .get("email")
+        .and_then(Value::as_str)
+        .and_then(normalize_email);
 
     let mut line_items = Vec::new();
     if let Some(items) = map.get("line_items").filter(|v| !v.is_null()) {
-        let items = items.as_array().ok_or_else(|| FieldError::new("line_items", "must be an array"))?;
+        let items = items
+            .as_array()
+            .ok_or_else(|| FieldError::new("line_items", "must be an array"))?;
         for (i, item) in items.iter().enumerate() {
             let path = format!("line_items[{i}].");
             let item = object(item, &format!("line_items[{i}]"))?;
@@ -153,7 +180,9 @@ pub fn parse_order(store: &str, value: &Value) -> Result<Order, FieldError> {
                 line.get("code")
                     .and_then(Value::as_str)
                     .map(str::to_owned)
-                    .ok_or_else(|| FieldError::new(format!("coupon_lines[{i}].code"), "is required"))
+                    .ok_or_else(|| {
+                        FieldError::new(format!("coupon_lines[{i}].code"), "is required")
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?,
         None | Some(Value::Null) => Vec::new(),
@@ -187,7 +216,11 @@ pub fn parse_order(store: &str, value: &Value) -> Result<Order, FieldError> {
         customer_id: optional_id(map.get("customer_id")),
         email,
         billing,
-        subtotal: line_items.iter().map(|l| l.subtotal).sum::<Decimal>().normalize(),
+        subtotal: line_items
+            .iter()
+            .map(|l| l.subtotal)
+            .sum::<Decimal>()
+            .normalize(),
         line_items,
         discount_total: decimal(map, "discount_total", "")?,
         shipping_total: decimal(map, "shipping_total", "")?,
@@ -209,14 +242,22 @@ pub fn parse_customer(store: &str, value: &Value) -> Result<Customer, FieldError
     let map = object(value, "resource")?;
     let customer_id = parse_id(map.get("id"), "id")?;
     let email = text(map, "email").and_then(|e| normalize_email(&e));
-    if map.get("email").is_some_and(|e| !e.is_null() && e.as_str() != Some("")) && email.is_none() {
+    if map
+        .get("email")
+        .is_some_and(|e| !e.is_null() && e.as_str() != Some(""))
+        && email.is_none()
+    {
         return Err(FieldError::new("email", "is not an email address"));
     }
     let mut traits = Map::new();
     if let Some(email) = &email {
         traits.insert("email".into(), Value::String(email.clone()));
     }
-    for (from, to) in [("first_name", "first_name"), ("last_name", "last_name"), ("username", "username")] {
+    for (from, to) in [
+        ("first_name", "first_name"),
+        ("last_name", "last_name"),
+        ("username", "username"),
+    ] {
         if let Some(v) = text(map, from) {
             traits.insert(to.into(), Value::String(v));
         }
@@ -242,26 +283,50 @@ pub fn parse_customer(store: &str, value: &Value) -> Result<Customer, FieldError
         }
     }
     if let Some(created) = parse_gmt(map.get("date_created_gmt"), "date_created_gmt")? {
-        traits.insert("created_at".into(), Value::String(crate::time::format_rfc3339(crate::time::from_micros(created))));
+        traits.insert(
+            "created_at".into(),
+            Value::String(crate::time::format_rfc3339(crate::time::from_micros(
+                created,
+            ))),
+        );
     }
-    Ok(Customer { store: store.to_owned(), modified_at_us: modified_at(map)?, customer_id, email, traits })
+    Ok(Customer {
+        store: store.to_owned(),
+        modified_at_us: modified_at(map)?,
+        customer_id,
+        email,
+        traits,
+    })
 }
 
 /// A product; `currency` is the store's (WooCommerce prices carry none).
-pub fn parse_product(store: &str, currency: Option<&str>, value: &Value) -> Result<Product, FieldError> {
+pub fn parse_product(
+    store: &str,
+    currency: Option<&str>,
+    value: &Value,
+) -> Result<Product, FieldError> {
     let map = object(value, "resource")?;
     let product_id = parse_id(map.get("id"), "id")?;
     let price = match super::parse_optional_decimal(map.get("price"), "price")? {
         None => None,
         Some(amount) => {
-            let currency = currency.ok_or_else(|| FieldError::new("currency", "the store's currency is required for a priced product"))?;
+            let currency = currency.ok_or_else(|| {
+                FieldError::new(
+                    "currency",
+                    "the store's currency is required for a priced product",
+                )
+            })?;
             Some(Money::new(amount, currency))
         }
     };
     let list = |key: &str, inner: &str| -> Result<Vec<String>, FieldError> {
         match map.get(key) {
             None | Some(Value::Null) => Ok(Vec::new()),
-            Some(Value::Array(items)) => Ok(items.iter().filter_map(|i| i.get(inner).and_then(Value::as_str)).map(str::to_owned).collect()),
+            Some(Value::Array(items)) => Ok(items
+                .iter()
+                .filter_map(|i| i.get(inner).and_then(Value::as_str))
+                .map(str::to_owned)
+                .collect()),
             Some(_) => Err(FieldError::new(key, "must be an array")),
         }
     };
@@ -335,20 +400,33 @@ pub fn resource_message(
         }
         ResourceKind::Product => {
             let product = parse_product(store, currency.as_deref(), resource).map_err(|e| {
-                if e.field == "currency" { e } else { in_resource(e) }
+                if e.field == "currency" {
+                    e
+                } else {
+                    in_resource(e)
+                }
             })?;
             (product.product_id, product.modified_at_us, String::new())
         }
     };
     let email = match kind {
-        ResourceKind::Order => resource.pointer("/billing/email").and_then(Value::as_str).and_then(normalize_email),
-        ResourceKind::Customer => resource.get("email").and_then(Value::as_str).and_then(normalize_email),
+        ResourceKind::Order => resource
+            .pointer("/billing/email")
+            .and_then(Value::as_str)
+            .and_then(normalize_email),
+        ResourceKind::Customer => resource
+            .get("email")
+            .and_then(Value::as_str)
+            .and_then(normalize_email),
         ResourceKind::Product => None,
     };
     // Deletion is a version of its own: the same modified time as the
     // last update, but a different fact.
     let deleted = if action == "deleted" { ":deleted" } else { "" };
-    let message_id = format!("wc:{store}:{}:{id}:{modified}{facts}{deleted}", kind.as_str());
+    let message_id = format!(
+        "wc:{store}:{}:{id}:{modified}{facts}{deleted}",
+        kind.as_str()
+    );
     let time = crate::time::format_rfc3339(crate::time::from_micros(modified));
     let mut message = Map::new();
     message.insert("type".into(), Value::String("resource".into()));
@@ -359,14 +437,23 @@ pub fn resource_message(
         message.insert("currency".into(), Value::String(currency));
     }
     message.insert("resource".into(), resource.clone());
-    Ok(ResourceMessage { message_id, kind, timestamp_us: modified, email, message })
+    Ok(ResourceMessage {
+        message_id,
+        kind,
+        timestamp_us: modified,
+        email,
+        message,
+    })
 }
 
 fn in_resource(e: FieldError) -> FieldError {
     if e.field == "resource" {
         return e;
     }
-    FieldError { field: format!("resource.{}", e.field), message: e.message }
+    FieldError {
+        field: format!("resource.{}", e.field),
+        message: e.message,
+    }
 }
 
 #[cfg(test)]
@@ -376,9 +463,15 @@ mod tests {
 
     fn fixture(name: &str) -> Value {
         let text = match name {
-            "order" => include_str!("../../../../../shared/fixtures/wc-rest-v3-order.docs-example.json"),
-            "customer" => include_str!("../../../../../shared/fixtures/wc-rest-v3-customer.docs-example.json"),
-            _ => include_str!("../../../../../shared/fixtures/wc-rest-v3-product.docs-example.json"),
+            "order" => {
+                include_str!("../../../../../shared/fixtures/wc-rest-v3-order.docs-example.json")
+            }
+            "customer" => {
+                include_str!("../../../../../shared/fixtures/wc-rest-v3-customer.docs-example.json")
+            }
+            _ => {
+                include_str!("../../../../../shared/fixtures/wc-rest-v3-product.docs-example.json")
+            }
         };
         serde_json::from_str(text).unwrap()
     }
@@ -404,7 +497,14 @@ mod tests {
         assert_eq!(order.line_items[1].variation_id.as_deref(), Some("23"));
         assert_eq!(order.line_items[0].quantity, d("2"));
         assert_eq!(order.line_items[0].price, d("3"));
-        assert_eq!(order.paid_at_us, Some(parse_gmt(Some(&Value::from("2017-03-22T19:28:08")), "x").unwrap().unwrap()));
+        assert_eq!(
+            order.paid_at_us,
+            Some(
+                parse_gmt(Some(&Value::from("2017-03-22T19:28:08")), "x")
+                    .unwrap()
+                    .unwrap()
+            )
+        );
         assert_eq!(order.completed_at_us, None);
     }
 
@@ -422,14 +522,22 @@ mod tests {
         assert_eq!(product.categories, vec!["Clothing", "T-shirts"]);
         assert_eq!(product.images.len(), 2);
         assert_eq!(product.stock_status.as_deref(), Some("instock"));
-        assert_eq!(parse_product("src_1", None, &fixture("product")).unwrap_err().field, "currency");
+        assert_eq!(
+            parse_product("src_1", None, &fixture("product"))
+                .unwrap_err()
+                .field,
+            "currency"
+        );
     }
 
     #[test]
     fn bad_fields_are_named() {
         let mut order = fixture("order");
         order["line_items"][1]["total"] = Value::from("twelve");
-        assert_eq!(parse_order("s", &order).unwrap_err().field, "line_items[1].total");
+        assert_eq!(
+            parse_order("s", &order).unwrap_err().field,
+            "line_items[1].total"
+        );
         let mut order = fixture("order");
         order["currency"] = Value::from("dollars");
         assert_eq!(parse_order("s", &order).unwrap_err().field, "currency");
@@ -437,21 +545,41 @@ mod tests {
         order["id"] = Value::from(0);
         assert_eq!(parse_order("s", &order).unwrap_err().field, "id");
         assert_eq!(parse_topic("coupon.created").unwrap_err().field, "topic");
-        assert_eq!(parse_topic("order.updated").unwrap(), (ResourceKind::Order, "updated"));
+        assert_eq!(
+            parse_topic("order.updated").unwrap(),
+            (ResourceKind::Order, "updated")
+        );
     }
 
     #[test]
     fn an_order_changed_twice_in_one_second_is_two_versions() {
         let order = fixture("order");
         let again = resource_message("src_1", "order.updated", &order, None).unwrap();
-        assert_eq!(resource_message("src_1", "order.updated", &order, None).unwrap().message_id, again.message_id, "the same version is a duplicate");
+        assert_eq!(
+            resource_message("src_1", "order.updated", &order, None)
+                .unwrap()
+                .message_id,
+            again.message_id,
+            "the same version is a duplicate"
+        );
         let mut completed = order.clone();
         completed["status"] = Value::from("completed");
-        let completed_id = resource_message("src_1", "order.updated", &completed, None).unwrap().message_id;
-        assert_ne!(completed_id, again.message_id, "same modified second, another status");
+        let completed_id = resource_message("src_1", "order.updated", &completed, None)
+            .unwrap()
+            .message_id;
+        assert_ne!(
+            completed_id, again.message_id,
+            "same modified second, another status"
+        );
         let mut refunded = completed.clone();
         refunded["refunds"] = serde_json::json!([{"id": 9, "reason": "", "total": "-5.00"}]);
-        assert_ne!(resource_message("src_1", "order.updated", &refunded, None).unwrap().message_id, completed_id, "same status, a refund more");
+        assert_ne!(
+            resource_message("src_1", "order.updated", &refunded, None)
+                .unwrap()
+                .message_id,
+            completed_id,
+            "same status, a refund more"
+        );
     }
 
     #[test]

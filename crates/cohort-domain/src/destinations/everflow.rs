@@ -49,11 +49,18 @@ pub const PROFILE_CLOCK_SKEW_US: i64 = 5 * 60 * 1_000_000;
 /// `trait_at_us` (when the profile last got `ef_transaction_id`) lies within
 /// the attribution window before the event (`event_at_us`), up to a few
 /// minutes after it.
-pub fn profile_transaction_id(value: Option<&Value>, trait_at_us: Option<i64>, event_at_us: i64, window_days: u32) -> Option<String> {
+pub fn profile_transaction_id(
+    value: Option<&Value>,
+    trait_at_us: Option<i64>,
+    event_at_us: i64,
+    window_days: u32,
+) -> Option<String> {
     let id = non_empty_text(value)?;
     let at = trait_at_us?;
     let window = i64::from(window_days).saturating_mul(86_400_000_000);
-    (at >= event_at_us.saturating_sub(window) && at <= event_at_us.saturating_add(PROFILE_CLOCK_SKEW_US)).then_some(id)
+    (at >= event_at_us.saturating_sub(window)
+        && at <= event_at_us.saturating_add(PROFILE_CLOCK_SKEW_US))
+    .then_some(id)
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,7 +81,10 @@ pub enum Skip {
     #[error("missing {0}")]
     Missing(&'static str),
     #[error("{field} must be {expected}")]
-    WrongType { field: String, expected: &'static str },
+    WrongType {
+        field: String,
+        expected: &'static str,
+    },
 }
 
 /// A postback ready to send.
@@ -94,21 +104,37 @@ impl EverflowSettings {
     /// Checks the settings an operator gives; the error names the field.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         let domain = self.tracking_domain.trim();
-        let parsed = url::Url::parse(domain).map_err(|_| ("tracking_domain", "must be a URL like https://www.abc123trk.com".to_owned()))?;
+        let parsed = url::Url::parse(domain).map_err(|_| {
+            (
+                "tracking_domain",
+                "must be a URL like https://www.abc123trk.com".to_owned(),
+            )
+        })?;
         if !matches!(parsed.scheme(), "https" | "http") || parsed.host_str().is_none() {
-            return Err(("tracking_domain", "must be an http(s) URL with a host".into()));
+            return Err((
+                "tracking_domain",
+                "must be an http(s) URL with a host".into(),
+            ));
         }
-        if self.network_id.trim().is_empty() || !self.network_id.trim().bytes().all(|b| b.is_ascii_digit()) {
+        if self.network_id.trim().is_empty()
+            || !self.network_id.trim().bytes().all(|b| b.is_ascii_digit())
+        {
             return Err(("network_id", "must be Everflow's numeric network id".into()));
         }
         if self.event_mapping.is_empty() {
-            return Err(("event_mapping", "map at least one event, e.g. {\"Order Completed\": 0}".into()));
+            return Err((
+                "event_mapping",
+                "map at least one event, e.g. {\"Order Completed\": 0}".into(),
+            ));
         }
         if self.event_mapping.keys().any(|k| k.trim().is_empty()) {
             return Err(("event_mapping", "event names must not be empty".into()));
         }
         if !(1..=365).contains(&self.attribution_window_days) {
-            return Err(("attribution_window_days", "must be between 1 and 365".into()));
+            return Err((
+                "attribution_window_days",
+                "must be between 1 and 365".into(),
+            ));
         }
         Ok(())
     }
@@ -135,14 +161,20 @@ fn non_empty_text(v: Option<&Value>) -> Option<String> {
 /// `integrations.Everflow.transaction_id`, then the profile's last one
 /// (within the attribution window, which the caller applies).
 pub fn transaction_id(message: &Value, from_profile: Option<&str>) -> Option<String> {
-    let referrer = (at(message, &["context", "referrer", "type"]).and_then(Value::as_str) == Some("everflow"))
-        .then(|| non_empty_text(at(message, &["context", "referrer", "id"])))
-        .flatten();
+    let referrer = (at(message, &["context", "referrer", "type"]).and_then(Value::as_str)
+        == Some("everflow"))
+    .then(|| non_empty_text(at(message, &["context", "referrer", "id"])))
+    .flatten();
     referrer
         .or_else(|| non_empty_text(at(message, &["properties", "transaction_id"])))
         .or_else(|| non_empty_text(at(message, &["properties", "transactionId"])))
         .or_else(|| non_empty_text(at(message, &["integrations", "Everflow", "transaction_id"])))
-        .or_else(|| from_profile.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned))
+        .or_else(|| {
+            from_profile
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        })
 }
 
 #[derive(Clone, Copy)]
@@ -168,10 +200,15 @@ impl Kind {
     /// The parameter's text, or `None` if the value has the wrong type.
     fn render(self, v: &Value) -> Option<String> {
         match (self, v) {
-            (Kind::Text | Kind::TextOrNumber | Kind::TextNumberOrBool, Value::String(s)) => Some(s.clone()),
+            (Kind::Text | Kind::TextOrNumber | Kind::TextNumberOrBool, Value::String(s)) => {
+                Some(s.clone())
+            }
             (Kind::TextOrNumber | Kind::TextNumberOrBool | Kind::Number, Value::Number(n)) => {
                 // Exact decimal text: 27.50 stays 27.5, never float-rounded.
-                parse_decimal(v, "").ok().map(|d| d.normalize().to_string()).or_else(|| Some(n.to_string()))
+                parse_decimal(v, "")
+                    .ok()
+                    .map(|d| d.normalize().to_string())
+                    .or_else(|| Some(n.to_string()))
             }
             (Kind::TextNumberOrBool | Kind::Bool, Value::Bool(b)) => Some(b.to_string()),
             _ => None,
@@ -200,17 +237,62 @@ const ALL_SOURCES: [(&[&str], &str, Kind); 11] = [
 const MOBILE_SOURCES: [(&[&str], &str, Kind, bool); 12] = [
     (&["context", "app", "namespace"], "app_id", Kind::Text, true),
     (&["context", "app", "name"], "app_name", Kind::Text, false),
-    (&["context", "app", "version"], "app_version", Kind::TextOrNumber, false),
-    (&["context", "device", "manufacturer"], "device_make", Kind::Text, false),
-    (&["context", "device", "model"], "device_model", Kind::Text, false),
-    (&["context", "network", "carrier"], "carrier", Kind::Text, false),
+    (
+        &["context", "app", "version"],
+        "app_version",
+        Kind::TextOrNumber,
+        false,
+    ),
+    (
+        &["context", "device", "manufacturer"],
+        "device_make",
+        Kind::Text,
+        false,
+    ),
+    (
+        &["context", "device", "model"],
+        "device_model",
+        Kind::Text,
+        false,
+    ),
+    (
+        &["context", "network", "carrier"],
+        "carrier",
+        Kind::Text,
+        false,
+    ),
     (&["context", "os", "name"], "os", Kind::Text, false),
-    (&["context", "os", "version"], "os_version", Kind::TextOrNumber, false),
-    (&["context", "location", "latitude"], "latitude", Kind::Number, false),
-    (&["context", "location", "longitude"], "longitude", Kind::Number, false),
+    (
+        &["context", "os", "version"],
+        "os_version",
+        Kind::TextOrNumber,
+        false,
+    ),
+    (
+        &["context", "location", "latitude"],
+        "latitude",
+        Kind::Number,
+        false,
+    ),
+    (
+        &["context", "location", "longitude"],
+        "longitude",
+        Kind::Number,
+        false,
+    ),
     // Handled below: limit_ad_tracking, connection_type.
-    (&["context", "device", "adTrackingEnabled"], "limit_ad_tracking", Kind::Bool, false),
-    (&["context", "network", "wifi"], "connection_type", Kind::Text, false),
+    (
+        &["context", "device", "adTrackingEnabled"],
+        "limit_ad_tracking",
+        Kind::Bool,
+        false,
+    ),
+    (
+        &["context", "network", "wifi"],
+        "connection_type",
+        Kind::Text,
+        false,
+    ),
 ];
 
 fn dotted(path: &[&str]) -> String {
@@ -220,32 +302,51 @@ fn dotted(path: &[&str]) -> String {
 /// Builds the postback for one event, or says why it is skipped.
 /// `profile_transaction_id` is the last Everflow transaction id seen on the
 /// event's profile within the attribution window (the last fallback).
-pub fn build_postback(settings: &EverflowSettings, message: &Value, profile_transaction_id: Option<&str>) -> Result<Postback, Skip> {
-    let event = message.get("event").and_then(Value::as_str).ok_or(Skip::NotMapped)?;
+pub fn build_postback(
+    settings: &EverflowSettings,
+    message: &Value,
+    profile_transaction_id: Option<&str>,
+) -> Result<Postback, Skip> {
+    let event = message
+        .get("event")
+        .and_then(Value::as_str)
+        .ok_or(Skip::NotMapped)?;
     let adv_event_id = *settings.event_mapping.get(event).ok_or(Skip::NotMapped)?;
     let tid = transaction_id(message, profile_transaction_id).ok_or(Skip::NoTransactionId)?;
 
-    let mut params: Vec<(String, String)> = vec![("nid".into(), settings.network_id.trim().to_owned()), ("transaction_id".into(), tid)];
+    let mut params: Vec<(String, String)> = vec![
+        ("nid".into(), settings.network_id.trim().to_owned()),
+        ("transaction_id".into(), tid),
+    ];
     if adv_event_id != 0 {
         params.push(("adv_event_id".into(), adv_event_id.to_string()));
     }
 
-    let mobile = settings.source_kind == SourceKind::Mobile || at(message, &["context", "app"]).is_some();
+    let mobile =
+        settings.source_kind == SourceKind::Mobile || at(message, &["context", "app"]).is_some();
     if mobile && at(message, &["context", "ip"]).is_none() {
         return Err(Skip::Missing("context.ip"));
     }
     for (i, (path, param, kind)) in ALL_SOURCES.iter().enumerate() {
         if i == 1 {
             // Order id: `orderId`, or Segment's `order_id`; string ids kept as given.
-            if let Some(v) = at(message, &["properties", "orderId"]).or_else(|| at(message, &["properties", "order_id"])) {
+            if let Some(v) = at(message, &["properties", "orderId"])
+                .or_else(|| at(message, &["properties", "order_id"]))
+            {
                 let text = Kind::TextOrNumber
                     .render(v)
-                    .ok_or_else(|| Skip::WrongType { field: "properties.orderId".into(), expected: "a number or a string" })?;
+                    .ok_or_else(|| Skip::WrongType {
+                        field: "properties.orderId".into(),
+                        expected: "a number or a string",
+                    })?;
                 params.push(("order_id".into(), text));
             }
         }
         if let Some(v) = at(message, path) {
-            let text = kind.render(v).ok_or_else(|| Skip::WrongType { field: dotted(path), expected: kind.expected() })?;
+            let text = kind.render(v).ok_or_else(|| Skip::WrongType {
+                field: dotted(path),
+                expected: kind.expected(),
+            })?;
             params.push(((*param).into(), text));
         }
     }
@@ -273,22 +374,40 @@ pub fn build_postback(settings: &EverflowSettings, message: &Value, profile_tran
             };
             let text = text.ok_or_else(|| Skip::WrongType {
                 field: dotted(path),
-                expected: if param == "connection_type" { "a string or a boolean" } else { kind.expected() },
+                expected: if param == "connection_type" {
+                    "a string or a boolean"
+                } else {
+                    kind.expected()
+                },
             })?;
             params.push((param.into(), text));
         }
     }
     // Line items, as Everflow's own SDK sends them: `order={"items":[…]}`.
     if let Some(products) = at(message, &["properties", "products"]) {
-        let products = products.as_array().ok_or(Skip::WrongType { field: "properties.products".into(), expected: "an array" })?;
+        let products = products.as_array().ok_or(Skip::WrongType {
+            field: "properties.products".into(),
+            expected: "an array",
+        })?;
         let mut items = Vec::with_capacity(products.len());
         for (i, p) in products.iter().enumerate() {
             let mut item = serde_json::Map::new();
-            for (key, kind) in [("sku", Kind::Text), ("name", Kind::Text), ("quantity", Kind::Number)] {
+            for (key, kind) in [
+                ("sku", Kind::Text),
+                ("name", Kind::Text),
+                ("quantity", Kind::Number),
+            ] {
                 if let Some(v) = p.get(key).filter(|v| !v.is_null()) {
                     let field = format!("properties.products[{i}].{key}");
-                    let text = kind.render(v).ok_or_else(|| Skip::WrongType { field, expected: kind.expected() })?;
-                    let value = if key == "quantity" { serde_json::from_str(&text).unwrap_or(Value::String(text)) } else { Value::String(text) };
+                    let text = kind.render(v).ok_or_else(|| Skip::WrongType {
+                        field,
+                        expected: kind.expected(),
+                    })?;
+                    let value = if key == "quantity" {
+                        serde_json::from_str(&text).unwrap_or(Value::String(text))
+                    } else {
+                        Value::String(text)
+                    };
                     item.insert(key.into(), value);
                 }
             }
@@ -298,7 +417,11 @@ pub fn build_postback(settings: &EverflowSettings, message: &Value, profile_tran
             params.push(("order".into(), json!({"items": items}).to_string()));
         }
     }
-    if let Some(token) = settings.verification_token.as_deref().filter(|t| !t.is_empty()) {
+    if let Some(token) = settings
+        .verification_token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+    {
         params.push(("verification_token".into(), token.to_owned()));
     }
 
@@ -306,7 +429,14 @@ pub fn build_postback(settings: &EverflowSettings, message: &Value, profile_tran
     let query = |mask: bool| {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in &params {
-            q.append_pair(k, if mask && k == "verification_token" { "***" } else { v });
+            q.append_pair(
+                k,
+                if mask && k == "verification_token" {
+                    "***"
+                } else {
+                    v
+                },
+            );
         }
         q.finish()
     };
@@ -352,20 +482,37 @@ pub struct FieldPreview {
 /// for `message`, the value each field would send — by the same rules as
 /// [`build_postback`], so the page shows what a delivery would carry.
 pub fn preview_fields(settings: &EverflowSettings, message: &Value) -> Vec<FieldPreview> {
-    let mobile = settings.source_kind == SourceKind::Mobile || at(message, &["context", "app"]).is_some();
+    let mobile =
+        settings.source_kind == SourceKind::Mobile || at(message, &["context", "app"]).is_some();
     let value_of = |v: Option<&Value>, kind: Kind| match v {
         None => FieldValue::Missing,
-        Some(v) => kind.render(v).map(FieldValue::Sends).unwrap_or_else(|| FieldValue::WrongType(format!("must be {}", kind.expected()))),
+        Some(v) => kind
+            .render(v)
+            .map(FieldValue::Sends)
+            .unwrap_or_else(|| FieldValue::WrongType(format!("must be {}", kind.expected()))),
     };
     let mut rows = Vec::new();
     for (i, (path, param, kind)) in ALL_SOURCES.iter().enumerate() {
         if i == 1 {
-            let v = at(message, &["properties", "orderId"]).or_else(|| at(message, &["properties", "order_id"]));
+            let v = at(message, &["properties", "orderId"])
+                .or_else(|| at(message, &["properties", "order_id"]));
             let value = match v {
                 None => FieldValue::Missing,
-                Some(v) => Kind::TextOrNumber.render(v).map(FieldValue::Sends).unwrap_or_else(|| FieldValue::WrongType("must be a number or a string".into())),
+                Some(v) => Kind::TextOrNumber
+                    .render(v)
+                    .map(FieldValue::Sends)
+                    .unwrap_or_else(|| {
+                        FieldValue::WrongType("must be a number or a string".into())
+                    }),
             };
-            rows.push(FieldPreview { source: "properties.orderId".into(), parameter: "order_id".into(), expected: "a number or a string", required: false, mobile: false, value });
+            rows.push(FieldPreview {
+                source: "properties.orderId".into(),
+                parameter: "order_id".into(),
+                expected: "a number or a string",
+                required: false,
+                mobile: false,
+                value,
+            });
         }
         rows.push(FieldPreview {
             source: dotted(path),
@@ -377,7 +524,11 @@ pub fn preview_fields(settings: &EverflowSettings, message: &Value) -> Vec<Field
         });
     }
     let products = at(message, &["properties", "products"]);
-    for (key, kind) in [("quantity", Kind::Number), ("name", Kind::Text), ("sku", Kind::Text)] {
+    for (key, kind) in [
+        ("quantity", Kind::Number),
+        ("name", Kind::Text),
+        ("sku", Kind::Text),
+    ] {
         let value = match products {
             None => FieldValue::Missing,
             Some(Value::Array(items)) => {
@@ -416,7 +567,11 @@ pub fn preview_fields(settings: &EverflowSettings, message: &Value) -> Vec<Field
         expected: Kind::Text.expected(),
         required: true,
         mobile: true,
-        value: if mobile { value_of(ip, Kind::Text) } else { FieldValue::NotMobile },
+        value: if mobile {
+            value_of(ip, Kind::Text)
+        } else {
+            FieldValue::NotMobile
+        },
     });
     for (path, param, kind, required) in MOBILE_SOURCES {
         let value = if !mobile {
@@ -424,9 +579,10 @@ pub fn preview_fields(settings: &EverflowSettings, message: &Value) -> Vec<Field
         } else {
             match (param, at(message, path)) {
                 (_, None) => FieldValue::Missing,
-                ("limit_ad_tracking", Some(v)) => {
-                    v.as_bool().map(|enabled| FieldValue::Sends((!enabled).to_string())).unwrap_or_else(|| FieldValue::WrongType("must be a boolean".into()))
-                }
+                ("limit_ad_tracking", Some(v)) => v
+                    .as_bool()
+                    .map(|enabled| FieldValue::Sends((!enabled).to_string()))
+                    .unwrap_or_else(|| FieldValue::WrongType("must be a boolean".into())),
                 ("connection_type", Some(v)) => match v {
                     Value::Bool(true) => FieldValue::Sends("wifi".into()),
                     Value::Bool(false) => FieldValue::Sends("cellular".into()),
@@ -436,7 +592,14 @@ pub fn preview_fields(settings: &EverflowSettings, message: &Value) -> Vec<Field
                 (_, v) => value_of(v, kind),
             }
         };
-        rows.push(FieldPreview { source: dotted(path), parameter: param.into(), expected: kind.expected(), required, mobile: true, value });
+        rows.push(FieldPreview {
+            source: dotted(path),
+            parameter: param.into(),
+            expected: kind.expected(),
+            required,
+            mobile: true,
+            value,
+        });
     }
     rows
 }

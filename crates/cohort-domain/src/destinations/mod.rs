@@ -50,7 +50,9 @@ pub fn classify(
     unit: f64,
 ) -> AttemptOutcome {
     let retry = |why: String| match retry_delay(schedule, attempt, unit) {
-        Some(delay) => AttemptOutcome::Retry(retry_after.map_or(delay, |r| r.max(Duration::from_secs(1)))),
+        Some(delay) => {
+            AttemptOutcome::Retry(retry_after.map_or(delay, |r| r.max(Duration::from_secs(1))))
+        }
         None => AttemptOutcome::Failed(format!("{why}; gave up after {attempt} attempts")),
     };
     match status {
@@ -68,7 +70,9 @@ pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Opt
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&chrono::Utc);
+    let at = chrono::DateTime::parse_from_rfc2822(value)
+        .ok()?
+        .with_timezone(&chrono::Utc);
     Some((at - now).to_std().unwrap_or(Duration::ZERO))
 }
 
@@ -91,14 +95,27 @@ pub fn mask_secret(secret: &str) -> String {
 /// Query parameters whose values are masked when a URL is shown.
 fn is_secret_param(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    ["token", "key", "secret", "sig", "password", "passwd", "auth", "credential"].iter().any(|w| n.contains(w))
+    [
+        "token",
+        "key",
+        "secret",
+        "sig",
+        "password",
+        "passwd",
+        "auth",
+        "credential",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
 }
 
 /// A URL as shown in the delivery log and the API: the password of its
 /// user info and the values of secret-looking query parameters
 /// (`verification_token`, `api_key`, `sig`, …) become `***`.
 pub fn mask_url(text: &str) -> String {
-    let Ok(mut url) = url::Url::parse(text) else { return text.to_owned() };
+    let Ok(mut url) = url::Url::parse(text) else {
+        return text.to_owned();
+    };
     if url.password().is_none() && !url.query_pairs().any(|(k, _)| is_secret_param(&k)) {
         // Nothing to hide: shown as given (no normalisation).
         return text.to_owned();
@@ -110,7 +127,11 @@ pub fn mask_url(text: &str) -> String {
         let pairs: Vec<(String, String)> = url
             .query_pairs()
             .map(|(k, v)| {
-                let v = if is_secret_param(&k) { "***".to_owned() } else { v.into_owned() };
+                let v = if is_secret_param(&k) {
+                    "***".to_owned()
+                } else {
+                    v.into_owned()
+                };
                 (k.into_owned(), v)
             })
             .collect();
@@ -125,10 +146,16 @@ mod tests {
 
     #[test]
     fn secrets_and_urls_are_masked_for_display() {
-        assert_eq!(mask_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), "whsec_***LaSw");
+        assert_eq!(
+            mask_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            "whsec_***LaSw"
+        );
         assert_eq!(mask_secret("short"), "***");
         assert_eq!(mask_secret("whsec_x"), "whsec_***");
-        assert_eq!(mask_url("https://u:pw@h.example/p?a=1&api_key=zz&Verification_Token=t"), "https://u:***@h.example/p?a=1&api_key=***&Verification_Token=***");
+        assert_eq!(
+            mask_url("https://u:pw@h.example/p?a=1&api_key=zz&Verification_Token=t"),
+            "https://u:***@h.example/p?a=1&api_key=***&Verification_Token=***"
+        );
         assert_eq!(mask_url("https://h.example/hook"), "https://h.example/hook");
         assert_eq!(mask_url("https://h.example"), "https://h.example");
         assert_eq!(mask_url("not a url"), "not a url");
@@ -136,10 +163,22 @@ mod tests {
 
     #[test]
     fn the_schedule_has_jitter_and_an_end() {
-        assert_eq!(retry_delay(&EVERFLOW_SCHEDULE, 1, 0.5), Some(Duration::from_secs(5)));
-        assert_eq!(retry_delay(&EVERFLOW_SCHEDULE, 2, 0.0), Some(Duration::from_secs(48)));
-        assert_eq!(retry_delay(&EVERFLOW_SCHEDULE, 2, 1.0), Some(Duration::from_secs(72)));
-        assert_eq!(retry_delay(&EVERFLOW_SCHEDULE, 6, 0.5), Some(Duration::from_secs(86400)));
+        assert_eq!(
+            retry_delay(&EVERFLOW_SCHEDULE, 1, 0.5),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            retry_delay(&EVERFLOW_SCHEDULE, 2, 0.0),
+            Some(Duration::from_secs(48))
+        );
+        assert_eq!(
+            retry_delay(&EVERFLOW_SCHEDULE, 2, 1.0),
+            Some(Duration::from_secs(72))
+        );
+        assert_eq!(
+            retry_delay(&EVERFLOW_SCHEDULE, 6, 0.5),
+            Some(Duration::from_secs(86400))
+        );
         assert_eq!(retry_delay(&EVERFLOW_SCHEDULE, 7, 0.5), None);
         assert_eq!(retry_delay(&EVERFLOW_SCHEDULE, 0, 0.5), None);
     }
@@ -147,23 +186,49 @@ mod tests {
     #[test]
     fn statuses_are_retried_or_failed_as_the_contract_says() {
         let s = &EVERFLOW_SCHEDULE;
-        assert_eq!(classify(Some(200), None, s, 1, 0.5), AttemptOutcome::Delivered);
-        assert_eq!(classify(Some(204), None, s, 1, 0.5), AttemptOutcome::Delivered);
+        assert_eq!(
+            classify(Some(200), None, s, 1, 0.5),
+            AttemptOutcome::Delivered
+        );
+        assert_eq!(
+            classify(Some(204), None, s, 1, 0.5),
+            AttemptOutcome::Delivered
+        );
         for status in [None, Some(408), Some(429), Some(500), Some(503)] {
-            assert_eq!(classify(status, None, s, 1, 0.5), AttemptOutcome::Retry(Duration::from_secs(5)), "{status:?}");
+            assert_eq!(
+                classify(status, None, s, 1, 0.5),
+                AttemptOutcome::Retry(Duration::from_secs(5)),
+                "{status:?}"
+            );
         }
-        assert_eq!(classify(Some(429), Some(Duration::from_secs(120)), s, 1, 0.5), AttemptOutcome::Retry(Duration::from_secs(120)));
+        assert_eq!(
+            classify(Some(429), Some(Duration::from_secs(120)), s, 1, 0.5),
+            AttemptOutcome::Retry(Duration::from_secs(120))
+        );
         for status in [400, 401, 403, 404, 410, 422] {
-            assert!(matches!(classify(Some(status), None, s, 1, 0.5), AttemptOutcome::Failed(_)), "{status}");
+            assert!(
+                matches!(
+                    classify(Some(status), None, s, 1, 0.5),
+                    AttemptOutcome::Failed(_)
+                ),
+                "{status}"
+            );
         }
-        assert!(matches!(classify(Some(503), None, s, 7, 0.5), AttemptOutcome::Failed(m) if m.contains("gave up")));
+        assert!(
+            matches!(classify(Some(503), None, s, 7, 0.5), AttemptOutcome::Failed(m) if m.contains("gave up"))
+        );
     }
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {
-        let now = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z").unwrap().with_timezone(&chrono::Utc);
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
         assert_eq!(parse_retry_after("30", now), Some(Duration::from_secs(30)));
-        assert_eq!(parse_retry_after("Mon, 23 Nov 2026 10:01:00 GMT", now), Some(Duration::from_secs(60)));
+        assert_eq!(
+            parse_retry_after("Mon, 23 Nov 2026 10:01:00 GMT", now),
+            Some(Duration::from_secs(60))
+        );
         assert_eq!(parse_retry_after("soon", now), None);
     }
 }

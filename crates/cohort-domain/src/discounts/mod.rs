@@ -34,7 +34,10 @@ pub struct FieldError {
 }
 
 fn invalid(field: &str, message: &str) -> FieldError {
-    FieldError { field: field.into(), message: message.into() }
+    FieldError {
+        field: field.into(),
+        message: message.into(),
+    }
 }
 
 /// A decimal from a JSON number or numeric string.
@@ -52,14 +55,18 @@ fn decimal(value: &Value) -> Option<Decimal> {
 
 /// A plausible email address: one `@`, a local part, a dotted domain, no spaces.
 pub fn plausible_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else { return false };
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
     !local.is_empty()
         && email.len() <= 254
         && !domain.contains('@')
         && domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | ',' | ';'))
+        && !email.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | ',' | ';')
+        })
 }
 
 impl NewDiscount {
@@ -67,13 +74,23 @@ impl NewDiscount {
     /// expires_at?, usage_limit?, email_restrictions?}` (snake_case, the
     /// admin API's spelling; camelCase is accepted too).
     pub fn from_json(input: &Value, now: DateTime<Utc>) -> Result<Self, FieldError> {
-        let Value::Object(map) = input else { return Err(invalid("body", "the body must be a JSON object")) };
-        let get = |snake: &str, camel: &str| map.get(snake).or_else(|| map.get(camel)).filter(|v| !v.is_null());
+        let Value::Object(map) = input else {
+            return Err(invalid("body", "the body must be a JSON object"));
+        };
+        let get = |snake: &str, camel: &str| {
+            map.get(snake)
+                .or_else(|| map.get(camel))
+                .filter(|v| !v.is_null())
+        };
         let code = match map.get("code") {
             Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
             _ => return Err(invalid("code", "code is required")),
         };
-        if code.chars().count() > MAX_CODE_LEN || code.chars().any(|c| c.is_control() || matches!(c, '<' | '>' | '"' | '\'' | '\\' | '/' | '?' | '#' | '%')) {
+        if code.chars().count() > MAX_CODE_LEN
+            || code.chars().any(|c| {
+                c.is_control() || matches!(c, '<' | '>' | '"' | '\'' | '\\' | '/' | '?' | '#' | '%')
+            })
+        {
             return Err(invalid("code", "code must be at most 50 characters, without control characters, quotes, slashes, backslashes, ?, #, % or angle brackets"));
         }
         match map.get("kind") {
@@ -81,9 +98,15 @@ impl NewDiscount {
             Some(Value::String(k)) if k == "percentage" => {}
             Some(_) => return Err(invalid("kind", "kind must be \"percentage\"")),
         }
-        let amount = map.get("amount").and_then(decimal).filter(|a| *a > Decimal::ZERO && *a <= Decimal::ONE_HUNDRED);
+        let amount = map
+            .get("amount")
+            .and_then(decimal)
+            .filter(|a| *a > Decimal::ZERO && *a <= Decimal::ONE_HUNDRED);
         let Some(amount) = amount else {
-            return Err(invalid("amount", "amount must be a number greater than 0 and at most 100 (a percentage)"));
+            return Err(invalid(
+                "amount",
+                "amount must be a number greater than 0 and at most 100 (a percentage)",
+            ));
         };
         if amount.scale() > 6 {
             return Err(invalid("amount", "amount has at most 6 decimals"));
@@ -92,7 +115,12 @@ impl NewDiscount {
             None => None,
             Some(v) => match decimal(v).filter(|m| *m >= Decimal::ZERO && m.scale() <= 6) {
                 Some(m) => Some(m),
-                None => return Err(invalid("min_purchase_amount", "min_purchase_amount must be a number of at least 0")),
+                None => {
+                    return Err(invalid(
+                        "min_purchase_amount",
+                        "min_purchase_amount must be a number of at least 0",
+                    ))
+                }
             },
         };
         let expires_at = match get("expires_at", "expiresAt") {
@@ -100,29 +128,54 @@ impl NewDiscount {
             Some(v) => match v.as_str().and_then(parse_rfc3339) {
                 Some(t) if t > now => Some(t),
                 Some(_) => return Err(invalid("expires_at", "expires_at must be in the future")),
-                None => return Err(invalid("expires_at", "expires_at must be an RFC 3339 time, e.g. 2030-12-31T23:59:59Z")),
+                None => {
+                    return Err(invalid(
+                        "expires_at",
+                        "expires_at must be an RFC 3339 time, e.g. 2030-12-31T23:59:59Z",
+                    ))
+                }
             },
         };
         let usage_limit = match get("usage_limit", "usageLimit") {
             None => None,
             Some(v) => match v.as_u64().filter(|n| (1..=i32::MAX as u64).contains(n)) {
                 Some(n) => Some(n as u32),
-                None => return Err(invalid("usage_limit", "usage_limit must be a whole number of at least 1")),
+                None => {
+                    return Err(invalid(
+                        "usage_limit",
+                        "usage_limit must be a whole number of at least 1",
+                    ))
+                }
             },
         };
         let mut email_restrictions = Vec::new();
         if let Some(v) = get("email_restrictions", "emailRestrictions") {
             let Some(list) = v.as_array().filter(|l| l.len() <= MAX_EMAILS) else {
-                return Err(invalid("email_restrictions", "email_restrictions must be a list of at most 100 email addresses"));
+                return Err(invalid(
+                    "email_restrictions",
+                    "email_restrictions must be a list of at most 100 email addresses",
+                ));
             };
             for (i, e) in list.iter().enumerate() {
                 match e.as_str().map(str::trim).filter(|e| plausible_email(e)) {
                     Some(e) => email_restrictions.push(e.to_lowercase()),
-                    None => return Err(invalid(&format!("email_restrictions[{i}]"), "email_restrictions must hold email addresses")),
+                    None => {
+                        return Err(invalid(
+                            &format!("email_restrictions[{i}]"),
+                            "email_restrictions must hold email addresses",
+                        ))
+                    }
                 }
             }
         }
-        Ok(Self { code, amount, min_purchase_amount, expires_at, usage_limit, email_restrictions })
+        Ok(Self {
+            code,
+            amount,
+            min_purchase_amount,
+            expires_at,
+            usage_limit,
+            email_restrictions,
+        })
     }
 
     /// The body of `POST /discounts` as the plugin reads it (camelCase;
@@ -150,7 +203,9 @@ impl NewDiscount {
 
 /// Maps a field the plugin names (camelCase) to the admin API's spelling.
 pub fn admin_field(store_field: &str) -> String {
-    let (head, tail) = store_field.split_once('[').map_or((store_field, ""), |(h, _)| (h, &store_field[h.len()..]));
+    let (head, tail) = store_field
+        .split_once('[')
+        .map_or((store_field, ""), |(h, _)| (h, &store_field[h.len()..]));
     let snake = match head {
         "minPurchaseAmount" => "min_purchase_amount",
         "expiresAt" => "expires_at",
@@ -177,14 +232,20 @@ pub mod wire {
         if v.is_null() {
             return Ok(None);
         }
-        super::decimal(&v).map(Some).ok_or_else(|| serde::de::Error::custom(format!("not a decimal: {v}")))
+        super::decimal(&v)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("not a decimal: {v}")))
     }
 
     /// A provider id: the plugin sends a number; a string of digits is accepted.
     fn id<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         match serde_json::Value::deserialize(d)? {
-            serde_json::Value::Number(n) => n.as_u64().ok_or_else(|| serde::de::Error::custom("providerId is not a positive integer")),
-            serde_json::Value::String(s) => s.parse().map_err(|_| serde::de::Error::custom("providerId is not a positive integer")),
+            serde_json::Value::Number(n) => n
+                .as_u64()
+                .ok_or_else(|| serde::de::Error::custom("providerId is not a positive integer")),
+            serde_json::Value::String(s) => s
+                .parse()
+                .map_err(|_| serde::de::Error::custom("providerId is not a positive integer")),
             other => Err(serde::de::Error::custom(format!("providerId: {other}"))),
         }
     }
@@ -278,7 +339,10 @@ mod tests {
         );
         let minimal = NewDiscount::from_json(&json!({"code": "X", "amount": 0.1}), now()).unwrap();
         assert_eq!(minimal.amount, Decimal::new(1, 1));
-        assert_eq!(minimal.store_body(), json!({"code": "X", "kind": "percentage", "amount": "0.1"}));
+        assert_eq!(
+            minimal.store_body(),
+            json!({"code": "X", "kind": "percentage", "amount": "0.1"})
+        );
     }
 
     #[test]
@@ -302,13 +366,28 @@ mod tests {
             (with("amount", json!("100.01")), "amount"),
             (with("amount", json!("1e2")), "amount"),
             (with("amount", json!(true)), "amount"),
-            (with("min_purchase_amount", json!(-1)), "min_purchase_amount"),
-            (with("expires_at", json!("2099-02-30T00:00:00Z")), "expires_at"),
-            (with("expires_at", json!("2025-12-31T23:59:59Z")), "expires_at"),
+            (
+                with("min_purchase_amount", json!(-1)),
+                "min_purchase_amount",
+            ),
+            (
+                with("expires_at", json!("2099-02-30T00:00:00Z")),
+                "expires_at",
+            ),
+            (
+                with("expires_at", json!("2025-12-31T23:59:59Z")),
+                "expires_at",
+            ),
             (with("usage_limit", json!(0)), "usage_limit"),
             (with("usage_limit", json!("3")), "usage_limit"),
-            (with("email_restrictions", json!("a@b.co")), "email_restrictions"),
-            (with("email_restrictions", json!(["a@b.co", "nope"])), "email_restrictions[1]"),
+            (
+                with("email_restrictions", json!("a@b.co")),
+                "email_restrictions",
+            ),
+            (
+                with("email_restrictions", json!(["a@b.co", "nope"])),
+                "email_restrictions[1]",
+            ),
         ];
         for (input, field) in cases {
             let err = NewDiscount::from_json(&input, now()).expect_err(&input.to_string());
@@ -332,10 +411,19 @@ mod tests {
         ], "nextCursor": "c1.x"})).unwrap();
         assert_eq!(page.redemptions[0].amount, Decimal::new(440, 2));
         assert_eq!(page.redemptions[1].amount, Decimal::new(1, 1));
-        let d: wire::StoreDiscount = serde_json::from_value(json!({"providerId": 123, "code": "SUMMER20", "kind": "percentage",
-            "amount": "20", "minPurchaseAmount": null, "expiresAt": null})).unwrap();
+        let d: wire::StoreDiscount = serde_json::from_value(
+            json!({"providerId": 123, "code": "SUMMER20", "kind": "percentage",
+            "amount": "20", "minPurchaseAmount": null, "expiresAt": null}),
+        )
+        .unwrap();
         assert_eq!(d.provider_id, 123);
-        assert!(serde_json::from_value::<wire::Created>(json!({"providerId": -1, "code": "x"})).is_err());
-        assert!(serde_json::from_value::<wire::StoreDiscount>(json!({"providerId": 1, "code": "x", "kind": "percentage", "amount": "lots"})).is_err());
+        assert!(
+            serde_json::from_value::<wire::Created>(json!({"providerId": -1, "code": "x"}))
+                .is_err()
+        );
+        assert!(serde_json::from_value::<wire::StoreDiscount>(
+            json!({"providerId": 1, "code": "x", "kind": "percentage", "amount": "lots"})
+        )
+        .is_err());
     }
 }

@@ -27,7 +27,12 @@ pub struct DerivedEvent {
 /// `kind` is `created`, `completed`, `fulfilled`, `cancelled`, `failed` or
 /// `refunded` (with the refund's id).
 pub fn derived_id(order: &Order, kind: &str, refund: Option<&str>) -> String {
-    let text = format!("{}\0{}\0{kind}\0{}", order.store, order.order_id, refund.unwrap_or_default());
+    let text = format!(
+        "{}\0{}\0{kind}\0{}",
+        order.store,
+        order.order_id,
+        refund.unwrap_or_default()
+    );
     let digest = Sha256::digest(text.as_bytes());
     let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
     format!("cohort-order-{kind}-{hex}")
@@ -41,13 +46,34 @@ pub fn derived_events(state: &OrderState) -> Vec<DerivedEvent> {
     }
     let order = &state.order;
     let mut out = Vec::new();
-    out.push(build(state, "Order Created", "created", None, order.created_at_us, summary(order)));
+    out.push(build(
+        state,
+        "Order Created",
+        "created",
+        None,
+        order.created_at_us,
+        summary(order),
+    ));
     if let Some(paid) = state.paid_at_us() {
-        out.push(build(state, "Order Completed", "completed", None, paid, revenue_properties(order)));
+        out.push(build(
+            state,
+            "Order Completed",
+            "completed",
+            None,
+            paid,
+            revenue_properties(order),
+        ));
     }
     if let Some(at) = state.statuses.get("completed") {
         let at = order.completed_at_us.unwrap_or(*at);
-        out.push(build(state, "Order Fulfilled", "fulfilled", None, at, summary(order)));
+        out.push(build(
+            state,
+            "Order Fulfilled",
+            "fulfilled",
+            None,
+            at,
+            summary(order),
+        ));
     }
     for (status, event) in [("cancelled", "Order Cancelled"), ("failed", "Order Failed")] {
         if let Some(at) = state.statuses.get(status) {
@@ -58,18 +84,36 @@ pub fn derived_events(state: &OrderState) -> Vec<DerivedEvent> {
         if let Some(at) = state.statuses.get("refunded") {
             let mut props = summary(order);
             props.insert("total".into(), decimal_json(order.total));
-            out.push(build(state, "Order Refunded", "refunded", Some("full"), *at, props));
+            out.push(build(
+                state,
+                "Order Refunded",
+                "refunded",
+                Some("full"),
+                *at,
+                props,
+            ));
         }
     }
     for (id, refund) in &state.refunds {
-        let at = state.refunds_seen_us.get(id).copied().unwrap_or(order.modified_at_us);
+        let at = state
+            .refunds_seen_us
+            .get(id)
+            .copied()
+            .unwrap_or(order.modified_at_us);
         let mut props = summary(order);
         props.insert("total".into(), decimal_json(refund.amount));
         props.insert("refund_id".into(), Value::String(id.clone()));
         if let Some(reason) = &refund.reason {
             props.insert("reason".into(), Value::String(reason.clone()));
         }
-        out.push(build(state, "Order Refunded", "refunded", Some(id), at, props));
+        out.push(build(
+            state,
+            "Order Refunded",
+            "refunded",
+            Some(id),
+            at,
+            props,
+        ));
     }
     out
 }

@@ -110,9 +110,12 @@ impl OrderState {
         if !self.is_paid() {
             return None;
         }
-        self.order
-            .paid_at_us
-            .or_else(|| PAID_STATUSES.iter().filter_map(|s| self.statuses.get(*s).copied()).min())
+        self.order.paid_at_us.or_else(|| {
+            PAID_STATUSES
+                .iter()
+                .filter_map(|s| self.statuses.get(*s).copied())
+                .min()
+        })
     }
 }
 
@@ -183,7 +186,9 @@ impl ClusterState {
 
     /// Whether `event` can be folded onto this state as its next step.
     pub fn accepts_next(&self, event: &LogEvent) -> bool {
-        self.last_key.as_ref().is_none_or(|last| event.key() > *last)
+        self.last_key
+            .as_ref()
+            .is_none_or(|last| event.key() > *last)
     }
 
     /// Folds one event that comes after every folded one (see
@@ -192,7 +197,10 @@ impl ClusterState {
     pub fn apply(&mut self, event: &LogEvent) -> Applied {
         let it = interpret(event);
         if it.derived {
-            return Applied { profile: self.owner_of(&it), ..Applied::default() };
+            return Applied {
+                profile: self.owner_of(&it),
+                ..Applied::default()
+            };
         }
         self.apply_interpreted(event, &it)
     }
@@ -203,8 +211,16 @@ impl ClusterState {
         it.links
             .iter()
             .filter(|id| id.kind() == super::identity::IdentityKind::Order)
-            .find_map(|id| self.orders.get(id.value()).map(|o| self.survivor(&o.profile).to_owned()))
-            .or_else(|| it.identities.iter().find_map(|id| self.owners.get(id).cloned()))
+            .find_map(|id| {
+                self.orders
+                    .get(id.value())
+                    .map(|o| self.survivor(&o.profile).to_owned())
+            })
+            .or_else(|| {
+                it.identities
+                    .iter()
+                    .find_map(|id| self.owners.get(id).cloned())
+            })
     }
 
     fn apply_interpreted(&mut self, e: &LogEvent, it: &Interpretation) -> Applied {
@@ -244,7 +260,13 @@ impl ClusterState {
             let target = self.owner_or_create(&key, &Identity::user(user));
             if let Some(other) = self.owners.get(&prev_id).cloned() {
                 if other != target {
-                    let into = self.merge(&target, &other, &key, vec![prev_id.clone(), Identity::user(user)], applied);
+                    let into = self.merge(
+                        &target,
+                        &other,
+                        &key,
+                        vec![prev_id.clone(), Identity::user(user)],
+                        applied,
+                    );
                     self.set_user(&into, user);
                     return into;
                 }
@@ -275,9 +297,14 @@ impl ClusterState {
         let target = match target {
             Some(t) => t,
             None => {
-                let strongest = ids.iter().min().cloned().unwrap_or_else(|| Identity::anonymous(&e.message_id));
+                let strongest = ids
+                    .iter()
+                    .min()
+                    .cloned()
+                    .unwrap_or_else(|| Identity::anonymous(&e.message_id));
                 let id = profile_id(&key, &strongest);
-                self.profiles.insert(id.clone(), ProfileState::new(key.clone()));
+                self.profiles
+                    .insert(id.clone(), ProfileState::new(key.clone()));
                 id
             }
         };
@@ -311,7 +338,8 @@ impl ClusterState {
             return owner.clone();
         }
         let profile = profile_id(key, id);
-        self.profiles.insert(profile.clone(), ProfileState::new(key.clone()));
+        self.profiles
+            .insert(profile.clone(), ProfileState::new(key.clone()));
         self.attach(&profile, id);
         profile
     }
@@ -331,10 +359,23 @@ impl ClusterState {
     }
 
     /// Merges two profiles into the older one; returns the survivor.
-    fn merge(&mut self, a: &str, b: &str, key: &EventKey, identities: Vec<Identity>, applied: &mut Applied) -> String {
-        let (into, from) = if (&self.profiles[a].created, a) <= (&self.profiles[b].created, b) { (a, b) } else { (b, a) };
+    fn merge(
+        &mut self,
+        a: &str,
+        b: &str,
+        key: &EventKey,
+        identities: Vec<Identity>,
+        applied: &mut Applied,
+    ) -> String {
+        let (into, from) = if (&self.profiles[a].created, a) <= (&self.profiles[b].created, b) {
+            (a, b)
+        } else {
+            (b, a)
+        };
         let (into, from) = (into.to_owned(), from.to_owned());
-        let Some(gone) = self.profiles.remove(&from) else { return into };
+        let Some(gone) = self.profiles.remove(&from) else {
+            return into;
+        };
         for id in &gone.identities {
             self.owners.insert(id.clone(), into.clone());
         }
@@ -346,44 +387,77 @@ impl ClusterState {
         if let Some(survivor) = self.profiles.get_mut(&into) {
             survivor.absorb_profile(gone);
         }
-        let record = MergeRecord { from, into: into.clone(), identities, message_id: key.message_id.clone(), at_us: key.timestamp_us };
+        let record = MergeRecord {
+            from,
+            into: into.clone(),
+            identities,
+            message_id: key.message_id.clone(),
+            at_us: key.timestamp_us,
+        };
         self.merges.push(record.clone());
         applied.merges.push(record);
         into
     }
 
     /// Applies the event's facts to its profile.
-    fn absorb(&mut self, profile_id: &str, e: &LogEvent, it: &Interpretation, applied: &mut Applied) {
+    fn absorb(
+        &mut self,
+        profile_id: &str,
+        e: &LogEvent,
+        it: &Interpretation,
+        applied: &mut Applied,
+    ) {
         let key = e.key();
-        let Some(profile) = self.profiles.get_mut(profile_id) else { return };
+        let Some(profile) = self.profiles.get_mut(profile_id) else {
+            return;
+        };
         profile.first_seen_us = profile.first_seen_us.min(e.timestamp_us);
         profile.last_seen_us = profile.last_seen_us.max(e.timestamp_us);
         for (name, value) in &it.traits {
             profile.set_trait(name, value.clone(), &key, &e.source_id);
         }
         match it.event.as_deref() {
-            Some("Email Opened") => profile.last_email_open_us = profile.last_email_open_us.max(Some(e.timestamp_us)),
-            Some("Email Link Clicked") => profile.last_email_click_us = profile.last_email_click_us.max(Some(e.timestamp_us)),
+            Some("Email Opened") => {
+                profile.last_email_open_us = profile.last_email_open_us.max(Some(e.timestamp_us))
+            }
+            Some("Email Link Clicked") => {
+                profile.last_email_click_us = profile.last_email_click_us.max(Some(e.timestamp_us))
+            }
             _ => {}
         }
 
         match &it.commerce {
             Commerce::Cart(cart) => {
-                let non_empty = !cart.products.is_empty() || it.event.as_deref() == Some("Cart Started");
-                let cart = merge_cart_event(profile.cart.as_ref().and_then(|c| c.value.as_ref()), cart, it.event.as_deref());
-                profile.cart = Some(Stamped { value: Some(cart), at: key.clone() });
+                let non_empty =
+                    !cart.products.is_empty() || it.event.as_deref() == Some("Cart Started");
+                let cart = merge_cart_event(
+                    profile.cart.as_ref().and_then(|c| c.value.as_ref()),
+                    cart,
+                    it.event.as_deref(),
+                );
+                profile.cart = Some(Stamped {
+                    value: Some(cart),
+                    at: key.clone(),
+                });
                 if non_empty {
                     profile.set_tag(TAG_IN_CART, true, &key);
                 }
             }
             Commerce::CheckoutStarted(cart) => {
-                profile.checkout = Some(Stamped { value: Some(cart.clone()), at: key.clone() });
+                profile.checkout = Some(Stamped {
+                    value: Some(cart.clone()),
+                    at: key.clone(),
+                });
                 profile.set_tag(TAG_IN_CHECKOUT, true, &key);
             }
             Commerce::CartCleared => {
                 profile.clear_cart(&key);
             }
-            Commerce::OrderEvent { order, event, refund } => {
+            Commerce::OrderEvent {
+                order,
+                event,
+                refund,
+            } => {
                 if event == "Order Completed" {
                     profile.clear_cart(&key);
                 }
@@ -398,7 +472,10 @@ impl ClusterState {
                     from_resource: false,
                 });
                 state.profile = profile_id.to_owned();
-                state.statuses.entry(order.status.clone()).or_insert(e.timestamp_us);
+                state
+                    .statuses
+                    .entry(order.status.clone())
+                    .or_insert(e.timestamp_us);
                 if event == "Order Completed" && !state.from_resource {
                     state.order = order.clone();
                     state.at = key.clone();
@@ -408,9 +485,15 @@ impl ClusterState {
                 if let Some(amount) = refund {
                     state.refunds.insert(
                         e.message_id.clone(),
-                        Refund { refund_id: e.message_id.clone(), amount: *amount, reason: None },
+                        Refund {
+                            refund_id: e.message_id.clone(),
+                            amount: *amount,
+                            reason: None,
+                        },
                     );
-                    state.refunds_seen_us.insert(e.message_id.clone(), e.timestamp_us);
+                    state
+                        .refunds_seen_us
+                        .insert(e.message_id.clone(), e.timestamp_us);
                 }
             }
             Commerce::OrderSnapshot(order) => {
@@ -433,23 +516,35 @@ impl ClusterState {
                         state.profile = profile_id.to_owned();
                     }
                 }
-                let reached = state.statuses.entry(order.status.clone()).or_insert(order.modified_at_us);
+                let reached = state
+                    .statuses
+                    .entry(order.status.clone())
+                    .or_insert(order.modified_at_us);
                 *reached = (*reached).min(order.modified_at_us);
                 for refund in &order.refunds {
-                    state.refunds.insert(refund.refund_id.clone(), refund.clone());
-                    let seen = state.refunds_seen_us.entry(refund.refund_id.clone()).or_insert(order.modified_at_us);
+                    state
+                        .refunds
+                        .insert(refund.refund_id.clone(), refund.clone());
+                    let seen = state
+                        .refunds_seen_us
+                        .entry(refund.refund_id.clone())
+                        .or_insert(order.modified_at_us);
                     *seen = (*seen).min(order.modified_at_us);
                 }
                 if state.is_paid() {
                     // The derived `Order Completed` clears the cart tags at
                     // the time of payment.
                     let paid = state.paid_at_us().unwrap_or(order.modified_at_us);
-                    let derived_key = EventKey { timestamp_us: paid, message_id: super::derive::derived_id(&state.order, "completed", None) };
+                    let derived_key = EventKey {
+                        timestamp_us: paid,
+                        message_id: super::derive::derived_id(&state.order, "completed", None),
+                    };
                     if let Some(p) = self.profiles.get_mut(profile_id) {
                         p.clear_cart(&derived_key);
                     }
                 }
-                applied.derived = derived_events(&self.orders[&format!("{}/{}", order.store, order.order_id)]);
+                applied.derived =
+                    derived_events(&self.orders[&format!("{}/{}", order.store, order.order_id)]);
             }
             Commerce::Customer(_) | Commerce::None | Commerce::Product { .. } => {}
         }
@@ -464,7 +559,11 @@ fn merge_cart_event(current: Option<&Cart>, described: &Cart, event: Option<&str
         (Some("Product Added"), Some(cart)) if single => {
             let mut cart = cart.clone();
             let line = &described.products[0];
-            match cart.products.iter_mut().find(|l| l.product_id == line.product_id && l.sku == line.sku) {
+            match cart
+                .products
+                .iter_mut()
+                .find(|l| l.product_id == line.product_id && l.sku == line.sku)
+            {
                 Some(existing) => existing.quantity += line.quantity,
                 None => cart.products.push(line.clone()),
             }
@@ -476,7 +575,8 @@ fn merge_cart_event(current: Option<&Cart>, described: &Cart, event: Option<&str
         (Some("Product Removed"), Some(cart)) if single => {
             let mut cart = cart.clone();
             let line = &described.products[0];
-            cart.products.retain(|l| !(l.product_id == line.product_id && l.sku == line.sku));
+            cart.products
+                .retain(|l| !(l.product_id == line.product_id && l.sku == line.sku));
             cart.updated_at_us = described.updated_at_us;
             cart
         }
@@ -506,14 +606,22 @@ impl ProfileState {
         if self.traits.get(name).is_some_and(|t| t.at >= *at) {
             return;
         }
-        self.traits.insert(name.to_owned(), TraitEntry { value, at: at.clone(), source_id: source.to_owned() });
+        self.traits.insert(
+            name.to_owned(),
+            TraitEntry {
+                value,
+                at: at.clone(),
+                source_id: source.to_owned(),
+            },
+        );
     }
 
     fn set_tag(&mut self, tag: &str, on: bool, at: &EventKey) {
         if self.tags.get(tag).is_some_and(|t| t.at >= *at) {
             return;
         }
-        self.tags.insert(tag.to_owned(), TagEntry { on, at: at.clone() });
+        self.tags
+            .insert(tag.to_owned(), TagEntry { on, at: at.clone() });
     }
 
     /// The cart is gone (cleared, or it became an order).
@@ -522,7 +630,10 @@ impl ProfileState {
         self.set_tag(TAG_IN_CHECKOUT, false, at);
         for slot in [&mut self.cart, &mut self.checkout] {
             if slot.as_ref().is_none_or(|c| c.at < *at) {
-                *slot = Some(Stamped { value: None, at: at.clone() });
+                *slot = Some(Stamped {
+                    value: None,
+                    at: at.clone(),
+                });
             }
         }
     }
@@ -542,7 +653,10 @@ impl ProfileState {
                 self.tags.insert(name, entry);
             }
         }
-        for (mine, theirs) in [(&mut self.cart, other.cart), (&mut self.checkout, other.checkout)] {
+        for (mine, theirs) in [
+            (&mut self.cart, other.cart),
+            (&mut self.checkout, other.checkout),
+        ] {
             if let Some(theirs) = theirs {
                 if mine.as_ref().is_none_or(|m| m.at < theirs.at) {
                     *mine = Some(theirs);
@@ -556,6 +670,9 @@ impl ProfileState {
     }
 
     pub fn active_tags(&self) -> impl Iterator<Item = &str> {
-        self.tags.iter().filter(|(_, t)| t.on).map(|(name, _)| name.as_str())
+        self.tags
+            .iter()
+            .filter(|(_, t)| t.on)
+            .map(|(name, _)| name.as_str())
     }
 }

@@ -75,7 +75,10 @@ impl Identity {
     }
 
     pub fn kind(&self) -> IdentityKind {
-        self.0.split_once(':').and_then(|(k, _)| IdentityKind::parse(k)).unwrap_or(IdentityKind::AnonymousId)
+        self.0
+            .split_once(':')
+            .and_then(|(k, _)| IdentityKind::parse(k))
+            .unwrap_or(IdentityKind::AnonymousId)
     }
 
     pub fn value(&self) -> &str {

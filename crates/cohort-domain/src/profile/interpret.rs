@@ -16,9 +16,16 @@ pub enum Commerce {
     /// A WooCommerce order snapshot (sync, webhook, pull).
     OrderSnapshot(Order),
     /// A Segment order event from a store without WooCommerce.
-    OrderEvent { order: Order, event: String, refund: Option<rust_decimal::Decimal> },
+    OrderEvent {
+        order: Order,
+        event: String,
+        refund: Option<rust_decimal::Decimal>,
+    },
     Customer(Customer),
-    Product { product: Product, deleted: bool },
+    Product {
+        product: Product,
+        deleted: bool,
+    },
     /// `Cart Started`, `Product Added`, …: the cart as described.
     Cart(Cart),
     CheckoutStarted(Cart),
@@ -76,7 +83,10 @@ pub fn interpret(e: &LogEvent) -> Interpretation {
         traits: Map::new(),
         commerce: Commerce::None,
         event: str_at(m, &["event"]).map(str::to_owned),
-        derived: m.pointer("/context/cohort/derived").and_then(Value::as_bool).unwrap_or(false),
+        derived: m
+            .pointer("/context/cohort/derived")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         problem: None,
     };
     let mut emails: Vec<String> = Vec::new();
@@ -100,12 +110,21 @@ pub fn interpret(e: &LogEvent) -> Interpretation {
                 it.traits = traits.clone();
             }
         }
-        for path in [&["traits", "email"][..], &["context", "traits", "email"], &["email"]] {
+        for path in [
+            &["traits", "email"][..],
+            &["context", "traits", "email"],
+            &["email"],
+        ] {
             if let Some(email) = str_at(m, path).and_then(normalize_email) {
                 emails.push(email);
             }
         }
-        if let Some(email) = it.traits.get("email").and_then(Value::as_str).and_then(normalize_email) {
+        if let Some(email) = it
+            .traits
+            .get("email")
+            .and_then(Value::as_str)
+            .and_then(normalize_email)
+        {
             it.traits.insert("email".into(), Value::String(email));
         }
         if let Some(customer) = id_at(m, &["context", "woocommerce", "customer_id"]) {
@@ -114,7 +133,8 @@ pub fn interpret(e: &LogEvent) -> Interpretation {
         // Everflow's click id, as the SDK forwards it from `_ef_transaction_id`.
         if str_at(m, &["context", "referrer", "type"]) == Some("everflow") {
             if let Some(id) = str_at(m, &["context", "referrer", "id"]) {
-                it.traits.insert("ef_transaction_id".into(), Value::String(id.to_owned()));
+                it.traits
+                    .insert("ef_transaction_id".into(), Value::String(id.to_owned()));
             }
         }
         if e.message_type == "track" {
@@ -152,21 +172,41 @@ pub fn interpret(e: &LogEvent) -> Interpretation {
 
 fn read_track(e: &LogEvent, it: &mut Interpretation, email: Option<&str>) {
     let empty = Map::new();
-    let props = e.message.get("properties").and_then(Value::as_object).unwrap_or(&empty);
-    let Some(event) = it.event.clone() else { return };
+    let props = e
+        .message
+        .get("properties")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let Some(event) = it.event.clone() else {
+        return;
+    };
     let result = match event.as_str() {
         "Order Completed" | "Order Cancelled" | "Order Refunded" if !it.derived => {
-            commerce::segment::parse_order_event(&e.source_id, &event, props, e.timestamp_us, email).and_then(|order| {
-                it.links.push(Identity::order(&format!("{}/{}", order.store, order.order_id)));
-                let refund = if event == "Order Refunded" { commerce::segment::parse_refund_amount(props)? } else { None };
-                it.commerce = Commerce::OrderEvent { order, event: event.clone(), refund };
-                Ok(())
-            })
+            commerce::segment::parse_order_event(&e.source_id, &event, props, e.timestamp_us, email)
+                .and_then(|order| {
+                    it.links.push(Identity::order(&format!(
+                        "{}/{}",
+                        order.store, order.order_id
+                    )));
+                    let refund = if event == "Order Refunded" {
+                        commerce::segment::parse_refund_amount(props)?
+                    } else {
+                        None
+                    };
+                    it.commerce = Commerce::OrderEvent {
+                        order,
+                        event: event.clone(),
+                        refund,
+                    };
+                    Ok(())
+                })
         }
         "Cart Started" | "Cart Updated" | "Cart Viewed" | "Product Added" | "Product Removed" => {
-            commerce::segment::parse_cart(props, e.timestamp_us).map(|cart| it.commerce = Commerce::Cart(cart))
+            commerce::segment::parse_cart(props, e.timestamp_us)
+                .map(|cart| it.commerce = Commerce::Cart(cart))
         }
-        "Checkout Started" => commerce::segment::parse_cart(props, e.timestamp_us).map(|cart| it.commerce = Commerce::CheckoutStarted(cart)),
+        "Checkout Started" => commerce::segment::parse_cart(props, e.timestamp_us)
+            .map(|cart| it.commerce = Commerce::CheckoutStarted(cart)),
         "Cart Cleared" => {
             it.commerce = Commerce::CartCleared;
             Ok(())
@@ -178,7 +218,12 @@ fn read_track(e: &LogEvent, it: &mut Interpretation, email: Option<&str>) {
     }
 }
 
-fn read_resource(e: &LogEvent, it: &mut Interpretation, emails: &mut Vec<String>, customers: &mut Vec<String>) {
+fn read_resource(
+    e: &LogEvent,
+    it: &mut Interpretation,
+    emails: &mut Vec<String>,
+    customers: &mut Vec<String>,
+) {
     let m = &e.message;
     let topic = str_at(m, &["topic"]).unwrap_or_default();
     let resource = m.get("resource").unwrap_or(&Value::Null);
@@ -194,15 +239,24 @@ fn read_resource(e: &LogEvent, it: &mut Interpretation, emails: &mut Vec<String>
             if order.customer_id.is_none() {
                 // A guest's billing name is all Cohort knows of them.
                 for key in ["first_name", "last_name", "phone"] {
-                    if let Some(v) = order.billing.get(key).and_then(Value::as_str).filter(|v| !v.is_empty()) {
+                    if let Some(v) = order
+                        .billing
+                        .get(key)
+                        .and_then(Value::as_str)
+                        .filter(|v| !v.is_empty())
+                    {
                         it.traits.insert(key.into(), Value::String(v.to_owned()));
                     }
                 }
             }
             if let Some(email) = &order.email {
-                it.traits.insert("email".into(), Value::String(email.clone()));
+                it.traits
+                    .insert("email".into(), Value::String(email.clone()));
             }
-            it.links.push(Identity::order(&format!("{}/{}", order.store, order.order_id)));
+            it.links.push(Identity::order(&format!(
+                "{}/{}",
+                order.store, order.order_id
+            )));
             // A deleted order is kept as its last state, marked.
             let mut order = order;
             if action == "deleted" {
@@ -224,7 +278,10 @@ fn read_resource(e: &LogEvent, it: &mut Interpretation, emails: &mut Vec<String>
         woocommerce::ResourceKind::Product => {
             let currency = str_at(m, &["currency"]);
             let product = woocommerce::parse_product(&e.source_id, currency, resource)?;
-            it.commerce = Commerce::Product { product, deleted: action == "deleted" };
+            it.commerce = Commerce::Product {
+                product,
+                deleted: action == "deleted",
+            };
             Ok(())
         }
     });

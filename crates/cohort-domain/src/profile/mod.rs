@@ -16,13 +16,15 @@ mod tests;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use derive::{derived_id, derived_events, DerivedEvent};
+pub use derive::{derived_events, derived_id, DerivedEvent};
 pub use fold::{
-    profile_id, Applied, ClusterState, MergeRecord, OrderState, ProfileState, Stamped, TagEntry, TraitEntry,
-    TAG_IN_CART, TAG_IN_CHECKOUT,
+    profile_id, Applied, ClusterState, MergeRecord, OrderState, ProfileState, Stamped, TagEntry,
+    TraitEntry, TAG_IN_CART, TAG_IN_CHECKOUT,
 };
 pub use identity::{Identity, IdentityKind};
-pub use view::{IdentityView, Metrics, MergeView, OrderView, ProfileView, StatusChange, TraitSource};
+pub use view::{
+    IdentityView, MergeView, Metrics, OrderView, ProfileView, StatusChange, TraitSource,
+};
 
 /// An event as the projection reads it from the log.
 #[derive(Debug, Clone)]
@@ -37,12 +39,18 @@ pub struct LogEvent {
 
 impl LogEvent {
     pub fn key(&self) -> EventKey {
-        EventKey { timestamp_us: self.timestamp_us, message_id: self.message_id.clone() }
+        EventKey {
+            timestamp_us: self.timestamp_us,
+            message_id: self.message_id.clone(),
+        }
     }
 
     /// Cohort derived this event itself (an order's state change).
     pub fn is_derived(&self) -> bool {
-        self.message.pointer("/context/cohort/derived").and_then(Value::as_bool).unwrap_or(false)
+        self.message
+            .pointer("/context/cohort/derived")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
     }
 }
 

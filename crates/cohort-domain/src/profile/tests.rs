@@ -7,7 +7,10 @@ fn ev(seq: i64, ts: i64, message: Value) -> LogEvent {
     LogEvent {
         seq,
         source_id: "src_shop".into(),
-        message_id: message["messageId"].as_str().map(str::to_owned).unwrap_or_else(|| format!("m{seq}")),
+        message_id: message["messageId"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("m{seq}")),
         message_type: message["type"].as_str().unwrap_or("track").to_owned(),
         timestamp_us: ts,
         message,
@@ -27,7 +30,11 @@ fn profile_with<'a>(state: &'a ClusterState, id: &Identity) -> &'a ProfileState 
 fn identify_links_the_anonymous_visitor_to_the_user() {
     let s = fold(&[
         ev(1, 10, json!({"type": "page", "anonymousId": "a1"})),
-        ev(2, 20, json!({"type": "identify", "anonymousId": "a1", "userId": "u1", "traits": {"email": " Ann@Example.com "}})),
+        ev(
+            2,
+            20,
+            json!({"type": "identify", "anonymousId": "a1", "userId": "u1", "traits": {"email": " Ann@Example.com "}}),
+        ),
     ]);
     assert_eq!(s.profiles.len(), 1);
     let p = profile_with(&s, &Identity::anonymous("a1"));
@@ -40,8 +47,16 @@ fn identify_links_the_anonymous_visitor_to_the_user() {
 fn two_profiles_merge_and_the_merge_is_recorded() {
     let s = fold(&[
         ev(1, 10, json!({"type": "page", "anonymousId": "a1"})),
-        ev(2, 20, json!({"type": "identify", "userId": "u1", "traits": {"plan": "gold"}})),
-        ev(3, 30, json!({"type": "identify", "anonymousId": "a1", "userId": "u1", "messageId": "link"})),
+        ev(
+            2,
+            20,
+            json!({"type": "identify", "userId": "u1", "traits": {"plan": "gold"}}),
+        ),
+        ev(
+            3,
+            30,
+            json!({"type": "identify", "anonymousId": "a1", "userId": "u1", "messageId": "link"}),
+        ),
     ]);
     assert_eq!(s.profiles.len(), 1);
     assert_eq!(s.merges.len(), 1);
@@ -57,43 +72,94 @@ fn two_profiles_merge_and_the_merge_is_recorded() {
 #[test]
 fn alias_links_previous_id_to_user_id() {
     let s = fold(&[
-        ev(1, 10, json!({"type": "track", "event": "Viewed", "anonymousId": "a9"})),
-        ev(2, 20, json!({"type": "alias", "previousId": "a9", "userId": "u9"})),
+        ev(
+            1,
+            10,
+            json!({"type": "track", "event": "Viewed", "anonymousId": "a9"}),
+        ),
+        ev(
+            2,
+            20,
+            json!({"type": "alias", "previousId": "a9", "userId": "u9"}),
+        ),
     ]);
     assert_eq!(s.profiles.len(), 1);
-    assert_eq!(profile_with(&s, &Identity::anonymous("a9")).user_id.as_deref(), Some("u9"));
+    assert_eq!(
+        profile_with(&s, &Identity::anonymous("a9"))
+            .user_id
+            .as_deref(),
+        Some("u9")
+    );
 }
 
 #[test]
 fn the_shared_device_does_not_merge_two_known_users() {
     let s = fold(&[
-        ev(1, 10, json!({"type": "identify", "anonymousId": "device", "userId": "alice"})),
-        ev(2, 20, json!({"type": "identify", "anonymousId": "device", "userId": "bob", "traits": {"name": "Bob"}})),
-        ev(3, 30, json!({"type": "track", "event": "Bob buys", "userId": "bob", "anonymousId": "device"})),
+        ev(
+            1,
+            10,
+            json!({"type": "identify", "anonymousId": "device", "userId": "alice"}),
+        ),
+        ev(
+            2,
+            20,
+            json!({"type": "identify", "anonymousId": "device", "userId": "bob", "traits": {"name": "Bob"}}),
+        ),
+        ev(
+            3,
+            30,
+            json!({"type": "track", "event": "Bob buys", "userId": "bob", "anonymousId": "device"}),
+        ),
     ]);
     assert_eq!(s.profiles.len(), 2, "{s:#?}");
     let alice = &s.owners[&Identity::user("alice")];
     let bob = &s.owners[&Identity::user("bob")];
     assert_ne!(alice, bob);
-    assert_eq!(&s.owners[&Identity::anonymous("device")], alice, "the device stays with its first user");
-    assert!(!s.profiles[alice].traits.contains_key("name"), "Bob's traits stay off Alice");
+    assert_eq!(
+        &s.owners[&Identity::anonymous("device")],
+        alice,
+        "the device stays with its first user"
+    );
+    assert!(
+        !s.profiles[alice].traits.contains_key("name"),
+        "Bob's traits stay off Alice"
+    );
     assert!(s.merges.is_empty());
 }
 
 #[test]
 fn an_email_in_traits_links_profiles() {
     let s = fold(&[
-        ev(1, 10, json!({"type": "identify", "anonymousId": "phone", "traits": {"email": "x@y.z"}})),
-        ev(2, 20, json!({"type": "identify", "anonymousId": "laptop", "traits": {"email": "X@Y.Z"}})),
+        ev(
+            1,
+            10,
+            json!({"type": "identify", "anonymousId": "phone", "traits": {"email": "x@y.z"}}),
+        ),
+        ev(
+            2,
+            20,
+            json!({"type": "identify", "anonymousId": "laptop", "traits": {"email": "X@Y.Z"}}),
+        ),
     ]);
     assert_eq!(s.profiles.len(), 1);
 }
 
 #[test]
 fn the_latest_trait_by_timestamp_wins_not_the_latest_arrival() {
-    let newer = ev(1, 200, json!({"type": "identify", "userId": "u", "traits": {"plan": "gold"}}));
-    let older = ev(2, 100, json!({"type": "identify", "userId": "u", "traits": {"plan": "free", "city": "Oslo"}}));
-    for order in [[newer.clone(), older.clone()], [older.clone(), newer.clone()]] {
+    let newer = ev(
+        1,
+        200,
+        json!({"type": "identify", "userId": "u", "traits": {"plan": "gold"}}),
+    );
+    let older = ev(
+        2,
+        100,
+        json!({"type": "identify", "userId": "u", "traits": {"plan": "free", "city": "Oslo"}}),
+    );
+    for order in [
+        [newer.clone(), older.clone()],
+        [older.clone(), newer.clone()],
+    ] {
         let s = fold(&order);
         let p = profile_with(&s, &Identity::user("u"));
         assert_eq!(p.traits["plan"].value, "gold");
@@ -104,7 +170,10 @@ fn the_latest_trait_by_timestamp_wins_not_the_latest_arrival() {
 }
 
 fn order_resource(id: u64, status: &str, modified: &str, refunds: Value) -> Value {
-    let mut order: Value = serde_json::from_str(include_str!("../../../../../shared/fixtures/wc-rest-v3-order.docs-example.json")).unwrap();
+    let mut order: Value = serde_json::from_str(include_str!(
+        "../../../../../shared/fixtures/wc-rest-v3-order.docs-example.json"
+    ))
+    .unwrap();
     order["id"] = json!(id);
     order["status"] = json!(status);
     order["date_modified_gmt"] = json!(modified);
@@ -113,28 +182,72 @@ fn order_resource(id: u64, status: &str, modified: &str, refunds: Value) -> Valu
 }
 
 fn snapshot(seq: i64, ts: i64, order: Value) -> LogEvent {
-    ev(seq, ts, json!({"type": "resource", "topic": "order.updated", "messageId": format!("snap{seq}"), "resource": order}))
+    ev(
+        seq,
+        ts,
+        json!({"type": "resource", "topic": "order.updated", "messageId": format!("snap{seq}"), "resource": order}),
+    )
 }
 
 #[test]
 fn order_states_derive_each_event_once_and_clear_the_cart() {
-    let cart = ev(1, 1_000, json!({"type": "track", "event": "Cart Started", "userId": "u", "context": {"traits": {"email": "john.doe@example.com"}},
-        "properties": {"cart_id": "c", "products": [{"product_id": "93", "price": 3, "quantity": 2}]}}));
-    let checkout = ev(2, 2_000, json!({"type": "track", "event": "Checkout Started", "userId": "u", "properties": {"products": []}}));
+    let cart = ev(
+        1,
+        1_000,
+        json!({"type": "track", "event": "Cart Started", "userId": "u", "context": {"traits": {"email": "john.doe@example.com"}},
+        "properties": {"cart_id": "c", "products": [{"product_id": "93", "price": 3, "quantity": 2}]}}),
+    );
+    let checkout = ev(
+        2,
+        2_000,
+        json!({"type": "track", "event": "Checkout Started", "userId": "u", "properties": {"products": []}}),
+    );
     let s = fold(&[cart.clone(), checkout.clone()]);
     let p = profile_with(&s, &Identity::user("u"));
-    assert_eq!(p.active_tags().collect::<Vec<_>>(), vec![TAG_IN_CART, TAG_IN_CHECKOUT]);
+    assert_eq!(
+        p.active_tags().collect::<Vec<_>>(),
+        vec![TAG_IN_CART, TAG_IN_CHECKOUT]
+    );
 
-    let pending = snapshot(3, 1_490_210_882_000_000, order_resource(727, "pending", "2017-03-22T19:28:02", json!([])));
-    let paid = snapshot(4, 1_490_210_888_000_000, order_resource(727, "processing", "2017-03-22T19:28:08", json!([])));
-    let done = snapshot(5, 1_490_300_000_000_000, order_resource(727, "completed", "2017-03-23T20:13:20", json!([{"id": 9, "total": "-5.00", "reason": "dent"}])));
+    let pending = snapshot(
+        3,
+        1_490_210_882_000_000,
+        order_resource(727, "pending", "2017-03-22T19:28:02", json!([])),
+    );
+    let paid = snapshot(
+        4,
+        1_490_210_888_000_000,
+        order_resource(727, "processing", "2017-03-22T19:28:08", json!([])),
+    );
+    let done = snapshot(
+        5,
+        1_490_300_000_000_000,
+        order_resource(
+            727,
+            "completed",
+            "2017-03-23T20:13:20",
+            json!([{"id": 9, "total": "-5.00", "reason": "dent"}]),
+        ),
+    );
     let s = fold(&[cart, checkout, pending, paid, done.clone(), done]);
-    assert_eq!(s.profiles.len(), 1, "the guest order joins the shopper by email");
+    assert_eq!(
+        s.profiles.len(),
+        1,
+        "the guest order joins the shopper by email"
+    );
     let p = profile_with(&s, &Identity::user("u"));
     assert_eq!(p.active_tags().count(), 0, "the order clears both tags");
     let order = &s.orders["src_shop/727"];
     let names: Vec<String> = derived_events(order).into_iter().map(|d| d.event).collect();
-    assert_eq!(names, ["Order Created", "Order Completed", "Order Fulfilled", "Order Refunded"]);
+    assert_eq!(
+        names,
+        [
+            "Order Created",
+            "Order Completed",
+            "Order Fulfilled",
+            "Order Refunded"
+        ]
+    );
     let view = s.view(&s.owners[&Identity::user("u")]).unwrap();
     assert_eq!(view.metrics.order_count, 1);
     assert_eq!(view.metrics.total_spent[0].amount.to_string(), "24.35");
@@ -145,7 +258,9 @@ fn arbitrary_event() -> impl Strategy<Value = (i64, Value)> {
     let anon = prop::sample::select(vec!["a1", "a2", "a3"]);
     let user = prop::option::of(prop::sample::select(vec!["u1", "u2"]));
     let email = prop::option::of(prop::sample::select(vec!["p@x.io", "q@x.io"]));
-    let kind = prop::sample::select(vec!["identify", "track", "page", "alias", "cart", "clear", "checkout", "order"]);
+    let kind = prop::sample::select(vec![
+        "identify", "track", "page", "alias", "cart", "clear", "checkout", "order",
+    ]);
     let ts = 0i64..6;
     let value = 0u8..4;
     (anon, user, email, kind, ts, value).prop_map(|(anon, user, email, kind, ts, value)| {

@@ -103,8 +103,17 @@ pub struct OrderView {
 impl OrderView {
     pub fn from_state(key: &str, s: &OrderState) -> Self {
         let o = &s.order;
-        let mut history: Vec<StatusChange> =
-            s.statuses.iter().map(|(status, at)| (at, status)).collect::<std::collections::BTreeSet<_>>().into_iter().map(|(at, status)| StatusChange { status: status.clone(), at: time(*at) }).collect();
+        let mut history: Vec<StatusChange> = s
+            .statuses
+            .iter()
+            .map(|(status, at)| (at, status))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .map(|(at, status)| StatusChange {
+                status: status.clone(),
+                at: time(*at),
+            })
+            .collect();
         history.dedup();
         OrderView {
             key: key.to_owned(),
@@ -139,7 +148,9 @@ fn average(total: Decimal, count: u64) -> Decimal {
     if count == 0 {
         return Decimal::ZERO;
     }
-    (total / Decimal::from(count)).round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven).normalize()
+    (total / Decimal::from(count))
+        .round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven)
+        .normalize()
 }
 
 impl ClusterState {
@@ -152,20 +163,33 @@ impl ClusterState {
             traits.insert(name.clone(), entry.value.clone());
             sources.insert(
                 name.clone(),
-                TraitSource { updated_at: time(entry.at.timestamp_us), source_id: entry.source_id.clone(), message_id: entry.at.message_id.clone() },
+                TraitSource {
+                    updated_at: time(entry.at.timestamp_us),
+                    source_id: entry.source_id.clone(),
+                    message_id: entry.at.message_id.clone(),
+                },
             );
         }
         let email = traits
             .get("email")
             .and_then(Value::as_str)
             .map(str::to_owned)
-            .or_else(|| p.identities.iter().find(|i| i.kind() == super::identity::IdentityKind::Email).map(|i| i.value().to_owned()));
+            .or_else(|| {
+                p.identities
+                    .iter()
+                    .find(|i| i.kind() == super::identity::IdentityKind::Email)
+                    .map(|i| i.value().to_owned())
+            });
 
         // Purchases: paid orders not since cancelled, net of refunds.
         let mut spent: BTreeMap<String, (Decimal, u64)> = BTreeMap::new();
         let mut count = 0;
         let (mut first, mut last): (Option<i64>, Option<i64>) = (None, None);
-        for order in self.orders.values().filter(|o| o.profile == profile_id && o.counts_as_purchase()) {
+        for order in self
+            .orders
+            .values()
+            .filter(|o| o.profile == profile_id && o.counts_as_purchase())
+        {
             count += 1;
             let entry = spent.entry(order.order.currency.clone()).or_default();
             entry.0 += order.order.total - order.refunded_total();
@@ -177,7 +201,10 @@ impl ClusterState {
         let metrics = Metrics {
             order_count: count,
             total_spent: spent.iter().map(|(c, (t, _))| Money::new(*t, c)).collect(),
-            average_order_value: spent.iter().map(|(c, (t, n))| Money::new(average(*t, *n), c)).collect(),
+            average_order_value: spent
+                .iter()
+                .map(|(c, (t, n))| Money::new(average(*t, *n), c))
+                .collect(),
             first_order_at: first.map(time),
             last_order_at: last.map(time),
             first_seen_at: time(p.first_seen_us),
@@ -192,7 +219,10 @@ impl ClusterState {
             identities: p
                 .identities
                 .iter()
-                .map(|i| IdentityView { kind: i.kind().as_str().to_owned(), value: i.value().to_owned() })
+                .map(|i| IdentityView {
+                    kind: i.kind().as_str().to_owned(),
+                    value: i.value().to_owned(),
+                })
                 .collect(),
             traits,
             trait_sources: sources,
@@ -212,7 +242,11 @@ impl ClusterState {
             message_id: m.message_id.clone(),
             at: time(m.at_us),
         };
-        self.merges.iter().filter(|m| self.survivor(&m.into) == profile_id).map(view).collect()
+        self.merges
+            .iter()
+            .filter(|m| self.survivor(&m.into) == profile_id)
+            .map(view)
+            .collect()
     }
 
     /// Follows merges from a profile id to the profile that holds it now.

@@ -35,38 +35,52 @@ pub struct ProfileExport {
 }
 
 impl Db {
-    pub async fn erase_profile(&self, org: &OrgId, profile_id: &str) -> Result<Option<ErasureReport>, StoreError> {
-        let Some(record) = self.profile(org, profile_id).await? else { return Ok(None) };
+    pub async fn erase_profile(
+        &self,
+        org: &OrgId,
+        profile_id: &str,
+    ) -> Result<Option<ErasureReport>, StoreError> {
+        let Some(record) = self.profile(org, profile_id).await? else {
+            return Ok(None);
+        };
         let profile_id = record.profile.id;
         let now = crate::now_micros();
         let mut tx = self.begin_write().await?;
         lock_projection(&mut tx).await?;
 
-        let row = sqlx::query("SELECT cluster_id FROM profiles WHERE org_id = $1 AND profile_id = $2")
-            .bind(org.as_str())
-            .bind(&profile_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row =
+            sqlx::query("SELECT cluster_id FROM profiles WHERE org_id = $1 AND profile_id = $2")
+                .bind(org.as_str())
+                .bind(&profile_id)
+                .fetch_optional(&mut *tx)
+                .await?;
         let Some(row) = row else { return Ok(None) };
         let cluster: String = row.get(0);
-        let state_row = sqlx::query("SELECT state FROM identity_clusters WHERE org_id = $1 AND cluster_id = $2")
-            .bind(org.as_str())
-            .bind(&cluster)
-            .fetch_one(&mut *tx)
-            .await?;
-        let state: ClusterState = serde_json::from_str(&state_row.get::<String, _>(0))
-            .map_err(|e| StoreError::Invalid(format!("cluster {cluster} has an unreadable state: {e}")))?;
-        let Some(profile) = state.profiles.get(&profile_id) else { return Ok(None) };
+        let state_row = sqlx::query(
+            "SELECT state FROM identity_clusters WHERE org_id = $1 AND cluster_id = $2",
+        )
+        .bind(org.as_str())
+        .bind(&cluster)
+        .fetch_one(&mut *tx)
+        .await?;
+        let state: ClusterState =
+            serde_json::from_str(&state_row.get::<String, _>(0)).map_err(|e| {
+                StoreError::Invalid(format!("cluster {cluster} has an unreadable state: {e}"))
+            })?;
+        let Some(profile) = state.profiles.get(&profile_id) else {
+            return Ok(None);
+        };
 
         // The raw events: personal data out, the row kept as a tombstone.
-        let seqs: Vec<i64> = sqlx::query("SELECT seq FROM cluster_events WHERE org_id = $1 AND profile_id = $2")
-            .bind(org.as_str())
-            .bind(&profile_id)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| r.get::<i64, _>(0))
-            .collect();
+        let seqs: Vec<i64> =
+            sqlx::query("SELECT seq FROM cluster_events WHERE org_id = $1 AND profile_id = $2")
+                .bind(org.as_str())
+                .bind(&profile_id)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.get::<i64, _>(0))
+                .collect();
         // Identities, including the ids of the person's orders and any other
         // id their events name (an alias's previous id); ids that remaining
         // events still name get their rows back from the refold below.
@@ -77,12 +91,29 @@ impl Db {
             let markers: Vec<String> = chunk.iter().map(|s| st.bind(Bind::Int(*s))).collect();
             st.push(&format!("({})", markers.join(", ")));
             for row in st.query().fetch_all(&mut *tx).await? {
-                named.extend(cohort_domain::profile::cluster_identities(&super::projector::log_event(&row)));
+                named.extend(cohort_domain::profile::cluster_identities(
+                    &super::projector::log_event(&row),
+                ));
             }
         }
-        let mut identities: Vec<String> = profile.identities.iter().map(|i| i.key().to_owned()).collect();
-        identities.extend(named.iter().map(|i| i.key().to_owned()).filter(|k| !profile.identities.iter().any(|i| i.key() == k)));
-        identities.extend(state.orders.iter().filter(|(_, o)| state.survivor(&o.profile) == profile_id).map(|(k, _)| format!("order:{k}")));
+        let mut identities: Vec<String> = profile
+            .identities
+            .iter()
+            .map(|i| i.key().to_owned())
+            .collect();
+        identities.extend(
+            named
+                .iter()
+                .map(|i| i.key().to_owned())
+                .filter(|k| !profile.identities.iter().any(|i| i.key() == k)),
+        );
+        identities.extend(
+            state
+                .orders
+                .iter()
+                .filter(|(_, o)| state.survivor(&o.profile) == profile_id)
+                .map(|(k, _)| format!("order:{k}")),
+        );
         identities.sort();
         identities.dedup();
         for chunk in seqs.chunks(500) {
@@ -103,7 +134,8 @@ impl Db {
             .await?;
 
         for chunk in identities.chunks(500) {
-            let mut st = Statement::new("DELETE FROM identities WHERE org_id = $1 AND identity IN ");
+            let mut st =
+                Statement::new("DELETE FROM identities WHERE org_id = $1 AND identity IN ");
             st.bind(Bind::Text(org.as_str().to_owned()));
             let list = st.in_list(chunk.iter().map(String::as_str));
             st.push(&list);
@@ -112,9 +144,20 @@ impl Db {
         let digests: Vec<Vec<Bind>> = profile
             .identities
             .iter()
-            .map(|i| vec![Bind::Text(org.as_str().to_owned()), Bind::Text(erased_identity_digest(org.as_str(), i)), Bind::Int(now)])
+            .map(|i| {
+                vec![
+                    Bind::Text(org.as_str().to_owned()),
+                    Bind::Text(erased_identity_digest(org.as_str(), i)),
+                    Bind::Int(now),
+                ]
+            })
             .collect();
-        for st in multi_insert(self.backend(), "INSERT INTO erased_identities (org_id, digest, erased_at_us)", &digests, "ON CONFLICT DO NOTHING") {
+        for st in multi_insert(
+            self.backend(),
+            "INSERT INTO erased_identities (org_id, digest, erased_at_us)",
+            &digests,
+            "ON CONFLICT DO NOTHING",
+        ) {
             st.query().execute(&mut *tx).await?;
         }
         let report = ErasureReport {
@@ -146,7 +189,9 @@ impl Db {
         // The rest of the cluster (other people who shared a device, say)
         // is refolded from what remains.
         let mut batch = OrgBatch::new(org.as_str());
-        batch.load_cluster_states(&mut tx, vec![cluster.clone()]).await?;
+        batch
+            .load_cluster_states(&mut tx, vec![cluster.clone()])
+            .await?;
         batch.mark_for_refold(&cluster);
         batch.refold_marked(&mut tx).await?;
         let empty = batch.cluster_is_empty(&cluster);
@@ -163,14 +208,28 @@ impl Db {
     }
 
     /// Everything Cohort holds about a profile, as one document.
-    pub async fn export_profile(&self, org: &OrgId, profile_id: &str) -> Result<Option<ProfileExport>, StoreError> {
-        let Some(record) = self.profile(org, profile_id).await? else { return Ok(None) };
+    pub async fn export_profile(
+        &self,
+        org: &OrgId,
+        profile_id: &str,
+    ) -> Result<Option<ProfileExport>, StoreError> {
+        let Some(record) = self.profile(org, profile_id).await? else {
+            return Ok(None);
+        };
         let id = record.profile.id.clone();
         let mut orders = Vec::new();
         let mut before = None;
         loop {
             let page = self
-                .list_orders(org, &super::reads::OrderFilter { profile_id: Some(id.clone()), before: before.clone(), limit: 1000, ..Default::default() })
+                .list_orders(
+                    org,
+                    &super::reads::OrderFilter {
+                        profile_id: Some(id.clone()),
+                        before: before.clone(),
+                        limit: 1000,
+                        ..Default::default()
+                    },
+                )
                 .await?;
             let done = page.len() < 1000;
             before = page.last().map(|(created, o)| (*created, o.key.clone()));
@@ -185,12 +244,20 @@ impl Db {
             let page = self.profile_timeline(org, &id, cursor, 1000).await?;
             let done = page.len() < 1000;
             cursor = page.last().map(|e| (e.timestamp_us, e.seq));
-            events.extend(page.into_iter().map(|e| serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null)));
+            events.extend(
+                page.into_iter()
+                    .map(|e| serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null)),
+            );
             if done {
                 break;
             }
         }
         events.reverse();
-        Ok(Some(ProfileExport { profile: record.profile, previously_erased: record.previously_erased, orders, events }))
+        Ok(Some(ProfileExport {
+            profile: record.profile,
+            previously_erased: record.previously_erased,
+            orders,
+            events,
+        }))
     }
 }

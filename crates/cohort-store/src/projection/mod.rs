@@ -7,6 +7,6 @@ mod projector;
 mod reads;
 
 pub use erasure::{ErasureReport, ProfileExport};
-pub use projector::{Projector, StepReport, BATCH_EVENTS};
 pub(crate) use projector::PG_APPEND_LOCK;
+pub use projector::{Projector, StepReport, BATCH_EVENTS};
 pub use reads::{OrderFilter, ProductFilter, ProductRecord, ProfileFilter, ProfileRecord};

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use cohort_domain::commerce::Product;
 use cohort_domain::ids::new_id;
-use cohort_domain::profile::{cluster_identities, interpret, ClusterState, DerivedEvent, Identity, IdentityKind, LogEvent, OrderView};
+use cohort_domain::profile::{
+    cluster_identities, interpret, ClusterState, DerivedEvent, Identity, IdentityKind, LogEvent,
+    OrderView,
+};
 use sqlx::{Any, Row, Transaction};
 
 use crate::sql::{multi_insert, Bind, Statement};
@@ -41,7 +44,9 @@ pub(crate) async fn lock_projection(tx: &mut Transaction<'_, Any>) -> Result<i64
         .bind(crate::now_micros())
         .execute(&mut **tx)
         .await?;
-    let row = sqlx::query("SELECT last_seq FROM projection_cursor WHERE name = 'profiles'").fetch_one(&mut **tx).await?;
+    let row = sqlx::query("SELECT last_seq FROM projection_cursor WHERE name = 'profiles'")
+        .fetch_one(&mut **tx)
+        .await?;
     Ok(row.get::<i64, _>(0))
 }
 
@@ -72,10 +77,18 @@ impl Projector {
             return Ok(None);
         }
         let mut conn = self.db.pool().acquire().await?;
-        let row = sqlx::query("SELECT last_value FROM events_seq_seq").fetch_one(&mut *conn).await?;
+        let row = sqlx::query("SELECT last_value FROM events_seq_seq")
+            .fetch_one(&mut *conn)
+            .await?;
         let highest: i64 = row.get(0);
-        sqlx::query("SELECT pg_advisory_lock($1)").bind(PG_APPEND_LOCK).execute(&mut *conn).await?;
-        sqlx::query("SELECT pg_advisory_unlock($1)").bind(PG_APPEND_LOCK).execute(&mut *conn).await?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(PG_APPEND_LOCK)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(PG_APPEND_LOCK)
+            .execute(&mut *conn)
+            .await?;
         Ok(Some(highest))
     }
 
@@ -84,16 +97,20 @@ impl Projector {
         // Idle steps must not write: the cursor lock is a write, and on
         // SQLite a write every poll makes other read-then-write
         // transactions fail with SQLITE_BUSY.
-        let cursor: i64 = sqlx::query("SELECT last_seq FROM projection_cursor WHERE name = 'profiles'")
-            .fetch_one(self.db.pool())
-            .await?
-            .get(0);
+        let cursor: i64 =
+            sqlx::query("SELECT last_seq FROM projection_cursor WHERE name = 'profiles'")
+                .fetch_one(self.db.pool())
+                .await?
+                .get(0);
         let pending = sqlx::query("SELECT seq FROM events WHERE seq > $1 ORDER BY seq LIMIT 1")
             .bind(cursor)
             .fetch_optional(self.db.pool())
             .await?;
         if pending.is_none() {
-            return Ok(StepReport { events: 0, last_seq: cursor });
+            return Ok(StepReport {
+                events: 0,
+                last_seq: cursor,
+            });
         }
         let horizon = self.horizon().await?;
         let mut tx = self.db.begin_write().await?;
@@ -110,24 +127,35 @@ impl Projector {
         st.push(&format!(" ORDER BY seq LIMIT {BATCH_EVENTS}"));
         let rows = st.query().fetch_all(&mut *tx).await?;
         let Some(last) = rows.last().map(|r| r.get::<i64, _>("seq")) else {
-            return Ok(StepReport { events: 0, last_seq: cursor });
+            return Ok(StepReport {
+                events: 0,
+                last_seq: cursor,
+            });
         };
         let mut by_org: BTreeMap<String, Vec<LogEvent>> = BTreeMap::new();
         for row in &rows {
             if row.get::<Option<i64>, _>("erased_at_us").is_some() {
                 continue;
             }
-            by_org.entry(row.get("org_id")).or_default().push(log_event(row));
+            by_org
+                .entry(row.get("org_id"))
+                .or_default()
+                .push(log_event(row));
         }
         for (org, events) in by_org {
-            OrgBatch::new(&org).project(&mut tx, self.db.backend(), events).await?;
+            OrgBatch::new(&org)
+                .project(&mut tx, self.db.backend(), events)
+                .await?;
         }
         sqlx::query("UPDATE projection_cursor SET last_seq = $1 WHERE name = 'profiles'")
             .bind(last)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(StepReport { events: rows.len(), last_seq: last })
+        Ok(StepReport {
+            events: rows.len(),
+            last_seq: last,
+        })
     }
 
     /// Projects until the log is read to its end; returns the events read.
@@ -157,9 +185,13 @@ impl Projector {
             "orders",
             "products",
         ] {
-            sqlx::query(&format!("DELETE FROM {table}")).execute(&mut *tx).await?;
+            sqlx::query(&format!("DELETE FROM {table}"))
+                .execute(&mut *tx)
+                .await?;
         }
-        sqlx::query("UPDATE projection_cursor SET last_seq = 0 WHERE name = 'profiles'").execute(&mut *tx).await?;
+        sqlx::query("UPDATE projection_cursor SET last_seq = 0 WHERE name = 'profiles'")
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -243,7 +275,12 @@ impl OrgBatch {
         }
     }
 
-    async fn project(mut self, tx: &mut Transaction<'_, Any>, backend: Backend, events: Vec<LogEvent>) -> Result<(), StoreError> {
+    async fn project(
+        mut self,
+        tx: &mut Transaction<'_, Any>,
+        backend: Backend,
+        events: Vec<LogEvent>,
+    ) -> Result<(), StoreError> {
         let parsed: Vec<(LogEvent, Vec<Identity>)> = events
             .into_iter()
             .map(|e| {
@@ -252,7 +289,8 @@ impl OrgBatch {
             })
             .collect();
         let all_ids: BTreeSet<&Identity> = parsed.iter().flat_map(|(_, ids)| ids.iter()).collect();
-        self.load_clusters_of(tx, all_ids.into_iter().map(Identity::key).collect()).await?;
+        self.load_clusters_of(tx, all_ids.into_iter().map(Identity::key).collect())
+            .await?;
 
         for (event, ids) in parsed {
             self.place(event, ids);
@@ -262,10 +300,15 @@ impl OrgBatch {
     }
 
     /// Loads the clusters that own any of these identities.
-    pub(crate) async fn load_clusters_of(&mut self, tx: &mut Transaction<'_, Any>, keys: Vec<&str>) -> Result<(), StoreError> {
+    pub(crate) async fn load_clusters_of(
+        &mut self,
+        tx: &mut Transaction<'_, Any>,
+        keys: Vec<&str>,
+    ) -> Result<(), StoreError> {
         let mut cluster_ids = BTreeSet::new();
         for chunk in keys.chunks(500) {
-            let mut st = Statement::new("SELECT identity, cluster_id FROM identities WHERE org_id = ");
+            let mut st =
+                Statement::new("SELECT identity, cluster_id FROM identities WHERE org_id = ");
             let m = st.bind(Bind::Text(self.org.clone()));
             st.push(&m);
             let list = st.in_list(chunk.iter().copied());
@@ -279,12 +322,18 @@ impl OrgBatch {
                 cluster_ids.insert(cluster);
             }
         }
-        self.load_cluster_states(tx, cluster_ids.into_iter().collect()).await
+        self.load_cluster_states(tx, cluster_ids.into_iter().collect())
+            .await
     }
 
-    pub(crate) async fn load_cluster_states(&mut self, tx: &mut Transaction<'_, Any>, ids: Vec<String>) -> Result<(), StoreError> {
+    pub(crate) async fn load_cluster_states(
+        &mut self,
+        tx: &mut Transaction<'_, Any>,
+        ids: Vec<String>,
+    ) -> Result<(), StoreError> {
         for chunk in ids.chunks(500) {
-            let mut st = Statement::new("SELECT cluster_id, state FROM identity_clusters WHERE org_id = ");
+            let mut st =
+                Statement::new("SELECT cluster_id, state FROM identity_clusters WHERE org_id = ");
             let m = st.bind(Bind::Text(self.org.clone()));
             st.push(&m);
             let list = st.in_list(chunk.iter().map(String::as_str));
@@ -292,8 +341,9 @@ impl OrgBatch {
             for row in st.query().fetch_all(&mut **tx).await? {
                 let id: String = row.get(0);
                 let state: String = row.get(1);
-                let state: ClusterState = serde_json::from_str(&state)
-                    .map_err(|e| StoreError::Invalid(format!("cluster {id} has an unreadable state: {e}")))?;
+                let state: ClusterState = serde_json::from_str(&state).map_err(|e| {
+                    StoreError::Invalid(format!("cluster {id} has an unreadable state: {e}"))
+                })?;
                 self.clusters.insert(id, ClusterWork::new(state));
             }
         }
@@ -304,17 +354,26 @@ impl OrgBatch {
     /// or marks the cluster for a refold.
     fn place(&mut self, event: LogEvent, ids: Vec<Identity>) {
         if ids.is_empty() {
-            if let interpret::Commerce::Product { product, deleted } = interpret::interpret(&event).commerce {
-                let version = format!("{:020}|{:020}|{}", product.modified_at_us, event.timestamp_us, event.message_id);
+            if let interpret::Commerce::Product { product, deleted } =
+                interpret::interpret(&event).commerce
+            {
+                let version = format!(
+                    "{:020}|{:020}|{}",
+                    product.modified_at_us, event.timestamp_us, event.message_id
+                );
                 self.products.push((product, deleted, version));
             }
             return;
         }
-        let found: BTreeSet<String> = ids.iter().filter_map(|i| self.identity_cluster.get(i).cloned()).collect();
+        let found: BTreeSet<String> = ids
+            .iter()
+            .filter_map(|i| self.identity_cluster.get(i).cloned())
+            .collect();
         let cluster = match found.len() {
             0 => {
                 let id = new_id("clu");
-                self.clusters.insert(id.clone(), ClusterWork::new(ClusterState::default()));
+                self.clusters
+                    .insert(id.clone(), ClusterWork::new(ClusterState::default()));
                 id
             }
             1 => found.into_iter().next().unwrap_or_default(),
@@ -323,7 +382,9 @@ impl OrgBatch {
         for id in &ids {
             self.identity_cluster.insert(id.clone(), cluster.clone());
         }
-        let Some(work) = self.clusters.get_mut(&cluster) else { return };
+        let Some(work) = self.clusters.get_mut(&cluster) else {
+            return;
+        };
         work.identities.extend(ids.iter().cloned());
         work.batch_events.push(event.clone());
         if work.refold {
@@ -355,11 +416,18 @@ impl OrgBatch {
     fn join_clusters(&mut self, ids: BTreeSet<String>) -> String {
         let keep = ids
             .iter()
-            .max_by_key(|id| (self.clusters.get(*id).map_or(0, |w| w.state.owners.len()), (*id).clone()))
+            .max_by_key(|id| {
+                (
+                    self.clusters.get(*id).map_or(0, |w| w.state.owners.len()),
+                    (*id).clone(),
+                )
+            })
             .cloned()
             .unwrap_or_default();
         for other in ids.into_iter().filter(|id| *id != keep) {
-            let Some(gone) = self.clusters.remove(&other) else { continue };
+            let Some(gone) = self.clusters.remove(&other) else {
+                continue;
+            };
             for cluster in self.identity_cluster.values_mut() {
                 if *cluster == other {
                     cluster.clone_from(&keep);
@@ -386,14 +454,26 @@ impl OrgBatch {
     }
 
     pub(crate) fn cluster_is_empty(&self, cluster: &str) -> bool {
-        self.clusters.get(cluster).is_none_or(|w| w.state.profiles.is_empty() && w.state.orders.is_empty())
+        self.clusters
+            .get(cluster)
+            .is_none_or(|w| w.state.profiles.is_empty() && w.state.orders.is_empty())
     }
 
     /// Refolds every cluster marked for it from all its events.
-    pub(crate) async fn refold_marked(&mut self, tx: &mut Transaction<'_, Any>) -> Result<(), StoreError> {
-        let marked: Vec<String> = self.clusters.iter().filter(|(_, w)| w.refold).map(|(id, _)| id.clone()).collect();
+    pub(crate) async fn refold_marked(
+        &mut self,
+        tx: &mut Transaction<'_, Any>,
+    ) -> Result<(), StoreError> {
+        let marked: Vec<String> = self
+            .clusters
+            .iter()
+            .filter(|(_, w)| w.refold)
+            .map(|(id, _)| id.clone())
+            .collect();
         for cluster in marked {
-            let Some(work) = self.clusters.get_mut(&cluster) else { continue };
+            let Some(work) = self.clusters.get_mut(&cluster) else {
+                continue;
+            };
             let mut st = Statement::new(
                 "SELECT e.seq, e.source_id, e.message_id, e.type, e.timestamp_us, e.payload FROM cluster_events ce \
                  JOIN events e ON e.org_id = ce.org_id AND e.seq = ce.seq WHERE ce.org_id = ",
@@ -403,9 +483,16 @@ impl OrgBatch {
             let mut ids = vec![cluster.as_str()];
             ids.extend(work.absorbed.iter().map(String::as_str));
             let list = st.in_list(ids);
-            st.push(&format!(" AND ce.cluster_id IN {list} AND e.erased_at_us IS NULL"));
-            let mut events: BTreeMap<i64, LogEvent> =
-                st.query().fetch_all(&mut **tx).await?.iter().map(|r| (r.get::<i64, _>("seq"), log_event(r))).collect();
+            st.push(&format!(
+                " AND ce.cluster_id IN {list} AND e.erased_at_us IS NULL"
+            ));
+            let mut events: BTreeMap<i64, LogEvent> = st
+                .query()
+                .fetch_all(&mut **tx)
+                .await?
+                .iter()
+                .map(|r| (r.get::<i64, _>("seq"), log_event(r)))
+                .collect();
             for e in &work.batch_events {
                 events.insert(e.seq, e.clone());
             }
@@ -418,7 +505,10 @@ impl OrgBatch {
             let (state, placed, derived) = ClusterState::fold(&mut events);
             work.state = state;
             let placed: HashMap<i64, String> = placed.into_iter().collect();
-            work.placements = events.iter().map(|e| (e.seq, placed.get(&e.seq).cloned())).collect();
+            work.placements = events
+                .iter()
+                .map(|e| (e.seq, placed.get(&e.seq).cloned()))
+                .collect();
             for d in derived {
                 self.derived.insert(d.message_id.clone(), d);
             }
@@ -426,7 +516,11 @@ impl OrgBatch {
         Ok(())
     }
 
-    pub(crate) async fn write(self, tx: &mut Transaction<'_, Any>, backend: Backend) -> Result<(), StoreError> {
+    pub(crate) async fn write(
+        self,
+        tx: &mut Transaction<'_, Any>,
+        backend: Backend,
+    ) -> Result<(), StoreError> {
         let org = self.org.clone();
         let now = crate::now_micros();
         let text = |s: &str| Bind::Text(s.to_owned());
@@ -450,8 +544,14 @@ impl OrgBatch {
 
         for (cluster, work) in &self.clusters {
             let state = &work.state;
-            let state_json = serde_json::to_string(state).map_err(|e| StoreError::Invalid(e.to_string()))?;
-            cluster_rows.push(vec![text(&org), text(cluster), Bind::Text(state_json), Bind::Int(now)]);
+            let state_json =
+                serde_json::to_string(state).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            cluster_rows.push(vec![
+                text(&org),
+                text(cluster),
+                Bind::Text(state_json),
+                Bind::Int(now),
+            ]);
 
             if !work.absorbed.is_empty() {
                 for action in [
@@ -480,9 +580,14 @@ impl OrgBatch {
             for (id, profile) in &state.owners {
                 rows.insert(id, Some(state.survivor(profile)));
             }
-            identity_rows.extend(
-                rows.into_iter().map(|(id, p)| vec![text(&org), text(id.key()), text(cluster), Bind::OptText(p.map(str::to_owned))]),
-            );
+            identity_rows.extend(rows.into_iter().map(|(id, p)| {
+                vec![
+                    text(&org),
+                    text(id.key()),
+                    text(cluster),
+                    Bind::OptText(p.map(str::to_owned)),
+                ]
+            }));
 
             // Events: where each landed.
             for (from, into) in &work.profile_merges {
@@ -494,11 +599,20 @@ impl OrgBatch {
                     .await?;
             }
             placement_rows.extend(work.placements.iter().map(|(seq, p)| {
-                vec![text(&org), Bind::Int(*seq), text(cluster), Bind::OptText(p.as_deref().map(|p| state.survivor(p).to_owned()))]
+                vec![
+                    text(&org),
+                    Bind::Int(*seq),
+                    text(cluster),
+                    Bind::OptText(p.as_deref().map(|p| state.survivor(p).to_owned())),
+                ]
             }));
 
             // Profiles and their tags.
-            for id in work.loaded_profiles.iter().filter(|p| !state.profiles.contains_key(*p)) {
+            for id in work
+                .loaded_profiles
+                .iter()
+                .filter(|p| !state.profiles.contains_key(*p))
+            {
                 stale_profiles.push(id.clone());
                 touched_profiles.push(id.clone());
             }
@@ -507,7 +621,10 @@ impl OrgBatch {
                 touched_profiles.push(id.clone());
                 let is_new = !work.loaded_profiles.contains(id);
                 let flagged = is_new
-                    && state.profiles[id].identities.iter().any(|i| erased_digests.contains(&erased_identity_digest(&org, i)));
+                    && state.profiles[id]
+                        .identities
+                        .iter()
+                        .any(|i| erased_digests.contains(&erased_identity_digest(&org, i)));
                 for tag in &view.tags {
                     tag_rows.push(vec![text(&org), text(tag), text(id)]);
                 }
@@ -529,7 +646,10 @@ impl OrgBatch {
                     Bind::Int(view.metrics.order_count as i64),
                     Bind::OptInt(last_order),
                     Bind::Int(i64::from(flagged)),
-                    Bind::Text(serde_json::to_string(&view).map_err(|e| StoreError::Invalid(e.to_string()))?),
+                    Bind::Text(
+                        serde_json::to_string(&view)
+                            .map_err(|e| StoreError::Invalid(e.to_string()))?,
+                    ),
                 ]);
             }
 
@@ -552,27 +672,39 @@ impl OrgBatch {
             }));
 
             // Orders: all of them after a refold or a merge, else the ones touched.
-            let rewrite_all = work.refold || !work.profile_merges.is_empty() || !work.absorbed.is_empty();
+            let rewrite_all =
+                work.refold || !work.profile_merges.is_empty() || !work.absorbed.is_empty();
             if rewrite_all {
-                stale_orders.extend(work.loaded_orders.iter().filter(|k| !state.orders.contains_key(*k)).cloned());
+                stale_orders.extend(
+                    work.loaded_orders
+                        .iter()
+                        .filter(|k| !state.orders.contains_key(*k))
+                        .cloned(),
+                );
             }
-            order_rows.extend(state.orders.iter().filter(|(key, _)| rewrite_all || work.touched_orders.contains(*key)).map(|(key, o)| {
-                let mut view = OrderView::from_state(key, o);
-                view.profile_id = state.survivor(&o.profile).to_owned();
-                vec![
-                    text(&org),
-                    text(key),
-                    text(&o.order.store),
-                    text(&o.order.order_id),
-                    Bind::Text(view.profile_id.clone()),
-                    text(cluster),
-                    text(&o.order.status),
-                    text(&o.order.currency),
-                    Bind::Text(o.order.total.to_string()),
-                    Bind::Int(o.order.created_at_us),
-                    Bind::Text(serde_json::to_string(&view).unwrap_or_default()),
-                ]
-            }));
+            order_rows.extend(
+                state
+                    .orders
+                    .iter()
+                    .filter(|(key, _)| rewrite_all || work.touched_orders.contains(*key))
+                    .map(|(key, o)| {
+                        let mut view = OrderView::from_state(key, o);
+                        view.profile_id = state.survivor(&o.profile).to_owned();
+                        vec![
+                            text(&org),
+                            text(key),
+                            text(&o.order.store),
+                            text(&o.order.order_id),
+                            Bind::Text(view.profile_id.clone()),
+                            text(cluster),
+                            text(&o.order.status),
+                            text(&o.order.currency),
+                            Bind::Text(o.order.total.to_string()),
+                            Bind::Int(o.order.created_at_us),
+                            Bind::Text(serde_json::to_string(&view).unwrap_or_default()),
+                        ]
+                    }),
+            );
         }
 
         let statements = multi_insert(
@@ -663,11 +795,18 @@ impl OrgBatch {
 }
 
 /// `DELETE FROM table WHERE org_id = … AND column IN (…)`, in chunks.
-fn delete_in(backend: Backend, org: &str, table: &str, column: &str, values: &[String]) -> Vec<Statement> {
+fn delete_in(
+    backend: Backend,
+    org: &str,
+    table: &str,
+    column: &str,
+    values: &[String],
+) -> Vec<Statement> {
     values
         .chunks(200)
         .map(|chunk| {
-            let mut st = Statement::for_backend(backend, format!("DELETE FROM {table} WHERE org_id = "));
+            let mut st =
+                Statement::for_backend(backend, format!("DELETE FROM {table} WHERE org_id = "));
             let m = st.bind(Bind::Text(org.to_owned()));
             st.push(&format!("{m} AND {column} IN "));
             let list = st.in_list(chunk.iter().map(String::as_str));
@@ -689,14 +828,20 @@ async fn insert_derived(
         return Ok(());
     }
     if backend == Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock_shared($1)").bind(PG_APPEND_LOCK).execute(&mut **tx).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+            .bind(PG_APPEND_LOCK)
+            .execute(&mut **tx)
+            .await?;
     }
     let received = cohort_domain::time::format_rfc3339(cohort_domain::time::from_micros(now));
     let rows: Vec<Vec<Bind>> = derived
         .into_iter()
         .map(|d| {
             let mut message = d.message;
-            message.insert("receivedAt".into(), serde_json::Value::String(received.clone()));
+            message.insert(
+                "receivedAt".into(),
+                serde_json::Value::String(received.clone()),
+            );
             vec![
                 Bind::Text(org.to_owned()),
                 Bind::Text(d.source_id),
@@ -747,7 +892,8 @@ async fn new_profile_erasure_digests(
         .collect();
     let mut found = BTreeSet::new();
     for chunk in digests.chunks(500) {
-        let mut st = Statement::new("SELECT digest FROM erased_identities WHERE org_id = $1 AND digest IN ");
+        let mut st =
+            Statement::new("SELECT digest FROM erased_identities WHERE org_id = $1 AND digest IN ");
         st.bind(Bind::Text(org.to_owned()));
         let list = st.in_list(chunk.iter().map(String::as_str));
         st.push(&list);

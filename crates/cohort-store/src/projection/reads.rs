@@ -58,29 +58,41 @@ pub struct ProductRecord {
 }
 
 fn parse_doc<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Invalid(format!("unreadable projection row: {e}")))
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Invalid(format!("unreadable projection row: {e}")))
 }
 
 impl Db {
     /// The profile an identity belongs to, if any.
-    pub async fn profile_id_of(&self, org: &OrgId, identity: &Identity) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT profile_id FROM identities WHERE org_id = $1 AND identity = $2")
-            .bind(org.as_str())
-            .bind(identity.key())
-            .fetch_optional(self.pool())
-            .await?;
+    pub async fn profile_id_of(
+        &self,
+        org: &OrgId,
+        identity: &Identity,
+    ) -> Result<Option<String>, StoreError> {
+        let row =
+            sqlx::query("SELECT profile_id FROM identities WHERE org_id = $1 AND identity = $2")
+                .bind(org.as_str())
+                .bind(identity.key())
+                .fetch_optional(self.pool())
+                .await?;
         Ok(row.and_then(|r| r.get::<Option<String>, _>(0)))
     }
 
     /// A profile by id; an id merged away leads to the profile it joined.
-    pub async fn profile(&self, org: &OrgId, id: &str) -> Result<Option<ProfileRecord>, StoreError> {
+    pub async fn profile(
+        &self,
+        org: &OrgId,
+        id: &str,
+    ) -> Result<Option<ProfileRecord>, StoreError> {
         let mut current = id.to_owned();
         for _ in 0..16 {
-            let row = sqlx::query("SELECT doc, previously_erased FROM profiles WHERE org_id = $1 AND profile_id = $2")
-                .bind(org.as_str())
-                .bind(&current)
-                .fetch_optional(self.pool())
-                .await?;
+            let row = sqlx::query(
+                "SELECT doc, previously_erased FROM profiles WHERE org_id = $1 AND profile_id = $2",
+            )
+            .bind(org.as_str())
+            .bind(&current)
+            .fetch_optional(self.pool())
+            .await?;
             if let Some(row) = row {
                 return Ok(Some(ProfileRecord {
                     profile: parse_doc(&row.get::<String, _>(0))?,
@@ -88,11 +100,13 @@ impl Db {
                     merged_from: (current != id).then(|| id.to_owned()),
                 }));
             }
-            let merged = sqlx::query("SELECT into_profile FROM profile_merges WHERE org_id = $1 AND from_profile = $2")
-                .bind(org.as_str())
-                .bind(&current)
-                .fetch_optional(self.pool())
-                .await?;
+            let merged = sqlx::query(
+                "SELECT into_profile FROM profile_merges WHERE org_id = $1 AND from_profile = $2",
+            )
+            .bind(org.as_str())
+            .bind(&current)
+            .fetch_optional(self.pool())
+            .await?;
             match merged {
                 Some(row) => current = row.get(0),
                 None => return Ok(None),
@@ -101,8 +115,13 @@ impl Db {
         Ok(None)
     }
 
-    pub async fn list_profiles(&self, org: &OrgId, filter: &ProfileFilter) -> Result<Vec<ProfileRecord>, StoreError> {
-        let mut st = Statement::new("SELECT p.doc, p.previously_erased FROM profiles p WHERE p.org_id = ");
+    pub async fn list_profiles(
+        &self,
+        org: &OrgId,
+        filter: &ProfileFilter,
+    ) -> Result<Vec<ProfileRecord>, StoreError> {
+        let mut st =
+            Statement::new("SELECT p.doc, p.previously_erased FROM profiles p WHERE p.org_id = ");
         let m = st.bind(Bind::Text(org.as_str().to_owned()));
         st.push(&m);
         if let Some(email) = &filter.email {
@@ -131,7 +150,10 @@ impl Db {
             let m = st.bind(Bind::Text(after.clone()));
             st.push(&format!(" AND p.profile_id > {m}"));
         }
-        st.push(&format!(" ORDER BY p.profile_id LIMIT {}", filter.limit.clamp(1, 1000)));
+        st.push(&format!(
+            " ORDER BY p.profile_id LIMIT {}",
+            filter.limit.clamp(1, 1000)
+        ));
         st.query()
             .fetch_all(self.pool())
             .await?
@@ -168,9 +190,14 @@ impl Db {
             let t1 = st.bind(Bind::Int(ts));
             let t2 = st.bind(Bind::Int(ts));
             let s = st.bind(Bind::Int(seq));
-            st.push(&format!(" AND (e.timestamp_us < {t1} OR (e.timestamp_us = {t2} AND e.seq < {s}))"));
+            st.push(&format!(
+                " AND (e.timestamp_us < {t1} OR (e.timestamp_us = {t2} AND e.seq < {s}))"
+            ));
         }
-        st.push(&format!(" ORDER BY e.timestamp_us DESC, e.seq DESC LIMIT {}", limit.clamp(1, 1000)));
+        st.push(&format!(
+            " ORDER BY e.timestamp_us DESC, e.seq DESC LIMIT {}",
+            limit.clamp(1, 1000)
+        ));
         Ok(st
             .query()
             .fetch_all(self.pool())
@@ -180,11 +207,19 @@ impl Db {
             .collect())
     }
 
-    pub async fn list_orders(&self, org: &OrgId, filter: &OrderFilter) -> Result<Vec<(i64, OrderView)>, StoreError> {
+    pub async fn list_orders(
+        &self,
+        org: &OrgId,
+        filter: &OrderFilter,
+    ) -> Result<Vec<(i64, OrderView)>, StoreError> {
         let mut st = Statement::new("SELECT created_at_us, doc FROM orders WHERE org_id = ");
         let m = st.bind(Bind::Text(org.as_str().to_owned()));
         st.push(&m);
-        for (column, value) in [("profile_id", &filter.profile_id), ("status", &filter.status), ("store", &filter.store)] {
+        for (column, value) in [
+            ("profile_id", &filter.profile_id),
+            ("status", &filter.status),
+            ("store", &filter.store),
+        ] {
             if let Some(v) = value {
                 let m = st.bind(Bind::Text(v.clone()));
                 st.push(&format!(" AND {column} = {m}"));
@@ -194,9 +229,14 @@ impl Db {
             let c1 = st.bind(Bind::Int(*created));
             let c2 = st.bind(Bind::Int(*created));
             let k = st.bind(Bind::Text(key.clone()));
-            st.push(&format!(" AND (created_at_us < {c1} OR (created_at_us = {c2} AND order_key < {k}))"));
+            st.push(&format!(
+                " AND (created_at_us < {c1} OR (created_at_us = {c2} AND order_key < {k}))"
+            ));
         }
-        st.push(&format!(" ORDER BY created_at_us DESC, order_key DESC LIMIT {}", filter.limit.clamp(1, 1000)));
+        st.push(&format!(
+            " ORDER BY created_at_us DESC, order_key DESC LIMIT {}",
+            filter.limit.clamp(1, 1000)
+        ));
         st.query()
             .fetch_all(self.pool())
             .await?
@@ -214,7 +254,11 @@ impl Db {
         row.map(|r| parse_doc(&r.get::<String, _>(0))).transpose()
     }
 
-    pub async fn list_products(&self, org: &OrgId, filter: &ProductFilter) -> Result<Vec<ProductRecord>, StoreError> {
+    pub async fn list_products(
+        &self,
+        org: &OrgId,
+        filter: &ProductFilter,
+    ) -> Result<Vec<ProductRecord>, StoreError> {
         let mut st = Statement::new("SELECT doc, deleted FROM products WHERE org_id = ");
         let m = st.bind(Bind::Text(org.as_str().to_owned()));
         st.push(&m);
@@ -229,39 +273,69 @@ impl Db {
             let s1 = st.bind(Bind::Text(store.clone()));
             let s2 = st.bind(Bind::Text(store.clone()));
             let p = st.bind(Bind::Text(id.clone()));
-            st.push(&format!(" AND (store > {s1} OR (store = {s2} AND product_id > {p}))"));
+            st.push(&format!(
+                " AND (store > {s1} OR (store = {s2} AND product_id > {p}))"
+            ));
         }
-        st.push(&format!(" ORDER BY store, product_id LIMIT {}", filter.limit.clamp(1, 1000)));
+        st.push(&format!(
+            " ORDER BY store, product_id LIMIT {}",
+            filter.limit.clamp(1, 1000)
+        ));
         st.query()
             .fetch_all(self.pool())
             .await?
             .iter()
-            .map(|r| Ok(ProductRecord { product: parse_doc(&r.get::<String, _>(0))?, deleted: r.get::<i64, _>(1) != 0 }))
+            .map(|r| {
+                Ok(ProductRecord {
+                    product: parse_doc(&r.get::<String, _>(0))?,
+                    deleted: r.get::<i64, _>(1) != 0,
+                })
+            })
             .collect()
     }
 
     /// How many profiles the organisation has.
     pub async fn count_profiles(&self, org: &OrgId) -> Result<i64, StoreError> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM profiles WHERE org_id = $1").bind(org.as_str()).fetch_one(self.pool()).await?.get(0))
+        Ok(
+            sqlx::query("SELECT COUNT(*) FROM profiles WHERE org_id = $1")
+                .bind(org.as_str())
+                .fetch_one(self.pool())
+                .await?
+                .get(0),
+        )
     }
 
     /// A page of the whole log as the projector reads it: (seq, payload)
     /// after `after_seq`, across organisations. For benchmarks and tools.
-    pub async fn log_page(&self, after_seq: i64, limit: u32) -> Result<Vec<(i64, String)>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT seq, payload FROM events WHERE seq > $1 ORDER BY seq LIMIT {}", limit.clamp(1, 10_000)))
-            .bind(after_seq)
-            .fetch_all(self.pool())
-            .await?;
-        Ok(rows.iter().map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1))).collect())
+    pub async fn log_page(
+        &self,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT seq, payload FROM events WHERE seq > $1 ORDER BY seq LIMIT {}",
+            limit.clamp(1, 10_000)
+        ))
+        .bind(after_seq)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1)))
+            .collect())
     }
 
     /// (events projected, events in the log): how far behind the projection is.
     pub async fn projection_position(&self) -> Result<(i64, i64), StoreError> {
-        let cursor: i64 = sqlx::query("SELECT last_seq FROM projection_cursor WHERE name = 'profiles'")
+        let cursor: i64 =
+            sqlx::query("SELECT last_seq FROM projection_cursor WHERE name = 'profiles'")
+                .fetch_one(self.pool())
+                .await?
+                .get(0);
+        let max: Option<i64> = sqlx::query("SELECT MAX(seq) FROM events")
             .fetch_one(self.pool())
             .await?
             .get(0);
-        let max: Option<i64> = sqlx::query("SELECT MAX(seq) FROM events").fetch_one(self.pool()).await?.get(0);
         Ok((cursor, max.unwrap_or(0)))
     }
 }

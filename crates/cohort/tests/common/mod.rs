@@ -50,7 +50,11 @@ impl Server {
             while let Ok(Some(line)) = lines.next_line().await {
                 out.lock().unwrap().push_str(&format!("{line}\n"));
                 if let Some(rest) = line.split(" is listening on ").nth(1) {
-                    let url = rest.split_whitespace().next().unwrap_or_default().to_owned();
+                    let url = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
                     if let Some(tx) = url_tx.take() {
                         let _ = tx.send(url);
                     }
@@ -68,7 +72,13 @@ impl Server {
             Ok(Ok(url)) => url,
             _ => panic!("the server did not start:\n{}", output.lock().unwrap()),
         };
-        Server { child, url, database_url: database_url.to_owned(), output, _workdir: workdir }
+        Server {
+            child,
+            url,
+            database_url: database_url.to_owned(),
+            output,
+            _workdir: workdir,
+        }
     }
 
     pub fn output(&self) -> String {
@@ -91,12 +101,19 @@ impl Server {
     }
 
     pub async fn wait(&mut self) -> std::process::ExitStatus {
-        tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await.expect("server exits").unwrap()
+        tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("server exits")
+            .unwrap()
     }
 
     pub fn sigterm(&self) {
         let pid = self.child.id().expect("running");
-        let status = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
+        let status = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 }
@@ -110,13 +127,23 @@ pub async fn api_token(db: &cohort_store::Db) -> String {
 
 /// Every event the API returns, oldest first.
 /// An admin API call: (status, JSON body).
-pub async fn admin_call(method: reqwest::Method, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = reqwest::Client::new().request(method, url).bearer_auth(token);
+pub async fn admin_call(
+    method: reqwest::Method,
+    url: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(token);
     if let Some(body) = body {
         request = request.json(&body);
     }
     let response = request.send().await.unwrap();
-    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+    (
+        response.status().as_u16(),
+        response.json().await.unwrap_or(Value::Null),
+    )
 }
 
 pub async fn all_events(url: &str, token: &str) -> Vec<Value> {
@@ -124,11 +151,22 @@ pub async fn all_events(url: &str, token: &str) -> Vec<Value> {
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut request = client.get(format!("{url}/api/v1/events")).bearer_auth(token).query(&[("limit", "1000")]);
+        let mut request = client
+            .get(format!("{url}/api/v1/events"))
+            .bearer_auth(token)
+            .query(&[("limit", "1000")]);
         if let Some(c) = &cursor {
             request = request.query(&[("cursor", c)]);
         }
-        let page: Value = request.send().await.unwrap().error_for_status().unwrap().json().await.unwrap();
+        let page: Value = request
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         out.extend(page["data"].as_array().unwrap().iter().cloned());
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
@@ -148,10 +186,15 @@ pub async fn databases() -> Vec<cohort_testkit::TestDb> {
 pub fn browser(what: &str) -> Option<(std::path::PathBuf, String)> {
     let dir = std::env::var("COHORT_TEST_CLIENTS_DIR")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/clients")));
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/clients"))
+        });
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let missing = if !dir.join("node_modules/playwright-core").exists() {
-        Some(format!("playwright-core is not installed in {}", dir.display()))
+        Some(format!(
+            "playwright-core is not installed in {}",
+            dir.display()
+        ))
     } else if !std::path::Path::new(&chromium).exists() {
         Some(format!("{chromium} is missing"))
     } else {

@@ -16,7 +16,9 @@ const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 /// SKIPPED line when a part is missing (a panic under
 /// COHORT_TEST_REQUIRE_WORDPRESS=1, which scripts/test.sh sets).
 pub fn available(what: &str) -> bool {
-    let Some(missing) = missing_parts() else { return true };
+    let Some(missing) = missing_parts() else {
+        return true;
+    };
     if std::env::var("COHORT_TEST_REQUIRE_WORDPRESS").as_deref() == Ok("1") {
         panic!("COHORT_TEST_REQUIRE_WORDPRESS=1 but missing: {missing}");
     }
@@ -42,15 +44,25 @@ pub fn woocommerce_dir(what: &str) -> Option<PathBuf> {
 pub fn missing_parts() -> Option<String> {
     let clients = clients_dir();
     let checks: [(&str, bool); 7] = [
-        ("Debian's wordpress (/usr/share/wordpress)", Path::new("/usr/share/wordpress/wp-includes/version.php").exists()),
+        (
+            "Debian's wordpress (/usr/share/wordpress)",
+            Path::new("/usr/share/wordpress/wp-includes/version.php").exists(),
+        ),
         ("php", which("php")),
         ("php-mysql (mysqli)", php_has("mysqli")),
         ("mariadb-server (mariadbd)", which("mariadbd")),
         ("node", which("node")),
-        ("playwright-core in tests/clients", clients.join("node_modules/playwright-core").exists()),
+        (
+            "playwright-core in tests/clients",
+            clients.join("node_modules/playwright-core").exists(),
+        ),
         ("chromium", Path::new(&chromium()).exists()),
     ];
-    let missing: Vec<&str> = checks.iter().filter(|(_, ok)| !ok).map(|(what, _)| *what).collect();
+    let missing: Vec<&str> = checks
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(what, _)| *what)
+        .collect();
     (!missing.is_empty()).then(|| missing.join(", "))
 }
 
@@ -65,13 +77,18 @@ pub fn which(program: &str) -> bool {
 
 fn php_has(extension: &str) -> bool {
     std::process::Command::new("php")
-        .args(["-r", &format!("exit(extension_loaded('{extension}') ? 0 : 1);")])
+        .args([
+            "-r",
+            &format!("exit(extension_loaded('{extension}') ? 0 : 1);"),
+        ])
         .status()
         .is_ok_and(|s| s.success())
 }
 
 pub fn clients_dir() -> PathBuf {
-    std::env::var("COHORT_TEST_CLIENTS_DIR").map(PathBuf::from).unwrap_or_else(|_| Path::new(ROOT).join("tests/clients"))
+    std::env::var("COHORT_TEST_CLIENTS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(ROOT).join("tests/clients"))
 }
 
 pub fn chromium() -> String {
@@ -83,7 +100,11 @@ pub fn site_script() -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A real WordPress: MariaDB on a socket, `php -S`, the plugin copied in.
@@ -105,7 +126,10 @@ impl WordPress {
     }
 
     async fn start_with(woocommerce: Option<&Path>) -> WordPress {
-        let dir = tempfile::Builder::new().prefix("cohort-wp-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("cohort-wp-")
+            .tempdir()
+            .unwrap();
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
         site(&["db-start", path(dir.path())]).await;
@@ -123,7 +147,12 @@ impl WordPress {
             .unwrap();
         let client = reqwest::Client::new();
         for _ in 0..200 {
-            if client.get(format!("{url}/wp-login.php")).send().await.is_ok_and(|r| r.status().is_success()) {
+            if client
+                .get(format!("{url}/wp-login.php"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return WordPress { dir, url, php };
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -137,7 +166,9 @@ impl WordPress {
     }
 
     pub async fn option(&self, name: &str) -> Value {
-        let out = self.php(&format!("echo wp_json_encode(get_option('{name}', null));")).await;
+        let out = self
+            .php(&format!("echo wp_json_encode(get_option('{name}', null));"))
+            .await;
         serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("option {name}: {e}: {out}"))
     }
 
@@ -160,7 +191,6 @@ impl WordPress {
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
     }
-
 }
 
 impl Drop for WordPress {
@@ -179,7 +209,12 @@ pub fn path(p: &Path) -> &str {
 }
 
 pub async fn site(args: &[&str]) -> String {
-    let out = Command::new("bash").arg(site_script()).args(args).output().await.unwrap();
+    let out = Command::new("bash")
+        .arg(site_script())
+        .args(args)
+        .output()
+        .await
+        .unwrap();
     assert!(
         out.status.success(),
         "site.sh {}: {}\n{}",
@@ -210,9 +245,16 @@ pub async fn drive(step: &str, wp: &WordPress, cohort_url: &str, extra: Value) -
         .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("driver {step}: {e}\nstdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr)));
-    assert!(report.get("error").is_none(), "driver step {step} failed: {report:#}");
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "driver {step}: {e}\nstdout: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(
+        report.get("error").is_none(),
+        "driver step {step} failed: {report:#}"
+    );
     report
 }
 
@@ -231,4 +273,3 @@ where
     }
     panic!("timed out waiting for: {what}");
 }
-

@@ -22,7 +22,11 @@ pub enum ClientError {
     #[error("request to the store failed: {0}")]
     Transport(String),
     #[error("the store answered {status} to {what}: {body}")]
-    Status { status: u16, what: String, body: String },
+    Status {
+        status: u16,
+        what: String,
+        body: String,
+    },
     #[error("the store's answer to {0} is not what WooCommerce sends")]
     Shape(String),
 }
@@ -45,7 +49,9 @@ pub struct WooClient {
 
 impl std::fmt::Debug for WooClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WooClient").field("store_url", &self.store_url).finish_non_exhaustive()
+        f.debug_struct("WooClient")
+            .field("store_url", &self.store_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -65,18 +71,35 @@ pub fn encode(text: &str) -> String {
 
 /// The OAuth 1.0a signature WooCommerce checks: base64 HMAC-SHA256 over
 /// `METHOD&enc(url)&enc(sorted k=v pairs)` with key `secret&`.
-pub fn oauth_signature(method: &str, url: &str, params: &[(String, String)], consumer_secret: &str) -> String {
-    let mut sorted: Vec<(String, String)> = params.iter().map(|(k, v)| (encode(k), encode(v))).collect();
+pub fn oauth_signature(
+    method: &str,
+    url: &str,
+    params: &[(String, String)],
+    consumer_secret: &str,
+) -> String {
+    let mut sorted: Vec<(String, String)> =
+        params.iter().map(|(k, v)| (encode(k), encode(v))).collect();
     sorted.sort();
     let joined: Vec<String> = sorted.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let base = format!("{}&{}&{}", method.to_ascii_uppercase(), encode(url), encode(&joined.join("&")));
-    let mut mac = Hmac::<Sha256>::new_from_slice(format!("{consumer_secret}&").as_bytes()).expect("HMAC takes any key");
+    let base = format!(
+        "{}&{}&{}",
+        method.to_ascii_uppercase(),
+        encode(url),
+        encode(&joined.join("&"))
+    );
+    let mut mac = Hmac::<Sha256>::new_from_slice(format!("{consumer_secret}&").as_bytes())
+        .expect("HMAC takes any key");
     mac.update(base.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
 impl WooClient {
-    pub fn new(store_url: &str, consumer_key: &str, consumer_secret: &str, timeout: Duration) -> Result<Self, ClientError> {
+    pub fn new(
+        store_url: &str,
+        consumer_key: &str,
+        consumer_secret: &str,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -97,19 +120,34 @@ impl WooClient {
     }
 
     /// A request to `/wp-json/wc/v3/{path}` with `query`, authenticated.
-    fn request(&self, method: reqwest::Method, path: &str, query: &[(String, String)]) -> reqwest::RequestBuilder {
+    fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(String, String)],
+    ) -> reqwest::RequestBuilder {
         let url = format!("{}/wp-json/wc/v3/{path}", self.store_url);
         let mut params: Vec<(String, String)> = query.to_vec();
         if !self.is_https() {
             params.push(("oauth_consumer_key".into(), self.consumer_key.clone()));
             params.push(("oauth_nonce".into(), cohort_domain::ids::random_token(32)));
             params.push(("oauth_signature_method".into(), "HMAC-SHA256".into()));
-            params.push(("oauth_timestamp".into(), chrono::Utc::now().timestamp().to_string()));
+            params.push((
+                "oauth_timestamp".into(),
+                chrono::Utc::now().timestamp().to_string(),
+            ));
             let signature = oauth_signature(method.as_str(), &url, &params, &self.consumer_secret);
             params.push(("oauth_signature".into(), signature));
         }
-        let query: Vec<String> = params.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
-        let full = if query.is_empty() { url } else { format!("{url}?{}", query.join("&")) };
+        let query: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        let full = if query.is_empty() {
+            url
+        } else {
+            format!("{url}?{}", query.join("&"))
+        };
         let builder = self.http.request(method, full);
         if self.is_https() {
             builder.basic_auth(&self.consumer_key, Some(&self.consumer_secret))
@@ -118,22 +156,42 @@ impl WooClient {
         }
     }
 
-    async fn send(&self, builder: reqwest::RequestBuilder, what: &str) -> Result<(reqwest::header::HeaderMap, Value), ClientError> {
-        let response = builder.send().await.map_err(|e| ClientError::Transport(e.without_url().to_string()))?;
+    async fn send(
+        &self,
+        builder: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<(reqwest::header::HeaderMap, Value), ClientError> {
+        let response = builder
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport(e.without_url().to_string()))?;
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response.bytes().await.map_err(|e| ClientError::Transport(e.without_url().to_string()))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Transport(e.without_url().to_string()))?;
         if !status.is_success() {
             let body: String = String::from_utf8_lossy(&bytes).chars().take(300).collect();
-            return Err(ClientError::Status { status: status.as_u16(), what: what.to_owned(), body });
+            return Err(ClientError::Status {
+                status: status.as_u16(),
+                what: what.to_owned(),
+                body,
+            });
         }
-        let value = serde_json::from_slice(&bytes).map_err(|_| ClientError::Shape(what.to_owned()))?;
+        let value =
+            serde_json::from_slice(&bytes).map_err(|_| ClientError::Shape(what.to_owned()))?;
         Ok((headers, value))
     }
 
     /// Page `page` (from 1) of `resource` (products, customers, orders),
     /// oldest first; `modified_after` (RFC 3339 UTC) limits it to changes.
-    pub async fn page(&self, resource: &str, page: u32, modified_after: Option<&str>) -> Result<Page, ClientError> {
+    pub async fn page(
+        &self,
+        resource: &str,
+        page: u32,
+        modified_after: Option<&str>,
+    ) -> Result<Page, ClientError> {
         let mut query = vec![
             ("per_page".to_owned(), PER_PAGE.to_string()),
             ("page".to_owned(), page.to_string()),
@@ -145,8 +203,12 @@ impl WooClient {
             query.push(("dates_are_gmt".into(), "true".into()));
         }
         let what = format!("GET {resource} page {page}");
-        let (headers, value) = self.send(self.request(reqwest::Method::GET, resource, &query), &what).await?;
-        let Value::Array(items) = value else { return Err(ClientError::Shape(what)) };
+        let (headers, value) = self
+            .send(self.request(reqwest::Method::GET, resource, &query), &what)
+            .await?;
+        let Value::Array(items) = value else {
+            return Err(ClientError::Shape(what));
+        };
         let total_pages = headers
             .get("x-wp-totalpages")
             .and_then(|v| v.to_str().ok())
@@ -159,8 +221,21 @@ impl WooClient {
     /// The store's currency (`woocommerce_currency`).
     pub async fn currency(&self) -> Result<String, ClientError> {
         let what = "GET settings/general/woocommerce_currency";
-        let (_, value) = self.send(self.request(reqwest::Method::GET, "settings/general/woocommerce_currency", &[]), what).await?;
-        value.get("value").and_then(Value::as_str).map(str::to_owned).ok_or_else(|| ClientError::Shape(what.into()))
+        let (_, value) = self
+            .send(
+                self.request(
+                    reqwest::Method::GET,
+                    "settings/general/woocommerce_currency",
+                    &[],
+                ),
+                what,
+            )
+            .await?;
+        value
+            .get("value")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| ClientError::Shape(what.into()))
     }
 
     /// Every webhook of the store (topic, delivery_url, id).
@@ -168,17 +243,36 @@ impl WooClient {
         let mut out = Vec::new();
         let mut page = 1;
         loop {
-            let query = vec![("per_page".to_owned(), PER_PAGE.to_string()), ("page".to_owned(), page.to_string())];
+            let query = vec![
+                ("per_page".to_owned(), PER_PAGE.to_string()),
+                ("page".to_owned(), page.to_string()),
+            ];
             let what = "GET webhooks";
-            let (headers, value) = self.send(self.request(reqwest::Method::GET, "webhooks", &query), what).await?;
-            let Value::Array(items) = value else { return Err(ClientError::Shape(what.into())) };
+            let (headers, value) = self
+                .send(self.request(reqwest::Method::GET, "webhooks", &query), what)
+                .await?;
+            let Value::Array(items) = value else {
+                return Err(ClientError::Shape(what.into()));
+            };
             for hook in items {
-                let topic = hook.get("topic").and_then(Value::as_str).unwrap_or_default().to_owned();
-                let url = hook.get("delivery_url").and_then(Value::as_str).unwrap_or_default().to_owned();
+                let topic = hook
+                    .get("topic")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let url = hook
+                    .get("delivery_url")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
                 let id = hook.get("id").and_then(Value::as_i64).unwrap_or_default();
                 out.push((topic, url, id));
             }
-            let total = headers.get("x-wp-totalpages").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u32>().ok()).unwrap_or(1);
+            let total = headers
+                .get("x-wp-totalpages")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u32>().ok())
+                .unwrap_or(1);
             if page >= total {
                 return Ok(out);
             }
@@ -187,11 +281,25 @@ impl WooClient {
     }
 
     /// Creates an active webhook; returns its id.
-    pub async fn create_webhook(&self, topic: &str, delivery_url: &str, secret: &str) -> Result<i64, ClientError> {
+    pub async fn create_webhook(
+        &self,
+        topic: &str,
+        delivery_url: &str,
+        secret: &str,
+    ) -> Result<i64, ClientError> {
         let body = json!({"name": format!("Cohort {topic}"), "topic": topic, "delivery_url": delivery_url, "secret": secret, "status": "active"});
         let what = format!("POST webhooks ({topic})");
-        let (_, value) = self.send(self.request(reqwest::Method::POST, "webhooks", &[]).json(&body), &what).await?;
-        value.get("id").and_then(Value::as_i64).ok_or(ClientError::Shape(what))
+        let (_, value) = self
+            .send(
+                self.request(reqwest::Method::POST, "webhooks", &[])
+                    .json(&body),
+                &what,
+            )
+            .await?;
+        value
+            .get("id")
+            .and_then(Value::as_i64)
+            .ok_or(ClientError::Shape(what))
     }
 }
 
@@ -222,7 +330,12 @@ mod tests {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let signature = oauth_signature("GET", "http://shop.test/wp-json/wc/v3/orders", &params, "cs_secret");
+        let signature = oauth_signature(
+            "GET",
+            "http://shop.test/wp-json/wc/v3/orders",
+            &params,
+            "cs_secret",
+        );
         assert_eq!(signature, EXPECTED_SIGNATURE);
     }
 

@@ -60,7 +60,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// The key REST secrets are encrypted with: the destinations key.
 fn secrets_key(state: &AppState) -> Result<&SecretsKey, ConnectError> {
-    state.destinations().map(|d| d.key()).ok_or_else(ConnectError::unavailable)
+    state
+        .destinations()
+        .map(|d| d.key())
+        .ok_or_else(ConnectError::unavailable)
 }
 
 /// Starts a no-plugin connection.
@@ -120,7 +123,10 @@ pub async fn start_connection(
     let fields = Fields::parse(&body)?;
     let store_url = fields.text("store_url", MAX_URL_CHARS)?;
     let store_url = normalize_store_url(&store_url).ok_or_else(|| {
-        ConnectError::invalid("store_url", "store_url must be the store's http:// or https:// home URL, without ? or #")
+        ConnectError::invalid(
+            "store_url",
+            "store_url must be the store's http:// or https:// home URL, without ? or #",
+        )
     })?;
     let dispatcher = state.destinations().ok_or_else(ConnectError::unavailable)?;
     cohort_destinations::check_url(&store_url, dispatcher.options().allow_private_addresses)
@@ -128,10 +134,16 @@ pub async fn start_connection(
         .map_err(|e| ConnectError::invalid("store_url", e))?;
     let cohort_url = base_url(state.inner.settings.public_url.as_deref(), &headers);
     let return_url = match fields.opt_text("return_url", MAX_URL_CHARS)? {
-        Some(text) => Some(http_url(&text).ok_or_else(|| ConnectError::invalid("return_url", "return_url must be an http:// or https:// URL"))?),
+        Some(text) => Some(http_url(&text).ok_or_else(|| {
+            ConnectError::invalid(
+                "return_url",
+                "return_url must be an http:// or https:// URL",
+            )
+        })?),
         None => None,
     };
-    let started = begin_connection(state.db(), &caller.org, &store_url, &cohort_url, return_url).await?;
+    let started =
+        begin_connection(state.db(), &caller.org, &store_url, &cohort_url, return_url).await?;
     Ok((StatusCode::CREATED, Json(started)))
 }
 
@@ -153,7 +165,9 @@ pub async fn begin_connection(
 ) -> Result<ConnectionStarted, cohort_store::StoreError> {
     let cohort_url = cohort_url.trim_end_matches('/');
     let return_url = return_url.unwrap_or_else(|| format!("{cohort_url}/app"));
-    let started = db.start_rest_connection(org, store_url, cohort_url, None).await?;
+    let started = db
+        .start_rest_connection(org, store_url, cohort_url, None)
+        .await?;
     let callback_url = format!("{cohort_url}/connect/v1/woocommerce/callback");
     Ok(ConnectionStarted {
         authorize_url: authorize_url(store_url, &started.state, &return_url, &callback_url),
@@ -183,8 +197,15 @@ pub struct CallbackAccepted {
 
 fn key_text(fields: &Fields, field: &str, prefix: &str) -> Result<String, ConnectError> {
     let value = fields.text(field, 200)?;
-    if !value.starts_with(prefix) || !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        return Err(ConnectError::invalid(field, format!("{field} must look like {prefix}…")));
+    if !value.starts_with(prefix)
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(ConnectError::invalid(
+            field,
+            format!("{field} must look like {prefix}…"),
+        ));
     }
     Ok(value)
 }
@@ -202,11 +223,17 @@ fn key_text(fields: &Fields, field: &str, prefix: &str) -> Result<String, Connec
         (status = 503, description = "No secrets key is configured", body = crate::error::ErrorBody),
     )
 )]
-pub async fn callback(State(state): State<AppState>, body: Bytes) -> Result<Json<CallbackAccepted>, ConnectError> {
+pub async fn callback(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<CallbackAccepted>, ConnectError> {
     let fields = Fields::parse(&body)?;
     let key_id = fields
         .value("key_id")
-        .and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+        .and_then(|v| {
+            v.as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        })
         .filter(|n| *n > 0)
         .ok_or_else(|| ConnectError::invalid("key_id", "key_id must be a positive integer"))?;
     let user_id = fields.text("user_id", 200)?;
@@ -214,26 +241,53 @@ pub async fn callback(State(state): State<AppState>, body: Bytes) -> Result<Json
     let consumer_secret = key_text(&fields, "consumer_secret", "cs_")?;
     let key_permissions = fields.text("key_permissions", 32)?;
     if key_permissions != "read_write" {
-        return Err(ConnectError::invalid("key_permissions", "Cohort needs read_write keys (it registers webhooks)"));
+        return Err(ConnectError::invalid(
+            "key_permissions",
+            "Cohort needs read_write keys (it registers webhooks)",
+        ));
     }
     let key = secrets_key(&state)?;
-    let keys = CallbackKeys { key_id, consumer_key, consumer_secret, key_permissions };
-    match state.db().complete_rest_connection(key, &user_id, &keys).await? {
-        CallbackOutcome::Connected { installation_id, .. } => {
+    let keys = CallbackKeys {
+        key_id,
+        consumer_key,
+        consumer_secret,
+        key_permissions,
+    };
+    match state
+        .db()
+        .complete_rest_connection(key, &user_id, &keys)
+        .await?
+    {
+        CallbackOutcome::Connected {
+            installation_id, ..
+        } => {
             tracing::info!(installation = %installation_id, "WooCommerce store connected without the plugin");
             Ok(Json(CallbackAccepted { installation_id }))
         }
-        CallbackOutcome::Unknown => Err(ConnectError::invalid("user_id", "unknown state: start the connection again")),
-        CallbackOutcome::Expired => Err(ConnectError::invalid("user_id", "this state has expired: start the connection again")),
-        CallbackOutcome::AlreadyUsed => Err(ConnectError::invalid("user_id", "this state was already used")),
+        CallbackOutcome::Unknown => Err(ConnectError::invalid(
+            "user_id",
+            "unknown state: start the connection again",
+        )),
+        CallbackOutcome::Expired => Err(ConnectError::invalid(
+            "user_id",
+            "this state has expired: start the connection again",
+        )),
+        CallbackOutcome::AlreadyUsed => Err(ConnectError::invalid(
+            "user_id",
+            "this state was already used",
+        )),
     }
 }
 
 /// Whether `signature` (the header's base64) is HMAC-SHA256(secret, body),
 /// compared in constant time.
 pub fn signature_matches(secret: &str, body: &[u8], signature: &str) -> bool {
-    let Ok(presented) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else { return false };
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else { return false };
+    let Ok(presented) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return false;
+    };
     mac.update(body);
     mac.verify_slice(&presented).is_ok()
 }
@@ -287,22 +341,33 @@ pub async fn receive_webhook(
         .rest_webhook_target(key, &installation_id)
         .await?
         .ok_or_else(|| ConnectError::not_found("no-plugin WooCommerce installation"))?;
-    let signature = headers.get("x-wc-webhook-signature").and_then(|v| v.to_str().ok());
+    let signature = headers
+        .get("x-wc-webhook-signature")
+        .and_then(|v| v.to_str().ok());
     let Some(signature) = signature else {
         if is_ping(&headers, &body) {
-            return Ok(Json(DeliveryAnswer { status: "ping".into(), message_id: None }));
+            return Ok(Json(DeliveryAnswer {
+                status: "ping".into(),
+                message_id: None,
+            }));
         }
-        return Err(ConnectError::unauthorized("X-WC-Webhook-Signature is required"));
+        return Err(ConnectError::unauthorized(
+            "X-WC-Webhook-Signature is required",
+        ));
     };
     if !signature_matches(&target.webhook_secret, &body, signature) {
-        return Err(ConnectError::unauthorized("X-WC-Webhook-Signature does not match the body"));
+        return Err(ConnectError::unauthorized(
+            "X-WC-Webhook-Signature does not match the body",
+        ));
     }
     let topic = headers
         .get("x-wc-webhook-topic")
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| ConnectError::invalid("X-WC-Webhook-Topic", "the topic header is required"))?;
-    let mut resource: Value =
-        serde_json::from_slice(&body).map_err(|_| ConnectError::invalid("body", "the body is not valid JSON"))?;
+        .ok_or_else(|| {
+            ConnectError::invalid("X-WC-Webhook-Topic", "the topic header is required")
+        })?;
+    let mut resource: Value = serde_json::from_slice(&body)
+        .map_err(|_| ConnectError::invalid("body", "the body is not valid JSON"))?;
     if topic.ends_with(".deleted") && resource.get("date_modified_gmt").is_none() {
         // WooCommerce sends only the id of a deleted resource. A product
         // deletion is a catalogue fact of its own: stamped with the
@@ -314,12 +379,27 @@ pub async fn receive_webhook(
             }
         } else {
             tracing::info!(installation = %installation_id, topic, "ignored a deletion WooCommerce sent without its resource");
-            return Ok(Json(DeliveryAnswer { status: "ignored".into(), message_id: None }));
+            return Ok(Json(DeliveryAnswer {
+                status: "ignored".into(),
+                message_id: None,
+            }));
         }
     }
     let source = SourceId::from_stored(&target.source_id);
-    match store_resource(&state, &target.org_id, &source, topic, &resource, target.currency.as_deref()).await {
-        Ok(ResourceAccepted { message_id, duplicate }) => Ok(Json(DeliveryAnswer {
+    match store_resource(
+        &state,
+        &target.org_id,
+        &source,
+        topic,
+        &resource,
+        target.currency.as_deref(),
+    )
+    .await
+    {
+        Ok(ResourceAccepted {
+            message_id,
+            duplicate,
+        }) => Ok(Json(DeliveryAnswer {
             status: if duplicate { "duplicate" } else { "stored" }.into(),
             message_id: Some(message_id),
         })),
@@ -346,7 +426,12 @@ mod tests {
 
     #[test]
     fn authorize_urls_carry_the_state_and_encoded_urls() {
-        let url = authorize_url("https://shop.example", "wcs_abc", "https://cdp.example/app", "https://cdp.example/connect/v1/woocommerce/callback");
+        let url = authorize_url(
+            "https://shop.example",
+            "wcs_abc",
+            "https://cdp.example/app",
+            "https://cdp.example/connect/v1/woocommerce/callback",
+        );
         assert_eq!(
             url,
             "https://shop.example/wc-auth/v1/authorize?app_name=Cohort&scope=read_write&user_id=wcs_abc\

@@ -93,7 +93,12 @@ impl RestWorker {
     /// `None` when the state has no secrets key (no destinations dispatcher).
     pub fn new(state: AppState, options: RestWorkerOptions) -> Option<Self> {
         let key = state.destinations()?.key().clone();
-        Some(Self { state, key, options, owner: format!("wrk_{}", random_token(16)) })
+        Some(Self {
+            state,
+            key,
+            options,
+            owner: format!("wrk_{}", random_token(16)),
+        })
     }
 
     /// Rounds until `stop` turns true.
@@ -121,17 +126,30 @@ impl RestWorker {
     /// Claims one connection with work and does it. `true`: there was work.
     pub async fn round(&self) -> Result<bool, cohort_store::StoreError> {
         let now = now_micros();
-        let Some(work) = self.state.db().claim_rest_work(&self.owner, now, micros(self.options.lease)).await? else {
+        let Some(work) = self
+            .state
+            .db()
+            .claim_rest_work(&self.owner, now, micros(self.options.lease))
+            .await?
+        else {
             return Ok(false);
         };
         let outcome = self.work(&work).await;
         let id = &work.installation_id;
         match outcome {
-            Ok(()) => self.state.db().release_rest_lease(id, &self.owner, now_micros(), None).await?,
+            Ok(()) => {
+                self.state
+                    .db()
+                    .release_rest_lease(id, &self.owner, now_micros(), None)
+                    .await?
+            }
             Err(error) => {
                 tracing::warn!(installation = %id, %error, "WooCommerce REST pull failed; retrying later");
                 let retry = now_micros().saturating_add(micros(self.options.retry_after));
-                self.state.db().release_rest_lease(id, &self.owner, retry, Some(&error.to_string())).await?;
+                self.state
+                    .db()
+                    .release_rest_lease(id, &self.owner, retry, Some(&error.to_string()))
+                    .await?;
             }
         }
         Ok(true)
@@ -145,7 +163,12 @@ impl RestWorker {
 
     async fn keep_lease(&self, id: &str) -> Result<(), WorkError> {
         let until = now_micros().saturating_add(micros(self.options.lease));
-        if self.state.db().extend_rest_lease(id, &self.owner, until).await? {
+        if self
+            .state
+            .db()
+            .extend_rest_lease(id, &self.owner, until)
+            .await?
+        {
             Ok(())
         } else {
             Err(WorkError::LeaseLost)
@@ -154,11 +177,19 @@ impl RestWorker {
 
     async fn work(&self, work: &RestWork) -> Result<(), WorkError> {
         let db = self.state.db();
-        let Some(mut conn) = db.rest_connection(&self.key, &work.installation_id).await? else { return Ok(()) };
-        let client = WooClient::new(&conn.store_url, &conn.consumer_key, &conn.consumer_secret, self.options.timeout)?;
+        let Some(mut conn) = db.rest_connection(&self.key, &work.installation_id).await? else {
+            return Ok(());
+        };
+        let client = WooClient::new(
+            &conn.store_url,
+            &conn.consumer_key,
+            &conn.consumer_secret,
+            self.options.timeout,
+        )?;
         if conn.currency.is_none() {
             let currency = client.currency().await?;
-            db.set_rest_currency(&conn.installation_id, &currency).await?;
+            db.set_rest_currency(&conn.installation_id, &currency)
+                .await?;
             conn.currency = Some(currency);
         }
         if conn.webhooks_registered_at.is_none() {
@@ -167,52 +198,100 @@ impl RestWorker {
         let reconcile_at = now_micros().saturating_add(micros(self.options.reconcile_interval));
         if let Some(command) = &work.sync_command {
             self.pull_history(&client, &conn, command).await?;
-            db.finish_rest_pull(&conn.installation_id, reconcile_at).await?;
+            db.finish_rest_pull(&conn.installation_id, reconcile_at)
+                .await?;
         } else if conn.next_reconcile_at.is_none_or(|t| t <= now_micros()) {
             self.reconcile(&client, &conn).await?;
-            db.finish_rest_pull(&conn.installation_id, reconcile_at).await?;
+            db.finish_rest_pull(&conn.installation_id, reconcile_at)
+                .await?;
         }
         Ok(())
     }
 
-    async fn register_webhooks(&self, client: &WooClient, conn: &RestConnection) -> Result<(), WorkError> {
-        let delivery_url = format!("{}/hooks/woocommerce/{}", conn.cohort_url, conn.installation_id);
+    async fn register_webhooks(
+        &self,
+        client: &WooClient,
+        conn: &RestConnection,
+    ) -> Result<(), WorkError> {
+        let delivery_url = format!(
+            "{}/hooks/woocommerce/{}",
+            conn.cohort_url, conn.installation_id
+        );
         let existing = client.webhooks().await?;
         let mut ids = Map::new();
         for topic in WEBHOOK_TOPICS {
-            let found = existing.iter().find(|(t, url, _)| t == topic && *url == delivery_url).map(|(_, _, id)| *id);
+            let found = existing
+                .iter()
+                .find(|(t, url, _)| t == topic && *url == delivery_url)
+                .map(|(_, _, id)| *id);
             let id = match found {
                 Some(id) => id,
-                None => client.create_webhook(topic, &delivery_url, &conn.webhook_secret).await?,
+                None => {
+                    client
+                        .create_webhook(topic, &delivery_url, &conn.webhook_secret)
+                        .await?
+                }
             };
             ids.insert(topic.to_owned(), json!(id));
             self.keep_lease(&conn.installation_id).await?;
         }
-        self.state.db().set_rest_webhooks(&conn.installation_id, &Value::Object(ids).to_string()).await?;
+        self.state
+            .db()
+            .set_rest_webhooks(&conn.installation_id, &Value::Object(ids).to_string())
+            .await?;
         Ok(())
     }
 
     /// Stores one page through the intake; returns (accepted, rejected).
-    async fn store_page(&self, conn: &RestConnection, resource: &str, items: &[Value]) -> Result<(i64, i64), WorkError> {
+    async fn store_page(
+        &self,
+        conn: &RestConnection,
+        resource: &str,
+        items: &[Value],
+    ) -> Result<(i64, i64), WorkError> {
         let source = SourceId::from_stored(&conn.source_id);
-        let stored = store_resources(&self.state, &conn.org_id, &source, resource_topic(resource), items, conn.currency.as_deref())
-            .await
-            .map_err(|e| match e {
-                IntakeError::Invalid { .. } | IntakeError::Overloaded | IntakeError::Unavailable => WorkError::Intake,
-            })?;
+        let stored = store_resources(
+            &self.state,
+            &conn.org_id,
+            &source,
+            resource_topic(resource),
+            items,
+            conn.currency.as_deref(),
+        )
+        .await
+        .map_err(|e| match e {
+            IntakeError::Invalid { .. } | IntakeError::Overloaded | IntakeError::Unavailable => {
+                WorkError::Intake
+            }
+        })?;
         for (index, field, message) in &stored.rejected {
             tracing::warn!(installation = %conn.installation_id, resource, index, field, message, "item rejected by the WooCommerce parser");
         }
         if let Some(newest) = stored.newest_modified_us {
-            self.state.db().raise_rest_high_water(&conn.installation_id, resource, newest).await?;
+            self.state
+                .db()
+                .raise_rest_high_water(&conn.installation_id, resource, newest)
+                .await?;
         }
         Ok((stored.accepted, stored.rejected.len() as i64))
     }
 
-    async fn pull_history(&self, client: &WooClient, conn: &RestConnection, command: &str) -> Result<(), WorkError> {
+    async fn pull_history(
+        &self,
+        client: &WooClient,
+        conn: &RestConnection,
+        command: &str,
+    ) -> Result<(), WorkError> {
         let db = self.state.db();
         let resources: Vec<String> = REST_RESOURCES.iter().map(|r| (*r).to_owned()).collect();
-        let (run, resumed) = db.start_sync_run(&conn.org_id, &conn.installation_id, Some(command), &resources).await?;
+        let (run, resumed) = db
+            .start_sync_run(
+                &conn.org_id,
+                &conn.installation_id,
+                Some(command),
+                &resources,
+            )
+            .await?;
         if resumed {
             tracing::info!(installation = %conn.installation_id, run = %run.id, "resuming a WooCommerce history pull");
         }
@@ -226,8 +305,15 @@ impl RestWorker {
                     break;
                 }
                 let (accepted, rejected) = self.store_page(conn, resource, &fetched.items).await?;
-                db.record_sync_batch(&run.id, resource, i64::from(page) - 1, fetched.items.len() as i64, accepted, rejected)
-                    .await?;
+                db.record_sync_batch(
+                    &run.id,
+                    resource,
+                    i64::from(page) - 1,
+                    fetched.items.len() as i64,
+                    accepted,
+                    rejected,
+                )
+                .await?;
                 self.keep_lease(&conn.installation_id).await?;
                 if page >= fetched.total_pages {
                     break;
@@ -244,7 +330,8 @@ impl RestWorker {
             counts.insert(resource.clone(), json!(progress.accepted));
         }
         let counts = Value::Object(counts).to_string();
-        db.complete_sync_run(&conn.org_id, &conn.installation_id, &run.id, &counts).await?;
+        db.complete_sync_run(&conn.org_id, &conn.installation_id, &run.id, &counts)
+            .await?;
         let ack = Ack {
             status: "done".into(),
             started_at: Some(finished.started_at),
@@ -252,7 +339,8 @@ impl RestWorker {
             counts: Some(counts),
             error: None,
         };
-        db.ack_command(&conn.org_id, &conn.installation_id, command, &ack).await?;
+        db.ack_command(&conn.org_id, &conn.installation_id, command, &ack)
+            .await?;
         Ok(())
     }
 

@@ -48,7 +48,12 @@ fn timestamps_are_corrected_as_the_fixture_says() {
             let m = &parsed.messages[0].message;
             for (key, expected) in case["expected"].as_object().unwrap() {
                 let got = m.get(key).and_then(Value::as_str).map(at);
-                assert_eq!(got, Some(at(expected.as_str().unwrap())), "{} {key}", case["name"]);
+                assert_eq!(
+                    got,
+                    Some(at(expected.as_str().unwrap())),
+                    "{} {key}",
+                    case["name"]
+                );
             }
             checked += 1;
         } else {
@@ -59,7 +64,11 @@ fn timestamps_are_corrected_as_the_fixture_says() {
                 message["userId"] = json!("u1");
             }
             let parsed = batch(input, received).unwrap();
-            let got: Vec<String> = parsed.messages.iter().map(|m| format_rfc3339(m.timestamp)).collect();
+            let got: Vec<String> = parsed
+                .messages
+                .iter()
+                .map(|m| format_rfc3339(m.timestamp))
+                .collect();
             let expected: Vec<String> = case["expected_timestamps"]
                 .as_array()
                 .unwrap()
@@ -117,7 +126,10 @@ fn captured_browser_messages_drop_write_key_and_metadata() {
     );
     // sent 4 ms after the event, received at .900: the event happened at .896
     assert_eq!(format_rfc3339(m.timestamp), "2026-11-23T00:11:11.896Z");
-    assert_eq!(m.message["originalTimestamp"], json!("2026-11-23T00:11:11.777Z"));
+    assert_eq!(
+        m.message["originalTimestamp"],
+        json!("2026-11-23T00:11:11.777Z")
+    );
 }
 
 #[test]
@@ -138,7 +150,10 @@ fn batch_context_and_sent_at_apply_to_messages_that_lack_them() {
     .unwrap();
     let first = &parsed.messages[0].message;
     assert_eq!(first["context"]["ip"], json!("9.9.9.9"));
-    assert_eq!(first["context"]["library"], json!({"name": "own", "version": "1"}));
+    assert_eq!(
+        first["context"]["library"],
+        json!({"name": "own", "version": "1"})
+    );
     assert_eq!(first["integrations"], json!({"All": true}));
     assert_eq!(first["sentAt"], json!("2024-05-01T12:00:10Z"));
     let second = &parsed.messages[1];
@@ -150,15 +165,39 @@ fn batch_context_and_sent_at_apply_to_messages_that_lack_them() {
 #[test]
 fn errors_name_the_exact_field() {
     let cases = [
-        (json!({"batch": [{"type": "track", "userId": "u", "event": "A"}, {"type": "track", "userId": "u"}]}), "batch[1].event"),
-        (json!({"batch": [{"type": "nope", "userId": "u"}]}), "batch[0].type"),
+        (
+            json!({"batch": [{"type": "track", "userId": "u", "event": "A"}, {"type": "track", "userId": "u"}]}),
+            "batch[1].event",
+        ),
+        (
+            json!({"batch": [{"type": "nope", "userId": "u"}]}),
+            "batch[0].type",
+        ),
         (json!({"batch": [{"type": "page"}]}), "batch[0].userId"),
-        (json!({"batch": [{"type": "page", "userId": true}]}), "batch[0].userId"),
-        (json!({"batch": [{"type": "group", "userId": "u"}]}), "batch[0].groupId"),
-        (json!({"batch": [{"type": "alias", "userId": "u"}]}), "batch[0].previousId"),
-        (json!({"batch": [{"type": "alias", "anonymousId": "a", "previousId": "p"}]}), "batch[0].userId"),
-        (json!({"batch": [{"type": "track", "userId": "u", "event": "A", "properties": [1]}]}), "batch[0].properties"),
-        (json!({"batch": [{"type": "identify", "userId": "u", "messageId": "x".repeat(101)}]}), "batch[0].messageId"),
+        (
+            json!({"batch": [{"type": "page", "userId": true}]}),
+            "batch[0].userId",
+        ),
+        (
+            json!({"batch": [{"type": "group", "userId": "u"}]}),
+            "batch[0].groupId",
+        ),
+        (
+            json!({"batch": [{"type": "alias", "userId": "u"}]}),
+            "batch[0].previousId",
+        ),
+        (
+            json!({"batch": [{"type": "alias", "anonymousId": "a", "previousId": "p"}]}),
+            "batch[0].userId",
+        ),
+        (
+            json!({"batch": [{"type": "track", "userId": "u", "event": "A", "properties": [1]}]}),
+            "batch[0].properties",
+        ),
+        (
+            json!({"batch": [{"type": "identify", "userId": "u", "messageId": "x".repeat(101)}]}),
+            "batch[0].messageId",
+        ),
         (json!({"batch": ["nope"]}), "batch[0]"),
         (json!({"batch": {}}), "batch"),
         (json!({}), "batch"),
@@ -181,7 +220,9 @@ fn limits_are_enforced_with_the_index() {
     assert_eq!(err.code, super::super::CollectErrorCode::PayloadTooLarge);
     assert_eq!(err.field.as_deref(), Some("batch[1]"));
 
-    let many: Vec<Value> = (0..2501).map(|_| json!({"type": "page", "userId": "u"})).collect();
+    let many: Vec<Value> = (0..2501)
+        .map(|_| json!({"type": "page", "userId": "u"}))
+        .collect();
     let err = batch(json!({ "batch": many }), "2024-05-01T12:00:00Z").unwrap_err();
     assert_eq!(err.field.as_deref(), Some("batch"));
     assert_eq!(err.code, super::super::CollectErrorCode::PayloadTooLarge);
@@ -202,7 +243,11 @@ fn unparseable_times_fall_back_with_a_note() {
 
 #[test]
 fn a_missing_message_id_is_assigned_and_the_path_type_wins() {
-    let parsed = single(MessageType::Page, json!({"anonymousId": "a", "type": "track"})).unwrap();
+    let parsed = single(
+        MessageType::Page,
+        json!({"anonymousId": "a", "type": "track"}),
+    )
+    .unwrap();
     let m = &parsed.messages[0];
     assert_eq!(m.message_type, MessageType::Page);
     assert!(m.message_id.starts_with("cohort-"));

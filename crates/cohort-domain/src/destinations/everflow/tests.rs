@@ -21,12 +21,20 @@ fn captured_order() -> Value {
 }
 
 fn param<'a>(p: &'a Postback, name: &str) -> Option<&'a str> {
-    p.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    p.params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 #[test]
 fn the_base_conversion_has_no_adv_event_id_and_exact_amounts() {
-    let p = build_postback(&settings(&[("Order Completed", 0)]), &captured_order(), None).unwrap();
+    let p = build_postback(
+        &settings(&[("Order Completed", 0)]),
+        &captured_order(),
+        None,
+    )
+    .unwrap();
     assert_eq!(param(&p, "nid"), Some("115"));
     assert_eq!(param(&p, "transaction_id"), Some("a1b2c3d4e5f6"));
     assert_eq!(param(&p, "adv_event_id"), None);
@@ -34,8 +42,14 @@ fn the_base_conversion_has_no_adv_event_id_and_exact_amounts() {
     assert_eq!(param(&p, "amount"), Some("27.5"));
     assert_eq!(param(&p, "order_id"), Some("ord_1001"));
     assert_eq!(param(&p, "coupon_code"), Some("SPRING10"));
-    assert_eq!(param(&p, "http_user_agent"), captured_order()["context"]["userAgent"].as_str());
-    assert_eq!(param(&p, "order"), Some(r#"{"items":[{"name":"Blue T-Shirt","quantity":1,"sku":"SKU-1"}]}"#));
+    assert_eq!(
+        param(&p, "http_user_agent"),
+        captured_order()["context"]["userAgent"].as_str()
+    );
+    assert_eq!(
+        param(&p, "order"),
+        Some(r#"{"items":[{"name":"Blue T-Shirt","quantity":1,"sku":"SKU-1"}]}"#)
+    );
     // The order of Everflow's documented postback.
     assert!(
         p.url.starts_with("https://www.abc123trk.com/?nid=115&transaction_id=a1b2c3d4e5f6&amount=27.5&order_id=ord_1001&coupon_code=SPRING10&"),
@@ -43,18 +57,28 @@ fn the_base_conversion_has_no_adv_event_id_and_exact_amounts() {
         p.url
     );
     assert!(p.url.contains("verification_token=tok-secret"));
-    assert!(p.masked_url.contains("verification_token=***") && !p.masked_url.contains("tok-secret"));
+    assert!(
+        p.masked_url.contains("verification_token=***") && !p.masked_url.contains("tok-secret")
+    );
 }
 
 #[test]
 fn a_mapped_event_sends_its_adv_event_id() {
     let mut event = captured_order();
     event["event"] = json!("Purchase");
-    let p = build_postback(&settings(&[("Order Completed", 0), ("Purchase", 24)]), &event, None).unwrap();
+    let p = build_postback(
+        &settings(&[("Order Completed", 0), ("Purchase", 24)]),
+        &event,
+        None,
+    )
+    .unwrap();
     assert_eq!(param(&p, "adv_event_id"), Some("24"));
     assert!(p.url.starts_with("https://www.abc123trk.com/?nid=115&transaction_id=a1b2c3d4e5f6&adv_event_id=24&amount=27.5&order_id=ord_1001"));
     event["event"] = json!("Product Viewed");
-    assert_eq!(build_postback(&settings(&[("Order Completed", 0)]), &event, None), Err(Skip::NotMapped));
+    assert_eq!(
+        build_postback(&settings(&[("Order Completed", 0)]), &event, None),
+        Err(Skip::NotMapped)
+    );
 }
 
 #[test]
@@ -88,7 +112,12 @@ fn every_row_of_the_all_sources_table() {
     ] {
         assert_eq!(param(&p, name), Some(value), "{name}");
     }
-    assert_eq!(param(&p, "order"), Some(r#"{"items":[{"name":"One","quantity":2,"sku":"A"},{"name":"Two","quantity":1,"sku":"B"}]}"#));
+    assert_eq!(
+        param(&p, "order"),
+        Some(
+            r#"{"items":[{"name":"One","quantity":2,"sku":"A"},{"name":"Two","quantity":1,"sku":"B"}]}"#
+        )
+    );
     assert!(p.url.contains("email=jane%40example.com"), "{}", p.url);
     assert!(p.url.contains("adv4=x+y"));
 }
@@ -98,7 +127,10 @@ fn the_segment_docs_example_maps() {
     let text = include_str!("../../../../../../shared/fixtures/segment-everflow/segment-docs.everflow-destination.track.example.json");
     let doc: Value = serde_json::from_str(text).unwrap();
     let p = build_postback(&settings(&[("Order Completed", 0)]), &doc["example"], None).unwrap();
-    assert_eq!(param(&p, "transaction_id"), Some("<EF.getAdvertiserTransactionId(7)>"));
+    assert_eq!(
+        param(&p, "transaction_id"),
+        Some("<EF.getAdvertiserTransactionId(7)>")
+    );
     assert_eq!(param(&p, "adv1"), Some("adv1test"));
     assert_eq!(param(&p, "adv3"), Some("adv3test"));
     assert_eq!(param(&p, "amount"), Some("76"));
@@ -110,9 +142,15 @@ fn the_segment_docs_example_maps() {
 fn the_transaction_id_falls_back_in_order() {
     let mut e = captured_order();
     e["context"]["referrer"] = json!({"type": "other", "id": "nope"});
-    assert_eq!(transaction_id(&e, Some("from-profile")).as_deref(), Some("from-profile"));
+    assert_eq!(
+        transaction_id(&e, Some("from-profile")).as_deref(),
+        Some("from-profile")
+    );
     e["integrations"]["Everflow"] = json!({"transaction_id": "from-integrations"});
-    assert_eq!(transaction_id(&e, Some("from-profile")).as_deref(), Some("from-integrations"));
+    assert_eq!(
+        transaction_id(&e, Some("from-profile")).as_deref(),
+        Some("from-integrations")
+    );
     e["properties"]["transactionId"] = json!("camel");
     assert_eq!(transaction_id(&e, None).as_deref(), Some("camel"));
     e["properties"]["transaction_id"] = json!("snake");
@@ -122,18 +160,37 @@ fn the_transaction_id_falls_back_in_order() {
 
     let mut none = captured_order();
     none["context"].as_object_mut().unwrap().remove("referrer");
-    assert_eq!(build_postback(&settings(&[("Order Completed", 0)]), &none, None), Err(Skip::NoTransactionId));
+    assert_eq!(
+        build_postback(&settings(&[("Order Completed", 0)]), &none, None),
+        Err(Skip::NoTransactionId)
+    );
     assert_eq!(Skip::NoTransactionId.to_string(), "no transaction id");
 }
 
 #[test]
 fn wrong_types_are_reported_not_coerced() {
     for (path, value, field) in [
-        (&["properties", "total"][..], json!("27.50"), "properties.total"),
-        (&["properties", "affiliateId"][..], json!("x"), "properties.affiliateId"),
-        (&["properties", "coupon"][..], json!(true), "properties.coupon"),
+        (
+            &["properties", "total"][..],
+            json!("27.50"),
+            "properties.total",
+        ),
+        (
+            &["properties", "affiliateId"][..],
+            json!("x"),
+            "properties.affiliateId",
+        ),
+        (
+            &["properties", "coupon"][..],
+            json!(true),
+            "properties.coupon",
+        ),
         (&["context", "ip"][..], json!(12), "context.ip"),
-        (&["properties", "adv2"][..], json!({"a": 1}), "properties.adv2"),
+        (
+            &["properties", "adv2"][..],
+            json!({"a": 1}),
+            "properties.adv2",
+        ),
     ] {
         let mut e = captured_order();
         let mut slot = &mut e;
@@ -149,7 +206,10 @@ fn wrong_types_are_reported_not_coerced() {
     let mut e = captured_order();
     e["properties"]["products"][0]["quantity"] = json!("one");
     let skip = build_postback(&settings(&[("Order Completed", 0)]), &e, None).unwrap_err();
-    assert_eq!(skip.to_string(), "properties.products[0].quantity must be a number");
+    assert_eq!(
+        skip.to_string(),
+        "properties.products[0].quantity must be a number"
+    );
 }
 
 #[test]
@@ -157,7 +217,8 @@ fn mobile_sources_map_every_row_and_require_ip_and_app_id() {
     let mut e = captured_order();
     e["context"]["ip"] = json!("10.1.2.3");
     e["context"]["app"] = json!({"namespace": "com.shop.app", "name": "Shop", "version": "3.2"});
-    e["context"]["device"] = json!({"adTrackingEnabled": true, "manufacturer": "Apple", "model": "iPhone15,2"});
+    e["context"]["device"] =
+        json!({"adTrackingEnabled": true, "manufacturer": "Apple", "model": "iPhone15,2"});
     e["context"]["network"] = json!({"carrier": "T-Mobile", "wifi": true});
     e["context"]["os"] = json!({"name": "iOS", "version": 17});
     e["context"]["location"] = json!({"latitude": 40.7128, "longitude": -74.006});
@@ -182,14 +243,26 @@ fn mobile_sources_map_every_row_and_require_ip_and_app_id() {
 
     let mut no_ip = e.clone();
     no_ip["context"].as_object_mut().unwrap().remove("ip");
-    assert_eq!(build_postback(&settings(&[("Order Completed", 0)]), &no_ip, None), Err(Skip::Missing("context.ip")));
+    assert_eq!(
+        build_postback(&settings(&[("Order Completed", 0)]), &no_ip, None),
+        Err(Skip::Missing("context.ip"))
+    );
     let mut no_app_id = e.clone();
-    no_app_id["context"]["app"].as_object_mut().unwrap().remove("namespace");
-    assert_eq!(build_postback(&settings(&[("Order Completed", 0)]), &no_app_id, None), Err(Skip::Missing("context.app.namespace")));
+    no_app_id["context"]["app"]
+        .as_object_mut()
+        .unwrap()
+        .remove("namespace");
+    assert_eq!(
+        build_postback(&settings(&[("Order Completed", 0)]), &no_app_id, None),
+        Err(Skip::Missing("context.app.namespace"))
+    );
     // A mobile-only destination applies the rules to web events too.
     let mut mobile = settings(&[("Order Completed", 0)]);
     mobile.source_kind = SourceKind::Mobile;
-    assert_eq!(build_postback(&mobile, &captured_order(), None), Err(Skip::Missing("context.ip")));
+    assert_eq!(
+        build_postback(&mobile, &captured_order(), None),
+        Err(Skip::Missing("context.ip"))
+    );
 }
 
 #[test]
@@ -210,18 +283,46 @@ fn the_profile_transaction_id_counts_only_within_the_window() {
     let day = 86_400_000_000_i64;
     let event = 100 * day;
     let id = json!("ef-profile-1");
-    assert_eq!(profile_transaction_id(Some(&id), Some(event - 29 * day), event, 30).as_deref(), Some("ef-profile-1"));
-    assert_eq!(profile_transaction_id(Some(&id), Some(event - 31 * day), event, 30), None, "older than the window");
-    assert_eq!(profile_transaction_id(Some(&id), Some(event + 60_000_000), event, 30).as_deref(), Some("ef-profile-1"), "clock skew");
-    assert_eq!(profile_transaction_id(Some(&id), Some(event + day), event, 30), None, "a click after the conversion");
-    assert_eq!(profile_transaction_id(Some(&json!("  ")), Some(event), event, 30), None);
+    assert_eq!(
+        profile_transaction_id(Some(&id), Some(event - 29 * day), event, 30).as_deref(),
+        Some("ef-profile-1")
+    );
+    assert_eq!(
+        profile_transaction_id(Some(&id), Some(event - 31 * day), event, 30),
+        None,
+        "older than the window"
+    );
+    assert_eq!(
+        profile_transaction_id(Some(&id), Some(event + 60_000_000), event, 30).as_deref(),
+        Some("ef-profile-1"),
+        "clock skew"
+    );
+    assert_eq!(
+        profile_transaction_id(Some(&id), Some(event + day), event, 30),
+        None,
+        "a click after the conversion"
+    );
+    assert_eq!(
+        profile_transaction_id(Some(&json!("  ")), Some(event), event, 30),
+        None
+    );
     assert_eq!(profile_transaction_id(Some(&id), None, event, 30), None);
     // The event's own id wins over the profile's.
     let mut order = captured_order();
-    let own = build_postback(&settings(&[("Order Completed", 0)]), &order, Some("ef-profile-1")).unwrap();
+    let own = build_postback(
+        &settings(&[("Order Completed", 0)]),
+        &order,
+        Some("ef-profile-1"),
+    )
+    .unwrap();
     assert_eq!(param(&own, "transaction_id"), Some("a1b2c3d4e5f6"));
     order["context"].as_object_mut().unwrap().remove("referrer");
-    let fallback = build_postback(&settings(&[("Order Completed", 0)]), &order, Some("ef-profile-1")).unwrap();
+    let fallback = build_postback(
+        &settings(&[("Order Completed", 0)]),
+        &order,
+        Some("ef-profile-1"),
+    )
+    .unwrap();
     assert_eq!(param(&fallback, "transaction_id"), Some("ef-profile-1"));
 }
 
@@ -236,18 +337,44 @@ fn the_field_preview_shows_what_the_postback_sends() {
     order["properties"].as_object_mut().unwrap().remove("adv1");
     let p = build_postback(&s, &order, None).unwrap();
     let rows = preview_fields(&s, &order);
-    assert_eq!(rows.iter().filter(|r| !r.mobile).count(), 15, "the seed's All Sources table has 15 rows");
-    assert_eq!(rows.iter().filter(|r| r.mobile).count(), 13, "and its Mobile Sources table 13");
-    for r in rows.iter().filter(|r| !r.mobile && !r.parameter.starts_with("order_line_items")) {
+    assert_eq!(
+        rows.iter().filter(|r| !r.mobile).count(),
+        15,
+        "the seed's All Sources table has 15 rows"
+    );
+    assert_eq!(
+        rows.iter().filter(|r| r.mobile).count(),
+        13,
+        "and its Mobile Sources table 13"
+    );
+    for r in rows
+        .iter()
+        .filter(|r| !r.mobile && !r.parameter.starts_with("order_line_items"))
+    {
         match &r.value {
-            FieldValue::Sends(v) => assert_eq!(param(&p, &r.parameter), Some(v.as_str()), "{}", r.parameter),
+            FieldValue::Sends(v) => {
+                assert_eq!(param(&p, &r.parameter), Some(v.as_str()), "{}", r.parameter)
+            }
             FieldValue::Missing => assert_eq!(param(&p, &r.parameter), None, "{}", r.parameter),
             other => panic!("{}: {other:?}", r.parameter),
         }
     }
-    assert!(rows.iter().filter(|r| r.mobile).all(|r| r.value == FieldValue::NotMobile), "a web event sends no mobile field");
-    let sku = rows.iter().find(|r| r.parameter == "order_line_items[i].sku").unwrap();
+    assert!(
+        rows.iter()
+            .filter(|r| r.mobile)
+            .all(|r| r.value == FieldValue::NotMobile),
+        "a web event sends no mobile field"
+    );
+    let sku = rows
+        .iter()
+        .find(|r| r.parameter == "order_line_items[i].sku")
+        .unwrap();
     let order_param: Value = serde_json::from_str(param(&p, "order").unwrap()).unwrap();
-    let skus: Vec<&str> = order_param["items"].as_array().unwrap().iter().filter_map(|i| i["sku"].as_str()).collect();
+    let skus: Vec<&str> = order_param["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["sku"].as_str())
+        .collect();
     assert_eq!(sku.value, FieldValue::Sends(skus.join(", ")));
 }
