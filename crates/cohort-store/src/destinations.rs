@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::sql::{multi_insert, Bind, Statement};
-use crate::{now_micros, Backend, Db, StoreError};
+use crate::{now_micros, Db, StoreError};
 
 /// Events read per destination per enqueue step.
 pub const ENQUEUE_BATCH: i64 = 500;
@@ -404,33 +404,6 @@ fn json_text<T: Serialize>(value: &T) -> Result<String, StoreError> {
 }
 
 impl Db {
-    /// The highest `seq` below which every insert has finished (see the
-    /// projector's horizon): on PostgreSQL, the sequence's value once every
-    /// appender holding the append lock has committed; on SQLite (one
-    /// writer) every committed seq is final.
-    async fn destinations_horizon(&self) -> Result<Option<i64>, StoreError> {
-        if self.backend() != Backend::Postgres {
-            return Ok(None);
-        }
-        let mut conn = self.pool().acquire().await?;
-        // Before the first insert, last_value is 1 with is_called false.
-        let row = sqlx::query(
-            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_seq_seq",
-        )
-        .fetch_one(&mut *conn)
-        .await?;
-        let highest: i64 = row.get(0);
-        sqlx::query("SELECT pg_advisory_lock($1)")
-            .bind(crate::projection::PG_APPEND_LOCK)
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query("SELECT pg_advisory_unlock($1)")
-            .bind(crate::projection::PG_APPEND_LOCK)
-            .execute(&mut *conn)
-            .await?;
-        Ok(Some(highest))
-    }
-
     /// Creates a destination; it receives the events appended from now on.
     pub async fn create_destination(
         &self,
@@ -440,7 +413,7 @@ impl Db {
     ) -> Result<Destination, StoreError> {
         let id = new_id("dst");
         let now = now_micros();
-        let start = match self.destinations_horizon().await? {
+        let start = match self.log_horizon().await? {
             Some(h) => h,
             None => sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
                 .fetch_one(self.pool())
@@ -569,7 +542,7 @@ impl Db {
     /// a destination has more to read (the worker interleaves steps with
     /// sending, so a large backlog does not hold deliveries back).
     pub async fn enqueue_step(&self) -> Result<(u64, bool), StoreError> {
-        let horizon = self.destinations_horizon().await?;
+        let horizon = self.log_horizon().await?;
         let targets = sqlx::query(
             "SELECT org_id, id, cursor_seq FROM destinations WHERE enabled = 1 ORDER BY org_id, id",
         )

@@ -11,6 +11,8 @@ mod db;
 pub mod destinations;
 mod error;
 pub mod events;
+pub mod jobs;
+pub mod log_cursor;
 pub mod memberships;
 pub mod orgs;
 pub mod projection;

@@ -53,6 +53,24 @@ pub struct ServerConfig {
     pub listen: String,
     pub public_url: String,
     pub shutdown_grace_seconds: u64,
+    pub roles: Vec<Role>,
+}
+
+/// What a node does (`[server] roles`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Serves HTTP: collect, connect, the admin API and the UI.
+    Http,
+    /// Runs the background loops: projection, destinations, the WooCommerce
+    /// pull and the job runner.
+    Workers,
+}
+
+impl ServerConfig {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,7 +152,12 @@ impl Config {
             None => figment = figment.merge(Toml::file("cohort.toml")),
         }
         figment = figment.merge(Env::prefixed("COHORT_").split("__"));
-        figment.extract().context("invalid configuration")
+        let config: Self = figment.extract().context("invalid configuration")?;
+        anyhow::ensure!(
+            !config.server.roles.is_empty(),
+            "invalid configuration: [server] roles is empty; name \"http\" and/or \"workers\""
+        );
+        Ok(config)
     }
 
     pub fn database_url(&self) -> &str {

@@ -10,12 +10,15 @@ mod commands;
 mod config;
 mod destinations;
 mod installations;
+mod jobs;
 mod logging;
 mod profiles;
 mod serve;
 mod store_discounts;
 mod stores;
+mod supervisor;
 mod tail;
+mod workers;
 
 use std::path::PathBuf;
 
@@ -70,6 +73,9 @@ enum Command {
     /// Destinations (signed webhooks, Everflow): manage, delivery log, replay, test
     #[command(subcommand)]
     Destination(destinations::DestinationCommand),
+    /// The background job queue: list, dead letters, retry
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
     /// Rebuild profiles, identities, orders, products and tags from the event log
     Reproject,
     /// Measure hot paths
@@ -124,6 +130,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Installations(c) => installations::run(&config, c).await,
         Command::Store(c) => stores::run(&config, c).await,
         Command::Destination(c) => destinations::run(&config, c).await,
+        Command::Jobs(c) => jobs::run(&config, c).await,
         Command::Reproject => profiles::reproject(&config).await,
         Command::Bench(c) => bench::run(&config, c).await,
     }

@@ -1,5 +1,6 @@
 //! `cohort serve`: open and migrate the database, bootstrap a fresh
-//! install, run HTTP and the event writer, and drain both on shutdown.
+//! install, run HTTP and/or the background workers (`[server] roles`),
+//! and drain them all the same way on shutdown.
 
 use std::time::Duration;
 
@@ -13,7 +14,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::commands::open;
-use crate::config::Config;
+use crate::config::{Config, Role};
+use crate::supervisor::Supervisor;
+use crate::workers::ProjectionRounds;
+use cohort_jobs::worker::{run_rounds, Pacing};
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let db = open(&config).await?;
@@ -36,32 +40,85 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let destinations = Dispatcher::new(db.clone(), config.destinations_key()?, options)
         .context("invalid [destinations] configuration")?;
     let state = AppState::new(db.clone(), writer, settings).with_destinations(destinations.clone());
+
+    let http = config.server.has(Role::Http);
+    let workers = config.server.has(Role::Workers);
+    let mut supervisor = Supervisor::new();
+    if workers {
+        start_workers(&config, &mut supervisor, &db, &state, &destinations);
+    }
+    tracing::info!(http, workers = ?supervisor.names(), "roles");
+
+    let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
+    if http {
+        serve_http(&config, &db, state).await?;
+    } else {
+        // The state (and its writer handle) is not needed without HTTP.
+        drop(state);
+        println!(
+            "Cohort {} is running workers only ({}): {}",
+            env!("CARGO_PKG_VERSION"),
+            db.backend().as_str(),
+            supervisor.names().join(", ")
+        );
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+    }
+    // The workers stop before the writer drains: the WooCommerce pull holds
+    // a writer handle. A projection batch or a delivery cut short at the
+    // grace period stays behind its cursor or lease and is done again.
+    supervisor.drain(grace).await;
+    // The router (and its writer handles) is gone: the writer commits what
+    // is queued and stops.
+    while writer_tasks.join_next().await.is_some() {}
+    db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The background loops of a `workers` node, each under the supervisor.
+fn start_workers(
+    config: &Config,
+    supervisor: &mut Supervisor,
+    db: &Db,
+    state: &AppState,
+    destinations: &Dispatcher,
+) {
+    if config.projection.enabled {
+        let rounds = ProjectionRounds(Projector::new(db.clone()));
+        let pacing = Pacing::idle(Duration::from_millis(
+            config.projection.poll_interval_ms.max(1),
+        ));
+        supervisor.spawn("projection", move |stop| run_rounds(rounds, pacing, stop));
+    }
+    if config.destinations.enabled {
+        let dispatcher = destinations.clone();
+        supervisor.spawn("destinations", move |stop| {
+            dispatcher.run_until(Supervisor::watch(&stop))
+        });
+    }
     // No-plugin WooCommerce stores: history pulls, webhook registration and
     // reconciliation (docs/WOOCOMMERCE.md), leased per store across nodes.
-    let (stop_rest, rest_stop) = watch::channel(false);
-    let rest_worker = config
-        .woocommerce
-        .rest_worker_enabled
-        .then(|| cohort_api::RestWorker::new(state.clone(), config.woocommerce.worker_options()))
-        .flatten()
-        .map(|worker| tokio::spawn(worker.run_until(rest_stop)));
-    let app = cohort_api::router(state);
-    let projector = config.projection.enabled.then(|| {
-        Projector::new(db.clone()).spawn(Duration::from_millis(
-            config.projection.poll_interval_ms.max(1),
-        ))
-    });
-    let (stop_deliveries, deliveries_stop) = watch::channel(false);
-    let dispatcher = config
-        .destinations
-        .enabled
-        .then(|| tokio::spawn(destinations.clone().run_until(deliveries_stop)));
+    if config.woocommerce.rest_worker_enabled {
+        if let Some(worker) =
+            cohort_api::RestWorker::new(state.clone(), config.woocommerce.worker_options())
+        {
+            supervisor.spawn("woocommerce-rest", move |stop| {
+                worker.run_until(Supervisor::watch(&stop))
+            });
+        }
+    }
+}
 
+/// Serves HTTP until SIGTERM/Ctrl-C, then finishes in-flight requests for
+/// at most the grace period.
+async fn serve_http(config: &Config, db: &Db, state: AppState) -> anyhow::Result<()> {
+    let app = cohort_api::router(state);
     let listener = TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let base_url = config.base_url(listener.local_addr().ok());
-    bootstrap(&db, &base_url).await?;
+    bootstrap(db, &base_url).await?;
     println!(
         "Cohort {} is listening on {base_url} ({})",
         env!("CARGO_PKG_VERSION"),
@@ -87,39 +144,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         result = server => result.context("HTTP server failed")?,
         () = deadline => tracing::warn!("grace period over; closing the remaining connections"),
     }
-    // The router (and its writer handles) is gone: the writer commits what
-    // is queued and stops.
-    // The REST worker stops between pages (what it stored is counted; the
-    // run resumes on the next start); it holds a writer handle, so it stops
-    // before the writer drains.
-    if let Some(mut rest_worker) = rest_worker {
-        let _ = stop_rest.send(true);
-        let wait = config.woocommerce.worker_options().timeout + Duration::from_secs(1);
-        if tokio::time::timeout(wait, &mut rest_worker).await.is_err() {
-            rest_worker.abort();
-        }
-    }
-    while writer_tasks.join_next().await.is_some() {}
-    // A projection batch in flight rolls back; the next start resumes from
-    // the committed cursor.
-    if let Some(projector) = projector {
-        projector.abort();
-        let _ = projector.await;
-    }
-    // The worker claims nothing more and finishes the requests in flight
-    // (each within the request timeout); one still unfinished stays claimed
-    // until its lease ends, then is sent again with the same webhook-id
-    // (docs/DESTINATIONS.md).
-    if let Some(mut dispatcher) = dispatcher {
-        let _ = stop_deliveries.send(true);
-        let wait = destinations.options().timeout + Duration::from_secs(1);
-        if tokio::time::timeout(wait, &mut dispatcher).await.is_err() {
-            dispatcher.abort();
-            let _ = dispatcher.await;
-        }
-    }
-    db.close().await;
-    tracing::info!("stopped");
     Ok(())
 }
 

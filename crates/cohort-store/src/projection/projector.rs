@@ -21,10 +21,7 @@ use crate::{Backend, Db, StoreError};
 /// Events per projection transaction.
 pub const BATCH_EVENTS: i64 = 1000;
 
-/// The advisory lock PostgreSQL appenders hold (shared) while they insert,
-/// so the projector can wait for every insert that took a lower `seq` to
-/// finish before it reads past it (see [`Projector::horizon`]).
-pub(crate) const PG_APPEND_LOCK: i64 = 0x636f_686f_7274;
+pub(crate) use crate::log_cursor::PG_APPEND_LOCK;
 
 #[derive(Clone)]
 pub struct Projector {
@@ -67,29 +64,9 @@ impl Projector {
         Self { db }
     }
 
-    /// The highest `seq` below which every insert has finished. SQLite has
-    /// one writer, so every committed seq is final; PostgreSQL hands out
-    /// seqs before commit, so a lower one can appear after a higher one.
-    /// Appenders hold `PG_APPEND_LOCK` shared from before they take a seq
-    /// until they commit; taking it exclusively once waits them out.
+    /// How far the log is safe to read (see [`Db::log_horizon`]).
     pub(crate) async fn horizon(&self) -> Result<Option<i64>, StoreError> {
-        if self.db.backend() != Backend::Postgres {
-            return Ok(None);
-        }
-        let mut conn = self.db.pool().acquire().await?;
-        let row = sqlx::query("SELECT last_value FROM events_seq_seq")
-            .fetch_one(&mut *conn)
-            .await?;
-        let highest: i64 = row.get(0);
-        sqlx::query("SELECT pg_advisory_lock($1)")
-            .bind(PG_APPEND_LOCK)
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query("SELECT pg_advisory_unlock($1)")
-            .bind(PG_APPEND_LOCK)
-            .execute(&mut *conn)
-            .await?;
-        Ok(Some(highest))
+        self.db.log_horizon().await
     }
 
     /// Projects the next batch of the log; returns how many events it read.
