@@ -24,6 +24,20 @@ impl Server {
     /// Starts `cohort serve` on `database_url` on a free port and waits until
     /// it listens.
     pub async fn start(database_url: &str, env: &[(&str, &str)]) -> Server {
+        Self::start_until(database_url, env, " is listening on ").await
+    }
+
+    /// Starts a node with `[server] roles = ["workers"]` (no HTTP: `url` is
+    /// empty) and waits until it says its workers run.
+    pub async fn start_workers_only(database_url: &str, env: &[(&str, &str)]) -> Server {
+        let mut env = env.to_vec();
+        env.push(("COHORT_SERVER__ROLES", "[\"workers\"]"));
+        let mut server = Self::start_until(database_url, &env, " is running workers only ").await;
+        server.url = String::new();
+        server
+    }
+
+    async fn start_until(database_url: &str, env: &[(&str, &str)], ready: &'static str) -> Server {
         let workdir = tempfile::tempdir().unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_cohort"));
         command
@@ -49,7 +63,7 @@ impl Server {
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 out.lock().unwrap().push_str(&format!("{line}\n"));
-                if let Some(rest) = line.split(" is listening on ").nth(1) {
+                if let Some(rest) = line.split(ready).nth(1) {
                     let url = rest
                         .split_whitespace()
                         .next()
