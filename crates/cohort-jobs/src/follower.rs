@@ -6,9 +6,8 @@
 //! before [`LogBatch::commit`] moves the cursor: a crash repeats nothing and
 //! skips nothing. An idle follower reads without writing.
 
-use cohort_store::log_cursor::FollowedEvent;
+pub use cohort_store::log_cursor::{FollowedEvent, LogBatch};
 use cohort_store::{Db, StoreError};
-use sqlx::{Any, Transaction};
 
 /// Where a cursor opened for the first time starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,67 +53,6 @@ impl LogFollower {
     /// The next batch, or `None` when nothing new is readable (no write
     /// taken then).
     pub async fn next_batch(&self) -> Result<Option<LogBatch>, StoreError> {
-        let cursor = self.db.log_cursor(&self.name).await?;
-        if !self.db.log_has_events_after(cursor).await? {
-            return Ok(None);
-        }
-        let horizon = self.db.log_horizon().await?;
-        let mut tx = self.db.begin_write().await?;
-        let cursor = self.db.lock_log_cursor(&mut tx, &self.name).await?;
-        let events = self
-            .db
-            .read_log_in(&mut tx, cursor, horizon, self.batch)
-            .await?;
-        let Some(last_seq) = events.last().map(|e| e.event.seq) else {
-            // Only events past the horizon: nothing to do yet.
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        Ok(Some(LogBatch {
-            db: self.db.clone(),
-            name: self.name.clone(),
-            tx,
-            events,
-            last_seq,
-            batch: self.batch,
-        }))
-    }
-}
-
-/// A batch read and not yet committed. Dropping it without
-/// [`LogBatch::commit`] rolls back: the events are read again.
-pub struct LogBatch {
-    db: Db,
-    name: String,
-    tx: Transaction<'static, Any>,
-    events: Vec<FollowedEvent>,
-    last_seq: i64,
-    batch: i64,
-}
-
-impl LogBatch {
-    /// The events, in `seq` order (erased ones included, marked).
-    pub fn events(&self) -> &[FollowedEvent] {
-        &self.events
-    }
-
-    /// The transaction the cursor moves in: write the consumer's effects here.
-    pub fn tx(&mut self) -> &mut Transaction<'static, Any> {
-        &mut self.tx
-    }
-
-    /// Whether the batch was full (more may be waiting).
-    pub fn is_full(&self) -> bool {
-        self.events.len() as i64 >= self.batch
-    }
-
-    /// Moves the cursor past the batch and commits the consumer's writes
-    /// with it.
-    pub async fn commit(mut self) -> Result<(), StoreError> {
-        self.db
-            .advance_log_cursor(&mut self.tx, &self.name, self.last_seq)
-            .await?;
-        self.tx.commit().await?;
-        Ok(())
+        self.db.next_log_batch(&self.name, self.batch).await
     }
 }

@@ -19,6 +19,8 @@ use crate::{now_micros, Db, StoreError};
 
 /// Events read per destination per enqueue step.
 pub const ENQUEUE_BATCH: i64 = 500;
+/// The one log cursor (see `log_cursor`) every destination's enqueue reads from.
+pub const DESTINATIONS_CURSOR: &str = "destinations";
 
 /// The 32-byte key destination secrets are encrypted with.
 #[derive(Clone)]
@@ -168,6 +170,8 @@ pub struct Destination {
     /// Non-secret settings (JSON).
     pub settings: serde_json::Value,
     pub secrets: DestinationSecrets,
+    /// The last event of the log when it was created: it gets the ones
+    /// after (column `cursor_seq`, from when each destination had a cursor).
     pub cursor_seq: i64,
     pub created_at_us: i64,
     pub updated_at_us: i64,
@@ -413,13 +417,9 @@ impl Db {
     ) -> Result<Destination, StoreError> {
         let id = new_id("dst");
         let now = now_micros();
-        let start = match self.log_horizon().await? {
-            Some(h) => h,
-            None => sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
-                .fetch_one(self.pool())
-                .await?
-                .get::<i64, _>(0),
-        };
+        // It gets the events appended from now on: past every event final
+        // now, whatever the shared cursor has read yet.
+        let start = self.log_end().await?;
         let secrets = key.encrypt(
             json_text(&new.secrets)?.as_bytes(),
             &context(org.as_str(), &id),
@@ -523,9 +523,8 @@ impl Db {
     }
 
     /// Turns new events of the log into `pending` deliveries of every
-    /// enabled destination whose filters match, advancing each
-    /// destination's cursor in the same transaction. Returns the deliveries
-    /// created.
+    /// destination whose filters match, moving the destinations' log cursor
+    /// in the same transaction. Returns the deliveries created.
     pub async fn enqueue_from_log(&self) -> Result<u64, StoreError> {
         let mut created = 0;
         loop {
@@ -537,116 +536,82 @@ impl Db {
         }
     }
 
-    /// One bounded step of [`Db::enqueue_from_log`]: at most one batch of
-    /// events per destination. Returns the deliveries created and whether
-    /// a destination has more to read (the worker interleaves steps with
+    /// One batch of the log through every destination: the one log cursor
+    /// `destinations` (see `log_cursor`) shared by all of them, so a
+    /// thousand destinations read the log once. A destination gets the
+    /// events after the one it was created at (`start_seq`); a paused
+    /// destination's deliveries wait as `pending` until it resumes (only
+    /// enabled destinations are sent). Returns the deliveries created and
+    /// whether more of the log is waiting (the worker interleaves steps with
     /// sending, so a large backlog does not hold deliveries back).
     pub async fn enqueue_step(&self) -> Result<(u64, bool), StoreError> {
-        let horizon = self.log_horizon().await?;
-        let targets = sqlx::query(
-            "SELECT org_id, id, cursor_seq FROM destinations WHERE enabled = 1 ORDER BY org_id, id",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        let (mut created, mut more) = (0, false);
-        // The last seq of each organisation, read without a write lock: a
-        // destination with nothing new takes no write transaction.
-        let mut last_of_org: std::collections::HashMap<String, i64> =
-            std::collections::HashMap::new();
-        for row in &targets {
-            let org: String = row.get("org_id");
-            let id: String = row.get("id");
-            let cursor: i64 = row.get("cursor_seq");
-            let last = match last_of_org.get(&org) {
-                Some(last) => *last,
-                None => {
-                    let last: Option<i64> =
-                        sqlx::query("SELECT MAX(seq) FROM events WHERE org_id = $1")
-                            .bind(&org)
-                            .fetch_one(self.pool())
-                            .await?
-                            .get(0);
-                    let last = last.unwrap_or(0);
-                    last_of_org.insert(org.clone(), last);
-                    last
-                }
-            };
-            if cursor >= last {
-                continue;
-            }
-            let (n, read) = self.enqueue_one(&org, &id, horizon).await?;
-            created += n;
-            more |= read >= ENQUEUE_BATCH;
-        }
-        Ok((created, more))
-    }
-
-    /// One batch of one destination: (deliveries created, events read).
-    async fn enqueue_one(
-        &self,
-        org: &str,
-        id: &str,
-        horizon: Option<i64>,
-    ) -> Result<(u64, i64), StoreError> {
-        let mut tx = self.begin_write().await?;
-        // Takes the row's lock first, so two nodes enqueue one destination in turns.
-        let locked = sqlx::query("UPDATE destinations SET cursor_seq = cursor_seq WHERE org_id = $1 AND id = $2 AND enabled = 1")
-            .bind(org)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        if locked.rows_affected() == 0 {
-            return Ok((0, 0));
-        }
-        let row = sqlx::query(
-            "SELECT cursor_seq, filters FROM destinations WHERE org_id = $1 AND id = $2",
-        )
-        .bind(org)
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let cursor: i64 = row.get("cursor_seq");
-        let filters: Filters =
-            serde_json::from_str(&row.get::<String, _>("filters")).unwrap_or_default();
-        let mut st = Statement::new("SELECT seq, message_id, type, event, erased_at_us FROM events WHERE org_id = $1 AND seq > $2");
-        st.bind(Bind::Text(org.to_owned()));
-        st.bind(Bind::Int(cursor));
-        if let Some(h) = horizon {
-            let m = st.bind(Bind::Int(h));
-            st.push(&format!(" AND seq <= {m}"));
-        }
-        st.push(&format!(" ORDER BY seq LIMIT {ENQUEUE_BATCH}"));
-        let rows = st.query().fetch_all(&mut *tx).await?;
-        let Some(last) = rows.last().map(|r| r.get::<i64, _>("seq")) else {
-            return Ok((0, 0));
+        let Some(mut batch) = self
+            .next_log_batch(DESTINATIONS_CURSOR, ENQUEUE_BATCH)
+            .await?
+        else {
+            return Ok((0, false));
         };
+        let orgs: std::collections::BTreeSet<&str> = batch
+            .events()
+            .iter()
+            .filter(|e| !e.erased)
+            .map(|e| e.org_id.as_str())
+            .collect();
+        let mut targets: std::collections::HashMap<String, Vec<(String, i64, Filters)>> =
+            std::collections::HashMap::new();
+        if !orgs.is_empty() {
+            let mut st = Statement::new(
+                "SELECT org_id, id, cursor_seq, filters FROM destinations WHERE org_id IN (",
+            );
+            let marks: Vec<String> = orgs
+                .iter()
+                .map(|org| st.bind(Bind::Text((*org).to_owned())))
+                .collect();
+            st.push(&marks.join(", "));
+            st.push(") ORDER BY org_id, id");
+            for row in st.query().fetch_all(&mut **batch.tx()).await? {
+                let filters: Filters =
+                    serde_json::from_str(&row.get::<String, _>("filters")).unwrap_or_default();
+                targets.entry(row.get("org_id")).or_default().push((
+                    row.get("id"),
+                    row.get("cursor_seq"),
+                    filters,
+                ));
+            }
+        }
         let now = now_micros();
         let mut values = Vec::new();
-        for event in &rows {
-            if event.get::<Option<i64>, _>("erased_at_us").is_some() {
+        for followed in batch.events() {
+            if followed.erased {
                 continue;
             }
-            let message_type: String = event.get("type");
-            let name: Option<String> = event.get("event");
-            if !filters.matches(&message_type, name.as_deref()) {
+            let event = &followed.event;
+            let Some(destinations) = targets.get(followed.org_id.as_str()) else {
                 continue;
+            };
+            for (id, start_seq, filters) in destinations {
+                if event.seq <= *start_seq
+                    || !filters.matches(&event.message_type, event.event.as_deref())
+                {
+                    continue;
+                }
+                values.push(vec![
+                    Bind::Text(followed.org_id.as_str().to_owned()),
+                    Bind::Text(id.clone()),
+                    Bind::Text(event.message_id.clone()),
+                    Bind::Int(event.seq),
+                    Bind::OptText(event.event.clone()),
+                    Bind::Text("pending".into()),
+                    Bind::Int(0),
+                    Bind::Int(now),
+                    Bind::OptText(None),
+                    Bind::OptInt(None),
+                    Bind::OptText(None),
+                    Bind::OptText(None),
+                    Bind::Int(now),
+                    Bind::Int(now),
+                ]);
             }
-            values.push(vec![
-                Bind::Text(org.to_owned()),
-                Bind::Text(id.to_owned()),
-                Bind::Text(event.get::<String, _>("message_id")),
-                Bind::Int(event.get::<i64, _>("seq")),
-                Bind::OptText(name),
-                Bind::Text("pending".into()),
-                Bind::Int(0),
-                Bind::Int(now),
-                Bind::OptText(None),
-                Bind::OptInt(None),
-                Bind::OptText(None),
-                Bind::OptText(None),
-                Bind::Int(now),
-                Bind::Int(now),
-            ]);
         }
         let mut created = 0;
         let statements = multi_insert(
@@ -656,16 +621,11 @@ impl Db {
             "ON CONFLICT (org_id, destination_id, message_id) DO NOTHING",
         );
         for st in &statements {
-            created += st.query().execute(&mut *tx).await?.rows_affected();
+            created += st.query().execute(&mut **batch.tx()).await?.rows_affected();
         }
-        sqlx::query("UPDATE destinations SET cursor_seq = $1 WHERE org_id = $2 AND id = $3")
-            .bind(last)
-            .bind(org)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok((created, rows.len() as i64))
+        let more = batch.is_full();
+        batch.commit().await?;
+        Ok((created, more))
     }
 
     /// Claims up to `limit` deliveries due at `now` of enabled destinations:

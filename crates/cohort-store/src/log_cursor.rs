@@ -180,4 +180,74 @@ impl Db {
             })
             .collect()
     }
+
+    /// The next batch of at most `limit` events past the cursor `name`, or
+    /// `None` when nothing new is readable (no write taken then). The batch
+    /// holds a write transaction with the cursor's row locked: the consumer
+    /// writes its effects in it, then [`LogBatch::commit`] moves the cursor.
+    pub async fn next_log_batch(
+        &self,
+        name: &str,
+        limit: i64,
+    ) -> Result<Option<LogBatch>, StoreError> {
+        let cursor = self.log_cursor(name).await?;
+        if !self.log_has_events_after(cursor).await? {
+            return Ok(None);
+        }
+        let horizon = self.log_horizon().await?;
+        let mut tx = self.begin_write().await?;
+        let cursor = self.lock_log_cursor(&mut tx, name).await?;
+        let events = self.read_log_in(&mut tx, cursor, horizon, limit).await?;
+        let Some(last_seq) = events.last().map(|e| e.event.seq) else {
+            // Only events past the horizon: nothing to do yet.
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        Ok(Some(LogBatch {
+            db: self.clone(),
+            name: name.to_owned(),
+            tx,
+            events,
+            last_seq,
+            limit,
+        }))
+    }
+}
+
+/// A batch read and not yet committed. Dropping it without
+/// [`LogBatch::commit`] rolls back: the events are read again.
+pub struct LogBatch {
+    db: Db,
+    name: String,
+    tx: Transaction<'static, Any>,
+    events: Vec<FollowedEvent>,
+    last_seq: i64,
+    limit: i64,
+}
+
+impl LogBatch {
+    /// The events, in `seq` order (erased ones included, marked).
+    pub fn events(&self) -> &[FollowedEvent] {
+        &self.events
+    }
+
+    /// The transaction the cursor moves in: write the consumer's effects here.
+    pub fn tx(&mut self) -> &mut Transaction<'static, Any> {
+        &mut self.tx
+    }
+
+    /// Whether the batch was full (more may be waiting).
+    pub fn is_full(&self) -> bool {
+        self.events.len() as i64 >= self.limit
+    }
+
+    /// Moves the cursor past the batch and commits the consumer's writes
+    /// with it.
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        self.db
+            .advance_log_cursor(&mut self.tx, &self.name, self.last_seq)
+            .await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
 }
