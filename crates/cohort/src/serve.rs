@@ -9,6 +9,7 @@ use cohort_destinations::Dispatcher;
 use cohort_store::projection::Projector;
 use cohort_store::writer::{EventWriter, WriterOptions};
 use cohort_store::Db;
+use cohort_web::{WebSettings, WebState};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -31,10 +32,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         rate_limit_per_source: config.collect.rate_limit_per_source,
     };
     let options = crate::destinations::options(&config);
-    // One dispatcher: the worker, and what the admin API manages
-    // destinations and sends test conversions with (same key, same policy).
+    // One dispatcher: the worker, and what the admin API and the pages
+    // manage destinations and send test conversions with (same key, same
+    // policy).
     let destinations = Dispatcher::new(db.clone(), config.destinations_key()?, options)
         .context("invalid [destinations] configuration")?;
+    let pages = cohort_web::router(WebState::new(
+        db.clone(),
+        WebSettings {
+            public_url: settings.public_url.clone(),
+        },
+        Some(destinations.clone()),
+    ));
     let state = AppState::new(db.clone(), writer, settings).with_destinations(destinations.clone());
     // No-plugin WooCommerce stores: history pulls, webhook registration and
     // reconciliation (docs/WOOCOMMERCE.md), leased per store across nodes.
@@ -45,7 +54,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .then(|| cohort_api::RestWorker::new(state.clone(), config.woocommerce.worker_options()))
         .flatten()
         .map(|worker| tokio::spawn(worker.run_until(rest_stop)));
-    let app = cohort_api::router(state);
+    let app = cohort_api::router_with_pages(state, pages);
     let projector = config.projection.enabled.then(|| {
         Projector::new(db.clone()).spawn(Duration::from_millis(
             config.projection.poll_interval_ms.max(1),
