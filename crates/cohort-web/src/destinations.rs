@@ -479,48 +479,6 @@ pub(crate) async fn new_destination(
     form_page(&member, StatusCode::OK, &FormValues::blank(kind), None)
 }
 
-/// The fields of the create and edit forms, for the OpenAPI document: the
-/// handlers read the posted pairs in order (the mapping editor repeats
-/// `map_event` and `map_id`).
-#[allow(dead_code)]
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct DestinationForm {
-    pub csrf: Option<String>,
-    /// Create: `everflow` or `webhook`. Edit: `save`, `pause`, `resume`,
-    /// `delete` (with `confirm=yes`), `rotate` (a webhook's signing
-    /// secret), `test` (send a test conversion) or `replay_failed`
-    pub action: Option<String>,
-    #[serde(rename = "type")]
-    pub kind: Option<String>,
-    pub name: Option<String>,
-    /// Everflow: the postback base URL, e.g. `https://www.abc123trk.com`
-    pub tracking_domain: Option<String>,
-    pub network_id: Option<String>,
-    pub advertiser_id: Option<String>,
-    /// `all` or `mobile`
-    pub source_kind: Option<String>,
-    pub attribution_window_days: Option<String>,
-    /// Everflow (kept when empty)
-    pub verification_token: Option<String>,
-    /// Everflow (kept when empty)
-    pub api_key: Option<String>,
-    /// The event mapping, repeated in pairs with `map_id`: a Cohort event name…
-    pub map_event: Option<Vec<String>>,
-    /// …and its Everflow advertiser event id (`0` = the base conversion)
-    pub map_id: Option<Vec<String>>,
-    /// Webhook: the receiving URL (kept when empty on an edit)
-    pub url: Option<String>,
-    /// Webhook: event names, one a line (all when empty)
-    pub filter_events: Option<String>,
-    /// Webhook: message types, repeated (all when none)
-    pub filter_types: Option<Vec<String>>,
-    /// `yes` to delete
-    pub confirm: Option<String>,
-    /// Test: the messageId of an event of the log to send (default: the
-    /// last one the destination would receive, else a sample)
-    pub message_id: Option<String>,
-}
-
 /// Creates a destination from the form.
 pub(crate) async fn create_destination(
     State(state): State<WebState>,

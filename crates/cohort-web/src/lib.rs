@@ -22,7 +22,7 @@
 //!   tests walk that list.
 //!
 //! A crate beside `cohort-api`, which serves the JSON routes; the binary
-//! merges both routers (`cohort_api::router_with`). The pages reuse the
+//! merges both routers (`cohort_api::router_with_pages`). The pages reuse the
 //! admin API's views of deliveries, installations and sync runs, so a
 //! field reads the same on both.
 
