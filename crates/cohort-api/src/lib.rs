@@ -1,34 +1,32 @@
-//! Cohort's HTTP edge. One route list (utoipa-axum) builds both the router
-//! and the OpenAPI document, so a route cannot exist without being
-//! documented:
+//! Cohort's HTTP edge for programs. One route list (utoipa-axum) builds
+//! both the router and the OpenAPI document, so a route cannot exist
+//! without being documented:
 //!
 //! - `collect`: the Segment-compatible Tracking API (`/v1/…`);
 //! - `admin`: the JSON API for operators (`/api/v1/…`, API tokens);
-//! - `setup`: the one-time page that creates the first admin;
-//! - `connect`: store plugins pairing and reporting (`/connect/v1/…`) and
-//!   the authorize page (`/setup/woocommerce`); `session`: browser sessions;
-//! - `ui`: the admin web UI (`/app/…`, server-rendered, session cookie);
+//! - `connect`: store plugins pairing and reporting (`/connect/v1/…`);
 //! - `health`: `/healthz`, `/readyz`;
 //! - `openapi`: the document itself at `/openapi.json`.
+//!
+//! The pages a browser opens (the admin UI, the setup and authorize pages)
+//! are `cohort-web`'s; [`router_with_pages`] serves them beside these
+//! routes, under the same tracing and panic layers.
 
 pub mod admin;
 pub mod collect;
 pub(crate) mod connect;
 mod error;
 mod health;
-mod html;
 mod openapi;
 mod resource_intake;
 mod sdk;
-pub mod session;
-mod setup;
 mod state;
-mod ui;
 
 pub use connect::rest::worker::{RestWorker, RestWorkerOptions};
 pub use connect::rest::{
     begin_connection as begin_woocommerce_rest_connection, normalize_store_url,
 };
+pub use connect::sync::RunView;
 pub use error::ApiError;
 pub use state::{ApiSettings, AppState};
 
@@ -39,9 +37,16 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
-/// The whole application: every public route, with the OpenAPI document
-/// served at `/openapi.json`.
+/// Every route of the API, with the OpenAPI document served at
+/// `/openapi.json`.
 pub fn router(state: AppState) -> Router {
+    router_with_pages(state, Router::new())
+}
+
+/// The whole application: the API and `pages` (`cohort_web::router`, the
+/// HTML pages, which are not in the document), under one tracing and
+/// panic-catching layer.
+pub fn router_with_pages(state: AppState, pages: Router) -> Router {
     let (router, api) = routes().split_for_parts();
     let api = openapi::finish(api);
     router
@@ -49,6 +54,8 @@ pub fn router(state: AppState) -> Router {
             "/openapi.json",
             axum::routing::get(move || openapi::serve(api.clone())),
         )
+        .with_state(state)
+        .merge(pages)
         .layer(
             // Spans name the route template, never the concrete path: the
             // settings path carries a write key, setup paths a secret.
@@ -62,7 +69,6 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .layer(CatchPanicLayer::custom(error::panic_response))
-        .with_state(state)
 }
 
 /// The route list, with their documentation; `router` serves it.
@@ -70,11 +76,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::base())
         .merge(collect::routes())
         .merge(admin::routes())
-        .merge(setup::routes())
         .merge(health::routes())
         .merge(sdk::routes())
         .merge(connect::routes())
-        .merge(ui::routes())
 }
 
 /// The OpenAPI document as served at `/openapi.json`.

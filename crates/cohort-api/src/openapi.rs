@@ -1,6 +1,6 @@
 use axum::http::header;
 use axum::response::IntoResponse;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::OpenApi as Document;
 use utoipa::OpenApi;
 
@@ -17,10 +17,8 @@ use utoipa::OpenApi;
         (name = "profiles", description = "Profiles: identity resolution, traits, tags, metrics, timeline, export, erasure (API token)"),
         (name = "commerce", description = "Orders, products and WooCommerce resource intake (API token)"),
         (name = "destinations", description = "Destinations: signed webhooks and Everflow postbacks, delivery log, replay, test conversions (API token)"),
-        (name = "connect", description = "Store plugins: pairing, the authorize page, heartbeat, commands (installation token); installations (API token)"),
+        (name = "connect", description = "Store plugins: pairing, heartbeat, commands (installation token); installations (API token)"),
         (name = "sdk", description = "The JS tracking SDK served by Cohort"),
-        (name = "setup", description = "First-run account creation"),
-        (name = "ui", description = "The admin web UI: server-rendered HTML pages (session cookie; every form carries a CSRF token)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -51,13 +49,6 @@ pub fn finish(mut api: Document) -> Document {
                 .description(Some("An API token from `cohort token create`"))
                 .build(),
         ),
-    );
-    components.add_security_scheme(
-        "session",
-        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-            "cohort_session",
-            "The admin UI's session cookie, set by signing in at /app/sign-in",
-        ))),
     );
     api
 }

@@ -18,6 +18,7 @@ use cohort_store::projection::Projector;
 use cohort_store::users::{hash_password, Role};
 use cohort_store::writer::{EventWriter, WriterOptions};
 use cohort_store::{Db, DbOptions};
+use cohort_web::{WebSettings, WebState};
 
 use crate::bench_project::{fill_log, tempfile_dir};
 
@@ -147,8 +148,14 @@ pub async fn ui(args: UiArgs) -> anyhow::Result<()> {
     let (writer, _writer_tasks) = EventWriter::start(db.clone(), WriterOptions::default());
     // The dispatcher only lends its key and policy to the pages: nothing is sent.
     let dispatcher = cohort_destinations::Dispatcher::new(db.clone(), key, Default::default())?;
-    let app = cohort_api::router(
+    let pages = cohort_web::router(WebState::new(
+        db.clone(),
+        WebSettings::default(),
+        Some(dispatcher.clone()),
+    ));
+    let app = cohort_api::router_with_pages(
         AppState::new(db.clone(), writer, ApiSettings::default()).with_destinations(dispatcher),
+        pages,
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

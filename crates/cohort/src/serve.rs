@@ -10,6 +10,7 @@ use cohort_destinations::Dispatcher;
 use cohort_store::projection::Projector;
 use cohort_store::writer::{EventWriter, WriterOptions};
 use cohort_store::Db;
+use cohort_web::{WebSettings, WebState};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -35,10 +36,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         rate_limit_per_source: config.collect.rate_limit_per_source,
     };
     let options = crate::destinations::options(&config);
-    // One dispatcher: the worker, and what the admin API manages
-    // destinations and sends test conversions with (same key, same policy).
+    // One dispatcher: the worker, and what the admin API and the pages
+    // manage destinations and send test conversions with (same key, same
+    // policy).
     let destinations = Dispatcher::new(db.clone(), config.destinations_key()?, options)
         .context("invalid [destinations] configuration")?;
+    let pages = cohort_web::router(WebState::new(
+        db.clone(),
+        WebSettings {
+            public_url: settings.public_url.clone(),
+        },
+        Some(destinations.clone()),
+    ));
     let state = AppState::new(db.clone(), writer, settings).with_destinations(destinations.clone());
 
     let http = config.server.has(Role::Http);
@@ -51,10 +60,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
     if http {
-        serve_http(&config, &db, state).await?;
+        serve_http(&config, &db, cohort_api::router_with_pages(state, pages)).await?;
     } else {
         // The state (and its writer handle) is not needed without HTTP.
-        drop(state);
+        drop((state, pages));
         println!(
             "Cohort {} is running workers only ({}): {}",
             env!("CARGO_PKG_VERSION"),
@@ -112,8 +121,7 @@ fn start_workers(
 
 /// Serves HTTP until SIGTERM/Ctrl-C, then finishes in-flight requests for
 /// at most the grace period.
-async fn serve_http(config: &Config, db: &Db, state: AppState) -> anyhow::Result<()> {
-    let app = cohort_api::router(state);
+async fn serve_http(config: &Config, db: &Db, app: axum::Router) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;

@@ -471,7 +471,9 @@ pub struct DeliveryView {
     pub updated_at: String,
 }
 
-pub(crate) fn delivery_view(d: Delivery) -> DeliveryView {
+/// A delivery as the API shows it; the admin UI (`cohort-web`) shows the
+/// same view.
+pub fn delivery_view(d: Delivery) -> DeliveryView {
     let outcome = match (d.status, &d.reason) {
         (DeliveryStatus::Skipped, Some(reason)) if reason.starts_with("skipped") => reason.clone(),
         (DeliveryStatus::Skipped, Some(reason)) => format!("skipped: {reason}"),

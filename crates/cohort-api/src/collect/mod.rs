@@ -348,7 +348,7 @@ async fn settings(
 
 /// `("https", "cdp.example.com")` from the configured public URL, else the
 /// request's `Host` (and `X-Forwarded-Proto` from a proxy).
-pub(crate) fn public_host(public_url: Option<&str>, headers: &HeaderMap) -> (&'static str, String) {
+pub fn public_host(public_url: Option<&str>, headers: &HeaderMap) -> (&'static str, String) {
     if let Some(url) = public_url.filter(|u| !u.is_empty()) {
         let (protocol, rest) = match url.split_once("://") {
             Some(("https", rest)) => ("https", rest),
@@ -362,9 +362,19 @@ pub(crate) fn public_host(public_url: Option<&str>, headers: &HeaderMap) -> (&'s
         .and_then(|v| v.to_str().ok())
         .unwrap_or("127.0.0.1:8080")
         .to_owned();
-    let https = headers
+    let protocol = if forwarded_https(headers) {
+        "https"
+    } else {
+        "http"
+    };
+    (protocol, host)
+}
+
+/// Whether a proxy in front says the browser used HTTPS
+/// (`X-Forwarded-Proto: https`).
+pub fn forwarded_https(headers: &HeaderMap) -> bool {
+    headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|p| p.eq_ignore_ascii_case("https"));
-    (if https { "https" } else { "http" }, host)
+        .is_some_and(|p| p.eq_ignore_ascii_case("https"))
 }

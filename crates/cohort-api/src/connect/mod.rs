@@ -2,15 +2,14 @@
 //! §1 and §2), server side.
 //!
 //! - `pairing`: `POST /connect/v1/pairings` and its poll;
-//! - `authorize`: the page where the merchant signs in and approves
-//!   (`/setup/woocommerce?pairing=…`);
+//! - the page where the merchant signs in and approves
+//!   (`/setup/woocommerce?pairing=…`) is `cohort-web`'s `authorize`;
 //! - `installation`: the calls a connected plugin makes with its
 //!   installation token (heartbeat, commands, disconnect, upgrade).
 //!
 //! Sync runs, batches, resources and events (§2's data calls) arrive with
 //! the WooCommerce data issue.
 
-mod authorize;
 mod events;
 mod input;
 mod installation;
@@ -38,7 +37,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ConnectDoc::openapi())
         .routes(routes!(pairing::create_pairing))
         .routes(routes!(pairing::poll_pairing))
-        .routes(routes!(authorize::show, authorize::submit))
         .routes(routes!(installation::heartbeat))
         .routes(routes!(events::store_events))
         .routes(routes!(resources::store_changed_resource))
@@ -233,7 +231,7 @@ pub(crate) fn base_url(public_url: Option<&str>, headers: &HeaderMap) -> String 
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
         })
         .unwrap_or("127.0.0.1:8080");
-    let scheme = if crate::session::is_secure(None, headers) {
+    let scheme = if crate::collect::forwarded_https(headers) {
         "https"
     } else {
         "http"

@@ -1,4 +1,6 @@
-//! A `TestApp`: the real router over a real database (one per backend).
+//! A `TestApp`: the real router (the API and the pages, as `cohort serve`
+//! serves them) over a real database (one per backend). cohort-web's tests
+//! share this file.
 #![allow(dead_code)]
 
 use axum::body::Body;
@@ -89,14 +91,10 @@ impl TestApp {
         let a = cohort_testkit::seed(&t.db, "Org A").await;
         let b = cohort_testkit::seed(&t.db, "Org B").await;
         let (writer, tasks) = EventWriter::start(t.db.clone(), writer);
-        let mut state = AppState::new(t.db.clone(), writer, settings);
-        if let Some((key, options)) = destinations {
-            state = state.with_destinations(
-                cohort_destinations::Dispatcher::new(t.db.clone(), key, options)
-                    .expect("dispatcher"),
-            );
-        }
-        let router = cohort_api::router(state.clone());
+        let dispatcher = destinations.map(|(key, options)| {
+            cohort_destinations::Dispatcher::new(t.db.clone(), key, options).expect("dispatcher")
+        });
+        let (state, router) = whole_app(&t.db, writer, settings, dispatcher);
         let projector = cohort_store::projection::Projector::new(t.db.clone())
             .spawn(std::time::Duration::from_millis(20));
         Self {
@@ -119,9 +117,8 @@ impl TestApp {
         let a = cohort_testkit::seed(&t.db, "Org A").await;
         let b = cohort_testkit::seed(&t.db, "Org B").await;
         let (writer, tasks) = EventWriter::start(t.db.clone(), WriterOptions::default());
-        let state = AppState::new(t.db.clone(), writer, ApiSettings::default())
-            .with_destinations(dispatcher(&t.db));
-        let router = cohort_api::router(state.clone());
+        let dispatcher = Some(dispatcher(&t.db));
+        let (state, router) = whole_app(&t.db, writer, ApiSettings::default(), dispatcher);
         let projector = cohort_store::projection::Projector::new(t.db.clone())
             .spawn(std::time::Duration::from_millis(20));
         Self {
@@ -220,6 +217,34 @@ impl TestApp {
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
         answer.json()["data"].as_array().unwrap().clone()
     }
+}
+
+/// The app as `cohort serve` wires it: the API with the pages
+/// (`cohort-web`) beside it, sharing the database and the dispatcher.
+fn whole_app(
+    db: &cohort_store::Db,
+    writer: EventWriter,
+    settings: ApiSettings,
+    dispatcher: Option<cohort_destinations::Dispatcher>,
+) -> (AppState, Router) {
+    let pages = cohort_web::router(cohort_web::WebState::new(
+        db.clone(),
+        cohort_web::WebSettings {
+            public_url: settings.public_url.clone(),
+        },
+        dispatcher.clone(),
+    ));
+    let mut state = AppState::new(db.clone(), writer, settings);
+    if let Some(dispatcher) = dispatcher {
+        state = state.with_destinations(dispatcher);
+    }
+    (state.clone(), cohort_api::router_with_pages(state, pages))
+}
+
+/// A page with the escapes of `/` and `'` undone (minijinja escapes
+/// both); `<`, `>`, `&` and `"` stay escaped.
+pub fn readable(html: &str) -> String {
+    html.replace("&#x2f;", "/").replace("&#x27;", "'")
 }
 
 pub fn basic(write_key: &str) -> String {

@@ -4,7 +4,7 @@
 use chrono::{Datelike, Timelike};
 use cohort_domain::time::from_micros;
 
-use super::format::group;
+use crate::format::group;
 
 const HOUR: i64 = 3600 * 1_000_000;
 

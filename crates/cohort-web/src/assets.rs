@@ -30,17 +30,6 @@ pub(crate) fn js_url() -> String {
 }
 
 /// The stylesheet or the script of the UI, by its hashed name.
-#[utoipa::path(
-    get,
-    operation_id = "ui_asset",
-    path = "/app/assets/{file}",
-    tag = "ui",
-    params(("file" = String, Path, description = "`app-<hash>.css` or `app-<hash>.js`, as the pages name them")),
-    responses(
-        (status = 200, description = "The asset (`Cache-Control: public, max-age=31536000, immutable`)", content_type = "text/css", body = String),
-        (status = 404, description = "Another hash: not this server's asset"),
-    )
-)]
 pub(crate) async fn asset(Path(file): Path<String>) -> Response {
     let (body, kind) = if file == NAMES.css {
         (CSS, "text/css; charset=utf-8")

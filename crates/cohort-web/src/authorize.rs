@@ -3,8 +3,9 @@
 //! checks the store and its code, picks the organisation and approves or
 //! denies. Plain HTML forms, no JavaScript. Every form is CSRF-protected:
 //! the sign-in and first-account forms by a double-submit cookie, the
-//! decision by the session's token (see `crate::session`). The page may not
-//! be framed (clickjacking an Approve button) and is never cached.
+//! decision by the session's token (see `crate::session`). The router's
+//! headers keep it from being framed (clickjacking an Approve button) or
+//! cached. It renders with the UI's templates (`authorize.html`).
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Query, State};
@@ -16,21 +17,21 @@ use cohort_store::connect::{DecisionOutcome, Pairing};
 use cohort_store::users::{hash_password, Role, MIN_PASSWORD_CHARS};
 use cohort_store::{now_micros, StoreError};
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
 
-use crate::html::{escape, page};
 use crate::session::{self, ClientAddress, Session, SignIn};
-use crate::AppState;
+use crate::{html, templates, UiError, WebState};
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+/// Where store plugins send the merchant (the pairing's `authorize_url`).
+pub(crate) const PATH: &str = "/setup/woocommerce";
+
+#[derive(Debug, Deserialize)]
 pub struct AuthorizeParams {
     /// The `pairing_id` of the request
     pub pairing: Option<String>,
 }
 
 /// Every form of the page posts here; `action` says which.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize)]
 pub struct AuthorizeForm {
     /// `sign_in`, `create_account`, `approve`, `deny` or `sign_out`
     pub action: Option<String>,
@@ -44,19 +45,8 @@ pub struct AuthorizeForm {
 }
 
 /// The page: sign in / create the first account, then approve or deny.
-#[utoipa::path(
-    get,
-    path = "/setup/woocommerce",
-    tag = "connect",
-    params(AuthorizeParams),
-    responses(
-        (status = 200, description = "The sign-in, first-account or decision form", content_type = "text/html", body = String),
-        (status = 404, description = "Unknown pairing", content_type = "text/html", body = String),
-        (status = 410, description = "Expired or already decided", content_type = "text/html", body = String),
-    )
-)]
 pub async fn show(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     Query(params): Query<AuthorizeParams>,
     headers: HeaderMap,
 ) -> Response {
@@ -81,24 +71,8 @@ pub async fn show(
 }
 
 /// Signs in, creates the first account, approves, denies or signs out.
-#[utoipa::path(
-    post,
-    path = "/setup/woocommerce",
-    tag = "connect",
-    params(AuthorizeParams),
-    request_body(content = AuthorizeForm, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 303, description = "Signed in (back to the page), or decided (to the store's return_url with `cohort_pairing=approved|denied`)"),
-        (status = 400, description = "The form again with the reason", content_type = "text/html", body = String),
-        (status = 401, description = "Wrong email or password", content_type = "text/html", body = String),
-        (status = 403, description = "Missing or wrong CSRF token, or not allowed", content_type = "text/html", body = String),
-        (status = 404, description = "Unknown pairing", content_type = "text/html", body = String),
-        (status = 410, description = "Expired or already decided", content_type = "text/html", body = String),
-        (status = 429, description = "Too many failed sign-ins (shared with the admin UI's limit)", content_type = "text/html", body = String),
-    )
-)]
 pub async fn submit(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     Query(params): Query<AuthorizeParams>,
     headers: HeaderMap,
     ClientAddress(address): ClientAddress,
@@ -109,17 +83,13 @@ pub async fn submit(
         Err(response) => return response,
     };
     let Ok(Form(form)) = form else {
-        return message(
-            StatusCode::BAD_REQUEST,
-            "Invalid form",
-            "<h1>This form could not be read</h1><p>Go back and try again.</p>",
-        );
+        return UiError::bad_form().into_response();
     };
     let session = match session::current(state.db(), &headers).await {
         Ok(s) => s,
         Err(e) => return unavailable(e),
     };
-    let secure = session::is_secure(state.inner.settings.public_url.as_deref(), &headers);
+    let secure = session::is_secure(state.public_url(), &headers);
     let csrf = form.csrf.as_deref().unwrap_or_default();
     let email = form.email.as_deref().unwrap_or_default().trim();
     let password = form.password.clone().unwrap_or_default();
@@ -271,11 +241,7 @@ pub async fn submit(
                 }
             }
         }
-        _ => message(
-            StatusCode::BAD_REQUEST,
-            "Invalid form",
-            "<h1>This form could not be read</h1><p>Go back and try again.</p>",
-        ),
+        _ => UiError::bad_form().into_response(),
     }
 }
 
@@ -288,7 +254,7 @@ struct Shown<'a> {
 
 /// The pairing named by the query, if it can still be decided; otherwise
 /// the page that says why not.
-async fn load(state: &AppState, id: Option<&str>) -> Result<Pairing, Response> {
+async fn load(state: &WebState, id: Option<&str>) -> Result<Pairing, Response> {
     let id = id
         .filter(|id| {
             !id.is_empty()
@@ -306,19 +272,19 @@ async fn load(state: &AppState, id: Option<&str>) -> Result<Pairing, Response> {
         "pending" => Ok(pairing),
         "denied" => Err(message(
             StatusCode::GONE,
-            "Connection denied",
-            "<h1>This connection request was denied</h1><p>Start again from WordPress to connect the store.</p>",
+            "This connection request was denied",
+            "Start again from WordPress to connect the store.",
         )),
         _ => Err(message(
             StatusCode::GONE,
-            "Already approved",
-            "<h1>This connection request was already approved</h1><p>Return to WordPress: the store shows the connection.</p>",
+            "This connection request was already approved",
+            "Return to WordPress: the store shows the connection.",
         )),
     }
 }
 
 async fn approvable_orgs(
-    state: &AppState,
+    state: &WebState,
     session: &Session,
 ) -> Result<Vec<(OrgId, String)>, StoreError> {
     Ok(state
@@ -342,8 +308,8 @@ fn decided(outcome: Result<DecisionOutcome, StoreError>, pairing: &Pairing) -> R
         Ok(DecisionOutcome::Expired { .. }) => expired(pairing),
         Ok(DecisionOutcome::AlreadyDecided) => message(
             StatusCode::GONE,
-            "Already decided",
-            "<h1>This connection request was already decided</h1><p>Return to WordPress.</p>",
+            "This connection request was already decided",
+            "Return to WordPress.",
         ),
         Ok(DecisionOutcome::NotFound) => unknown(),
         Err(e) => unavailable(e),
@@ -361,7 +327,7 @@ pub(crate) fn with_outcome(return_url: &str, outcome: &str) -> String {
 }
 
 async fn render(
-    state: &AppState,
+    state: &WebState,
     pairing: &Pairing,
     session: Option<&Session>,
     headers: &HeaderMap,
@@ -369,204 +335,110 @@ async fn render(
     status: StatusCode,
     mut cookies: Vec<HeaderValue>,
 ) -> Response {
-    let action = format!("/setup/woocommerce?pairing={}", escape(&pairing.id));
-    let error = shown
-        .error
-        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
-        .unwrap_or_default();
-    let summary = summary(pairing);
-    let body = match session {
-        Some(session) => {
-            let orgs = match approvable_orgs(state, session).await {
-                Ok(orgs) => orgs,
-                Err(e) => return unavailable(e),
-            };
-            let csrf = escape(&session.csrf_token());
-            let signed_in = format!(
-                "<form method=\"post\" action=\"{action}\" class=\"who\">Signed in as {} \
-                 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-                 <button type=\"submit\" name=\"action\" value=\"sign_out\" class=\"link\">Sign out</button></form>",
-                escape(&session.user.email)
-            );
-            if orgs.is_empty() {
-                format!(
-                    "{summary}{error}<p class=\"error\">Your account administers no organisation, so it cannot \
-                     approve this store. Ask an owner of the organisation.</p>{signed_in}"
-                )
-            } else {
-                let options: String = orgs
-                    .iter()
-                    .map(|(id, name)| {
-                        format!(
-                            "<option value=\"{}\">{}</option>",
-                            escape(id.as_str()),
-                            escape(name)
-                        )
-                    })
-                    .collect();
-                format!(
-                    "{summary}{error}<form method=\"post\" action=\"{action}\">\
-                     <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-                     <label for=\"org\">Organisation that will own this store</label>\
-                     <select id=\"org\" name=\"org\" required>{options}</select>\
-                     <div class=\"buttons\"><button type=\"submit\" name=\"action\" value=\"approve\">Approve</button> \
-                     <button type=\"submit\" name=\"action\" value=\"deny\" class=\"secondary\">Deny</button></div>\
-                     </form>{signed_in}"
-                )
-            }
-        }
-        None => {
-            let secure = session::is_secure(state.inner.settings.public_url.as_deref(), headers);
-            let (csrf, set) = session::login_csrf(headers, secure);
-            cookies.extend(set);
-            let csrf = escape(&csrf);
-            let email = escape(shown.email);
-            let fresh = match state.db().count_users().await {
-                Ok(n) => n == 0,
-                Err(e) => return unavailable(e),
-            };
-            if fresh {
-                format!(
-                    "{summary}<h2>Create the first account</h2><p>This Cohort has no account yet. The account you \
-                     create now owns it.</p>{error}<form method=\"post\" action=\"{action}\">\
-                     <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-                     <label for=\"email\">Email</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\" required value=\"{email}\">\
-                     <label for=\"password\">Password (at least {MIN_PASSWORD_CHARS} characters)</label>\
-                     <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"new-password\" required minlength=\"{MIN_PASSWORD_CHARS}\">\
-                     <label for=\"password_confirmation\">Password again</label>\
-                     <input id=\"password_confirmation\" name=\"password_confirmation\" type=\"password\" autocomplete=\"new-password\" required>\
-                     <button type=\"submit\" name=\"action\" value=\"create_account\">Create account</button></form>"
-                )
-            } else {
-                format!(
-                    "{summary}<h2>Sign in to Cohort</h2>{error}<form method=\"post\" action=\"{action}\">\
-                     <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-                     <label for=\"email\">Email</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\" required value=\"{email}\">\
-                     <label for=\"password\">Password</label>\
-                     <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
-                     <button type=\"submit\" name=\"action\" value=\"sign_in\">Sign in</button></form>"
-                )
-            }
-        }
-    };
-    html(status, page("Connect a store", &body), cookies)
-}
-
-fn summary(pairing: &Pairing) -> String {
     let store = &pairing.store;
-    let name = if store.site_name.is_empty() {
-        "(no site title)"
-    } else {
-        store.site_name.as_str()
-    };
     let platform = match &store.wc_version {
         Some(wc) if store.platform == "woocommerce" => {
             format!("WooCommerce {} on WordPress {}", wc, store.wp_version)
         }
         _ => format!("WordPress {}", store.wp_version),
     };
-    format!(
-        "<h1>Connect a store to Cohort</h1><p>A WordPress site asks to send its data to this Cohort.</p>\
-         <dl><dt>Site</dt><dd>{name}</dd><dt>Address</dt><dd><code>{url}</code></dd>\
-         <dt>Platform</dt><dd>{platform}</dd></dl>\
-         <p>Code: <strong class=\"code\">{code}</strong><br>Check that WordPress shows the same code. \
-         If it does not, deny.</p>",
-        name = escape(name),
-        url = escape(&store.store_url),
-        platform = escape(&platform),
-        code = escape(&pairing.user_code),
-    )
+    let summary = minijinja::context! {
+        title => "Connect a store",
+        action => format!("/setup/woocommerce?pairing={}", pairing.id),
+        site_name => store.site_name,
+        store_url => store.store_url,
+        platform,
+        code => pairing.user_code,
+        error => shown.error,
+    };
+    let form = match session {
+        Some(session) => {
+            let orgs = match approvable_orgs(state, session).await {
+                Ok(orgs) => orgs,
+                Err(e) => return unavailable(e),
+            };
+            let orgs: Vec<_> = orgs
+                .iter()
+                .map(|(id, name)| minijinja::context! { id => id.as_str(), name })
+                .collect();
+            minijinja::context! {
+                form => "decide",
+                csrf => session.csrf_token(),
+                signed_in_as => session.user.email,
+                orgs,
+            }
+        }
+        None => {
+            let secure = session::is_secure(state.public_url(), headers);
+            let (csrf, set) = session::login_csrf(headers, secure);
+            cookies.extend(set);
+            let fresh = match state.db().count_users().await {
+                Ok(n) => n == 0,
+                Err(e) => return unavailable(e),
+            };
+            minijinja::context! {
+                form => if fresh { "create_account" } else { "sign_in" },
+                csrf,
+                email => shown.email,
+                min_password_chars => MIN_PASSWORD_CHARS,
+            }
+        }
+    };
+    let body = templates::render_bare("authorize.html", minijinja::context! { ..summary, ..form });
+    with_cookies(html(status, body), cookies)
 }
 
-fn html(status: StatusCode, body: String, cookies: Vec<HeaderValue>) -> Response {
-    let mut response = (status, body).into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    protect(h);
+fn with_cookies(mut response: Response, cookies: Vec<HeaderValue>) -> Response {
     for cookie in cookies {
-        h.append(header::SET_COOKIE, cookie);
+        response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     response
 }
 
-fn protect(h: &mut HeaderMap) {
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"),
-    );
-}
-
+/// A `303 See Other` to `location` (this page, or the store's return URL),
+/// setting `cookies`.
 fn redirect(location: &str, cookies: Vec<HeaderValue>) -> Response {
+    let Ok(value) = HeaderValue::from_str(location) else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "The store's return address is invalid",
+            "Start again from WordPress to connect the store.",
+        );
+    };
     let mut response = StatusCode::SEE_OTHER.into_response();
-    let h = response.headers_mut();
-    match HeaderValue::from_str(location) {
-        Ok(value) => {
-            h.insert(header::LOCATION, value);
-        }
-        Err(_) => {
-            return message(
-                StatusCode::BAD_REQUEST,
-                "Invalid address",
-                "<h1>The store's return address is invalid</h1>",
-            )
-        }
-    }
-    protect(h);
-    for cookie in cookies {
-        h.append(header::SET_COOKIE, cookie);
-    }
-    response
+    response.headers_mut().insert(header::LOCATION, value);
+    with_cookies(response, cookies)
 }
 
-fn message(status: StatusCode, title: &str, body: &str) -> Response {
-    html(status, page(title, body), Vec::new())
+fn message(status: StatusCode, title: &'static str, text: &str) -> Response {
+    UiError::new(status, title, text).into_response()
 }
 
 fn unknown() -> Response {
     message(
         StatusCode::NOT_FOUND,
-        "Unknown request",
-        "<h1>This connection request is unknown</h1><p>Start again from WordPress: Connect to Cohort.</p>",
+        "This connection request is unknown",
+        "Start again from WordPress: Connect to Cohort.",
     )
 }
 
 fn expired(pairing: &Pairing) -> Response {
-    let back = with_outcome(&pairing.store.return_url, "expired");
-    message(
-        StatusCode::GONE,
-        "Request expired",
-        &format!(
-            "<h1>This connection request expired</h1><p>Requests are valid for 15 minutes. \
-             <a href=\"{}\">Return to WordPress</a> and connect again.</p>",
-            escape(&back)
-        ),
-    )
+    let body = templates::render_bare(
+        "authorize_expired.html",
+        minijinja::context! {
+            title => "Request expired",
+            back => with_outcome(&pairing.store.return_url, "expired"),
+        },
+    );
+    html(StatusCode::GONE, body)
 }
 
 fn forbidden() -> Response {
-    message(
-        StatusCode::FORBIDDEN,
-        "Form expired",
-        "<h1>This form has expired</h1><p>Reload the page and try again.</p>",
-    )
+    UiError::expired_form().into_response()
 }
 
 fn unavailable(error: StoreError) -> Response {
-    tracing::error!(%error, "storage error on the authorize page");
-    message(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Unavailable",
-        "<h1>Cohort's database is unavailable</h1><p>Try again shortly.</p>",
-    )
+    UiError::unavailable(error).into_response()
 }
 
 #[cfg(test)]

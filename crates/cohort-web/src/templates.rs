@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use minijinja::{context, AutoEscape, Environment, Value};
 use serde::Serialize;
 
-use super::{assets, format, UiError};
+use crate::{assets, format, UiError};
 
 /// (name, source) of every template.
 const TEMPLATES: &[(&str, &str)] = &[
@@ -63,6 +63,13 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("delivery.html", include_str!("templates/delivery.html")),
     ("members.html", include_str!("templates/members.html")),
     ("tokens.html", include_str!("templates/tokens.html")),
+    ("setup.html", include_str!("templates/setup.html")),
+    ("setup_done.html", include_str!("templates/setup_done.html")),
+    ("authorize.html", include_str!("templates/authorize.html")),
+    (
+        "authorize_expired.html",
+        include_str!("templates/authorize_expired.html"),
+    ),
 ];
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {

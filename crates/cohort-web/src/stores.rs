@@ -11,13 +11,12 @@ use axum::http::StatusCode;
 use axum::Form;
 use cohort_store::now_micros;
 use serde::Deserialize;
-use utoipa::ToSchema;
 
-use super::sources::DoneParams;
-use super::{html, redirect, templates, Member, UiError, UiResult};
-use crate::admin::installations::InstallationView;
-use crate::connect::sync::RunView;
-use crate::AppState;
+use crate::sources::DoneParams;
+use crate::WebState;
+use crate::{html, redirect, templates, Member, UiError, UiResult};
+use cohort_api::admin::installations::InstallationView;
+use cohort_api::RunView;
 
 /// Sync runs shown on a store's page.
 const RUNS: i64 = 20;
@@ -32,20 +31,8 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
 }
 
 /// The organisation's stores.
-#[utoipa::path(
-    get,
-    operation_id = "ui_list_stores",
-    path = "/app/o/{org}/stores",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id"), DoneParams),
-    responses(
-        (status = 200, description = "The stores page", content_type = "text/html", body = String),
-        (status = 404, description = "Not an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn list_stores(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     Query(params): Query<DoneParams>,
 ) -> UiResult {
@@ -67,7 +54,7 @@ pub(crate) async fn list_stores(
 }
 
 async fn store_view(
-    state: &AppState,
+    state: &WebState,
     member: &Member,
     store: &str,
 ) -> Result<InstallationView, UiError> {
@@ -85,7 +72,7 @@ async fn store_view(
 /// The store's runs, and whether the page should keep watching them (a
 /// run is running, or a sync is queued and not yet picked up).
 async fn runs(
-    state: &AppState,
+    state: &WebState,
     member: &Member,
     store: &InstallationView,
 ) -> Result<(Vec<RunView>, bool), UiError> {
@@ -107,20 +94,8 @@ async fn runs(
 
 /// A connected store: versions, heartbeat, the plugin's diagnostics, and
 /// its sync runs with their progress (live while one runs).
-#[utoipa::path(
-    get,
-    operation_id = "ui_show_store",
-    path = "/app/o/{org}/stores/{store}",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id"), ("store" = String, Path, description = "Installation id"), DoneParams),
-    responses(
-        (status = 200, description = "The store page", content_type = "text/html", body = String),
-        (status = 404, description = "No such store in an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn show_store(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     Path(ids): Path<(String, String)>,
     Query(params): Query<DoneParams>,
@@ -142,20 +117,8 @@ pub(crate) async fn show_store(
 
 /// The sync runs of a store as an HTML fragment: what the store page's
 /// script loads every few seconds while a run is running.
-#[utoipa::path(
-    get,
-    operation_id = "ui_store_runs",
-    path = "/app/o/{org}/stores/{store}/runs",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id"), ("store" = String, Path, description = "Installation id")),
-    responses(
-        (status = 200, description = "The runs table (a fragment); `data-live=\"false\"` once nothing runs or waits", content_type = "text/html", body = String),
-        (status = 404, description = "No such store in an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn store_runs(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     Path(ids): Path<(String, String)>,
 ) -> UiResult {
@@ -169,7 +132,7 @@ pub(crate) async fn store_runs(
     Ok(html(StatusCode::OK, body))
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct StoreActionForm {
     pub csrf: Option<String>,
     /// `sync` (queue a `sync_store` command) or `disconnect`
@@ -177,23 +140,8 @@ pub(crate) struct StoreActionForm {
 }
 
 /// Queues a full sync of a connected store, or disconnects it.
-#[utoipa::path(
-    post,
-    operation_id = "ui_store_action",
-    path = "/app/o/{org}/stores/{store}",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id"), ("store" = String, Path, description = "Installation id")),
-    request_body(content = StoreActionForm, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 303, description = "Done: to the store's page (after a sync) or the stores page"),
-        (status = 400, description = "Unknown action", content_type = "text/html", body = String),
-        (status = 403, description = "Wrong CSRF token, or a viewer", content_type = "text/html", body = String),
-        (status = 404, description = "No such connected store in an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn store_action(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     Path(ids): Path<(String, String)>,
     form: Result<Form<StoreActionForm>, FormRejection>,

@@ -23,12 +23,11 @@ use cohort_store::destinations::{DeliveryFilter, DeliveryStatus, Destination};
 use cohort_store::now_micros;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use utoipa::{IntoParams, ToSchema};
 
-use super::sources::DoneParams;
-use super::{html, redirect, templates, Member, UiError, UiResult};
-use crate::admin::destinations::{delivery_view, DeliveryView};
-use crate::AppState;
+use crate::sources::DoneParams;
+use crate::WebState;
+use crate::{html, redirect, templates, Member, UiError, UiResult};
+use cohort_api::admin::destinations::{delivery_view, DeliveryView};
 
 /// Deliveries on a page of the log.
 const PAGE: i64 = 50;
@@ -39,7 +38,7 @@ const BLANK_ROWS: usize = 2;
 /// How long a rotated signing secret keeps signing too.
 const ROTATION_GRACE_HOURS: i64 = 24;
 
-fn dispatcher(state: &AppState) -> Result<&Dispatcher, UiError> {
+fn dispatcher(state: &WebState) -> Result<&Dispatcher, UiError> {
     state.destinations().ok_or_else(|| {
         UiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -49,7 +48,7 @@ fn dispatcher(state: &AppState) -> Result<&Dispatcher, UiError> {
     })
 }
 
-async fn load(state: &AppState, member: &Member, id: &str) -> Result<Destination, UiError> {
+async fn load(state: &WebState, member: &Member, id: &str) -> Result<Destination, UiError> {
     let key = dispatcher(state)?.key();
     Ok(state.db().get_destination(&member.org.id, key, id).await?)
 }
@@ -381,21 +380,8 @@ struct Row {
 }
 
 /// The organisation's destinations.
-#[utoipa::path(
-    get,
-    operation_id = "ui_list_destinations",
-    path = "/app/o/{org}/destinations",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id"), DoneParams),
-    responses(
-        (status = 200, description = "The destinations page", content_type = "text/html", body = String),
-        (status = 404, description = "Not an organisation of the user", content_type = "text/html", body = String),
-        (status = 503, description = "The server runs without destinations", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn list_destinations(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     Query(params): Query<DoneParams>,
 ) -> UiResult {
@@ -449,8 +435,7 @@ pub(crate) async fn list_destinations(
     Ok(html(StatusCode::OK, body))
 }
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct NewParams {
     /// `everflow` (default) or `webhook`
     #[serde(rename = "type")]
@@ -477,21 +462,8 @@ fn form_page(
 }
 
 /// The form that creates an Everflow destination or a webhook.
-#[utoipa::path(
-    get,
-    operation_id = "ui_new_destination",
-    path = "/app/o/{org}/destinations/new",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id"), NewParams),
-    responses(
-        (status = 200, description = "The form", content_type = "text/html", body = String),
-        (status = 403, description = "A viewer", content_type = "text/html", body = String),
-        (status = 404, description = "Not an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn new_destination(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     Query(params): Query<NewParams>,
 ) -> UiResult {
@@ -507,67 +479,9 @@ pub(crate) async fn new_destination(
     form_page(&member, StatusCode::OK, &FormValues::blank(kind), None)
 }
 
-/// The fields of the create and edit forms, for the OpenAPI document: the
-/// handlers read the posted pairs in order (the mapping editor repeats
-/// `map_event` and `map_id`).
-#[allow(dead_code)]
-#[derive(Debug, Default, Deserialize, ToSchema)]
-pub(crate) struct DestinationForm {
-    pub csrf: Option<String>,
-    /// Create: `everflow` or `webhook`. Edit: `save`, `pause`, `resume`,
-    /// `delete` (with `confirm=yes`), `rotate` (a webhook's signing
-    /// secret), `test` (send a test conversion) or `replay_failed`
-    pub action: Option<String>,
-    #[serde(rename = "type")]
-    pub kind: Option<String>,
-    pub name: Option<String>,
-    /// Everflow: the postback base URL, e.g. `https://www.abc123trk.com`
-    pub tracking_domain: Option<String>,
-    pub network_id: Option<String>,
-    pub advertiser_id: Option<String>,
-    /// `all` or `mobile`
-    pub source_kind: Option<String>,
-    pub attribution_window_days: Option<String>,
-    /// Everflow (kept when empty)
-    pub verification_token: Option<String>,
-    /// Everflow (kept when empty)
-    pub api_key: Option<String>,
-    /// The event mapping, repeated in pairs with `map_id`: a Cohort event name…
-    pub map_event: Option<Vec<String>>,
-    /// …and its Everflow advertiser event id (`0` = the base conversion)
-    pub map_id: Option<Vec<String>>,
-    /// Webhook: the receiving URL (kept when empty on an edit)
-    pub url: Option<String>,
-    /// Webhook: event names, one a line (all when empty)
-    pub filter_events: Option<String>,
-    /// Webhook: message types, repeated (all when none)
-    pub filter_types: Option<Vec<String>>,
-    /// `yes` to delete
-    pub confirm: Option<String>,
-    /// Test: the messageId of an event of the log to send (default: the
-    /// last one the destination would receive, else a sample)
-    pub message_id: Option<String>,
-}
-
 /// Creates a destination from the form.
-#[utoipa::path(
-    post,
-    operation_id = "ui_create_destination",
-    path = "/app/o/{org}/destinations",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id")),
-    request_body(content = DestinationForm, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 303, description = "Created: to its page"),
-        (status = 200, description = "A webhook created: its signing secret, shown this once", content_type = "text/html", body = String),
-        (status = 400, description = "A field is invalid: the form again, naming it", content_type = "text/html", body = String),
-        (status = 403, description = "Wrong CSRF token, or a viewer", content_type = "text/html", body = String),
-        (status = 404, description = "Not an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn create_destination(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> UiResult {
@@ -670,7 +584,7 @@ struct Preview {
 }
 
 async fn everflow_preview(
-    state: &AppState,
+    state: &WebState,
     member: &Member,
     d: &Destination,
 ) -> Result<Option<Preview>, UiError> {
@@ -740,7 +654,7 @@ async fn everflow_preview(
 }
 
 async fn destination_page(
-    state: &AppState,
+    state: &WebState,
     member: &Member,
     d: &Destination,
     shown: Shown,
@@ -790,20 +704,8 @@ async fn destination_page(
 /// A destination: its settings and health, the edit form, its actions,
 /// Everflow's field mapping with the last matching event's values, the
 /// newest deliveries.
-#[utoipa::path(
-    get,
-    operation_id = "ui_show_destination",
-    path = "/app/o/{org}/destinations/{destination}",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id"), ("destination" = String, Path, description = "Destination id"), DoneParams),
-    responses(
-        (status = 200, description = "The destination page", content_type = "text/html", body = String),
-        (status = 404, description = "No such destination in an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn show_destination(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     Path(ids): Path<(String, String)>,
     Query(params): Query<DoneParams>,
@@ -823,24 +725,8 @@ pub(crate) async fn show_destination(
 
 /// Edits, pauses, resumes, deletes a destination, rotates its signing
 /// secret, sends a test conversion, or replays its failed deliveries.
-#[utoipa::path(
-    post,
-    operation_id = "ui_destination_action",
-    path = "/app/o/{org}/destinations/{destination}",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id"), ("destination" = String, Path, description = "Destination id")),
-    request_body(content = DestinationForm, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 303, description = "Done: back to the destination (or the list after a delete)"),
-        (status = 200, description = "A test conversion's request and answer, or a new signing secret shown once", content_type = "text/html", body = String),
-        (status = 400, description = "A field is invalid, or delete without confirmation: the page again, naming it", content_type = "text/html", body = String),
-        (status = 403, description = "Wrong CSRF token, or a viewer", content_type = "text/html", body = String),
-        (status = 404, description = "No such destination in an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn destination_action(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     Path(ids): Path<(String, String)>,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
@@ -1023,8 +909,7 @@ pub(crate) async fn destination_action(
     }
 }
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct LogParams {
     /// pending, retrying, delivered, failed or skipped
     pub status: Option<String>,
@@ -1113,21 +998,8 @@ fn filter_query(p: &LogParams) -> String {
 }
 
 /// A destination's delivery log, newest first, filtered, in pages.
-#[utoipa::path(
-    get,
-    operation_id = "ui_list_deliveries",
-    path = "/app/o/{org}/destinations/{destination}/deliveries",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id"), ("destination" = String, Path, description = "Destination id"), LogParams),
-    responses(
-        (status = 200, description = "The delivery log", content_type = "text/html", body = String),
-        (status = 400, description = "A filter is invalid: the page, naming it", content_type = "text/html", body = String),
-        (status = 404, description = "No such destination in an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn list_deliveries(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     Path(ids): Path<(String, String)>,
     Query(p): Query<LogParams>,
@@ -1181,21 +1053,8 @@ pub(crate) async fn list_deliveries(
 }
 
 /// One delivery: the masked request, the answer, attempts and outcome.
-#[utoipa::path(
-    get,
-    operation_id = "ui_show_delivery",
-    path = "/app/o/{org}/destinations/{destination}/deliveries/{message}",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id"), ("destination" = String, Path, description = "Destination id"),
-           ("message" = String, Path, description = "The event's messageId"), DoneParams),
-    responses(
-        (status = 200, description = "The delivery", content_type = "text/html", body = String),
-        (status = 404, description = "No such destination or delivery in an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn show_delivery(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     Path(ids): Path<(String, String, String)>,
     Query(params): Query<DoneParams>,
@@ -1215,29 +1074,14 @@ pub(crate) async fn show_delivery(
     Ok(html(StatusCode::OK, body))
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct ReplayForm {
     pub csrf: Option<String>,
 }
 
 /// Sends a failed delivery again.
-#[utoipa::path(
-    post,
-    operation_id = "ui_replay_delivery",
-    path = "/app/o/{org}/destinations/{destination}/deliveries/{message}",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id"), ("destination" = String, Path, description = "Destination id"),
-           ("message" = String, Path, description = "The event's messageId")),
-    request_body(content = ReplayForm, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 303, description = "Queued again (or not failed): back to the delivery"),
-        (status = 403, description = "Wrong CSRF token, or a viewer", content_type = "text/html", body = String),
-        (status = 404, description = "No such destination or delivery in an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn replay_delivery(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     Path(ids): Path<(String, String, String)>,
     form: Result<Form<ReplayForm>, FormRejection>,

@@ -13,16 +13,14 @@ use cohort_domain::profile::Identity;
 use cohort_store::projection::{OrderFilter, ProfileFilter, ProfileRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::{IntoParams, ToSchema};
 
-use super::sources::EventRow;
-use super::{html, redirect, templates, Member, UiError, UiResult};
-use crate::AppState;
+use crate::sources::EventRow;
+use crate::WebState;
+use crate::{html, redirect, templates, Member, UiError, UiResult};
 
 const PAGE: u32 = 50;
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct ProfileSearch {
     /// An email, a userId, an anonymousId or a profile id; empty lists all
     pub q: Option<String>,
@@ -60,7 +58,7 @@ impl From<ProfileRecord> for ProfileRow {
 
 /// The profile whose identity or id `q` is.
 async fn search(
-    state: &AppState,
+    state: &WebState,
     member: &Member,
     q: &str,
 ) -> Result<Option<ProfileRecord>, UiError> {
@@ -85,20 +83,8 @@ async fn search(
 }
 
 /// Profiles: search, or the list page by page.
-#[utoipa::path(
-    get,
-    operation_id = "ui_list_profiles",
-    path = "/app/o/{org}/profiles",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id"), ProfileSearch),
-    responses(
-        (status = 200, description = "The profiles page", content_type = "text/html", body = String),
-        (status = 404, description = "Not an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn list_profiles(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     Query(params): Query<ProfileSearch>,
 ) -> UiResult {
@@ -135,8 +121,7 @@ pub(crate) async fn list_profiles(
     Ok(html(StatusCode::OK, body))
 }
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct TimelineParams {
     /// `<timestamp µs>_<seq>` of the last event of the previous page
     pub before: Option<String>,
@@ -152,21 +137,8 @@ struct TraitRow {
 }
 
 /// One profile.
-#[utoipa::path(
-    get,
-    operation_id = "ui_show_profile",
-    path = "/app/o/{org}/profiles/{profile}",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id"), ("profile" = String, Path, description = "Profile id"), TimelineParams),
-    responses(
-        (status = 200, description = "The profile page", content_type = "text/html", body = String),
-        (status = 303, description = "The id was merged into another profile: to that one"),
-        (status = 404, description = "No such profile in an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn show_profile(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     Path(ids): Path<(String, String)>,
     Query(params): Query<TimelineParams>,
@@ -268,7 +240,7 @@ pub(crate) async fn show_profile(
     Ok(html(StatusCode::OK, body))
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct EraseForm {
     pub csrf: Option<String>,
     /// `yes`: the box confirming that erasure cannot be undone
@@ -277,23 +249,8 @@ pub(crate) struct EraseForm {
 
 /// Erases the person (as `DELETE /api/v1/profiles/{id}`), after the
 /// confirmation box is ticked.
-#[utoipa::path(
-    post,
-    operation_id = "ui_erase_profile",
-    path = "/app/o/{org}/profiles/{profile}/erase",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id"), ("profile" = String, Path, description = "Profile id")),
-    request_body(content = EraseForm, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 303, description = "Erased: to the profiles page"),
-        (status = 400, description = "Not confirmed", content_type = "text/html", body = String),
-        (status = 403, description = "Wrong CSRF token, or a viewer", content_type = "text/html", body = String),
-        (status = 404, description = "No such profile in an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn erase_profile(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     Path(ids): Path<(String, String)>,
     form: Result<Form<EraseForm>, FormRejection>,
@@ -326,20 +283,8 @@ pub(crate) async fn erase_profile(
 
 /// Everything Cohort holds about the person, as a JSON download (as
 /// `GET /api/v1/profiles/{id}/export`).
-#[utoipa::path(
-    get,
-    operation_id = "ui_export_profile",
-    path = "/app/o/{org}/profiles/{profile}/export",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id"), ("profile" = String, Path, description = "Profile id")),
-    responses(
-        (status = 200, description = "The export document, as an attachment", body = Object),
-        (status = 404, description = "No such profile in an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn export_profile(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     Path(ids): Path<(String, String)>,
 ) -> UiResult {

@@ -19,10 +19,9 @@ use cohort_store::events::StoredEvent;
 use cohort_store::{Db, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::{IntoParams, ToSchema};
 
-use super::{html, redirect, templates, Member, UiError, UiResult};
-use crate::AppState;
+use crate::WebState;
+use crate::{html, redirect, templates, Member, UiError, UiResult};
 
 /// How often the live debugger looks for new events.
 const LIVE_POLL: Duration = Duration::from_millis(250);
@@ -51,9 +50,8 @@ fn analytics_js_snippet(write_key: &str, api_host: &str) -> String {
 }
 
 /// The URL browsers reach this server at.
-fn api_host(state: &AppState, headers: &HeaderMap) -> String {
-    let (protocol, host) =
-        crate::collect::public_host(state.inner.settings.public_url.as_deref(), headers);
+fn api_host(state: &WebState, headers: &HeaderMap) -> String {
+    let (protocol, host) = cohort_api::collect::public_host(state.public_url(), headers);
     format!("{protocol}://{host}")
 }
 
@@ -66,8 +64,7 @@ struct SourceRow {
     created_at: i64,
 }
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct DoneParams {
     /// What the previous form did (shown as a notice)
     pub done: Option<String>,
@@ -88,24 +85,12 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
 }
 
 /// The organisation's sources.
-#[utoipa::path(
-    get,
-    operation_id = "ui_list_sources",
-    path = "/app/o/{org}/sources",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id")),
-    responses(
-        (status = 200, description = "The sources page", content_type = "text/html", body = String),
-        (status = 404, description = "Not an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
-pub(crate) async fn list_sources(State(state): State<AppState>, member: Member) -> UiResult {
+pub(crate) async fn list_sources(State(state): State<WebState>, member: Member) -> UiResult {
     sources_page(&state, &member, StatusCode::OK, None).await
 }
 
 async fn sources_page(
-    state: &AppState,
+    state: &WebState,
     member: &Member,
     status: StatusCode,
     error: Option<String>,
@@ -131,7 +116,7 @@ async fn sources_page(
     Ok(html(status, body))
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct NewSourceForm {
     pub csrf: Option<String>,
     /// The source's name, e.g. "Website"
@@ -139,23 +124,8 @@ pub(crate) struct NewSourceForm {
 }
 
 /// Creates a source with a new write key.
-#[utoipa::path(
-    post,
-    operation_id = "ui_create_source",
-    path = "/app/o/{org}/sources",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id")),
-    request_body(content = NewSourceForm, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 303, description = "Created: to the source's page"),
-        (status = 400, description = "No name: the page again with the reason", content_type = "text/html", body = String),
-        (status = 403, description = "Wrong CSRF token, or a viewer", content_type = "text/html", body = String),
-        (status = 404, description = "Not an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn create_source(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     form: Result<Form<NewSourceForm>, FormRejection>,
 ) -> UiResult {
@@ -242,20 +212,8 @@ impl EventRow {
 }
 
 /// A source: its write key, the snippets to paste, the live debugger.
-#[utoipa::path(
-    get,
-    operation_id = "ui_show_source",
-    path = "/app/o/{org}/sources/{source}",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id"), ("source" = String, Path, description = "Source id"), DoneParams),
-    responses(
-        (status = 200, description = "The source page", content_type = "text/html", body = String),
-        (status = 404, description = "No such source in an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn show_source(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     Path(ids): Path<(String, String)>,
     Query(params): Query<DoneParams>,
@@ -293,7 +251,7 @@ pub(crate) async fn show_source(
     Ok(html(StatusCode::OK, body))
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct SourceActionForm {
     pub csrf: Option<String>,
     /// `rotate` (a new write key), `disable` or `enable`
@@ -301,23 +259,8 @@ pub(crate) struct SourceActionForm {
 }
 
 /// Rotates a source's write key, disables or enables it.
-#[utoipa::path(
-    post,
-    operation_id = "ui_source_action",
-    path = "/app/o/{org}/sources/{source}",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id"), ("source" = String, Path, description = "Source id")),
-    request_body(content = SourceActionForm, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 303, description = "Done: back to the source's page"),
-        (status = 400, description = "Unknown action", content_type = "text/html", body = String),
-        (status = 403, description = "Wrong CSRF token, or a viewer", content_type = "text/html", body = String),
-        (status = 404, description = "No such source in an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn source_action(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     Path(ids): Path<(String, String)>,
     form: Result<Form<SourceActionForm>, FormRejection>,
@@ -353,8 +296,7 @@ pub(crate) async fn source_action(
     ))
 }
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct LiveParams {
     /// Send the events after this log position (`Last-Event-ID` wins)
     pub after: Option<i64>,
@@ -365,21 +307,8 @@ pub(crate) struct LiveParams {
 /// (`seq`, `type`, `label`, `who`, `received_at`, `message_id`, `raw`: the
 /// stored message). The SSE id is the log position, so a reconnecting
 /// browser resumes where it stopped.
-#[utoipa::path(
-    get,
-    operation_id = "ui_live_events",
-    path = "/app/o/{org}/sources/{source}/live",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id"), ("source" = String, Path, description = "Source id"), LiveParams,
-           ("Last-Event-ID" = Option<String>, Header, description = "The id of the last event received")),
-    responses(
-        (status = 200, description = "A Server-Sent Events stream", content_type = "text/event-stream", body = String),
-        (status = 404, description = "No such source in an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn live_events(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     Path(ids): Path<(String, String)>,
     Query(params): Query<LiveParams>,
@@ -471,7 +400,7 @@ mod tests {
 
     #[test]
     fn the_snippet_loader_is_the_one_docs_sdk_md_documents() {
-        let docs = include_str!("../../../../docs/SDK.md");
+        let docs = include_str!("../../../docs/SDK.md");
         assert!(
             docs.contains(SNIPPET_LOADER),
             "docs/SDK.md and the UI's snippet differ"

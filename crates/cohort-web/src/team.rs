@@ -8,11 +8,10 @@ use axum::Form;
 use cohort_store::users::{hash_password, Role};
 use cohort_store::StoreError;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
-use super::sources::DoneParams;
-use super::{html, redirect, templates, Member, UiError, UiResult};
-use crate::AppState;
+use crate::sources::DoneParams;
+use crate::WebState;
+use crate::{html, redirect, templates, Member, UiError, UiResult};
 
 #[derive(Serialize)]
 struct MemberRow {
@@ -35,7 +34,7 @@ fn member_notice(done: Option<&str>) -> Option<&'static str> {
 }
 
 async fn members_page(
-    state: &AppState,
+    state: &WebState,
     member: &Member,
     status: StatusCode,
     notice: Option<&str>,
@@ -69,20 +68,8 @@ async fn members_page(
 }
 
 /// The organisation's members and their roles.
-#[utoipa::path(
-    get,
-    operation_id = "ui_list_members",
-    path = "/app/o/{org}/members",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id"), DoneParams),
-    responses(
-        (status = 200, description = "The team page", content_type = "text/html", body = String),
-        (status = 404, description = "Not an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn list_members(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     Query(params): Query<DoneParams>,
 ) -> UiResult {
@@ -96,7 +83,7 @@ pub(crate) async fn list_members(
     .await
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct AddMemberForm {
     pub csrf: Option<String>,
     pub email: Option<String>,
@@ -107,23 +94,8 @@ pub(crate) struct AddMemberForm {
 }
 
 /// Adds a member: an existing account, or a new one with a first password.
-#[utoipa::path(
-    post,
-    operation_id = "ui_add_member",
-    path = "/app/o/{org}/members",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id")),
-    request_body(content = AddMemberForm, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 303, description = "Added: back to the team page"),
-        (status = 400, description = "The page again with the reason", content_type = "text/html", body = String),
-        (status = 403, description = "Wrong CSRF token, a viewer, or a role the user may not give", content_type = "text/html", body = String),
-        (status = 404, description = "Not an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn add_member(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     form: Result<Form<AddMemberForm>, FormRejection>,
 ) -> UiResult {
@@ -173,7 +145,7 @@ pub(crate) async fn add_member(
     }
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct MemberActionForm {
     pub csrf: Option<String>,
     /// `role` (change to `role`) or `remove`
@@ -182,23 +154,8 @@ pub(crate) struct MemberActionForm {
 }
 
 /// Changes a member's role, or removes them from the organisation.
-#[utoipa::path(
-    post,
-    operation_id = "ui_member_action",
-    path = "/app/o/{org}/members/{user}",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id"), ("user" = String, Path, description = "User id")),
-    request_body(content = MemberActionForm, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 303, description = "Done: back to the team page"),
-        (status = 400, description = "It would leave no owner, or an unknown action", content_type = "text/html", body = String),
-        (status = 403, description = "Wrong CSRF token, a viewer, or a member the user may not manage", content_type = "text/html", body = String),
-        (status = 404, description = "No such member in an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn member_action(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     Path(ids): Path<(String, String)>,
     form: Result<Form<MemberActionForm>, FormRejection>,
@@ -255,7 +212,7 @@ pub(crate) async fn member_action(
 }
 
 async fn tokens_page(
-    state: &AppState,
+    state: &WebState,
     member: &Member,
     status: StatusCode,
     created: Option<(String, String)>,
@@ -271,20 +228,8 @@ async fn tokens_page(
 }
 
 /// The organisation's API tokens (for the admin JSON API).
-#[utoipa::path(
-    get,
-    operation_id = "ui_list_tokens",
-    path = "/app/o/{org}/tokens",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id"), DoneParams),
-    responses(
-        (status = 200, description = "The API tokens page", content_type = "text/html", body = String),
-        (status = 404, description = "Not an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn list_tokens(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     Query(params): Query<DoneParams>,
 ) -> UiResult {
@@ -293,7 +238,7 @@ pub(crate) async fn list_tokens(
     tokens_page(&state, &member, StatusCode::OK, None, notice).await
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct NewTokenForm {
     pub csrf: Option<String>,
     /// What the token is for, e.g. "Reporting script"
@@ -301,23 +246,8 @@ pub(crate) struct NewTokenForm {
 }
 
 /// Creates an API token and shows it, once.
-#[utoipa::path(
-    post,
-    operation_id = "ui_create_token",
-    path = "/app/o/{org}/tokens",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id")),
-    request_body(content = NewTokenForm, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 201, description = "The page with the new token, shown this once", content_type = "text/html", body = String),
-        (status = 400, description = "No name", content_type = "text/html", body = String),
-        (status = 403, description = "Wrong CSRF token, or a viewer", content_type = "text/html", body = String),
-        (status = 404, description = "Not an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn create_token(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     form: Result<Form<NewTokenForm>, FormRejection>,
 ) -> UiResult {
@@ -346,22 +276,8 @@ pub(crate) async fn create_token(
 }
 
 /// Revokes an API token.
-#[utoipa::path(
-    post,
-    operation_id = "ui_revoke_token",
-    path = "/app/o/{org}/tokens/{token}",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id"), ("token" = String, Path, description = "Token id")),
-    request_body(content = super::auth::CsrfForm, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 303, description = "Revoked: back to the tokens page"),
-        (status = 403, description = "Wrong CSRF token, or a viewer", content_type = "text/html", body = String),
-        (status = 404, description = "No such active token in an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn revoke_token(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     Path(ids): Path<(String, String)>,
     form: Result<Form<super::auth::CsrfForm>, FormRejection>,

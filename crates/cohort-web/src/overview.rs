@@ -9,8 +9,8 @@ use cohort_store::connect::Health;
 use cohort_store::now_micros;
 use serde::Serialize;
 
-use super::{chart, html, templates, Member, UiResult};
-use crate::AppState;
+use crate::WebState;
+use crate::{chart, html, templates, Member, UiResult};
 
 const HOUR: i64 = 3600 * 1_000_000;
 /// Profiles counted on a page at most; more read as "10,000+".
@@ -35,20 +35,7 @@ struct StoreRow {
 }
 
 /// The organisation's overview.
-#[utoipa::path(
-    get,
-    operation_id = "ui_overview",
-    path = "/app/o/{org}",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id")),
-    responses(
-        (status = 200, description = "The overview page", content_type = "text/html", body = String),
-        (status = 303, description = "Not signed in: to the sign-in form"),
-        (status = 404, description = "Not an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
-pub(crate) async fn overview(State(state): State<AppState>, member: Member) -> UiResult {
+pub(crate) async fn overview(State(state): State<WebState>, member: Member) -> UiResult {
     let db = state.db();
     let org = &member.org.id;
     let now = now_micros();

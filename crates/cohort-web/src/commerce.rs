@@ -5,10 +5,9 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use cohort_store::projection::{OrderFilter, ProductFilter};
 use serde::{Deserialize, Serialize};
-use utoipa::IntoParams;
 
-use super::{html, templates, Member, UiResult};
-use crate::AppState;
+use crate::WebState;
+use crate::{html, templates, Member, UiResult};
 
 const PAGE: u32 = 50;
 
@@ -18,7 +17,7 @@ struct Store {
     name: String,
 }
 
-async fn stores(state: &AppState, member: &Member) -> Result<Vec<Store>, super::UiError> {
+async fn stores(state: &WebState, member: &Member) -> Result<Vec<Store>, super::UiError> {
     Ok(state
         .db()
         .list_sources(&member.org.id)
@@ -35,8 +34,7 @@ fn non_empty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct OrderParams {
     /// WooCommerce status: pending, processing, completed, …
     pub status: Option<String>,
@@ -47,20 +45,8 @@ pub(crate) struct OrderParams {
 }
 
 /// Orders, newest first.
-#[utoipa::path(
-    get,
-    operation_id = "ui_list_orders",
-    path = "/app/o/{org}/orders",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id"), OrderParams),
-    responses(
-        (status = 200, description = "The orders page", content_type = "text/html", body = String),
-        (status = 404, description = "Not an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn list_orders(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     Query(p): Query<OrderParams>,
 ) -> UiResult {
@@ -103,8 +89,7 @@ pub(crate) async fn list_orders(
     Ok(html(StatusCode::OK, body))
 }
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct ProductParams {
     /// The store's source id
     pub store: Option<String>,
@@ -115,20 +100,8 @@ pub(crate) struct ProductParams {
 }
 
 /// The catalogue, by store and product id.
-#[utoipa::path(
-    get,
-    operation_id = "ui_list_products",
-    path = "/app/o/{org}/products",
-    tag = "ui",
-    params(("org" = String, Path, description = "Organisation id"), ProductParams),
-    responses(
-        (status = 200, description = "The products page", content_type = "text/html", body = String),
-        (status = 404, description = "Not an organisation of the user", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn list_products(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     member: Member,
     Query(p): Query<ProductParams>,
 ) -> UiResult {

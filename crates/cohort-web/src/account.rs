@@ -7,10 +7,9 @@ use axum::Form;
 use cohort_store::users::{hash_password, MIN_PASSWORD_CHARS};
 use cohort_store::StoreError;
 use serde::Deserialize;
-use utoipa::ToSchema;
 
-use super::{html, templates, Signed, UiError, UiResult};
-use crate::AppState;
+use crate::WebState;
+use crate::{html, templates, Signed, UiError, UiResult};
 
 fn page(
     signed: &Signed,
@@ -27,22 +26,11 @@ fn page(
 }
 
 /// The account page.
-#[utoipa::path(
-    get,
-    operation_id = "ui_show_account",
-    path = "/app/account",
-    tag = "ui",
-    responses(
-        (status = 200, description = "The account page", content_type = "text/html", body = String),
-        (status = 303, description = "Not signed in: to the sign-in form"),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn show_account(signed: Signed) -> UiResult {
     page(&signed, StatusCode::OK, None, None)
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct PasswordForm {
     pub csrf: Option<String>,
     pub current_password: Option<String>,
@@ -51,22 +39,8 @@ pub(crate) struct PasswordForm {
 }
 
 /// Changes the password; the user's other sessions end.
-#[utoipa::path(
-    post,
-    operation_id = "ui_change_password",
-    path = "/app/account",
-    tag = "ui",
-    request_body(content = PasswordForm, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 200, description = "Changed: the page with a notice", content_type = "text/html", body = String),
-        (status = 400, description = "New passwords differ or too short", content_type = "text/html", body = String),
-        (status = 401, description = "The current password is wrong", content_type = "text/html", body = String),
-        (status = 403, description = "Wrong CSRF token", content_type = "text/html", body = String),
-    ),
-    security(("session" = []))
-)]
 pub(crate) async fn change_password(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     signed: Signed,
     form: Result<Form<PasswordForm>, FormRejection>,
 ) -> UiResult {

@@ -1,5 +1,5 @@
-//! Browser sessions for Cohort's server-rendered pages (the authorize page
-//! now, the admin UI later): a random secret in an `HttpOnly`,
+//! Browser sessions for Cohort's server-rendered pages (the admin UI and
+//! the authorize page): a random secret in an `HttpOnly`,
 //! `SameSite=Lax` cookie, stored as a SHA-256 digest, expiring after
 //! `SESSION_LIFETIME_HOURS`. Each session has a CSRF token derived from its
 //! secret, so it needs no storage and dies with the session.
@@ -197,10 +197,7 @@ pub fn is_secure(public_url: Option<&str>, headers: &HeaderMap) -> bool {
     if let Some(url) = public_url.filter(|u| !u.is_empty()) {
         return url.to_ascii_lowercase().starts_with("https://");
     }
-    headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|p| p.eq_ignore_ascii_case("https"))
+    cohort_api::collect::forwarded_https(headers)
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.

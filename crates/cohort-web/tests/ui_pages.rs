@@ -1,9 +1,13 @@
 //! The admin web UI through the real router, on SQLite and PostgreSQL:
 //! sign-in (CSRF, rate limit), sign-out, roles (a viewer changes nothing),
 //! every page rendered with real data, the forms that change things, the
-//! live debugger's stream, and a walk of every UI route as a member of
-//! another organisation (404 everywhere).
+//! live debugger's stream, a walk of every UI route as a member of
+//! another organisation (404 everywhere), and one of every route as an
+//! owner and as an anonymous visitor; the setup page.
 
+// The app builder the API's tests use: the API and the pages together, as
+// `cohort serve` serves them.
+#[path = "../../cohort-api/tests/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;
@@ -13,7 +17,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use cohort_domain::ids::OrgId;
 use cohort_store::users::{hash_password, Role};
-use common::{apps, Answer, TestApp};
+use common::{apps, readable, Answer, TestApp};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -123,12 +127,6 @@ impl<'a> Browser<'a> {
     async fn csrf(&mut self) -> String {
         csrf(&self.page("/app/account").await)
     }
-}
-
-/// The page with the escapes of `/` and `'` undone (minijinja escapes
-/// both); `<`, `>`, `&` and `"` stay escaped.
-fn readable(html: &str) -> String {
-    html.replace("&#x2f;", "/").replace("&#x27;", "'")
 }
 
 fn pct(text: &str) -> String {
@@ -1048,27 +1046,36 @@ async fn everflow_destination(app: &TestApp, sender: &cohort_destinations::Dispa
         .id
 }
 
-/// Every UI route of the OpenAPI document, with org A's ids in its
+/// Org A's first profile and API token: ids for the walks' paths.
+async fn first_profile_and_token(app: &TestApp) -> (String, String) {
+    let db = &app.t.db;
+    let profiles = db.list_profiles(&app.a.org, &Default::default()).await;
+    let tokens = db.list_api_tokens(&app.a.org).await;
+    (
+        profiles.unwrap().remove(0).profile.id,
+        tokens.unwrap().remove(0).id,
+    )
+}
+
+/// Every UI route of `cohort_web::routes`, with org A's ids in its
 /// parameters, as an owner of org B: each answers 404 (and changes nothing).
 #[tokio::test]
 async fn every_ui_route_answers_404_to_a_member_of_another_organisation() {
-    let document = cohort_api::openapi_document();
-    let paths: Vec<(String, Vec<&'static str>)> = document
-        .paths
-        .paths
-        .iter()
-        .filter(|(path, _)| path.starts_with("/app/o/{org}"))
-        .map(|(path, item)| {
-            let mut methods = Vec::new();
-            if item.get.is_some() {
-                methods.push("GET");
-            }
-            if item.post.is_some() {
-                methods.push("POST");
-            }
-            (path.clone(), methods)
-        })
-        .collect();
+    let mut paths: Vec<(String, Vec<&'static str>)> = Vec::new();
+    for route in cohort_web::routes() {
+        if !route.path.starts_with("/app/o/{org}") {
+            continue;
+        }
+        let method = if route.method == axum::http::Method::POST {
+            "POST"
+        } else {
+            "GET"
+        };
+        match paths.iter_mut().find(|(path, _)| path == route.path) {
+            Some((_, methods)) => methods.push(method),
+            None => paths.push((route.path.to_owned(), vec![method])),
+        }
+    }
     assert!(
         paths.len() >= 18,
         "the walk covers the organisation's routes: {paths:?}"
@@ -1079,23 +1086,7 @@ async fn every_ui_route_answers_404_to_a_member_of_another_organisation() {
         let destination = everflow_destination(&app, &sender).await;
         let ann = user(&app, &app.a.org, "ann@example.com", Role::Owner).await;
         user(&app, &app.b.org, "bea@example.com", Role::Owner).await;
-        let profile = app
-            .t
-            .db
-            .list_profiles(&app.a.org, &Default::default())
-            .await
-            .unwrap()
-            .remove(0)
-            .profile
-            .id;
-        let token = app
-            .t
-            .db
-            .list_api_tokens(&app.a.org)
-            .await
-            .unwrap()
-            .remove(0)
-            .id;
+        let (profile, token) = first_profile_and_token(&app).await;
         let mut browser = Browser::new(&app);
         browser.sign_in("bea@example.com").await;
         let csrf = browser.csrf().await;
@@ -1248,6 +1239,280 @@ async fn every_ui_route_answers_404_to_a_member_of_another_organisation() {
             StatusCode::NOT_FOUND,
             "{b}"
         );
+    }
+}
+
+/// The status and `Location` of a request, without reading the body (the
+/// live debugger's stream never ends).
+async fn status_of(
+    app: &TestApp,
+    method: &axum::http::Method,
+    path: &str,
+    cookie: &str,
+) -> (StatusCode, String) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("cookie", cookie)
+        .header("host", "cohort.test")
+        .header("content-type", "application/x-www-form-urlencoded")
+        // A wrong CSRF token: every form refuses it, so the walk changes
+        // nothing. The setup form gets passwords that differ.
+        .body(Body::from(
+            "csrf=not-the-token&action=walk&email=walk%40example.com&password=a&password_confirmation=b",
+        ))
+        .unwrap();
+    let response = app.router.clone().oneshot(request).await.unwrap();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (response.status(), location)
+}
+
+/// Every route of `cohort_web::routes`, with real ids in its parameters:
+/// a signed-in owner gets a page (or a redirect to one), never 404 or an
+/// error; an anonymous visitor is sent to sign-in from every signed-in
+/// route and gets the public ones (sign-in, assets, setup, authorize). A
+/// method the list does not name answers 405, so the list is the router's.
+#[tokio::test]
+async fn every_ui_route_answers_an_owner_and_sends_a_visitor_to_sign_in() {
+    use axum::http::Method;
+    use cohort_web::Access;
+
+    let routes = cohort_web::routes();
+    assert!(routes.len() >= 40, "{routes:?}");
+    for path in [
+        "/setup/{token}",
+        "/setup/woocommerce",
+        "/app",
+        "/app/sign-in",
+        "/app/sign-out",
+        "/app/switch",
+        "/app/assets/{file}",
+        "/app/account",
+        "/app/o/{org}",
+        "/app/o/{org}/sources",
+        "/app/o/{org}/sources/{source}",
+        "/app/o/{org}/sources/{source}/live",
+        "/app/o/{org}/profiles",
+        "/app/o/{org}/profiles/{profile}",
+        "/app/o/{org}/profiles/{profile}/erase",
+        "/app/o/{org}/profiles/{profile}/export",
+        "/app/o/{org}/orders",
+        "/app/o/{org}/products",
+        "/app/o/{org}/stores",
+        "/app/o/{org}/stores/{store}",
+        "/app/o/{org}/stores/{store}/runs",
+        "/app/o/{org}/destinations",
+        "/app/o/{org}/destinations/new",
+        "/app/o/{org}/destinations/{destination}",
+        "/app/o/{org}/destinations/{destination}/deliveries",
+        "/app/o/{org}/destinations/{destination}/deliveries/{message}",
+        "/app/o/{org}/members",
+        "/app/o/{org}/members/{user}",
+        "/app/o/{org}/tokens",
+        "/app/o/{org}/tokens/{token}",
+    ] {
+        assert!(
+            routes.iter().any(|r| r.path == path),
+            "{path} missing from cohort_web::routes"
+        );
+    }
+    for (app, sender) in destination_apps().await {
+        let b = app.backend();
+        let installation = shop(&app).await;
+        let destination = everflow_destination(&app, &sender).await;
+        // One delivery in the destination's log (the receiver refuses it).
+        let order = json!({"userId": "25", "event": "Order Completed", "messageId": "ord-walk"});
+        assert_eq!(
+            app.post("/v1/track", order.to_string()).await.status,
+            StatusCode::OK
+        );
+        app.projected().await;
+        sender.run_until_idle().await.unwrap();
+        let message = app
+            .t
+            .db
+            .list_deliveries(
+                &app.a.org,
+                &destination,
+                &cohort_store::destinations::DeliveryFilter {
+                    limit: 1,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .remove(0)
+            .message_id;
+        let ann = user(&app, &app.a.org, "ann@example.com", Role::Owner).await;
+        let (profile, api_token) = first_profile_and_token(&app).await;
+        let setup = app.t.db.create_setup_link(&app.b.org).await.unwrap();
+        let pairing = app
+            .send(
+                Request::post("/connect/v1/pairings")
+                    .header("content-type", "application/json")
+                    .body(Body::from(
+                        json!({
+                            "store_url": "https://walk.example", "site_name": "Walk", "platform": "woocommerce",
+                            "plugin_version": "0.1.0", "wp_version": "6.6.2", "wc_version": "9.3.3",
+                            "php_version": "8.2.24", "currency": "EUR", "timezone": "Europe/Paris",
+                            "return_url": "https://walk.example/wp-admin/admin.php?page=cohort",
+                        })
+                        .to_string(),
+                    ))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(pairing.status, StatusCode::CREATED, "{}", pairing.text());
+        let pairing = pairing.json()["pairing_id"].as_str().unwrap().to_owned();
+        let mut browser = Browser::new(&app);
+        let sign_in = browser.page("/app/sign-in").await;
+        let stylesheet = sign_in
+            .split('"')
+            .find(|part| part.starts_with("/app/assets/") && part.ends_with(".css"))
+            .expect("the page names its stylesheet")
+            .to_owned();
+        browser.sign_in("ann@example.com").await;
+        let owner = browser.cookies();
+
+        let concrete = |template: &str| {
+            let ids = if template.starts_with("/setup/") {
+                template.replace("{token}", setup.reveal())
+            } else {
+                template.replace("{token}", &api_token)
+            };
+            let path = ids
+                .replace("{org}", app.a.org.as_str())
+                .replace("{source}", app.a.source.id.as_str())
+                .replace("{profile}", &profile)
+                .replace("{store}", &installation)
+                .replace("{user}", &ann)
+                .replace("{destination}", &destination)
+                .replace("{message}", &message)
+                .replace("/app/assets/{file}", &stylesheet);
+            assert!(
+                !path.contains('{'),
+                "a parameter the walk does not know: {template}"
+            );
+            match template {
+                "/app/switch" => format!("{path}?org={}", app.a.org.as_str()),
+                "/setup/woocommerce" => format!("{path}?pairing={pairing}"),
+                _ => path,
+            }
+        };
+        for route in &routes {
+            let path = concrete(route.path);
+            let what = format!("{b}: {} {}", route.method, route.path);
+            let (status, location) = status_of(&app, &route.method, &path, &owner).await;
+            if route.method == Method::GET {
+                assert!(
+                    status == StatusCode::OK || status == StatusCode::SEE_OTHER,
+                    "{what} as the owner: {status}"
+                );
+            } else {
+                assert!(
+                    status != StatusCode::NOT_FOUND
+                        && status != StatusCode::METHOD_NOT_ALLOWED
+                        && !status.is_server_error(),
+                    "{what} as the owner: {status}"
+                );
+            }
+            assert!(
+                !location.starts_with("/app/sign-in"),
+                "{what}: the owner is signed in"
+            );
+            let (status, location) = status_of(&app, &route.method, &path, "").await;
+            match (route.access, &route.method) {
+                (Access::SignedIn, _) => assert!(
+                    status == StatusCode::SEE_OTHER && location.starts_with("/app/sign-in?next="),
+                    "{what} anonymously: {status} to {location:?}"
+                ),
+                (Access::Public, &Method::GET) => {
+                    assert_eq!(status, StatusCode::OK, "{what} anonymously")
+                }
+                (Access::Public, _) => assert!(
+                    status != StatusCode::NOT_FOUND
+                        && status != StatusCode::METHOD_NOT_ALLOWED
+                        && !status.is_server_error()
+                        && !location.starts_with("/app/sign-in"),
+                    "{what} anonymously: {status} to {location:?}"
+                ),
+            }
+            for other in [Method::GET, Method::POST] {
+                let listed = routes
+                    .iter()
+                    .any(|r| r.path == route.path && r.method == other);
+                if !listed {
+                    let (status, _) = status_of(&app, &other, &path, &owner).await;
+                    assert_eq!(
+                        status,
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "{b}: {other} {} is not in the list, so not served",
+                        route.path
+                    );
+                }
+            }
+        }
+        // The walk changed nothing: the wrong CSRF token was refused everywhere.
+        assert!(app
+            .t
+            .db
+            .check_setup_link(setup.reveal())
+            .await
+            .unwrap()
+            .is_some());
+        assert_eq!(
+            app.t.db.list_api_tokens(&app.a.org).await.unwrap().len(),
+            1,
+            "{b}"
+        );
+        assert_eq!(app.t.db.count_members(&app.a.org).await.unwrap(), 1, "{b}");
+    }
+}
+
+#[tokio::test]
+async fn the_setup_link_creates_the_first_owner_once() {
+    for app in apps().await {
+        let link = app.t.db.create_setup_link(&app.a.org).await.unwrap();
+        let path = format!("/setup/{}", link.reveal());
+        let form = app
+            .send(Request::get(&path).body(Body::empty()).unwrap())
+            .await;
+        assert_eq!(form.status, StatusCode::OK);
+        assert!(form.text().contains("<label for=\"email\">"));
+        let post = |body: &'static str| {
+            Request::post(&path)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from(body))
+                .unwrap()
+        };
+        let short = app
+            .send(post(
+                "email=o%40example.com&password=short&password_confirmation=short",
+            ))
+            .await;
+        assert_eq!(short.status, StatusCode::BAD_REQUEST);
+        assert!(short.text().contains("at least"));
+        let created = app
+            .send(post("email=o%40example.com&password=long+enough+pass&password_confirmation=long+enough+pass"))
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+        assert_eq!(app.t.db.count_members(&app.a.org).await.unwrap(), 1);
+        let again = app
+            .send(post("email=p%40example.com&password=long+enough+pass&password_confirmation=long+enough+pass"))
+            .await;
+        assert_eq!(again.status, StatusCode::NOT_FOUND);
+        let unknown = app
+            .send(
+                Request::get("/setup/setup_x_y")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     }
 }
 
@@ -1737,7 +2002,7 @@ async fn everflow_and_webhook_destinations_are_created_tested_edited_and_their_l
             })
             .collect();
         edit.retain(|(k, v)| {
-            !(*k == "map_event" && v == "Purchase") && !(*k == "map_id" && v == "24")
+            !((*k == "map_event" && v == "Purchase") || (*k == "map_id" && v == "24"))
         });
         let saved = browser
             .post_pairs(&format!("{base}/destinations/{}", d.id), &edit)

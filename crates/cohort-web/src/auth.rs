@@ -13,12 +13,11 @@ use axum::Form;
 use cohort_store::orgs::Organisation;
 use cohort_store::users::Role;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 
-use super::templates::{self, Layout, OrgRef};
-use super::{html, redirect, UiError, UiResult};
 use crate::session::{self, ClientAddress, Session, SignIn};
-use crate::AppState;
+use crate::templates::{self, Layout, OrgRef};
+use crate::WebState;
+use crate::{html, redirect, UiError, UiResult};
 
 /// A signed-in browser. Without a session, a page redirects to sign-in.
 pub(crate) struct Signed {
@@ -76,12 +75,12 @@ fn to_sign_in(parts: &Parts) -> Response {
     redirect(&format!("/app/sign-in?next={}", urlencode(back)))
 }
 
-impl FromRequestParts<AppState> for Signed {
+impl FromRequestParts<WebState> for Signed {
     type Rejection = Response;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &AppState,
+        state: &WebState,
     ) -> Result<Self, Self::Rejection> {
         let session = match session::current(state.db(), &parts.headers).await {
             Ok(Some(s)) => s,
@@ -135,12 +134,12 @@ impl Member {
     }
 }
 
-impl FromRequestParts<AppState> for Member {
+impl FromRequestParts<WebState> for Member {
     type Rejection = Response;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &AppState,
+        state: &WebState,
     ) -> Result<Self, Self::Rejection> {
         let signed = Signed::from_request_parts(parts, state).await?;
         let params = Path::<HashMap<String, String>>::from_request_parts(parts, state)
@@ -188,16 +187,6 @@ fn safe_next(next: Option<&str>) -> String {
 }
 
 /// The UI's front door: the first organisation's overview, or sign in.
-#[utoipa::path(
-    get,
-    operation_id = "ui_home",
-    path = "/app",
-    tag = "ui",
-    responses(
-        (status = 303, description = "To the overview of the user's first organisation, or to sign-in"),
-        (status = 200, description = "A signed-in user without any organisation is told so", content_type = "text/html", body = String),
-    )
-)]
 pub(crate) async fn home(signed: Signed) -> UiResult {
     match signed.orgs.first() {
         Some((org, _)) => Ok(redirect(&format!("/app/o/{}", org.id.as_str()))),
@@ -213,14 +202,13 @@ pub(crate) async fn home(signed: Signed) -> UiResult {
     }
 }
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct SignInParams {
     /// The UI path to return to after signing in
     pub next: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct SignInForm {
     pub csrf: Option<String>,
     pub email: Option<String>,
@@ -239,14 +227,14 @@ struct SignInPage<'a> {
 }
 
 async fn sign_in_page(
-    state: &AppState,
+    state: &WebState,
     headers: &HeaderMap,
     status: StatusCode,
     email: &str,
     next: &str,
     error: Option<&str>,
 ) -> Response {
-    let secure = session::is_secure(state.inner.settings.public_url.as_deref(), headers);
+    let secure = session::is_secure(state.public_url(), headers);
     let (csrf, set) = session::login_csrf(headers, secure);
     let no_account = matches!(state.db().count_users().await, Ok(0));
     let body = templates::render_bare(
@@ -273,16 +261,8 @@ async fn sign_in_page(
 }
 
 /// The sign-in form.
-#[utoipa::path(
-    get,
-    operation_id = "ui_show_sign_in",
-    path = "/app/sign-in",
-    tag = "ui",
-    params(SignInParams),
-    responses((status = 200, description = "The form (sets the sign-in CSRF cookie)", content_type = "text/html", body = String))
-)]
 pub(crate) async fn show_sign_in(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     Query(params): Query<SignInParams>,
     headers: HeaderMap,
 ) -> Response {
@@ -300,21 +280,8 @@ pub(crate) async fn show_sign_in(
 /// Signs in: starts a server-side session (HttpOnly, SameSite=Lax, Secure
 /// behind HTTPS) and returns to `next`. Failed attempts are counted per
 /// email and address: past the limit the form answers 429 for 15 minutes.
-#[utoipa::path(
-    post,
-    operation_id = "ui_sign_in",
-    path = "/app/sign-in",
-    tag = "ui",
-    request_body(content = SignInForm, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 303, description = "Signed in: to `next` (sets the session cookie)"),
-        (status = 401, description = "Wrong email or password: the form again", content_type = "text/html", body = String),
-        (status = 403, description = "Missing or wrong CSRF token", content_type = "text/html", body = String),
-        (status = 429, description = "Too many failed attempts; Retry-After says when to try again", content_type = "text/html", body = String),
-    )
-)]
 pub(crate) async fn sign_in(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     headers: HeaderMap,
     ClientAddress(address): ClientAddress,
     form: Result<Form<SignInForm>, FormRejection>,
@@ -361,32 +328,21 @@ pub(crate) async fn sign_in(
                 .await);
             }
         };
-    let secure = session::is_secure(state.inner.settings.public_url.as_deref(), &headers);
+    let secure = session::is_secure(state.public_url(), &headers);
     let (_, cookie) = session::start(db, user, secure).await?;
     let mut response = redirect(&next);
     response.headers_mut().append(header::SET_COOKIE, cookie);
     Ok(response)
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct CsrfForm {
     pub csrf: Option<String>,
 }
 
 /// Signs out: ends the session on the server and clears its cookie.
-#[utoipa::path(
-    post,
-    operation_id = "ui_sign_out",
-    path = "/app/sign-out",
-    tag = "ui",
-    request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 303, description = "Signed out: to the sign-in form"),
-        (status = 403, description = "Missing or wrong CSRF token", content_type = "text/html", body = String),
-    )
-)]
 pub(crate) async fn sign_out(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     headers: HeaderMap,
     signed: Signed,
     form: Result<Form<CsrfForm>, FormRejection>,
@@ -395,32 +351,20 @@ pub(crate) async fn sign_out(
         return Err(UiError::bad_form());
     };
     signed.check_csrf(form.csrf.as_deref().unwrap_or_default())?;
-    let secure = session::is_secure(state.inner.settings.public_url.as_deref(), &headers);
+    let secure = session::is_secure(state.public_url(), &headers);
     let cookie = session::end(state.db(), &signed.session, secure).await?;
     let mut response = redirect("/app/sign-in");
     response.headers_mut().append(header::SET_COOKIE, cookie);
     Ok(response)
 }
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct SwitchParams {
     /// The organisation to show
     pub org: Option<String>,
 }
 
 /// The organisation switcher (a GET form): to that organisation's overview.
-#[utoipa::path(
-    get,
-    operation_id = "ui_switch_org",
-    path = "/app/switch",
-    tag = "ui",
-    params(SwitchParams),
-    responses(
-        (status = 303, description = "To the organisation's overview"),
-        (status = 404, description = "Not an organisation of the user", content_type = "text/html", body = String),
-    )
-)]
 pub(crate) async fn switch_org(signed: Signed, Query(params): Query<SwitchParams>) -> UiResult {
     let wanted = params.org.unwrap_or_default();
     match signed.orgs.iter().find(|(o, _)| o.id.as_str() == wanted) {

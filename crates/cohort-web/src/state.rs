@@ -1,0 +1,54 @@
+use std::sync::Arc;
+
+use cohort_destinations::Dispatcher;
+use cohort_store::Db;
+
+/// What the pages need to know from the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct WebSettings {
+    /// The URL browsers reach Cohort at (`https://cdp.example.com`); when
+    /// empty, the `Host` of each request is used. An `https://` URL makes
+    /// the cookies `Secure`.
+    pub public_url: Option<String>,
+}
+
+/// Shared state of every page. Cheap to clone.
+#[derive(Clone)]
+pub struct WebState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    settings: WebSettings,
+    /// The destinations key, outbound policy and HTTP client the pages
+    /// manage destinations and send test conversions with. `None`: the
+    /// destination pages say destinations are off.
+    destinations: Option<Dispatcher>,
+}
+
+impl WebState {
+    /// `destinations`: the server's dispatcher (the same key and outbound
+    /// policy as the worker and the admin API), or `None` when off.
+    pub fn new(db: Db, settings: WebSettings, destinations: Option<Dispatcher>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                db,
+                settings,
+                destinations,
+            }),
+        }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    pub(crate) fn destinations(&self) -> Option<&Dispatcher> {
+        self.inner.destinations.as_ref()
+    }
+
+    pub(crate) fn public_url(&self) -> Option<&str> {
+        self.inner.settings.public_url.as_deref()
+    }
+}
