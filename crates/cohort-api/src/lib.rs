@@ -17,15 +17,14 @@ pub(crate) mod connect;
 mod error;
 mod health;
 mod html;
+mod intake;
 mod openapi;
-mod resource_intake;
 mod sdk;
 pub mod session;
 mod setup;
 mod state;
 mod ui;
 
-pub use connect::rest::worker::{RestWorker, RestWorkerOptions};
 pub use connect::rest::{
     begin_connection as begin_woocommerce_rest_connection, normalize_store_url,
 };

@@ -15,7 +15,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode, Uri};
 use axum::Router;
 use cohort_api::{ApiSettings, AppState};
-use cohort_destinations::{Dispatcher, DispatcherOptions};
+use cohort_engine::destinations::{Dispatcher, DispatcherOptions};
 use cohort_store::destinations::SecretsKey;
 use cohort_store::writer::{EventWriter, WriterOptions};
 use cohort_testkit::{Seeded, TestDb};

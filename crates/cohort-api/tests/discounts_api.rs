@@ -287,7 +287,7 @@ fn base(installation: &str) -> String {
 
 #[tokio::test]
 async fn discounts_go_to_the_store_signed_and_come_back_typed() {
-    for app in common::apps().await {
+    for app in common::apps_allowing_private_addresses().await {
         let backend = app.backend();
         let store = FakeStore::start("", true).await;
         let (ins, secret) = connect(&app.t.db, &app.a.org, &store.url).await;
@@ -434,7 +434,7 @@ async fn discounts_go_to_the_store_signed_and_come_back_typed() {
 
 #[tokio::test]
 async fn input_and_tenancy_are_checked_before_any_call() {
-    for app in common::apps().await {
+    for app in common::apps_allowing_private_addresses().await {
         let backend = app.backend();
         let store = FakeStore::start("unused", true).await;
         let (ins, _) = connect(&app.t.db, &app.a.org, &store.url).await;
@@ -577,7 +577,7 @@ async fn input_and_tenancy_are_checked_before_any_call() {
 
 #[tokio::test]
 async fn stores_that_cannot_answer_are_told_apart() {
-    for app in common::apps().await {
+    for app in common::apps_allowing_private_addresses().await {
         let backend = app.backend();
         // WordPress without the discount endpoints: 404 rest_no_route.
         let old = FakeStore::start("unused", false).await;

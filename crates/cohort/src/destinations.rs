@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Subcommand;
-use cohort_destinations::manage::{self, Input, Patch};
-use cohort_destinations::{Dispatcher, DispatcherOptions};
 use cohort_domain::time::{format_rfc3339, from_micros, parse_rfc3339};
+use cohort_engine::destinations::manage::{self, Input, Patch};
+use cohort_engine::destinations::{Dispatcher, DispatcherOptions};
 use cohort_store::destinations::{DeliveryFilter, DeliveryStatus, Destination, SecretsKey};
 use cohort_store::{now_micros, Db, StoreError};
 use serde_json::Value;

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cohort_api::{ApiSettings, AppState};
-use cohort_destinations::Dispatcher;
+use cohort_engine::destinations::Dispatcher;
+use cohort_engine::woocommerce_rest::worker::RestWorker;
 use cohort_store::projection::Projector;
 use cohort_store::writer::{EventWriter, WriterOptions};
 use cohort_store::Db;
@@ -29,22 +30,27 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         public_url: Some(config.server.public_url.clone()).filter(|u| !u.is_empty()),
         limits: config.limits(),
         rate_limit_per_source: config.collect.rate_limit_per_source,
+        outbound: config.outbound_policy(),
     };
     let options = crate::destinations::options(&config);
+    let key = config.destinations_key()?;
     // One dispatcher: the worker, and what the admin API manages
     // destinations and sends test conversions with (same key, same policy).
-    let destinations = Dispatcher::new(db.clone(), config.destinations_key()?, options)
+    let destinations = Dispatcher::new(db.clone(), key.clone(), options)
         .context("invalid [destinations] configuration")?;
-    let state = AppState::new(db.clone(), writer, settings).with_destinations(destinations.clone());
     // No-plugin WooCommerce stores: history pulls, webhook registration and
     // reconciliation (docs/WOOCOMMERCE.md), leased per store across nodes.
     let (stop_rest, rest_stop) = watch::channel(false);
-    let rest_worker = config
-        .woocommerce
-        .rest_worker_enabled
-        .then(|| cohort_api::RestWorker::new(state.clone(), config.woocommerce.worker_options()))
-        .flatten()
-        .map(|worker| tokio::spawn(worker.run_until(rest_stop)));
+    let rest_options = config.woocommerce.worker_options(config.outbound_policy());
+    let rest_worker = match config.woocommerce.rest_worker_enabled {
+        true => {
+            let worker = RestWorker::new(db.clone(), writer.clone(), key, rest_options.clone())
+                .context("cannot start the WooCommerce REST worker")?;
+            Some(tokio::spawn(worker.run_until(rest_stop)))
+        }
+        false => None,
+    };
+    let state = AppState::new(db.clone(), writer, settings).with_destinations(destinations.clone());
     let app = cohort_api::router(state);
     let projector = config.projection.enabled.then(|| {
         Projector::new(db.clone()).spawn(Duration::from_millis(
@@ -94,7 +100,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // before the writer drains.
     if let Some(mut rest_worker) = rest_worker {
         let _ = stop_rest.send(true);
-        let wait = config.woocommerce.worker_options().timeout + Duration::from_secs(1);
+        let wait = rest_options.timeout + Duration::from_secs(1);
         if tokio::time::timeout(wait, &mut rest_worker).await.is_err() {
             rest_worker.abort();
         }

@@ -5,21 +5,18 @@
 //! (`409 plugin_update_required`), which is not the same as a discount
 //! that does not exist (`404 not_found`).
 
-use std::sync::OnceLock;
-use std::time::Duration;
-
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cohort_destinations::store_discounts::{
-    target_for, StoreCallError, StoreClient, StoreTarget, TargetError,
-};
 use cohort_domain::discounts::wire::{Redemption, StoreDiscount};
 use cohort_domain::discounts::{admin_field, NewDiscount};
 use cohort_domain::ids::OrgId;
 use cohort_domain::time::parse_rfc3339;
+use cohort_engine::store_discounts::{
+    target_for, StoreCallError, StoreClient, StoreTarget, TargetError,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -27,9 +24,6 @@ use utoipa::{IntoParams, ToSchema};
 use super::ApiCaller;
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::{ApiError, AppState};
-
-/// How long one call to a store may take.
-pub const STORE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A refusal of these routes: the admin API's envelope with the codes the
 /// store's answers need (`plugin_update_required`, `store_unreachable`, …).
@@ -131,16 +125,12 @@ impl From<StoreCallError> for DiscountError {
     }
 }
 
-fn client() -> Result<&'static StoreClient, DiscountError> {
-    static CLIENT: OnceLock<StoreClient> = OnceLock::new();
-    if let Some(c) = CLIENT.get() {
-        return Ok(c);
-    }
-    let built = StoreClient::new(STORE_TIMEOUT).map_err(|e| {
-        tracing::error!(error = %e, "the store HTTP client could not be built");
-        DiscountError::Api(ApiError::unavailable())
-    })?;
-    Ok(CLIENT.get_or_init(|| built))
+fn client(state: &AppState) -> Result<&StoreClient, DiscountError> {
+    state
+        .inner
+        .store_client
+        .as_ref()
+        .ok_or_else(|| DiscountError::Api(ApiError::unavailable()))
 }
 
 /// The store a connected installation of `org` is reached at, and its signing
@@ -317,7 +307,7 @@ pub async fn create_discount(
     let Json(body) = body.map_err(|e| ApiError::invalid("body", e.body_text()))?;
     let discount = NewDiscount::from_json(&body, chrono::Utc::now())
         .map_err(|e| ApiError::invalid(&e.field, e.message))?;
-    let created = client()?.create(&target, &discount).await?;
+    let created = client(&state)?.create(&target, &discount).await?;
     tracing::info!(installation = %id, provider_id = created.provider_id, "discount created in the store");
     Ok((
         StatusCode::CREATED,
@@ -351,7 +341,9 @@ pub async fn get_discount(
 ) -> Result<Json<DiscountView>, DiscountError> {
     let target = store_target(state.db(), &caller.org, &id).await?;
     let provider_id = provider_id(&raw_provider_id)?;
-    Ok(Json(client()?.get(&target, provider_id).await?.into()))
+    Ok(Json(
+        client(&state)?.get(&target, provider_id).await?.into(),
+    ))
 }
 
 /// Deletes a coupon from the store for good.
@@ -377,7 +369,7 @@ pub async fn delete_discount(
 ) -> Result<Json<DiscountDeleted>, DiscountError> {
     let target = store_target(state.db(), &caller.org, &id).await?;
     let provider_id = provider_id(&raw_provider_id)?;
-    let deleted = client()?.delete(&target, provider_id).await?;
+    let deleted = client(&state)?.delete(&target, provider_id).await?;
     tracing::info!(installation = %id, provider_id, "discount deleted in the store");
     Ok(Json(DiscountDeleted {
         provider_id: deleted.provider_id,
@@ -411,7 +403,9 @@ pub async fn get_discount_by_code(
     if code.is_empty() || code.chars().count() > cohort_domain::discounts::MAX_CODE_LEN {
         return Err(ApiError::invalid("code", "code must be 1 to 50 characters").into());
     }
-    Ok(Json(client()?.get_by_code(&target, code).await?.into()))
+    Ok(Json(
+        client(&state)?.get_by_code(&target, code).await?.into(),
+    ))
 }
 
 /// Orders of the store that used a coupon (paid statuses), created at or
@@ -462,7 +456,7 @@ pub async fn list_redemptions(
             );
         }
     }
-    let page = client()?
+    let page = client(&state)?
         .redemptions(&target, &since, cursor.as_deref())
         .await?;
     Ok(Json(RedemptionPageView {

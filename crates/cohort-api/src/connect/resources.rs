@@ -13,8 +13,9 @@ use utoipa::ToSchema;
 
 use super::{ConnectError, InstallationCaller};
 use crate::error::ErrorBody;
-use crate::resource_intake::{store_resource, IntakeError, ResourceAccepted};
+use crate::intake::ResourceAccepted;
 use crate::AppState;
+use cohort_engine::intake::{store_resource, IntakeError};
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct StoreResource {
@@ -53,7 +54,7 @@ pub async fn store_changed_resource(
     let source = SourceId::from_stored(&installation.source_id);
     let currency = installation.currency.as_deref().filter(|c| !c.is_empty());
     match store_resource(
-        &state,
+        &state.inner.writer,
         &installation.org_id,
         &source,
         &body.topic,
@@ -62,7 +63,7 @@ pub async fn store_changed_resource(
     )
     .await
     {
-        Ok(accepted) => Ok((StatusCode::ACCEPTED, Json(accepted))),
+        Ok(stored) => Ok((StatusCode::ACCEPTED, Json(stored.into()))),
         Err(IntakeError::Invalid { field, message }) => Err(ConnectError::invalid(&field, message)),
         Err(IntakeError::Overloaded) => Err(ConnectError::overloaded()),
         Err(IntakeError::Unavailable) => Err(ConnectError::unavailable()),

@@ -6,7 +6,7 @@
 //! with what the last matching event would send, and the delivery log with
 //! filters, seek paging, one delivery's detail and replay.
 //!
-//! Every check is `cohort_destinations::manage`'s, shared with the admin
+//! Every check is `cohort_engine::destinations::manage`'s, shared with the admin
 //! API and the CLI: its `FieldError` becomes an inline error on the form
 //! naming the field, with the values given kept.
 
@@ -15,10 +15,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Form;
 use chrono::{NaiveDateTime, TimeZone, Utc};
-use cohort_destinations::manage::{self, FieldError};
-use cohort_destinations::{Dispatcher, EventPeople, TestEvent};
 use cohort_domain::destinations::everflow::{self, EverflowSettings};
 use cohort_domain::destinations::mask_url;
+use cohort_engine::destinations::manage::{self, FieldError};
+use cohort_engine::destinations::{Dispatcher, EventPeople, TestEvent};
 use cohort_store::destinations::{DeliveryFilter, DeliveryStatus, Destination};
 use cohort_store::now_micros;
 use serde::{Deserialize, Serialize};

@@ -62,19 +62,20 @@ impl TestApp {
         Self::build(t, settings, writer, None).await
     }
 
-    /// With the destinations dispatcher, and so the secrets key `key`, enabled.
+    /// With the destinations dispatcher, and so the secrets key `key`, enabled;
+    /// the app's outbound policy is the dispatcher's, as in `cohort serve`.
     pub async fn with_destinations(
         t: TestDb,
         key: cohort_store::destinations::SecretsKey,
-        options: cohort_destinations::DispatcherOptions,
+        options: cohort_engine::destinations::DispatcherOptions,
     ) -> Self {
-        Self::build(
-            t,
-            ApiSettings::default(),
-            WriterOptions::default(),
-            Some((key, options)),
-        )
-        .await
+        let settings = ApiSettings {
+            outbound: cohort_engine::outbound::OutboundPolicy {
+                allow_private_addresses: options.allow_private_addresses,
+            },
+            ..ApiSettings::default()
+        };
+        Self::build(t, settings, WriterOptions::default(), Some((key, options))).await
     }
 
     async fn build(
@@ -83,7 +84,7 @@ impl TestApp {
         writer: WriterOptions,
         destinations: Option<(
             cohort_store::destinations::SecretsKey,
-            cohort_destinations::DispatcherOptions,
+            cohort_engine::destinations::DispatcherOptions,
         )>,
     ) -> Self {
         let a = cohort_testkit::seed(&t.db, "Org A").await;
@@ -92,7 +93,7 @@ impl TestApp {
         let mut state = AppState::new(t.db.clone(), writer, settings);
         if let Some((key, options)) = destinations {
             state = state.with_destinations(
-                cohort_destinations::Dispatcher::new(t.db.clone(), key, options)
+                cohort_engine::destinations::Dispatcher::new(t.db.clone(), key, options)
                     .expect("dispatcher"),
             );
         }
@@ -114,7 +115,7 @@ impl TestApp {
     /// serves the destination routes and pages.
     pub async fn with_dispatcher(
         t: TestDb,
-        dispatcher: impl FnOnce(&cohort_store::Db) -> cohort_destinations::Dispatcher,
+        dispatcher: impl FnOnce(&cohort_store::Db) -> cohort_engine::destinations::Dispatcher,
     ) -> Self {
         let a = cohort_testkit::seed(&t.db, "Org A").await;
         let b = cohort_testkit::seed(&t.db, "Org B").await;
@@ -241,6 +242,23 @@ pub async fn apps() -> Vec<TestApp> {
     let mut apps = Vec::new();
     for t in cohort_testkit::all_backends().await {
         apps.push(TestApp::on(t).await);
+    }
+    apps
+}
+
+/// Settings whose outbound policy reaches the stand-ins on 127.0.0.1.
+pub fn allowing_private_addresses() -> ApiSettings {
+    ApiSettings {
+        outbound: cohort_engine::outbound::OutboundPolicy::ALLOW_PRIVATE,
+        ..ApiSettings::default()
+    }
+}
+
+/// [`apps`] that may call stores on private addresses (the stand-ins).
+pub async fn apps_allowing_private_addresses() -> Vec<TestApp> {
+    let mut apps = Vec::new();
+    for t in cohort_testkit::all_backends().await {
+        apps.push(TestApp::with_settings(t, allowing_private_addresses()).await);
     }
     apps
 }

@@ -7,12 +7,10 @@
 //! - `POST /connect/v1/woocommerce/callback`: WooCommerce posts the keys
 //!   there (public; the state is the credential, spent once);
 //! - `POST /hooks/woocommerce/{installation_id}`: webhook deliveries,
-//!   verified on the raw body, stored through the one resource intake;
-//! - `worker`: the history pull, webhook registration and periodic
-//!   reconciliation, in the background (`cohort serve`).
-
-pub mod client;
-pub mod worker;
+//!   verified on the raw body, stored through the one resource intake.
+//!
+//! The history pull, webhook registration and periodic reconciliation run
+//! in the background: `cohort_engine::woocommerce_rest`.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -21,6 +19,8 @@ use axum::Json;
 use base64::Engine;
 use cohort_domain::ids::SourceId;
 use cohort_domain::time::{format_rfc3339, from_micros};
+use cohort_engine::intake::{store_resource, IntakeError, ResourceStored};
+use cohort_engine::woocommerce_rest::authorize_url;
 use cohort_store::destinations::SecretsKey;
 use cohort_store::woocommerce_rest::{CallbackKeys, CallbackOutcome};
 use hmac::{Hmac, Mac};
@@ -34,22 +34,7 @@ use utoipa_axum::routes;
 use super::input::{http_url, Fields, MAX_URL_CHARS};
 use super::{base_url, ConnectError};
 use crate::admin::ApiCaller;
-use crate::resource_intake::{store_resource, IntakeError, ResourceAccepted};
 use crate::AppState;
-
-/// The webhook topics registered with the store (connect.md §6).
-pub const WEBHOOK_TOPICS: [&str; 10] = [
-    "order.created",
-    "order.updated",
-    "order.deleted",
-    "order.restored",
-    "customer.created",
-    "customer.updated",
-    "customer.deleted",
-    "product.created",
-    "product.updated",
-    "product.deleted",
-];
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -88,17 +73,6 @@ pub struct ConnectionStarted {
     pub expires_at: String,
 }
 
-/// The authorize URL WooCommerce shows the merchant.
-pub fn authorize_url(store_url: &str, state: &str, return_url: &str, callback_url: &str) -> String {
-    use client::encode;
-    format!(
-        "{store_url}/wc-auth/v1/authorize?app_name=Cohort&scope=read_write&user_id={}&return_url={}&callback_url={}",
-        encode(state),
-        encode(return_url),
-        encode(callback_url)
-    )
-}
-
 /// Starts connecting a WooCommerce store without the plugin: returns
 /// WooCommerce's authorize URL carrying a one-time state.
 #[utoipa::path(
@@ -128,8 +102,9 @@ pub async fn start_connection(
             "store_url must be the store's http:// or https:// home URL, without ? or #",
         )
     })?;
-    let dispatcher = state.destinations().ok_or_else(ConnectError::unavailable)?;
-    cohort_destinations::check_url(&store_url, dispatcher.options().allow_private_addresses)
+    // The secrets key the callback will seal the keys with.
+    secrets_key(&state)?;
+    cohort_engine::outbound::check_url(&store_url, state.inner.settings.outbound)
         .await
         .map_err(|e| ConnectError::invalid("store_url", e))?;
     let cohort_url = base_url(state.inner.settings.public_url.as_deref(), &headers);
@@ -387,7 +362,7 @@ pub async fn receive_webhook(
     }
     let source = SourceId::from_stored(&target.source_id);
     match store_resource(
-        &state,
+        &state.inner.writer,
         &target.org_id,
         &source,
         topic,
@@ -396,7 +371,7 @@ pub async fn receive_webhook(
     )
     .await
     {
-        Ok(ResourceAccepted {
+        Ok(ResourceStored {
             message_id,
             duplicate,
         }) => Ok(Json(DeliveryAnswer {
@@ -422,20 +397,5 @@ mod tests {
         let mut topic = HeaderMap::new();
         topic.insert("x-wc-webhook-topic", "order.updated".parse().unwrap());
         assert!(!is_ping(&topic, b"webhook_id=142"));
-    }
-
-    #[test]
-    fn authorize_urls_carry_the_state_and_encoded_urls() {
-        let url = authorize_url(
-            "https://shop.example",
-            "wcs_abc",
-            "https://cdp.example/app",
-            "https://cdp.example/connect/v1/woocommerce/callback",
-        );
-        assert_eq!(
-            url,
-            "https://shop.example/wc-auth/v1/authorize?app_name=Cohort&scope=read_write&user_id=wcs_abc\
-             &return_url=https%3A%2F%2Fcdp.example%2Fapp&callback_url=https%3A%2F%2Fcdp.example%2Fconnect%2Fv1%2Fwoocommerce%2Fcallback"
-        );
     }
 }
