@@ -17,7 +17,7 @@ use super::ApiCaller;
 use crate::error::ErrorBody;
 use crate::intake::ResourceAccepted;
 use crate::{ApiError, AppState};
-use cohort_engine::intake::{store_resource, IntakeError};
+use cohort_engine::intake::store_resource;
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -217,8 +217,6 @@ pub async fn ingest_resource(
     .await
     {
         Ok(stored) => Ok((StatusCode::ACCEPTED, Json(stored.into()))),
-        Err(IntakeError::Invalid { field, message }) => Err(ApiError::invalid(&field, message)),
-        Err(IntakeError::Overloaded) => Err(ApiError::overloaded()),
-        Err(IntakeError::Unavailable) => Err(ApiError::unavailable()),
+        Err(refused) => Err(refused.into()),
     }
 }

@@ -11,11 +11,11 @@ use cohort_domain::ids::SourceId;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{ConnectError, InstallationCaller};
+use super::{ApiError, InstallationCaller};
 use crate::error::ErrorBody;
 use crate::intake::ResourceAccepted;
 use crate::AppState;
-use cohort_engine::intake::{store_resource, IntakeError};
+use cohort_engine::intake::store_resource;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct StoreResource {
@@ -48,9 +48,9 @@ pub async fn store_changed_resource(
     State(state): State<AppState>,
     InstallationCaller(installation): InstallationCaller,
     body: axum::body::Bytes,
-) -> Result<(StatusCode, Json<ResourceAccepted>), ConnectError> {
+) -> Result<(StatusCode, Json<ResourceAccepted>), ApiError> {
     let body: StoreResource =
-        serde_json::from_slice(&body).map_err(|e| ConnectError::invalid("body", e.to_string()))?;
+        serde_json::from_slice(&body).map_err(|e| ApiError::invalid("body", e.to_string()))?;
     let source = SourceId::from_stored(&installation.source_id);
     let currency = installation.currency.as_deref().filter(|c| !c.is_empty());
     match store_resource(
@@ -64,8 +64,6 @@ pub async fn store_changed_resource(
     .await
     {
         Ok(stored) => Ok((StatusCode::ACCEPTED, Json(stored.into()))),
-        Err(IntakeError::Invalid { field, message }) => Err(ConnectError::invalid(&field, message)),
-        Err(IntakeError::Overloaded) => Err(ConnectError::overloaded()),
-        Err(IntakeError::Unavailable) => Err(ConnectError::unavailable()),
+        Err(refused) => Err(refused.into()),
     }
 }

@@ -5,6 +5,7 @@
 //! decided by `cohort_domain::destinations`; this module does the IO,
 //! through the one outbound policy (`crate::outbound`).
 
+pub mod log_filter;
 pub mod manage;
 
 use std::collections::HashMap;
