@@ -659,3 +659,36 @@ async fn stores_that_cannot_answer_are_told_apart() {
             .contains("could not be reached"));
     }
 }
+
+/// The store discounts client is under the one outbound policy: by default
+/// a store on a private address is never called (the stand-in counts no
+/// request), and the refusal says why.
+#[tokio::test]
+async fn a_store_on_a_private_address_is_not_called_unless_allowed() {
+    for app in common::apps().await {
+        let backend = app.backend();
+        let store = FakeStore::start("unused", true).await;
+        let (ins, secret) = connect(&app.t.db, &app.a.org, &store.url).await;
+        *store.secret.lock().unwrap() = secret;
+        let answer = app
+            .api(&app.a, "GET", &format!("{}/1", base(&ins)), None)
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_GATEWAY,
+            "{backend}: {}",
+            answer.text()
+        );
+        assert_eq!(answer.json()["error"]["code"], json!("store_unreachable"));
+        assert!(
+            answer.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("private address"),
+            "{backend}: {}",
+            answer.text()
+        );
+        let state = store.state.lock().unwrap();
+        assert_eq!(state.verified + state.refused.len(), 0, "{backend}");
+    }
+}
