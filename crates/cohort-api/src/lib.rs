@@ -17,12 +17,11 @@ pub mod collect;
 pub(crate) mod connect;
 mod error;
 mod health;
+mod intake;
 mod openapi;
-mod resource_intake;
 mod sdk;
 mod state;
 
-pub use connect::rest::worker::{RestWorker, RestWorkerOptions};
 pub use connect::rest::{
     begin_connection as begin_woocommerce_rest_connection, normalize_store_url,
 };

@@ -1,7 +1,9 @@
 use std::sync::Arc;
 
-use cohort_destinations::Dispatcher;
 use cohort_domain::collect::Limits;
+use cohort_engine::destinations::Dispatcher;
+use cohort_engine::outbound::OutboundPolicy;
+use cohort_engine::store_discounts::{StoreClient, STORE_TIMEOUT};
 use cohort_store::writer::EventWriter;
 use cohort_store::Db;
 
@@ -17,6 +19,9 @@ pub struct ApiSettings {
     pub limits: Limits,
     /// Events per second one source may send; 0 means no limit.
     pub rate_limit_per_source: u32,
+    /// What the stores called from a request (discounts) and the store URLs
+    /// operators give may be: the server's one outbound policy.
+    pub outbound: OutboundPolicy,
 }
 
 /// Shared state of every handler. Cheap to clone.
@@ -35,10 +40,18 @@ pub(crate) struct Inner {
     /// HTTP client test conversions are sent with. `None`: the destination
     /// routes answer 503.
     pub destinations: Option<Dispatcher>,
+    /// Calls a connected store's discount endpoints; `None` (the client
+    /// could not be built, logged): the discount routes answer 503.
+    pub store_client: Option<StoreClient>,
 }
 
 impl AppState {
     pub fn new(db: Db, writer: EventWriter, settings: ApiSettings) -> Self {
+        let store_client = StoreClient::new(settings.outbound, STORE_TIMEOUT)
+            .inspect_err(
+                |error| tracing::error!(%error, "the store HTTP client could not be built"),
+            )
+            .ok();
         Self {
             inner: Arc::new(Inner {
                 sources: SourceCache::new(db.clone()),
@@ -47,6 +60,7 @@ impl AppState {
                 writer,
                 settings,
                 destinations: None,
+                store_client,
             }),
         }
     }
@@ -69,5 +83,11 @@ impl AppState {
 
     pub fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    /// The event writer the routes append with (background work started
+    /// beside the router shares it).
+    pub fn writer(&self) -> &EventWriter {
+        &self.inner.writer
     }
 }

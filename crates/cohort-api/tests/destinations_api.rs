@@ -15,7 +15,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode, Uri};
 use axum::Router;
 use cohort_api::{ApiSettings, AppState};
-use cohort_destinations::{Dispatcher, DispatcherOptions};
+use cohort_engine::destinations::{Dispatcher, DispatcherOptions};
 use cohort_store::destinations::SecretsKey;
 use cohort_store::writer::{EventWriter, WriterOptions};
 use cohort_testkit::{Seeded, TestDb};
@@ -607,6 +607,17 @@ async fn another_organisation_gets_404_for_every_destination_route() {
                 app.backend(),
                 answer.text()
             );
+            // The store's NotFound is the API's 404 in the envelope (it was
+            // 503 wherever a handler did not map it itself).
+            assert_eq!(
+                answer.json()["error"]["code"],
+                json!("not_found"),
+                "{method} {path}"
+            );
+            assert!(
+                !answer.headers.contains_key("retry-after"),
+                "{method} {path}"
+            );
         }
         assert_eq!(receiver.requests().len(), 1, "org B's test sent nothing");
         let still = app
@@ -617,6 +628,35 @@ async fn another_organisation_gets_404_for_every_destination_route() {
             (still["name"].as_str(), still["enabled"].as_bool()),
             (Some("webhook"), Some(true))
         );
+    }
+}
+
+/// A storage failure is 503 with Retry-After and the generic envelope:
+/// the driver's text goes to the log, never into the body.
+#[tokio::test]
+async fn a_storage_failure_answers_503_without_its_text() {
+    for app in apps(true).await {
+        app.t.db.close().await;
+        for path in ["/api/v1/destinations", "/api/v1/events"] {
+            let answer = app.api(&app.a, "GET", path, None).await;
+            assert_eq!(
+                answer.status,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{} {path}: {}",
+                app.backend(),
+                answer.text()
+            );
+            assert_eq!(answer.headers["retry-after"], "5");
+            assert_eq!(
+                answer.json(),
+                json!({"error": {"code": "unavailable", "message": "storage is unavailable; retry shortly"}}),
+                "{path}"
+            );
+            let text = answer.text().to_ascii_lowercase();
+            for internal in ["pool", "closed", "sqlx", "select", "database error"] {
+                assert!(!text.contains(internal), "{path}: {text}");
+            }
+        }
     }
 }
 

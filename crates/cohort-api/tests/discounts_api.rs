@@ -287,7 +287,7 @@ fn base(installation: &str) -> String {
 
 #[tokio::test]
 async fn discounts_go_to_the_store_signed_and_come_back_typed() {
-    for app in common::apps().await {
+    for app in common::apps_allowing_private_addresses().await {
         let backend = app.backend();
         let store = FakeStore::start("", true).await;
         let (ins, secret) = connect(&app.t.db, &app.a.org, &store.url).await;
@@ -434,7 +434,7 @@ async fn discounts_go_to_the_store_signed_and_come_back_typed() {
 
 #[tokio::test]
 async fn input_and_tenancy_are_checked_before_any_call() {
-    for app in common::apps().await {
+    for app in common::apps_allowing_private_addresses().await {
         let backend = app.backend();
         let store = FakeStore::start("unused", true).await;
         let (ins, _) = connect(&app.t.db, &app.a.org, &store.url).await;
@@ -577,7 +577,7 @@ async fn input_and_tenancy_are_checked_before_any_call() {
 
 #[tokio::test]
 async fn stores_that_cannot_answer_are_told_apart() {
-    for app in common::apps().await {
+    for app in common::apps_allowing_private_addresses().await {
         let backend = app.backend();
         // WordPress without the discount endpoints: 404 rest_no_route.
         let old = FakeStore::start("unused", false).await;
@@ -657,5 +657,38 @@ async fn stores_that_cannot_answer_are_told_apart() {
             .as_str()
             .unwrap()
             .contains("could not be reached"));
+    }
+}
+
+/// The store discounts client is under the one outbound policy: by default
+/// a store on a private address is never called (the stand-in counts no
+/// request), and the refusal says why.
+#[tokio::test]
+async fn a_store_on_a_private_address_is_not_called_unless_allowed() {
+    for app in common::apps().await {
+        let backend = app.backend();
+        let store = FakeStore::start("unused", true).await;
+        let (ins, secret) = connect(&app.t.db, &app.a.org, &store.url).await;
+        *store.secret.lock().unwrap() = secret;
+        let answer = app
+            .api(&app.a, "GET", &format!("{}/1", base(&ins)), None)
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_GATEWAY,
+            "{backend}: {}",
+            answer.text()
+        );
+        assert_eq!(answer.json()["error"]["code"], json!("store_unreachable"));
+        assert!(
+            answer.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("private address"),
+            "{backend}: {}",
+            answer.text()
+        );
+        let state = store.state.lock().unwrap();
+        assert_eq!(state.verified + state.refused.len(), 0, "{backend}");
     }
 }

@@ -17,8 +17,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
-use cohort_api::{RestWorker, RestWorkerOptions};
-use cohort_destinations::DispatcherOptions;
+use cohort_engine::destinations::DispatcherOptions;
+use cohort_engine::outbound::OutboundPolicy;
+use cohort_engine::woocommerce_rest::worker::{RestWorker, RestWorkerOptions};
 use cohort_store::destinations::SecretsKey;
 use common::{Answer, TestApp};
 use hmac::{Hmac, Mac};
@@ -651,15 +652,22 @@ async fn fake_woocommerce(products: usize, customers: usize, orders: usize) -> (
     (url, woo)
 }
 
-fn worker(app: &TestApp, lease: Duration) -> RestWorker {
+fn worker(app: &TestApp, key: &SecretsKey, lease: Duration) -> RestWorker {
     let options = RestWorkerOptions {
         poll_interval: Duration::from_millis(10),
         reconcile_interval: Duration::from_secs(3600),
         lease,
         timeout: Duration::from_secs(30),
         retry_after: Duration::ZERO,
+        outbound: OutboundPolicy::ALLOW_PRIVATE,
     };
-    RestWorker::new(app.state.clone(), options).expect("the test app has a secrets key")
+    RestWorker::new(
+        app.t.db.clone(),
+        app.state.writer().clone(),
+        key.clone(),
+        options,
+    )
+    .expect("the REST worker's client")
 }
 
 fn pages_requested(woo: &FakeWoo, resource: &str) -> Vec<u32> {
@@ -684,7 +692,7 @@ async fn the_history_pull_registers_webhooks_resumes_after_a_crash_and_reconcili
         // A worker dies while orders page 2 is in flight (its task is
         // aborted with the lease held).
         woo.store.lock().unwrap().hang_on = Some(("orders".into(), 2));
-        let first = worker(&app, Duration::from_millis(300));
+        let first = worker(&app, &key, Duration::from_millis(300));
         let task = tokio::spawn(async move { first.round().await });
         woo.hung.notified().await;
         task.abort();
@@ -712,7 +720,7 @@ async fn the_history_pull_registers_webhooks_resumes_after_a_crash_and_reconcili
 
         // Another worker takes over once the lease lapses, and resumes at orders page 2.
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let second = worker(&app, Duration::from_secs(60));
+        let second = worker(&app, &key, Duration::from_secs(60));
         second.run_until_idle().await.unwrap();
         // Products and customers were done: the page after their last is asked once, empty.
         assert_eq!(
@@ -1015,7 +1023,7 @@ async fn both_modes_end_in_the_same_orders_profiles_and_events() {
             orders[4]["billing"]["email"] = json!("customer1@example.com");
         }
         connected(&app, &key, &store_url).await;
-        worker(&app, Duration::from_secs(60))
+        worker(&app, &key, Duration::from_secs(60))
             .run_until_idle()
             .await
             .unwrap();

@@ -8,6 +8,9 @@ use subtle::ConstantTimeEq;
 
 use crate::ids::random_token;
 
+mod sealing;
+pub use sealing::{SealError, SecretsKey};
+
 /// Hex SHA-256 of a secret, the only form in which it is stored.
 pub fn digest(secret: &str) -> String {
     let mut out = String::with_capacity(64);

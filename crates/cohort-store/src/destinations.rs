@@ -7,10 +7,10 @@
 //! Secrets are encrypted at rest with ChaCha20-Poly1305 under a key the
 //! caller passes in, bound to their row by the associated data.
 
-use base64::Engine;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use cohort_domain::ids::{new_id, OrgId};
+/// The key secrets are sealed with (`cohort_domain::secrets`), re-exported
+/// for the functions here and in `woocommerce_rest` that take it.
+pub use cohort_domain::secrets::SecretsKey;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -21,85 +21,6 @@ use crate::{now_micros, Db, StoreError};
 pub const ENQUEUE_BATCH: i64 = 500;
 /// The one log cursor (see `log_cursor`) every destination's enqueue reads from.
 pub const DESTINATIONS_CURSOR: &str = "destinations";
-
-/// The 32-byte key destination secrets are encrypted with.
-#[derive(Clone)]
-pub struct SecretsKey([u8; 32]);
-
-impl std::fmt::Debug for SecretsKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretsKey(…)")
-    }
-}
-
-impl SecretsKey {
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-
-    /// A key from its base64 text (32 bytes once decoded).
-    pub fn from_base64(text: &str) -> Result<Self, StoreError> {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(text.trim())
-            .map_err(|_| StoreError::Invalid("the destinations key is not base64".into()))?;
-        let bytes: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| StoreError::Invalid("the destinations key must be 32 bytes".into()))?;
-        Ok(Self(bytes))
-    }
-
-    pub fn to_base64(&self) -> String {
-        base64::engine::general_purpose::STANDARD.encode(self.0)
-    }
-
-    pub fn generate() -> Self {
-        Self(rand::random())
-    }
-
-    /// `base64(nonce || ciphertext)`; `context` is authenticated, not stored.
-    /// Also seals the WooCommerce REST keys (`woocommerce_rest`).
-    pub(crate) fn encrypt(&self, plaintext: &[u8], context: &str) -> Result<String, StoreError> {
-        let cipher = ChaCha20Poly1305::new(Key::from_slice(&self.0));
-        let nonce: [u8; 12] = rand::random();
-        let sealed = cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: context.as_bytes(),
-                },
-            )
-            .map_err(|_| StoreError::Invalid("could not encrypt secrets".into()))?;
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&sealed);
-        Ok(base64::engine::general_purpose::STANDARD.encode(out))
-    }
-
-    pub(crate) fn decrypt(&self, stored: &str, context: &str) -> Result<Vec<u8>, StoreError> {
-        let wrong = || {
-            StoreError::Invalid(
-                "stored secrets cannot be decrypted: wrong destinations key?".into(),
-            )
-        };
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(stored)
-            .map_err(|_| wrong())?;
-        if bytes.len() < 12 {
-            return Err(wrong());
-        }
-        let (nonce, sealed) = bytes.split_at(12);
-        let cipher = ChaCha20Poly1305::new(Key::from_slice(&self.0));
-        cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: sealed,
-                    aad: context.as_bytes(),
-                },
-            )
-            .map_err(|_| wrong())
-    }
-}
 
 /// Which events a destination receives; an empty list matches everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -974,20 +895,6 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secrets_round_trip_and_are_bound_to_their_row() {
-        let key = SecretsKey::generate();
-        let sealed = key.encrypt(b"whsec_abc", "org_a:dst_1").unwrap();
-        assert!(!sealed.contains("whsec"));
-        assert_eq!(key.decrypt(&sealed, "org_a:dst_1").unwrap(), b"whsec_abc");
-        assert!(key.decrypt(&sealed, "org_b:dst_1").is_err());
-        assert!(SecretsKey::generate()
-            .decrypt(&sealed, "org_a:dst_1")
-            .is_err());
-        assert_eq!(SecretsKey::from_base64(&key.to_base64()).unwrap().0, key.0);
-        assert!(!format!("{key:?}").contains(&key.to_base64()));
-    }
 
     #[test]
     fn filters_match_names_and_types() {

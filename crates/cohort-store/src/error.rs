@@ -15,3 +15,11 @@ pub enum StoreError {
     #[error("io error: {0}")]
     Io(#[from] std::io::Error),
 }
+
+/// A key or sealed secret that cannot be read is invalid input, as before
+/// the sealing moved to `cohort_domain::secrets`.
+impl From<cohort_domain::secrets::SealError> for StoreError {
+    fn from(error: cohort_domain::secrets::SealError) -> Self {
+        StoreError::Invalid(error.to_string())
+    }
+}

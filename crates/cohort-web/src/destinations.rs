@@ -6,7 +6,7 @@
 //! with what the last matching event would send, and the delivery log with
 //! filters, seek paging, one delivery's detail and replay.
 //!
-//! Every check is `cohort_destinations::manage`'s, shared with the admin
+//! Every check is `cohort_engine::destinations::manage`'s, shared with the admin
 //! API and the CLI: its `FieldError` becomes an inline error on the form
 //! naming the field, with the values given kept.
 
@@ -14,12 +14,12 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Form;
-use chrono::{NaiveDateTime, TimeZone, Utc};
-use cohort_destinations::manage::{self, FieldError};
-use cohort_destinations::{Dispatcher, EventPeople, TestEvent};
 use cohort_domain::destinations::everflow::{self, EverflowSettings};
 use cohort_domain::destinations::mask_url;
-use cohort_store::destinations::{DeliveryFilter, DeliveryStatus, Destination};
+use cohort_engine::destinations::log_filter::DeliveryQuery;
+use cohort_engine::destinations::manage::{self, FieldError};
+use cohort_engine::destinations::{Dispatcher, EventPeople, TestEvent};
+use cohort_store::destinations::{DeliveryFilter, Destination};
 use cohort_store::now_micros;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -934,48 +934,21 @@ fn non_empty(v: &Option<String>) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// A time of the filter form (`datetime-local`, read as UTC) or RFC 3339.
-fn utc(field: &str, value: &Option<String>) -> Result<Option<i64>, ShownError> {
-    let Some(text) = non_empty(value) else {
-        return Ok(None);
-    };
-    if let Some(t) = cohort_domain::time::parse_rfc3339(&text) {
-        return Ok(Some(t.timestamp_micros()));
-    }
-    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(&text, f).ok())
-        .map(|t| Some(Utc.from_utc_datetime(&t).timestamp_micros()))
-        .ok_or_else(|| ShownError {
-            input: field.into(),
-            text: format!("{field}: a UTC time such as 2026-11-23T10:00"),
-        })
-}
-
+/// The engine's check of the log filters (`cohort_engine::destinations::log_filter`).
 fn log_filter(p: &LogParams) -> Result<DeliveryFilter, ShownError> {
-    let status = match non_empty(&p.status) {
-        None => None,
-        Some(s) => Some(DeliveryStatus::parse(&s).ok_or_else(|| ShownError {
-            input: "status".into(),
-            text: "status: pending, retrying, delivered, failed or skipped".into(),
-        })?),
-    };
-    let before_seq = match non_empty(&p.before) {
-        None => None,
-        Some(b) => Some(b.parse::<i64>().map_err(|_| ShownError {
-            input: "before".into(),
-            text: "before: not a position of the log".into(),
-        })?),
-    };
-    Ok(DeliveryFilter {
-        status,
-        event: non_empty(&p.event),
-        message_id: non_empty(&p.message_id),
-        search: non_empty(&p.q),
-        since_us: utc("since", &p.since)?,
-        until_us: utc("until", &p.until)?,
-        before_seq,
+    let query = DeliveryQuery {
+        status: p.status.clone(),
+        event: p.event.clone(),
+        message_id: p.message_id.clone(),
+        search: p.q.clone(),
+        since: p.since.clone(),
+        until: p.until.clone(),
+        before: p.before.clone(),
         limit: PAGE,
+    };
+    query.filter().map_err(|e| ShownError {
+        text: format!("{}: {}", e.field, e.message),
+        input: e.field,
     })
 }
 

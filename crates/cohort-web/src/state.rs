@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use cohort_destinations::Dispatcher;
+use cohort_engine::destinations::Dispatcher;
 use cohort_store::Db;
 
 /// What the pages need to know from the configuration.

@@ -1028,14 +1028,17 @@ async fn a_viewer_sees_the_pages_without_forms_and_cannot_change_anything() {
 }
 
 /// An Everflow destination of org A, created as the admin API would.
-async fn everflow_destination(app: &TestApp, sender: &cohort_destinations::Dispatcher) -> String {
-    let input = cohort_destinations::manage::Input {
+async fn everflow_destination(
+    app: &TestApp,
+    sender: &cohort_engine::destinations::Dispatcher,
+) -> String {
+    let input = cohort_engine::destinations::manage::Input {
         kind: "everflow".into(),
         name: Some("Everflow".into()),
         settings: json!({"tracking_domain": "http://127.0.0.1:9", "network_id": "115", "event_mapping": {"Order Completed": 0}}),
         ..Default::default()
     };
-    let prepared = cohort_destinations::manage::prepare(input, true)
+    let prepared = cohort_engine::destinations::manage::prepare(input, true)
         .await
         .unwrap();
     app.t
@@ -1743,14 +1746,14 @@ impl Receiver {
     }
 }
 
-fn dispatcher(db: &cohort_store::Db) -> cohort_destinations::Dispatcher {
-    let options = cohort_destinations::DispatcherOptions {
+fn dispatcher(db: &cohort_store::Db) -> cohort_engine::destinations::Dispatcher {
+    let options = cohort_engine::destinations::DispatcherOptions {
         allow_private_addresses: true,
         schedule: Vec::new(),
         poll: Duration::from_millis(20),
         ..Default::default()
     };
-    cohort_destinations::Dispatcher::new(
+    cohort_engine::destinations::Dispatcher::new(
         db.clone(),
         cohort_store::destinations::SecretsKey::generate(),
         options,
@@ -1759,7 +1762,7 @@ fn dispatcher(db: &cohort_store::Db) -> cohort_destinations::Dispatcher {
 }
 
 /// Apps with destinations on (loopback receivers allowed), one per backend.
-async fn destination_apps() -> Vec<(TestApp, cohort_destinations::Dispatcher)> {
+async fn destination_apps() -> Vec<(TestApp, cohort_engine::destinations::Dispatcher)> {
     let mut out = Vec::new();
     for t in cohort_testkit::all_backends().await {
         let mut kept = None;

@@ -147,7 +147,8 @@ pub async fn ui(args: UiArgs) -> anyhow::Result<()> {
     db.create_api_token(&org.id, "bench").await?;
     let (writer, _writer_tasks) = EventWriter::start(db.clone(), WriterOptions::default());
     // The dispatcher only lends its key and policy to the pages: nothing is sent.
-    let dispatcher = cohort_destinations::Dispatcher::new(db.clone(), key, Default::default())?;
+    let dispatcher =
+        cohort_engine::destinations::Dispatcher::new(db.clone(), key, Default::default())?;
     let pages = cohort_web::router(WebState::new(
         db.clone(),
         WebSettings::default(),
@@ -261,14 +262,14 @@ async fn bench_destination(
     org: &cohort_domain::ids::OrgId,
     key: &cohort_store::destinations::SecretsKey,
 ) -> anyhow::Result<String> {
-    let input = cohort_destinations::manage::Input {
+    let input = cohort_engine::destinations::manage::Input {
         kind: "everflow".into(),
         name: Some("Everflow".into()),
         settings: serde_json::json!({"tracking_domain": "https://www.abc123trk.example", "network_id": "115",
                                      "event_mapping": {"Order Completed": 0}, "verification_token": "vt-bench-0123456789abcdef"}),
         ..Default::default()
     };
-    let prepared = cohort_destinations::manage::prepare(input, false)
+    let prepared = cohort_engine::destinations::manage::prepare(input, false)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(db.create_destination(org, key, &prepared.new).await?.id)

@@ -36,14 +36,19 @@ pub struct WooCommerceConfig {
 }
 
 impl WooCommerceConfig {
-    pub fn worker_options(&self) -> cohort_api::RestWorkerOptions {
+    /// The worker's options; stores are reached under `outbound`.
+    pub fn worker_options(
+        &self,
+        outbound: cohort_engine::outbound::OutboundPolicy,
+    ) -> cohort_engine::woocommerce_rest::worker::RestWorkerOptions {
         use std::time::Duration;
-        cohort_api::RestWorkerOptions {
+        cohort_engine::woocommerce_rest::worker::RestWorkerOptions {
             poll_interval: Duration::from_millis(self.poll_interval_ms.max(1)),
             reconcile_interval: Duration::from_secs(self.reconcile_interval_seconds.max(1)),
             lease: Duration::from_secs(self.lease_seconds.max(self.timeout_seconds + 1)),
             timeout: Duration::from_secs(self.timeout_seconds.max(1)),
             retry_after: Duration::from_secs(self.retry_after_seconds),
+            outbound,
         }
     }
 }
@@ -178,6 +183,15 @@ impl Config {
             max_message_bytes: self.collect.max_message_bytes,
             max_request_bytes: self.collect.max_request_bytes,
             max_batch_messages: self.collect.max_batch_messages,
+        }
+    }
+
+    /// The one outbound policy of every client (destinations, stores' REST
+    /// APIs, their discount endpoints): `destinations.allow_private_addresses`
+    /// lets them reach private, loopback and link-local addresses.
+    pub fn outbound_policy(&self) -> cohort_engine::outbound::OutboundPolicy {
+        cohort_engine::outbound::OutboundPolicy {
+            allow_private_addresses: self.destinations.allow_private_addresses,
         }
     }
 

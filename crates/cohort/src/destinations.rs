@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Subcommand;
-use cohort_destinations::manage::{self, Input, Patch};
-use cohort_destinations::{Dispatcher, DispatcherOptions};
-use cohort_domain::time::{format_rfc3339, from_micros, parse_rfc3339};
+use cohort_domain::time::{format_rfc3339, from_micros};
+use cohort_engine::destinations::log_filter::DeliveryQuery;
+use cohort_engine::destinations::manage::{self, Input, Patch};
+use cohort_engine::destinations::{Dispatcher, DispatcherOptions};
 use cohort_store::destinations::{DeliveryFilter, DeliveryStatus, Destination, SecretsKey};
 use cohort_store::{now_micros, Db, StoreError};
 use serde_json::Value;
@@ -208,16 +209,6 @@ fn print_view(d: &Destination) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn micros(name: &str, value: Option<&str>) -> anyhow::Result<Option<i64>> {
-    value
-        .map(|v| {
-            parse_rfc3339(v)
-                .map(|t| t.timestamp_micros())
-                .with_context(|| format!("--{name} must be an RFC 3339 time"))
-        })
-        .transpose()
-}
-
 pub async fn run(config: &Config, command: DestinationCommand) -> anyhow::Result<()> {
     let db = open(config).await?;
     let key = config.destinations_key()?;
@@ -343,20 +334,19 @@ pub async fn run(config: &Config, command: DestinationCommand) -> anyhow::Result
         } => {
             let org = resolve_org(&db, org.as_deref()).await?;
             load(&db, &org.id, &key, &id).await?;
-            let status = status
-                .as_deref()
-                .map(|s| DeliveryStatus::parse(s).with_context(|| format!("--status must be pending, retrying, delivered, failed or skipped, not {s:?}")))
-                .transpose()?;
-            let filter = DeliveryFilter {
+            let query = DeliveryQuery {
                 status,
                 event,
                 message_id,
                 search,
-                since_us: micros("since", since.as_deref())?,
-                until_us: micros("until", until.as_deref())?,
-                before_seq: None,
+                since,
+                until,
+                before: None,
                 limit: limit.clamp(1, 1000),
             };
+            let filter = query
+                .filter()
+                .map_err(|e| anyhow::anyhow!("--{} must be {}", e.field, e.message))?;
             for d in db.list_deliveries(&org.id, &id, &filter).await? {
                 if json {
                     let row = serde_json::json!({

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cohort_api::{ApiSettings, AppState};
-use cohort_destinations::Dispatcher;
+use cohort_engine::destinations::Dispatcher;
+use cohort_engine::woocommerce_rest::worker::RestWorker;
+use cohort_store::destinations::SecretsKey;
 use cohort_store::projection::Projector;
 use cohort_store::writer::{EventWriter, WriterOptions};
 use cohort_store::Db;
@@ -34,12 +36,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         public_url: Some(config.server.public_url.clone()).filter(|u| !u.is_empty()),
         limits: config.limits(),
         rate_limit_per_source: config.collect.rate_limit_per_source,
+        outbound: config.outbound_policy(),
     };
     let options = crate::destinations::options(&config);
     // One dispatcher: the worker, and what the admin API and the pages
     // manage destinations and send test conversions with (same key, same
     // policy).
-    let destinations = Dispatcher::new(db.clone(), config.destinations_key()?, options)
+    let key = config.destinations_key()?;
+    let destinations = Dispatcher::new(db.clone(), key.clone(), options)
         .context("invalid [destinations] configuration")?;
     let pages = cohort_web::router(WebState::new(
         db.clone(),
@@ -48,13 +52,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         },
         Some(destinations.clone()),
     ));
-    let state = AppState::new(db.clone(), writer, settings).with_destinations(destinations.clone());
+    let state =
+        AppState::new(db.clone(), writer.clone(), settings).with_destinations(destinations.clone());
 
     let http = config.server.has(Role::Http);
     let workers = config.server.has(Role::Workers);
     let mut supervisor = Supervisor::new();
     if workers {
-        start_workers(&config, &mut supervisor, &db, &state, &destinations);
+        start_workers(&config, &mut supervisor, &db, writer, key, &destinations)?;
     }
     tracing::info!(http, workers = ?supervisor.names(), "roles");
 
@@ -62,7 +67,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if http {
         serve_http(&config, &db, cohort_api::router_with_pages(state, pages)).await?;
     } else {
-        // The state (and its writer handle) is not needed without HTTP.
+        // The state and the pages are not needed without HTTP (they hold a
+        // writer handle, which must go before the writer drains).
         drop((state, pages));
         println!(
             "Cohort {} is running workers only ({}): {}",
@@ -90,9 +96,10 @@ fn start_workers(
     config: &Config,
     supervisor: &mut Supervisor,
     db: &Db,
-    state: &AppState,
+    writer: EventWriter,
+    key: SecretsKey,
     destinations: &Dispatcher,
-) {
+) -> anyhow::Result<()> {
     if config.projection.enabled {
         let rounds = ProjectionRounds(Projector::new(db.clone()));
         let pacing = Pacing::idle(Duration::from_millis(
@@ -109,14 +116,14 @@ fn start_workers(
     // No-plugin WooCommerce stores: history pulls, webhook registration and
     // reconciliation (docs/WOOCOMMERCE.md), leased per store across nodes.
     if config.woocommerce.rest_worker_enabled {
-        if let Some(worker) =
-            cohort_api::RestWorker::new(state.clone(), config.woocommerce.worker_options())
-        {
-            supervisor.spawn("woocommerce-rest", move |stop| {
-                worker.run_until(Supervisor::watch(&stop))
-            });
-        }
+        let options = config.woocommerce.worker_options(config.outbound_policy());
+        let worker = RestWorker::new(db.clone(), writer, key, options)
+            .context("cannot start the WooCommerce REST worker")?;
+        supervisor.spawn("woocommerce-rest", move |stop| {
+            worker.run_until(Supervisor::watch(&stop))
+        });
     }
+    Ok(())
 }
 
 /// Serves HTTP until SIGTERM/Ctrl-C, then finishes in-flight requests for

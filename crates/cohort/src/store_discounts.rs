@@ -4,8 +4,9 @@
 
 use anyhow::Context;
 use clap::Subcommand;
-use cohort_destinations::store_discounts::{target_for, StoreCallError, StoreClient};
 use cohort_domain::discounts::{wire::StoreDiscount, NewDiscount};
+use cohort_engine::outbound::OutboundPolicy;
+use cohort_engine::store_discounts::{target_for, StoreCallError, StoreClient, STORE_TIMEOUT};
 use serde_json::{json, Value};
 
 use cohort_store::Db;
@@ -94,9 +95,12 @@ fn print_discount(d: &StoreDiscount) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run(db: &Db, command: DiscountCommand) -> anyhow::Result<()> {
-    let client =
-        StoreClient::new(cohort_api::admin::discounts::STORE_TIMEOUT).map_err(store_error)?;
+pub async fn run(
+    db: &Db,
+    outbound: OutboundPolicy,
+    command: DiscountCommand,
+) -> anyhow::Result<()> {
+    let client = StoreClient::new(outbound, STORE_TIMEOUT).map_err(store_error)?;
     match command {
         DiscountCommand::Create {
             installation,

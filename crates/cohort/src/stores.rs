@@ -116,7 +116,9 @@ pub async fn run(config: &Config, command: StoreCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        StoreCommand::Discount(c) => crate::store_discounts::run(&db, c).await?,
+        StoreCommand::Discount(c) => {
+            crate::store_discounts::run(&db, config.outbound_policy(), c).await?
+        }
     }
     Ok(())
 }

@@ -598,10 +598,10 @@ async fn the_cli_manages_destinations_with_secrets_masked() {
             .await
             .unwrap();
         }
-        let worker = cohort_destinations::Dispatcher::new(
+        let worker = cohort_engine::destinations::Dispatcher::new(
             t.db.clone(),
             key.clone(),
-            cohort_destinations::DispatcherOptions {
+            cohort_engine::destinations::DispatcherOptions {
                 allow_private_addresses: true,
                 schedule: vec![],
                 ..Default::default()

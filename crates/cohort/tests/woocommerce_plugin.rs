@@ -296,6 +296,8 @@ async fn run_scenario(test_db: &cohort_testkit::TestDb, woocommerce: &std::path:
     let env = [
         ("COHORT_SERVER__LISTEN", listen.as_str()),
         ("COHORT_DESTINATIONS__ENABLED", "false"),
+        // The WordPress under test listens on 127.0.0.1.
+        ("COHORT_DESTINATIONS__ALLOW_PRIVATE_ADDRESSES", "true"),
     ];
     let cohort = Server::start(&test_db.url, &env).await;
     let url = cohort.url.clone();
@@ -630,6 +632,7 @@ async fn run_scenario(test_db: &cohort_testkit::TestDb, woocommerce: &std::path:
             .args(["store", "discount"])
             .args(args)
             .env("COHORT_DATABASE__URL", &test_db.url)
+            .env("COHORT_DESTINATIONS__ALLOW_PRIVATE_ADDRESSES", "true")
             .current_dir(wp.dir.path())
             .output()
             .unwrap();

@@ -306,6 +306,8 @@ async fn a_real_woocommerce_store_is_imported_without_the_plugin() {
         &[
             ("COHORT_DESTINATIONS__KEY", key_text.as_str()),
             ("COHORT_WOOCOMMERCE__POLL_INTERVAL_MS", "200"),
+            // The WooCommerce under test listens on 127.0.0.1.
+            ("COHORT_DESTINATIONS__ALLOW_PRIVATE_ADDRESSES", "true"),
         ],
     )
     .await;
@@ -315,6 +317,7 @@ async fn a_real_woocommerce_store_is_imported_without_the_plugin() {
             .unwrap();
 
     // What WooCommerce does when the administrator approves.
+    let callback = format!("{}/connect/v1/woocommerce/callback", server.url);
     let approve = format!(
         r#"wp_set_current_user( 1 );
         $auth = new WC_Auth();
@@ -323,7 +326,6 @@ async fn a_real_woocommerce_store_is_imported_without_the_plugin() {
         $data = $create->invoke( $auth, 'Cohort', '{state}', 'read_write' );
         echo $post->invoke( $auth, $data, '{callback}' ) ? 'posted' : 'failed';"#,
         state = started.state,
-        callback = format!("{}/connect/v1/woocommerce/callback", server.url),
     );
     assert_eq!(
         wp.php(&approve).await.trim(),

@@ -224,6 +224,8 @@ async fn run_scenario(test_db: &cohort_testkit::TestDb) {
     let env = [
         ("COHORT_SERVER__LISTEN", listen.as_str()),
         ("COHORT_DESTINATIONS__ENABLED", "false"),
+        // The WordPress under test listens on 127.0.0.1.
+        ("COHORT_DESTINATIONS__ALLOW_PRIVATE_ADDRESSES", "true"),
     ];
     let mut cohort = Server::start(&test_db.url, &env).await;
     let url = cohort.url.clone();
@@ -364,6 +366,7 @@ async fn run_scenario(test_db: &cohort_testkit::TestDb) {
     let cli = std::process::Command::new(env!("CARGO_BIN_EXE_cohort"))
         .args(["store", "discount", "get", &installation_id, "1"])
         .env("COHORT_DATABASE__URL", &test_db.url)
+        .env("COHORT_DESTINATIONS__ALLOW_PRIVATE_ADDRESSES", "true")
         .current_dir(wp.dir.path())
         .output()
         .unwrap();

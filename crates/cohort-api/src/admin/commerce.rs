@@ -15,8 +15,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::profiles::parse_limit;
 use super::ApiCaller;
 use crate::error::ErrorBody;
-use crate::resource_intake::{store_resource, IntakeError, ResourceAccepted};
+use crate::intake::ResourceAccepted;
 use crate::{ApiError, AppState};
+use cohort_engine::intake::store_resource;
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -206,7 +207,7 @@ pub async fn ingest_resource(
         .ok_or_else(|| ApiError::not_found("source"))?;
     let source = SourceId::from_stored(source.id.as_str());
     match store_resource(
-        &state,
+        &state.inner.writer,
         &caller.org,
         &source,
         &body.topic,
@@ -215,9 +216,7 @@ pub async fn ingest_resource(
     )
     .await
     {
-        Ok(accepted) => Ok((StatusCode::ACCEPTED, Json(accepted))),
-        Err(IntakeError::Invalid { field, message }) => Err(ApiError::invalid(&field, message)),
-        Err(IntakeError::Overloaded) => Err(ApiError::overloaded()),
-        Err(IntakeError::Unavailable) => Err(ApiError::unavailable()),
+        Ok(stored) => Ok((StatusCode::ACCEPTED, Json(stored.into()))),
+        Err(refused) => Err(refused.into()),
     }
 }

@@ -12,12 +12,13 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use cohort_destinations::manage::{self, FieldError};
-use cohort_destinations::Dispatcher;
 use cohort_domain::destinations::mask_url;
-use cohort_domain::time::{format_rfc3339, from_micros, parse_rfc3339};
+use cohort_domain::time::{format_rfc3339, from_micros};
+use cohort_engine::destinations::log_filter::DeliveryQuery;
+use cohort_engine::destinations::manage::{self, FieldError};
+use cohort_engine::destinations::Dispatcher;
 use cohort_store::destinations::{Delivery, DeliveryFilter, DeliveryStatus, Destination};
-use cohort_store::{now_micros, StoreError};
+use cohort_store::now_micros;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -51,21 +52,13 @@ fn field_error(e: FieldError) -> ApiError {
     ApiError::invalid(&e.field, e.message)
 }
 
-/// `NotFound` → 404 (also for another organisation's destination).
-fn not_found_or(what: &str) -> impl Fn(StoreError) -> ApiError + '_ {
-    move |e| match e {
-        StoreError::NotFound(_) => ApiError::not_found(what),
-        other => other.into(),
-    }
-}
-
 async fn load(state: &AppState, caller: &ApiCaller, id: &str) -> Result<Destination, ApiError> {
     let key = sender(state)?.key();
     state
         .db()
         .get_destination(&caller.org, key, id)
         .await
-        .map_err(not_found_or("destination"))
+        .map_err(ApiError::from)
 }
 
 fn time(us: i64) -> String {
@@ -271,7 +264,7 @@ async fn save(state: &AppState, d: &Destination) -> Result<Destination, ApiError
         .db()
         .update_destination(key, d)
         .await
-        .map_err(not_found_or("destination"))
+        .map_err(ApiError::from)
 }
 
 /// Edits a destination (name, enabled, filters, settings, secrets), checked
@@ -390,11 +383,7 @@ pub async fn delete_destination(
     caller: ApiCaller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .db()
-        .delete_destination(&caller.org, &id)
-        .await
-        .map_err(not_found_or("destination"))?;
+    state.db().delete_destination(&caller.org, &id).await?;
     tracing::info!(destination = %id, "destination deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -534,51 +523,30 @@ pub struct DeliveryParams {
     pub limit: Option<String>,
 }
 
-fn rfc3339(field: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
-    value
-        .map(|v| {
-            parse_rfc3339(v)
-                .map(|t| t.timestamp_micros())
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        field,
-                        format!("{field} must be an RFC 3339 time, e.g. 2026-11-01T00:00:00Z"),
-                    )
-                })
-        })
-        .transpose()
-}
-
+/// The log filters of a query string.
 fn delivery_filter(p: &DeliveryParams) -> Result<DeliveryFilter, ApiError> {
-    let status = p
-        .status
-        .as_deref()
-        .map(|s| {
-            DeliveryStatus::parse(s).ok_or_else(|| {
-                ApiError::invalid(
-                    "status",
-                    "status must be pending, retrying, delivered, failed or skipped",
-                )
-            })
-        })
-        .transpose()?;
-    let before_seq = p
-        .cursor
-        .as_deref()
-        .map(|c| {
-            c.parse::<i64>()
-                .map_err(|_| ApiError::invalid("cursor", "cursor must be a next_cursor value"))
-        })
-        .transpose()?;
-    Ok(DeliveryFilter {
-        status,
+    let query = DeliveryQuery {
+        status: p.status.clone(),
         event: p.event.clone(),
         message_id: p.message_id.clone(),
         search: p.q.clone(),
-        since_us: rfc3339("since", p.since.as_deref())?,
-        until_us: rfc3339("until", p.until.as_deref())?,
-        before_seq,
+        since: p.since.clone(),
+        until: p.until.clone(),
+        before: p.cursor.clone(),
         limit: i64::from(parse_limit(p.limit.as_deref())?),
+    };
+    checked(&query)
+}
+
+/// The filter, or the field at fault with this API's names (`cursor`).
+fn checked(query: &DeliveryQuery) -> Result<DeliveryFilter, ApiError> {
+    query.filter().map_err(|e| {
+        let field = if e.field == "before" {
+            "cursor"
+        } else {
+            e.field.as_str()
+        };
+        ApiError::invalid(field, format!("{field} must be {}", e.message))
     })
 }
 
@@ -647,8 +615,7 @@ pub async fn get_delivery(
     let d = state
         .db()
         .get_delivery(&caller.org, &id, &message_id)
-        .await
-        .map_err(not_found_or("delivery"))?;
+        .await?;
     Ok(Json(delivery_view(d)))
 }
 
@@ -681,13 +648,11 @@ pub async fn replay_delivery(
     let replayed = state
         .db()
         .replay_delivery(&caller.org, &id, &message_id)
-        .await
-        .map_err(not_found_or("delivery"))?;
+        .await?;
     let d = state
         .db()
         .get_delivery(&caller.org, &id, &message_id)
-        .await
-        .map_err(not_found_or("delivery"))?;
+        .await?;
     Ok(Json(ReplayOne {
         replayed,
         status: d.status.as_str().to_owned(),
@@ -734,14 +699,14 @@ pub async fn replay_failed(
 ) -> Result<Json<ReplayCount>, ApiError> {
     let body: ReplayFailed = optional_body(&body)?;
     load(&state, &caller, &id).await?;
-    let filter = DeliveryFilter {
+    let filter = checked(&DeliveryQuery {
         event: body.event,
         message_id: body.message_id,
         search: body.q,
-        since_us: rfc3339("since", body.since.as_deref())?,
-        until_us: rfc3339("until", body.until.as_deref())?,
+        since: body.since,
+        until: body.until,
         ..Default::default()
-    };
+    })?;
     let replayed = state.db().replay_failed(&caller.org, &id, &filter).await?;
     tracing::info!(destination = %id, replayed, "failed deliveries replayed");
     Ok(Json(ReplayCount { replayed }))

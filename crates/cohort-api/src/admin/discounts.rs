@@ -5,142 +5,78 @@
 //! (`409 plugin_update_required`), which is not the same as a discount
 //! that does not exist (`404 not_found`).
 
-use std::sync::OnceLock;
-use std::time::Duration;
-
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cohort_destinations::store_discounts::{
-    target_for, StoreCallError, StoreClient, StoreTarget, TargetError,
-};
 use cohort_domain::discounts::wire::{Redemption, StoreDiscount};
 use cohort_domain::discounts::{admin_field, NewDiscount};
 use cohort_domain::ids::OrgId;
 use cohort_domain::time::parse_rfc3339;
+use cohort_engine::store_discounts::{
+    target_for, StoreCallError, StoreClient, StoreTarget, TargetError,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiCaller;
-use crate::error::{ErrorBody, ErrorDetail};
+use crate::error::ErrorBody;
 use crate::{ApiError, AppState};
 
-/// How long one call to a store may take.
-pub const STORE_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// A refusal of these routes: the admin API's envelope with the codes the
-/// store's answers need (`plugin_update_required`, `store_unreachable`, …).
-#[derive(Debug)]
-pub enum DiscountError {
-    Api(ApiError),
-    Store {
-        status: StatusCode,
-        code: &'static str,
-        message: String,
-        field: Option<String>,
-    },
-}
-
-impl From<ApiError> for DiscountError {
-    fn from(e: ApiError) -> Self {
-        Self::Api(e)
-    }
-}
-
-impl From<cohort_store::StoreError> for DiscountError {
-    fn from(e: cohort_store::StoreError) -> Self {
-        Self::Api(e.into())
-    }
-}
-
-impl DiscountError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self::Store {
-            status,
-            code,
-            message: message.into(),
-            field: None,
-        }
-    }
-}
-
-impl IntoResponse for DiscountError {
-    fn into_response(self) -> Response {
-        match self {
-            Self::Api(e) => e.into_response(),
-            Self::Store {
-                status,
-                code,
-                message,
-                field,
-            } => (
-                status,
-                Json(ErrorBody {
-                    error: ErrorDetail {
-                        code: code.into(),
-                        message,
-                        field,
-                    },
-                }),
-            )
-                .into_response(),
-        }
-    }
-}
-
-impl From<StoreCallError> for DiscountError {
+/// What the store answered, as this API's refusal: the envelope with the
+/// codes the store's answers need (`plugin_update_required`,
+/// `store_unreachable`, …).
+impl From<StoreCallError> for ApiError {
     fn from(e: StoreCallError) -> Self {
         match e {
-            StoreCallError::PluginUpdateRequired(_) => Self::new(
-                StatusCode::CONFLICT,
-                "plugin_update_required",
-                "plugin update required: the store's Cohort Connect plugin has no discount endpoints; update the plugin in WordPress",
-            ),
-            StoreCallError::NotFound => ApiError::not_found("discount").into(),
-            StoreCallError::Conflict(message) => {
-                Self::Store { status: StatusCode::CONFLICT, code: "discount_exists", message, field: Some("code".into()) }
-            }
-            StoreCallError::Invalid { field, message } => ApiError::invalid(&admin_field(&field), message).into(),
-            StoreCallError::WooCommerceInactive(message) => {
-                Self::new(StatusCode::CONFLICT, "woocommerce_inactive", format!("WooCommerce is not active on the store: {message}"))
-            }
-            StoreCallError::SignatureRefused { code, message } => {
-                tracing::warn!(%code, "a store refused Cohort's signature");
-                Self::new(
-                    StatusCode::BAD_GATEWAY,
-                    "store_refused_signature",
-                    format!("the store refused Cohort's signature ({code}: {message}); reconnect the store if this persists"),
-                )
-            }
-            StoreCallError::Network(message) => {
-                tracing::warn!(%message, "a store could not be reached");
-                Self::new(StatusCode::BAD_GATEWAY, "store_unreachable", format!("the store could not be reached: {message}"))
-            }
-            StoreCallError::Unexpected { status, code, message } => Self::new(
-                StatusCode::BAD_GATEWAY,
-                "store_error",
-                format!("the store answered {status} {code}: {message}"),
-            ),
-            StoreCallError::BadAnswer(message) => {
-                Self::new(StatusCode::BAD_GATEWAY, "store_bad_answer", format!("the store's answer could not be read: {message}"))
-            }
+        StoreCallError::PluginUpdateRequired(_) => ApiError::new(
+            StatusCode::CONFLICT,
+            "plugin_update_required",
+            "plugin update required: the store's Cohort Connect plugin has no discount endpoints; update the plugin in WordPress",
+        ),
+        StoreCallError::NotFound => ApiError::not_found("discount"),
+        StoreCallError::Conflict(message) => {
+            ApiError::new(StatusCode::CONFLICT, "discount_exists", message).with_field("code")
         }
+        StoreCallError::Invalid { field, message } => ApiError::invalid(&admin_field(&field), message),
+        StoreCallError::WooCommerceInactive(message) => ApiError::new(
+            StatusCode::CONFLICT,
+            "woocommerce_inactive",
+            format!("WooCommerce is not active on the store: {message}"),
+        ),
+        StoreCallError::SignatureRefused { code, message } => {
+            tracing::warn!(%code, "a store refused Cohort's signature");
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "store_refused_signature",
+                format!("the store refused Cohort's signature ({code}: {message}); reconnect the store if this persists"),
+            )
+        }
+        StoreCallError::Network(message) => {
+            tracing::warn!(%message, "a store could not be reached");
+            ApiError::new(StatusCode::BAD_GATEWAY, "store_unreachable", format!("the store could not be reached: {message}"))
+        }
+        StoreCallError::Unexpected { status, code, message } => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "store_error",
+            format!("the store answered {status} {code}: {message}"),
+        ),
+        StoreCallError::BadAnswer(message) => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "store_bad_answer",
+            format!("the store's answer could not be read: {message}"),
+        ),
+    }
     }
 }
 
-fn client() -> Result<&'static StoreClient, DiscountError> {
-    static CLIENT: OnceLock<StoreClient> = OnceLock::new();
-    if let Some(c) = CLIENT.get() {
-        return Ok(c);
-    }
-    let built = StoreClient::new(STORE_TIMEOUT).map_err(|e| {
-        tracing::error!(error = %e, "the store HTTP client could not be built");
-        DiscountError::Api(ApiError::unavailable())
-    })?;
-    Ok(CLIENT.get_or_init(|| built))
+fn client(state: &AppState) -> Result<&StoreClient, ApiError> {
+    state
+        .inner
+        .store_client
+        .as_ref()
+        .ok_or_else(ApiError::unavailable)
 }
 
 /// The store a connected installation of `org` is reached at, and its signing
@@ -149,12 +85,12 @@ pub async fn store_target(
     db: &cohort_store::Db,
     org: &OrgId,
     installation: &str,
-) -> Result<StoreTarget, DiscountError> {
+) -> Result<StoreTarget, ApiError> {
     target_for(db, org, installation)
         .await
         .map_err(|e| match e {
-            TargetError::NotFound(_) => ApiError::not_found("installation").into(),
-            TargetError::NotConnected(_) => DiscountError::new(
+            TargetError::NotFound(_) => ApiError::not_found("installation"),
+            TargetError::NotConnected(_) => ApiError::new(
                 StatusCode::CONFLICT,
                 "installation_not_connected",
                 e.to_string(),
@@ -276,7 +212,7 @@ pub struct RedemptionParams {
     pub cursor: Option<String>,
 }
 
-fn provider_id(raw: &str) -> Result<u64, DiscountError> {
+fn provider_id(raw: &str) -> Result<u64, ApiError> {
     raw.parse::<u64>()
         .ok()
         .filter(|n| *n > 0 && !raw.starts_with('0'))
@@ -285,7 +221,6 @@ fn provider_id(raw: &str) -> Result<u64, DiscountError> {
                 "provider_id",
                 "provider_id is the store's coupon id: a positive integer",
             )
-            .into()
         })
 }
 
@@ -312,12 +247,12 @@ pub async fn create_discount(
     caller: ApiCaller,
     Path(id): Path<String>,
     body: Result<Json<Value>, JsonRejection>,
-) -> Result<(StatusCode, Json<DiscountCreated>), DiscountError> {
+) -> Result<(StatusCode, Json<DiscountCreated>), ApiError> {
     let target = store_target(state.db(), &caller.org, &id).await?;
     let Json(body) = body.map_err(|e| ApiError::invalid("body", e.body_text()))?;
     let discount = NewDiscount::from_json(&body, chrono::Utc::now())
         .map_err(|e| ApiError::invalid(&e.field, e.message))?;
-    let created = client()?.create(&target, &discount).await?;
+    let created = client(&state)?.create(&target, &discount).await?;
     tracing::info!(installation = %id, provider_id = created.provider_id, "discount created in the store");
     Ok((
         StatusCode::CREATED,
@@ -348,10 +283,12 @@ pub async fn get_discount(
     State(state): State<AppState>,
     caller: ApiCaller,
     Path((id, raw_provider_id)): Path<(String, String)>,
-) -> Result<Json<DiscountView>, DiscountError> {
+) -> Result<Json<DiscountView>, ApiError> {
     let target = store_target(state.db(), &caller.org, &id).await?;
     let provider_id = provider_id(&raw_provider_id)?;
-    Ok(Json(client()?.get(&target, provider_id).await?.into()))
+    Ok(Json(
+        client(&state)?.get(&target, provider_id).await?.into(),
+    ))
 }
 
 /// Deletes a coupon from the store for good.
@@ -374,10 +311,10 @@ pub async fn delete_discount(
     State(state): State<AppState>,
     caller: ApiCaller,
     Path((id, raw_provider_id)): Path<(String, String)>,
-) -> Result<Json<DiscountDeleted>, DiscountError> {
+) -> Result<Json<DiscountDeleted>, ApiError> {
     let target = store_target(state.db(), &caller.org, &id).await?;
     let provider_id = provider_id(&raw_provider_id)?;
-    let deleted = client()?.delete(&target, provider_id).await?;
+    let deleted = client(&state)?.delete(&target, provider_id).await?;
     tracing::info!(installation = %id, provider_id, "discount deleted in the store");
     Ok(Json(DiscountDeleted {
         provider_id: deleted.provider_id,
@@ -405,13 +342,15 @@ pub async fn get_discount_by_code(
     State(state): State<AppState>,
     caller: ApiCaller,
     Path((id, code)): Path<(String, String)>,
-) -> Result<Json<DiscountView>, DiscountError> {
+) -> Result<Json<DiscountView>, ApiError> {
     let target = store_target(state.db(), &caller.org, &id).await?;
     let code = code.trim();
     if code.is_empty() || code.chars().count() > cohort_domain::discounts::MAX_CODE_LEN {
-        return Err(ApiError::invalid("code", "code must be 1 to 50 characters").into());
+        return Err(ApiError::invalid("code", "code must be 1 to 50 characters"));
     }
-    Ok(Json(client()?.get_by_code(&target, code).await?.into()))
+    Ok(Json(
+        client(&state)?.get_by_code(&target, code).await?.into(),
+    ))
 }
 
 /// Orders of the store that used a coupon (paid statuses), created at or
@@ -438,7 +377,7 @@ pub async fn list_redemptions(
     caller: ApiCaller,
     Path(id): Path<String>,
     params: Result<Query<RedemptionParams>, QueryRejection>,
-) -> Result<Json<RedemptionPageView>, DiscountError> {
+) -> Result<Json<RedemptionPageView>, ApiError> {
     let target = store_target(state.db(), &caller.org, &id).await?;
     let Query(params) = params.map_err(|e| ApiError::invalid("query", e.body_text()))?;
     let since = params
@@ -457,12 +396,13 @@ pub async fn list_redemptions(
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
         {
-            return Err(
-                ApiError::invalid("cursor", "cursor is not a cursor this API returned").into(),
-            );
+            return Err(ApiError::invalid(
+                "cursor",
+                "cursor is not a cursor this API returned",
+            ));
         }
     }
-    let page = client()?
+    let page = client(&state)?
         .redemptions(&target, &since, cursor.as_deref())
         .await?;
     Ok(Json(RedemptionPageView {

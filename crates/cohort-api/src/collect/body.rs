@@ -9,23 +9,14 @@ use axum::http::{header, HeaderMap};
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
-use super::response::CollectFailure;
+use crate::ApiError;
 
-pub async fn read_body(
-    body: Body,
-    headers: &HeaderMap,
-    limit: usize,
-) -> Result<Bytes, CollectFailure> {
-    let too_large = || CollectFailure::too_large(format!("request body exceeds {limit} bytes"));
+pub async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::too_large(format!("request body exceeds {limit} bytes"));
     let raw = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
-        Err(_) => {
-            return Err(CollectFailure::invalid(
-                "",
-                "the request body could not be read",
-            ))
-        }
+        Err(_) => return Err(ApiError::invalid("", "the request body could not be read")),
     };
     let encoding = headers
         .get(header::CONTENT_ENCODING)
@@ -37,7 +28,7 @@ pub async fn read_body(
         "gzip" | "x-gzip" => Box::new(flate2::read::MultiGzDecoder::new(&raw[..])),
         "deflate" => Box::new(flate2::read::ZlibDecoder::new(&raw[..])),
         other => {
-            return Err(CollectFailure::invalid(
+            return Err(ApiError::invalid(
                 "Content-Encoding",
                 format!("Content-Encoding {other:?} is not supported; use gzip, deflate or none"),
             ))
@@ -48,7 +39,7 @@ pub async fn read_body(
     match read {
         Ok(n) if n > limit => Err(too_large()),
         Ok(_) => Ok(Bytes::from(inflated)),
-        Err(_) => Err(CollectFailure::invalid(
+        Err(_) => Err(ApiError::invalid(
             "Content-Encoding",
             format!("the body is not valid {encoding} data"),
         )),

@@ -24,10 +24,11 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use response::{success, CollectFailure, CollectSuccess};
+pub use crate::error::CollectFailure;
+pub use response::{success, CollectSuccess};
 pub use schema::{SegmentBatch, SegmentMessage, SettingsDocument};
 
-use crate::AppState;
+use crate::{ApiError, AppState};
 use sources::write_key_from_header;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -206,7 +207,7 @@ async fn collect(
 ) -> Response {
     match collect_inner(state, envelope, headers, body).await {
         Ok(()) => response::success(),
-        Err(failure) => failure.into_response(),
+        Err(failure) => failure.segment_response(),
     }
 }
 
@@ -215,7 +216,7 @@ async fn collect_inner(
     envelope: Envelope,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(), CollectFailure> {
+) -> Result<(), ApiError> {
     let received_at = Utc::now();
     let settings = &state.inner.settings;
     let header_key = write_key_from_header(headers);
@@ -230,7 +231,7 @@ async fn collect_inner(
         Some(source) => source,
         None => {
             let key = parsed.write_key_in_body.as_deref().ok_or_else(|| {
-                CollectFailure::invalid_write_key(
+                ApiError::invalid_write_key(
                     "no write key: send Authorization: Basic base64(writeKey:) or writeKey in the body",
                 )
             })?;
@@ -248,12 +249,12 @@ pub(crate) async fn append(
     org_id: &OrgId,
     source_id: &SourceId,
     messages: Vec<NormalizedMessage>,
-) -> Result<(), CollectFailure> {
+) -> Result<(), ApiError> {
     state
         .inner
         .rate_limiter
         .check(source_id, messages.len())
-        .map_err(CollectFailure::rate_limited)?;
+        .map_err(ApiError::rate_limited)?;
     let events: Vec<NewEvent> = messages
         .into_iter()
         .map(|m| NewEvent::from_owned(org_id, source_id, m))
@@ -264,25 +265,20 @@ pub(crate) async fn append(
         .append(events)
         .await
         .map_err(|e| match e {
-            AppendError::Overloaded => CollectFailure::overloaded(),
-            AppendError::Unavailable(_) => CollectFailure::unavailable(5),
-            AppendError::ShuttingDown => CollectFailure::unavailable(2),
+            AppendError::Overloaded => ApiError::log_overloaded(),
+            AppendError::Unavailable(_) => ApiError::log_unavailable(5),
+            AppendError::ShuttingDown => ApiError::log_unavailable(2),
         })?;
     Ok(())
 }
 
-async fn authenticate(
-    state: &AppState,
-    write_key: &str,
-) -> Result<sources::SourceAuth, CollectFailure> {
+async fn authenticate(state: &AppState, write_key: &str) -> Result<sources::SourceAuth, ApiError> {
     match state.inner.sources.lookup(write_key).await {
         Ok(Some(source)) => Ok(source),
-        Ok(None) => Err(CollectFailure::invalid_write_key(
-            "unknown or disabled write key",
-        )),
+        Ok(None) => Err(ApiError::invalid_write_key("unknown or disabled write key")),
         Err(error) => {
             tracing::warn!(%error, "write key lookup failed");
-            Err(CollectFailure::unavailable(5))
+            Err(ApiError::log_unavailable(5))
         }
     }
 }
@@ -308,7 +304,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap, body: Body) 
     .await
     {
         Ok(_) => response::success(),
-        Err(failure) => failure.into_response(),
+        Err(failure) => failure.segment_response(),
     }
 }
 
@@ -333,9 +329,9 @@ async fn settings(
     match state.inner.sources.lookup(&write_key).await {
         Ok(Some(_)) => {}
         Ok(None) => {
-            return CollectFailure::not_found("unknown or disabled write key").into_response()
+            return ApiError::unknown_write_key("unknown or disabled write key").segment_response()
         }
-        Err(_) => return CollectFailure::unavailable(5).into_response(),
+        Err(_) => return ApiError::log_unavailable(5).segment_response(),
     }
     let (protocol, host) = public_host(state.inner.settings.public_url.as_deref(), &headers);
     let document = schema::settings_document(&write_key, &format!("{host}/v1"), protocol);

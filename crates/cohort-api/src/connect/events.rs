@@ -8,16 +8,15 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use chrono::Utc;
 use cohort_domain::collect::{normalize_request, Envelope};
 use cohort_domain::ids::SourceId;
 
 use super::InstallationCaller;
-use crate::collect::{self, CollectFailure, CollectSuccess, SegmentBatch};
-use crate::error::{ErrorBody, ErrorDetail};
+use crate::collect::{self, CollectSuccess, SegmentBatch};
+use crate::error::ErrorBody;
 use crate::AppState;
 
 /// Stores a batch of store-side events.
@@ -53,27 +52,8 @@ pub async fn store_events(
     .await;
     match outcome {
         Ok(()) => collect::success(),
-        Err(failure) => connect_shaped(failure),
+        // The connect API's envelope, with the collect API's codes and
+        // Retry-After.
+        Err(failure) => failure.into_response(),
     }
-}
-
-/// A collect refusal in the connect API's error shape, with its status and
-/// `Retry-After`.
-fn connect_shaped(failure: CollectFailure) -> Response {
-    let status = failure.status();
-    let retry_after = failure.retry_after();
-    let body = ErrorBody {
-        error: ErrorDetail {
-            code: failure.code,
-            message: failure.message,
-            field: failure.field,
-        },
-    };
-    let mut response = (status, Json(body)).into_response();
-    if let Some(seconds) = retry_after {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    response
 }

@@ -4,7 +4,7 @@
 use cohort_domain::time::parse_rfc3339;
 use serde_json::{Map, Value};
 
-use super::ConnectError;
+use super::ApiError;
 
 pub const MAX_VERSION_CHARS: usize = 64;
 pub const MAX_NAME_CHARS: usize = 300;
@@ -15,14 +15,11 @@ pub const MAX_ERROR_CHARS: usize = 2000;
 pub struct Fields(Map<String, Value>);
 
 impl Fields {
-    pub fn parse(bytes: &[u8]) -> Result<Self, ConnectError> {
+    pub fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
         match serde_json::from_slice::<Value>(bytes) {
             Ok(Value::Object(map)) => Ok(Self(map)),
-            Ok(_) => Err(ConnectError::invalid(
-                "body",
-                "the body must be a JSON object",
-            )),
-            Err(_) => Err(ConnectError::invalid("body", "the body is not valid JSON")),
+            Ok(_) => Err(ApiError::invalid("body", "the body must be a JSON object")),
+            Err(_) => Err(ApiError::invalid("body", "the body is not valid JSON")),
         }
     }
 
@@ -32,20 +29,20 @@ impl Fields {
     }
 
     /// A string that may be absent or null (an empty string counts as absent).
-    pub fn opt_text(&self, field: &str, max: usize) -> Result<Option<String>, ConnectError> {
+    pub fn opt_text(&self, field: &str, max: usize) -> Result<Option<String>, ApiError> {
         match self.value(field) {
             None => Ok(None),
             Some(Value::String(s)) => {
                 let s = s.trim();
                 if s.chars().count() > max {
-                    return Err(ConnectError::invalid(
+                    return Err(ApiError::invalid(
                         field,
                         format!("{field} must have at most {max} characters"),
                     ));
                 }
                 Ok((!s.is_empty()).then(|| s.to_owned()))
             }
-            Some(_) => Err(ConnectError::invalid(
+            Some(_) => Err(ApiError::invalid(
                 field,
                 format!("{field} must be a string"),
             )),
@@ -53,32 +50,32 @@ impl Fields {
     }
 
     /// A string that must be present and not empty.
-    pub fn text(&self, field: &str, max: usize) -> Result<String, ConnectError> {
+    pub fn text(&self, field: &str, max: usize) -> Result<String, ApiError> {
         self.opt_text(field, max)?
-            .ok_or_else(|| ConnectError::invalid(field, format!("{field} is required")))
+            .ok_or_else(|| ApiError::invalid(field, format!("{field} is required")))
     }
 
     /// A string that must be present but may be empty.
-    pub fn text_or_empty(&self, field: &str, max: usize) -> Result<String, ConnectError> {
+    pub fn text_or_empty(&self, field: &str, max: usize) -> Result<String, ApiError> {
         if self.value(field).is_none() {
-            return Err(ConnectError::invalid(field, format!("{field} is required")));
+            return Err(ApiError::invalid(field, format!("{field} is required")));
         }
         Ok(self.opt_text(field, max)?.unwrap_or_default())
     }
 
     /// An optional string cut to `max` characters rather than refused
     /// (error messages: a long one must not make a heartbeat fail).
-    pub fn opt_text_cut(&self, field: &str, max: usize) -> Result<Option<String>, ConnectError> {
+    pub fn opt_text_cut(&self, field: &str, max: usize) -> Result<Option<String>, ApiError> {
         self.opt_text(field, usize::MAX)
             .map(|v| v.map(|s| s.chars().take(max).collect()))
     }
 
     /// A whole number ≥ 0 that may be absent or null.
-    pub fn opt_count(&self, field: &str) -> Result<Option<i64>, ConnectError> {
+    pub fn opt_count(&self, field: &str) -> Result<Option<i64>, ApiError> {
         match self.value(field) {
             None => Ok(None),
             Some(v) => count(v).map(Some).ok_or_else(|| {
-                ConnectError::invalid(
+                ApiError::invalid(
                     field,
                     format!("{field} must be a whole number of at least 0"),
                 )
@@ -87,15 +84,15 @@ impl Fields {
     }
 
     /// An RFC 3339 time that may be absent or null, as UTC microseconds.
-    pub fn opt_time(&self, field: &str) -> Result<Option<i64>, ConnectError> {
+    pub fn opt_time(&self, field: &str) -> Result<Option<i64>, ApiError> {
         match self.value(field) {
             None => Ok(None),
             Some(Value::String(s)) => parse_rfc3339(s)
                 .map(|t| Some(t.timestamp_micros()))
                 .ok_or_else(|| {
-                    ConnectError::invalid(field, format!("{field} must be an RFC 3339 time"))
+                    ApiError::invalid(field, format!("{field} must be an RFC 3339 time"))
                 }),
-            Some(_) => Err(ConnectError::invalid(
+            Some(_) => Err(ApiError::invalid(
                 field,
                 format!("{field} must be an RFC 3339 time"),
             )),
@@ -103,27 +100,27 @@ impl Fields {
     }
 
     /// A required `http(s)://` URL, normalised (see `http_url`).
-    pub fn url(&self, field: &str) -> Result<String, ConnectError> {
+    pub fn url(&self, field: &str) -> Result<String, ApiError> {
         let text = self.text(field, MAX_URL_CHARS)?;
         http_url(&text).ok_or_else(|| {
-            ConnectError::invalid(field, format!("{field} must be an http:// or https:// URL"))
+            ApiError::invalid(field, format!("{field} must be an http:// or https:// URL"))
         })
     }
 
-    pub fn opt_url(&self, field: &str) -> Result<Option<String>, ConnectError> {
+    pub fn opt_url(&self, field: &str) -> Result<Option<String>, ApiError> {
         match self.opt_text(field, MAX_URL_CHARS)? {
             None => Ok(None),
             Some(text) => http_url(&text).map(Some).ok_or_else(|| {
-                ConnectError::invalid(field, format!("{field} must be an http:// or https:// URL"))
+                ApiError::invalid(field, format!("{field} must be an http:// or https:// URL"))
             }),
         }
     }
 
-    pub fn object(&self, field: &str) -> Result<Option<&Map<String, Value>>, ConnectError> {
+    pub fn object(&self, field: &str) -> Result<Option<&Map<String, Value>>, ApiError> {
         match self.value(field) {
             None => Ok(None),
             Some(Value::Object(map)) => Ok(Some(map)),
-            Some(_) => Err(ConnectError::invalid(
+            Some(_) => Err(ApiError::invalid(
                 field,
                 format!("{field} must be an object"),
             )),

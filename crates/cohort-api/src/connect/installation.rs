@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::input::{count, Fields, MAX_ERROR_CHARS, MAX_NAME_CHARS, MAX_VERSION_CHARS};
-use super::{ConnectError, InstallationCaller};
+use super::{ApiError, InstallationCaller};
 use crate::error::ErrorBody;
 use crate::AppState;
 
@@ -114,7 +114,7 @@ pub async fn heartbeat(
     State(state): State<AppState>,
     InstallationCaller(installation): InstallationCaller,
     body: Bytes,
-) -> Result<Json<HeartbeatAnswer>, ConnectError> {
+) -> Result<Json<HeartbeatAnswer>, ApiError> {
     let fields = Fields::parse(&body)?;
     let beat = Heartbeat {
         plugin_version: fields.text("plugin_version", MAX_VERSION_CHARS)?,
@@ -154,7 +154,7 @@ pub async fn heartbeat(
 pub async fn list_commands(
     State(state): State<AppState>,
     InstallationCaller(installation): InstallationCaller,
-) -> Result<Json<CommandList>, ConnectError> {
+) -> Result<Json<CommandList>, ApiError> {
     let commands = state
         .db()
         .pending_commands(&installation.org_id, &installation.id)
@@ -195,20 +195,17 @@ pub async fn ack_command(
     InstallationCaller(installation): InstallationCaller,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<AckAnswer>, ConnectError> {
+) -> Result<Json<AckAnswer>, ApiError> {
     let fields = Fields::parse(&body)?;
     let status = fields.text("status", 16)?;
     if status != "done" && status != "failed" {
-        return Err(ConnectError::invalid(
-            "status",
-            "status must be done or failed",
-        ));
+        return Err(ApiError::invalid("status", "status must be done or failed"));
     }
     let started_at = fields.opt_time("started_at")?;
     let finished_at = fields.opt_time("finished_at")?;
     if let (Some(start), Some(end)) = (started_at, finished_at) {
         if end < start {
-            return Err(ConnectError::invalid(
+            return Err(ApiError::invalid(
                 "finished_at",
                 "finished_at must not be before started_at",
             ));
@@ -226,7 +223,7 @@ pub async fn ack_command(
                             out.insert(key.to_owned(), Value::from(n));
                         }
                         None => {
-                            return Err(ConnectError::invalid(
+                            return Err(ApiError::invalid(
                                 &format!("counts.{key}"),
                                 format!("counts.{key} must be a whole number of at least 0"),
                             ))
@@ -253,7 +250,7 @@ pub async fn ack_command(
             id: command.id,
             status: command.status,
         })),
-        None => Err(ConnectError::not_found("command")),
+        None => Err(ApiError::not_found("command")),
     }
 }
 
@@ -272,7 +269,7 @@ pub async fn ack_command(
 pub async fn disconnect(
     State(state): State<AppState>,
     InstallationCaller(installation): InstallationCaller,
-) -> Result<StatusCode, ConnectError> {
+) -> Result<StatusCode, ApiError> {
     state
         .db()
         .disconnect_installation(&installation.org_id, &installation.id)
@@ -298,11 +295,11 @@ pub async fn upgrade(
     State(state): State<AppState>,
     InstallationCaller(installation): InstallationCaller,
     body: Bytes,
-) -> Result<Json<UpgradeAnswer>, ConnectError> {
+) -> Result<Json<UpgradeAnswer>, ApiError> {
     let fields = Fields::parse(&body)?;
     let platform = fields.text("platform", 32)?;
     if platform != "woocommerce" {
-        return Err(ConnectError::invalid(
+        return Err(ApiError::invalid(
             "platform",
             "platform must be woocommerce",
         ));

@@ -20,18 +20,14 @@ pub(crate) mod sync;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::http::{header, HeaderMap};
 use cohort_store::connect::Installation;
-use cohort_store::StoreError;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ErrorBody, ErrorDetail};
-use crate::AppState;
+use crate::{ApiError, AppState};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ConnectDoc::openapi())
@@ -84,100 +80,6 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// An error of a connect call, in the admin API's envelope
-/// `{"error":{"code","message","field"}}`.
-#[derive(Debug)]
-pub struct ConnectError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    field: Option<String>,
-}
-
-impl ConnectError {
-    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            code: "invalid_request",
-            message: message.into(),
-            field: Some(field.into()),
-        }
-    }
-
-    pub fn unauthorized(message: &str) -> Self {
-        Self {
-            status: StatusCode::UNAUTHORIZED,
-            code: "unauthorized",
-            message: message.into(),
-            field: None,
-        }
-    }
-
-    pub fn not_found(what: &str) -> Self {
-        Self {
-            status: StatusCode::NOT_FOUND,
-            code: "not_found",
-            message: format!("{what} not found"),
-            field: None,
-        }
-    }
-
-    pub fn conflict(message: &str) -> Self {
-        Self {
-            status: StatusCode::CONFLICT,
-            code: "conflict",
-            message: message.into(),
-            field: None,
-        }
-    }
-
-    pub fn overloaded() -> Self {
-        Self {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            code: "overloaded",
-            message: "Cohort is busy; retry after Retry-After".into(),
-            field: None,
-        }
-    }
-
-    pub fn unavailable() -> Self {
-        Self {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            code: "unavailable",
-            message: "storage is unavailable; retry shortly".into(),
-            field: None,
-        }
-    }
-}
-
-impl From<StoreError> for ConnectError {
-    fn from(error: StoreError) -> Self {
-        tracing::error!(%error, "storage error");
-        Self::unavailable()
-    }
-}
-
-impl IntoResponse for ConnectError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code.into(),
-                message: self.message,
-                field: self.field,
-            },
-        };
-        let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE
-            || self.status == StatusCode::TOO_MANY_REQUESTS
-        {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-        }
-        response
-    }
-}
-
 /// The bearer value of the `Authorization` header.
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -197,17 +99,17 @@ const BAD_INSTALLATION_TOKEN: &str =
     "a valid installation token is required: Authorization: Bearer cin_…; this installation may have been disconnected";
 
 impl FromRequestParts<AppState> for InstallationCaller {
-    type Rejection = ConnectError;
+    type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers)
-            .ok_or_else(|| ConnectError::unauthorized(BAD_INSTALLATION_TOKEN))?;
+            .ok_or_else(|| ApiError::unauthorized_because(BAD_INSTALLATION_TOKEN))?;
         match state.db().verify_installation_token(token).await? {
             Some(installation) => Ok(InstallationCaller(installation)),
-            None => Err(ConnectError::unauthorized(BAD_INSTALLATION_TOKEN)),
+            None => Err(ApiError::unauthorized_because(BAD_INSTALLATION_TOKEN)),
         }
     }
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::input::{http_url, Fields, MAX_NAME_CHARS, MAX_URL_CHARS, MAX_VERSION_CHARS};
-use super::{base_url, bearer, ConnectError};
+use super::{base_url, bearer, ApiError};
 use crate::error::ErrorBody;
 use crate::AppState;
 
@@ -82,12 +82,12 @@ pub struct PollApproved {
     pub organization: OrganisationRef,
 }
 
-fn validate(fields: &Fields) -> Result<NewPairing, ConnectError> {
+fn validate(fields: &Fields) -> Result<NewPairing, ApiError> {
     let store_url = fields.url("store_url")?;
     let site_name = fields.text_or_empty("site_name", MAX_NAME_CHARS)?;
     let platform = fields.text("platform", 32)?;
     if platform != "woocommerce" && platform != "wordpress" {
-        return Err(ConnectError::invalid(
+        return Err(ApiError::invalid(
             "platform",
             "platform must be woocommerce or wordpress",
         ));
@@ -96,7 +96,7 @@ fn validate(fields: &Fields) -> Result<NewPairing, ConnectError> {
     let wp_version = fields.text("wp_version", MAX_VERSION_CHARS)?;
     let wc_version = fields.opt_text("wc_version", MAX_VERSION_CHARS)?;
     if platform == "woocommerce" && wc_version.is_none() {
-        return Err(ConnectError::invalid(
+        return Err(ApiError::invalid(
             "wc_version",
             "wc_version is required when platform is woocommerce",
         ));
@@ -107,7 +107,7 @@ fn validate(fields: &Fields) -> Result<NewPairing, ConnectError> {
     // Kept as sent (only checked): it is where the browser goes back to.
     let return_url = fields.text("return_url", MAX_URL_CHARS)?;
     if http_url(&return_url).is_none() {
-        return Err(ConnectError::invalid(
+        return Err(ApiError::invalid(
             "return_url",
             "return_url must be an http:// or https:// URL",
         ));
@@ -142,7 +142,7 @@ pub async fn create_pairing(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, ConnectError> {
+) -> Result<Response, ApiError> {
     let new = validate(&Fields::parse(&body)?)?;
     let (pairing, poll_secret) = state.db().create_pairing(&new).await?;
     let base = base_url(state.inner.settings.public_url.as_deref(), &headers);
@@ -182,13 +182,13 @@ pub async fn poll_pairing(
     State(state): State<AppState>,
     Path(pairing_id): Path<String>,
     headers: HeaderMap,
-) -> Result<Response, ConnectError> {
+) -> Result<Response, ApiError> {
     const BAD_SECRET: &str = "the pairing's poll secret is required: Authorization: Bearer cps_…";
-    let secret = bearer(&headers).ok_or_else(|| ConnectError::unauthorized(BAD_SECRET))?;
+    let secret = bearer(&headers).ok_or_else(|| ApiError::unauthorized_because(BAD_SECRET))?;
     let gone = |status| (StatusCode::GONE, Json(PollStatus { status })).into_response();
     Ok(match state.db().poll_pairing(&pairing_id, secret).await? {
-        PollOutcome::NotFound => return Err(ConnectError::not_found("pairing")),
-        PollOutcome::Unauthorized => return Err(ConnectError::unauthorized(BAD_SECRET)),
+        PollOutcome::NotFound => return Err(ApiError::not_found("pairing")),
+        PollOutcome::Unauthorized => return Err(ApiError::unauthorized_because(BAD_SECRET)),
         PollOutcome::Pending => Json(PollStatus { status: "pending" }).into_response(),
         PollOutcome::Approved(claimed) => {
             let claimed = *claimed;

@@ -11,10 +11,11 @@ use cohort_domain::ids::SourceId;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{ConnectError, InstallationCaller};
+use super::{ApiError, InstallationCaller};
 use crate::error::ErrorBody;
-use crate::resource_intake::{store_resource, IntakeError, ResourceAccepted};
+use crate::intake::ResourceAccepted;
 use crate::AppState;
+use cohort_engine::intake::store_resource;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct StoreResource {
@@ -47,13 +48,13 @@ pub async fn store_changed_resource(
     State(state): State<AppState>,
     InstallationCaller(installation): InstallationCaller,
     body: axum::body::Bytes,
-) -> Result<(StatusCode, Json<ResourceAccepted>), ConnectError> {
+) -> Result<(StatusCode, Json<ResourceAccepted>), ApiError> {
     let body: StoreResource =
-        serde_json::from_slice(&body).map_err(|e| ConnectError::invalid("body", e.to_string()))?;
+        serde_json::from_slice(&body).map_err(|e| ApiError::invalid("body", e.to_string()))?;
     let source = SourceId::from_stored(&installation.source_id);
     let currency = installation.currency.as_deref().filter(|c| !c.is_empty());
     match store_resource(
-        &state,
+        &state.inner.writer,
         &installation.org_id,
         &source,
         &body.topic,
@@ -62,9 +63,7 @@ pub async fn store_changed_resource(
     )
     .await
     {
-        Ok(accepted) => Ok((StatusCode::ACCEPTED, Json(accepted))),
-        Err(IntakeError::Invalid { field, message }) => Err(ConnectError::invalid(&field, message)),
-        Err(IntakeError::Overloaded) => Err(ConnectError::overloaded()),
-        Err(IntakeError::Unavailable) => Err(ConnectError::unavailable()),
+        Ok(stored) => Ok((StatusCode::ACCEPTED, Json(stored.into()))),
+        Err(refused) => Err(refused.into()),
     }
 }

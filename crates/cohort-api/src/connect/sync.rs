@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use super::input::{count, Fields};
-use super::{ConnectError, InstallationCaller};
+use super::{ApiError, InstallationCaller};
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::AppState;
 
@@ -119,18 +119,18 @@ impl From<SyncRun> for RunView {
     }
 }
 
-fn resources(fields: &Fields) -> Result<Vec<String>, ConnectError> {
+fn resources(fields: &Fields) -> Result<Vec<String>, ApiError> {
     let list = fields
         .value("resources")
         .and_then(Value::as_array)
         .ok_or_else(|| {
-            ConnectError::invalid(
+            ApiError::invalid(
                 "resources",
                 "resources must be a list such as [\"products\", \"orders\"]",
             )
         })?;
     if list.is_empty() {
-        return Err(ConnectError::invalid(
+        return Err(ApiError::invalid(
             "resources",
             "resources must not be empty",
         ));
@@ -140,26 +140,23 @@ fn resources(fields: &Fields) -> Result<Vec<String>, ConnectError> {
         let field = format!("resources[{i}]");
         let name = item
             .as_str()
-            .ok_or_else(|| ConnectError::invalid(&field, "must be a string"))?;
+            .ok_or_else(|| ApiError::invalid(&field, "must be a string"))?;
         if name == "guests" {
             // Guest buyers' profiles come from their orders (the billing email), so
             // orders carry them; a separate guests resource is not read yet.
-            return Err(ConnectError::invalid(
+            return Err(ApiError::invalid(
                 &field,
                 "guests are not accepted as a resource yet: send the guests' orders, whose billing email makes their profiles",
             ));
         }
         if !SYNC_RESOURCES.contains(&name) {
-            return Err(ConnectError::invalid(
+            return Err(ApiError::invalid(
                 &field,
                 format!("{name:?} is not one of products, customers, orders"),
             ));
         }
         if out.iter().any(|r| r == name) {
-            return Err(ConnectError::invalid(
-                &field,
-                format!("{name} is listed twice"),
-            ));
+            return Err(ApiError::invalid(&field, format!("{name} is listed twice")));
         }
         out.push(name.to_owned());
     }
@@ -185,7 +182,7 @@ pub async fn start_run(
     State(state): State<AppState>,
     InstallationCaller(installation): InstallationCaller,
     body: Bytes,
-) -> Result<(StatusCode, Json<RunStarted>), ConnectError> {
+) -> Result<(StatusCode, Json<RunStarted>), ApiError> {
     let fields = Fields::parse(&body)?;
     let command_id = fields.opt_text("command_id", 64)?;
     let resources = resources(&fields)?;
@@ -195,7 +192,7 @@ pub async fn start_run(
             .pending_commands(&installation.org_id, &installation.id)
             .await?;
         if !pending.iter().any(|c| &c.id == command) {
-            return Err(ConnectError::not_found("pending command"));
+            return Err(ApiError::not_found("pending command"));
         }
     }
     let (run, resumed) = state
@@ -257,16 +254,16 @@ pub async fn store_batch(
     InstallationCaller(installation): InstallationCaller,
     Path(run_id): Path<String>,
     body: Bytes,
-) -> Result<Json<BatchAnswer>, ConnectError> {
+) -> Result<Json<BatchAnswer>, ApiError> {
     let fields = Fields::parse(&body)?;
     let run = state
         .db()
         .get_sync_run(&installation.org_id, &installation.id, &run_id)
         .await?
-        .ok_or_else(|| ConnectError::not_found("sync run"))?;
+        .ok_or_else(|| ApiError::not_found("sync run"))?;
     let resource = fields.text("resource", 32)?;
     if !run.resources.contains(&resource) {
-        return Err(ConnectError::invalid(
+        return Err(ApiError::invalid(
             "resource",
             format!("this run carries {}", run.resources.join(", ")),
         ));
@@ -274,13 +271,13 @@ pub async fn store_batch(
     let seq = fields
         .value("seq")
         .and_then(count)
-        .ok_or_else(|| ConnectError::invalid("seq", "seq must be a whole number ≥ 0"))?;
+        .ok_or_else(|| ApiError::invalid("seq", "seq must be a whole number ≥ 0"))?;
     let items = fields
         .value("items")
         .and_then(Value::as_array)
-        .ok_or_else(|| ConnectError::invalid("items", "items must be a list"))?;
+        .ok_or_else(|| ApiError::invalid("items", "items must be a list"))?;
     if items.len() > MAX_BATCH_ITEMS {
-        return Err(ConnectError::invalid(
+        return Err(ApiError::invalid(
             "items",
             format!(
                 "at most {MAX_BATCH_ITEMS} items per batch, not {}",
@@ -289,9 +286,7 @@ pub async fn store_batch(
         ));
     }
     if run.status != "running" {
-        return Err(ConnectError::conflict(
-            "the run is completed; start a new one",
-        ));
+        return Err(ApiError::conflict("the run is completed; start a new one"));
     }
     let topic = match resource.as_str() {
         "products" => "product.updated",
@@ -329,10 +324,8 @@ pub async fn store_batch(
             .append(events)
             .await
             .map_err(|e| match e {
-                AppendError::Overloaded => ConnectError::overloaded(),
-                AppendError::Unavailable(_) | AppendError::ShuttingDown => {
-                    ConnectError::unavailable()
-                }
+                AppendError::Overloaded => ApiError::overloaded(),
+                AppendError::Unavailable(_) | AppendError::ShuttingDown => ApiError::unavailable(),
             })?;
     }
     let record = state
@@ -373,19 +366,19 @@ pub async fn complete_run(
     InstallationCaller(installation): InstallationCaller,
     Path(run_id): Path<String>,
     body: Bytes,
-) -> Result<Json<RunCompleted>, ConnectError> {
+) -> Result<Json<RunCompleted>, ApiError> {
     let fields = Fields::parse(&body)?;
     let mut counts = serde_json::Map::new();
     if let Some(map) = fields.object("counts")? {
         for (key, value) in map {
             if !SYNC_RESOURCES.contains(&key.as_str()) {
-                return Err(ConnectError::invalid(
+                return Err(ApiError::invalid(
                     &format!("counts.{key}"),
                     "not one of products, customers, guests, orders",
                 ));
             }
             let n = count(value).ok_or_else(|| {
-                ConnectError::invalid(&format!("counts.{key}"), "must be a whole number ≥ 0")
+                ApiError::invalid(&format!("counts.{key}"), "must be a whole number ≥ 0")
             })?;
             counts.insert(key.clone(), json!(n));
         }
@@ -396,7 +389,7 @@ pub async fn complete_run(
         .await?
         .is_none()
     {
-        return Err(ConnectError::not_found("sync run"));
+        return Err(ApiError::not_found("sync run"));
     }
     db.complete_sync_run(
         &installation.org_id,

@@ -64,19 +64,20 @@ impl TestApp {
         Self::build(t, settings, writer, None).await
     }
 
-    /// With the destinations dispatcher, and so the secrets key `key`, enabled.
+    /// With the destinations dispatcher, and so the secrets key `key`, enabled;
+    /// the app's outbound policy is the dispatcher's, as in `cohort serve`.
     pub async fn with_destinations(
         t: TestDb,
         key: cohort_store::destinations::SecretsKey,
-        options: cohort_destinations::DispatcherOptions,
+        options: cohort_engine::destinations::DispatcherOptions,
     ) -> Self {
-        Self::build(
-            t,
-            ApiSettings::default(),
-            WriterOptions::default(),
-            Some((key, options)),
-        )
-        .await
+        let settings = ApiSettings {
+            outbound: cohort_engine::outbound::OutboundPolicy {
+                allow_private_addresses: options.allow_private_addresses,
+            },
+            ..ApiSettings::default()
+        };
+        Self::build(t, settings, WriterOptions::default(), Some((key, options))).await
     }
 
     async fn build(
@@ -85,14 +86,15 @@ impl TestApp {
         writer: WriterOptions,
         destinations: Option<(
             cohort_store::destinations::SecretsKey,
-            cohort_destinations::DispatcherOptions,
+            cohort_engine::destinations::DispatcherOptions,
         )>,
     ) -> Self {
         let a = cohort_testkit::seed(&t.db, "Org A").await;
         let b = cohort_testkit::seed(&t.db, "Org B").await;
         let (writer, tasks) = EventWriter::start(t.db.clone(), writer);
         let dispatcher = destinations.map(|(key, options)| {
-            cohort_destinations::Dispatcher::new(t.db.clone(), key, options).expect("dispatcher")
+            cohort_engine::destinations::Dispatcher::new(t.db.clone(), key, options)
+                .expect("dispatcher")
         });
         let (state, router) = whole_app(&t.db, writer, settings, dispatcher);
         let projector = cohort_store::projection::Projector::new(t.db.clone())
@@ -112,7 +114,7 @@ impl TestApp {
     /// serves the destination routes and pages.
     pub async fn with_dispatcher(
         t: TestDb,
-        dispatcher: impl FnOnce(&cohort_store::Db) -> cohort_destinations::Dispatcher,
+        dispatcher: impl FnOnce(&cohort_store::Db) -> cohort_engine::destinations::Dispatcher,
     ) -> Self {
         let a = cohort_testkit::seed(&t.db, "Org A").await;
         let b = cohort_testkit::seed(&t.db, "Org B").await;
@@ -225,7 +227,7 @@ fn whole_app(
     db: &cohort_store::Db,
     writer: EventWriter,
     settings: ApiSettings,
-    dispatcher: Option<cohort_destinations::Dispatcher>,
+    dispatcher: Option<cohort_engine::destinations::Dispatcher>,
 ) -> (AppState, Router) {
     let pages = cohort_web::router(cohort_web::WebState::new(
         db.clone(),
@@ -266,6 +268,23 @@ pub async fn apps() -> Vec<TestApp> {
     let mut apps = Vec::new();
     for t in cohort_testkit::all_backends().await {
         apps.push(TestApp::on(t).await);
+    }
+    apps
+}
+
+/// Settings whose outbound policy reaches the stand-ins on 127.0.0.1.
+pub fn allowing_private_addresses() -> ApiSettings {
+    ApiSettings {
+        outbound: cohort_engine::outbound::OutboundPolicy::ALLOW_PRIVATE,
+        ..ApiSettings::default()
+    }
+}
+
+/// [`apps`] that may call stores on private addresses (the stand-ins).
+pub async fn apps_allowing_private_addresses() -> Vec<TestApp> {
+    let mut apps = Vec::new();
+    for t in cohort_testkit::all_backends().await {
+        apps.push(TestApp::with_settings(t, allowing_private_addresses()).await);
     }
     apps
 }

@@ -7,12 +7,10 @@
 //! - `POST /connect/v1/woocommerce/callback`: WooCommerce posts the keys
 //!   there (public; the state is the credential, spent once);
 //! - `POST /hooks/woocommerce/{installation_id}`: webhook deliveries,
-//!   verified on the raw body, stored through the one resource intake;
-//! - `worker`: the history pull, webhook registration and periodic
-//!   reconciliation, in the background (`cohort serve`).
-
-pub mod client;
-pub mod worker;
+//!   verified on the raw body, stored through the one resource intake.
+//!
+//! The history pull, webhook registration and periodic reconciliation run
+//! in the background: `cohort_engine::woocommerce_rest`.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -21,6 +19,8 @@ use axum::Json;
 use base64::Engine;
 use cohort_domain::ids::SourceId;
 use cohort_domain::time::{format_rfc3339, from_micros};
+use cohort_engine::intake::{store_resource, ResourceStored};
+use cohort_engine::woocommerce_rest::authorize_url;
 use cohort_store::destinations::SecretsKey;
 use cohort_store::woocommerce_rest::{CallbackKeys, CallbackOutcome};
 use hmac::{Hmac, Mac};
@@ -32,24 +32,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::input::{http_url, Fields, MAX_URL_CHARS};
-use super::{base_url, ConnectError};
+use super::{base_url, ApiError};
 use crate::admin::ApiCaller;
-use crate::resource_intake::{store_resource, IntakeError, ResourceAccepted};
 use crate::AppState;
-
-/// The webhook topics registered with the store (connect.md §6).
-pub const WEBHOOK_TOPICS: [&str; 10] = [
-    "order.created",
-    "order.updated",
-    "order.deleted",
-    "order.restored",
-    "customer.created",
-    "customer.updated",
-    "customer.deleted",
-    "product.created",
-    "product.updated",
-    "product.deleted",
-];
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -59,11 +44,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// The key REST secrets are encrypted with: the destinations key.
-fn secrets_key(state: &AppState) -> Result<&SecretsKey, ConnectError> {
+fn secrets_key(state: &AppState) -> Result<&SecretsKey, ApiError> {
     state
         .destinations()
         .map(|d| d.key())
-        .ok_or_else(ConnectError::unavailable)
+        .ok_or_else(ApiError::unavailable)
 }
 
 /// Starts a no-plugin connection.
@@ -88,17 +73,6 @@ pub struct ConnectionStarted {
     pub expires_at: String,
 }
 
-/// The authorize URL WooCommerce shows the merchant.
-pub fn authorize_url(store_url: &str, state: &str, return_url: &str, callback_url: &str) -> String {
-    use client::encode;
-    format!(
-        "{store_url}/wc-auth/v1/authorize?app_name=Cohort&scope=read_write&user_id={}&return_url={}&callback_url={}",
-        encode(state),
-        encode(return_url),
-        encode(callback_url)
-    )
-}
-
 /// Starts connecting a WooCommerce store without the plugin: returns
 /// WooCommerce's authorize URL carrying a one-time state.
 #[utoipa::path(
@@ -119,23 +93,24 @@ pub async fn start_connection(
     caller: ApiCaller,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<ConnectionStarted>), ConnectError> {
+) -> Result<(StatusCode, Json<ConnectionStarted>), ApiError> {
     let fields = Fields::parse(&body)?;
     let store_url = fields.text("store_url", MAX_URL_CHARS)?;
     let store_url = normalize_store_url(&store_url).ok_or_else(|| {
-        ConnectError::invalid(
+        ApiError::invalid(
             "store_url",
             "store_url must be the store's http:// or https:// home URL, without ? or #",
         )
     })?;
-    let dispatcher = state.destinations().ok_or_else(ConnectError::unavailable)?;
-    cohort_destinations::check_url(&store_url, dispatcher.options().allow_private_addresses)
+    // The secrets key the callback will seal the keys with.
+    secrets_key(&state)?;
+    cohort_engine::outbound::check_url(&store_url, state.inner.settings.outbound)
         .await
-        .map_err(|e| ConnectError::invalid("store_url", e))?;
+        .map_err(|e| ApiError::invalid("store_url", e))?;
     let cohort_url = base_url(state.inner.settings.public_url.as_deref(), &headers);
     let return_url = match fields.opt_text("return_url", MAX_URL_CHARS)? {
         Some(text) => Some(http_url(&text).ok_or_else(|| {
-            ConnectError::invalid(
+            ApiError::invalid(
                 "return_url",
                 "return_url must be an http:// or https:// URL",
             )
@@ -195,14 +170,14 @@ pub struct CallbackAccepted {
     pub installation_id: String,
 }
 
-fn key_text(fields: &Fields, field: &str, prefix: &str) -> Result<String, ConnectError> {
+fn key_text(fields: &Fields, field: &str, prefix: &str) -> Result<String, ApiError> {
     let value = fields.text(field, 200)?;
     if !value.starts_with(prefix)
         || !value
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_')
     {
-        return Err(ConnectError::invalid(
+        return Err(ApiError::invalid(
             field,
             format!("{field} must look like {prefix}…"),
         ));
@@ -226,7 +201,7 @@ fn key_text(fields: &Fields, field: &str, prefix: &str) -> Result<String, Connec
 pub async fn callback(
     State(state): State<AppState>,
     body: Bytes,
-) -> Result<Json<CallbackAccepted>, ConnectError> {
+) -> Result<Json<CallbackAccepted>, ApiError> {
     let fields = Fields::parse(&body)?;
     let key_id = fields
         .value("key_id")
@@ -235,13 +210,13 @@ pub async fn callback(
                 .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
         })
         .filter(|n| *n > 0)
-        .ok_or_else(|| ConnectError::invalid("key_id", "key_id must be a positive integer"))?;
+        .ok_or_else(|| ApiError::invalid("key_id", "key_id must be a positive integer"))?;
     let user_id = fields.text("user_id", 200)?;
     let consumer_key = key_text(&fields, "consumer_key", "ck_")?;
     let consumer_secret = key_text(&fields, "consumer_secret", "cs_")?;
     let key_permissions = fields.text("key_permissions", 32)?;
     if key_permissions != "read_write" {
-        return Err(ConnectError::invalid(
+        return Err(ApiError::invalid(
             "key_permissions",
             "Cohort needs read_write keys (it registers webhooks)",
         ));
@@ -264,18 +239,17 @@ pub async fn callback(
             tracing::info!(installation = %installation_id, "WooCommerce store connected without the plugin");
             Ok(Json(CallbackAccepted { installation_id }))
         }
-        CallbackOutcome::Unknown => Err(ConnectError::invalid(
+        CallbackOutcome::Unknown => Err(ApiError::invalid(
             "user_id",
             "unknown state: start the connection again",
         )),
-        CallbackOutcome::Expired => Err(ConnectError::invalid(
+        CallbackOutcome::Expired => Err(ApiError::invalid(
             "user_id",
             "this state has expired: start the connection again",
         )),
-        CallbackOutcome::AlreadyUsed => Err(ConnectError::invalid(
-            "user_id",
-            "this state was already used",
-        )),
+        CallbackOutcome::AlreadyUsed => {
+            Err(ApiError::invalid("user_id", "this state was already used"))
+        }
     }
 }
 
@@ -334,13 +308,13 @@ pub async fn receive_webhook(
     Path(installation_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<DeliveryAnswer>, ConnectError> {
+) -> Result<Json<DeliveryAnswer>, ApiError> {
     let key = secrets_key(&state)?;
     let target = state
         .db()
         .rest_webhook_target(key, &installation_id)
         .await?
-        .ok_or_else(|| ConnectError::not_found("no-plugin WooCommerce installation"))?;
+        .ok_or_else(|| ApiError::not_found("no-plugin WooCommerce installation"))?;
     let signature = headers
         .get("x-wc-webhook-signature")
         .and_then(|v| v.to_str().ok());
@@ -351,23 +325,21 @@ pub async fn receive_webhook(
                 message_id: None,
             }));
         }
-        return Err(ConnectError::unauthorized(
+        return Err(ApiError::unauthorized_because(
             "X-WC-Webhook-Signature is required",
         ));
     };
     if !signature_matches(&target.webhook_secret, &body, signature) {
-        return Err(ConnectError::unauthorized(
+        return Err(ApiError::unauthorized_because(
             "X-WC-Webhook-Signature does not match the body",
         ));
     }
     let topic = headers
         .get("x-wc-webhook-topic")
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            ConnectError::invalid("X-WC-Webhook-Topic", "the topic header is required")
-        })?;
+        .ok_or_else(|| ApiError::invalid("X-WC-Webhook-Topic", "the topic header is required"))?;
     let mut resource: Value = serde_json::from_slice(&body)
-        .map_err(|_| ConnectError::invalid("body", "the body is not valid JSON"))?;
+        .map_err(|_| ApiError::invalid("body", "the body is not valid JSON"))?;
     if topic.ends_with(".deleted") && resource.get("date_modified_gmt").is_none() {
         // WooCommerce sends only the id of a deleted resource. A product
         // deletion is a catalogue fact of its own: stamped with the
@@ -387,7 +359,7 @@ pub async fn receive_webhook(
     }
     let source = SourceId::from_stored(&target.source_id);
     match store_resource(
-        &state,
+        &state.inner.writer,
         &target.org_id,
         &source,
         topic,
@@ -396,16 +368,14 @@ pub async fn receive_webhook(
     )
     .await
     {
-        Ok(ResourceAccepted {
+        Ok(ResourceStored {
             message_id,
             duplicate,
         }) => Ok(Json(DeliveryAnswer {
             status: if duplicate { "duplicate" } else { "stored" }.into(),
             message_id: Some(message_id),
         })),
-        Err(IntakeError::Invalid { field, message }) => Err(ConnectError::invalid(&field, message)),
-        Err(IntakeError::Overloaded) => Err(ConnectError::overloaded()),
-        Err(IntakeError::Unavailable) => Err(ConnectError::unavailable()),
+        Err(refused) => Err(refused.into()),
     }
 }
 
@@ -422,20 +392,5 @@ mod tests {
         let mut topic = HeaderMap::new();
         topic.insert("x-wc-webhook-topic", "order.updated".parse().unwrap());
         assert!(!is_ping(&topic, b"webhook_id=142"));
-    }
-
-    #[test]
-    fn authorize_urls_carry_the_state_and_encoded_urls() {
-        let url = authorize_url(
-            "https://shop.example",
-            "wcs_abc",
-            "https://cdp.example/app",
-            "https://cdp.example/connect/v1/woocommerce/callback",
-        );
-        assert_eq!(
-            url,
-            "https://shop.example/wc-auth/v1/authorize?app_name=Cohort&scope=read_write&user_id=wcs_abc\
-             &return_url=https%3A%2F%2Fcdp.example%2Fapp&callback_url=https%3A%2F%2Fcdp.example%2Fconnect%2Fv1%2Fwoocommerce%2Fcallback"
-        );
     }
 }

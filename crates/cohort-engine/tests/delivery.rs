@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use cohort_destinations::{Dispatcher, DispatcherOptions};
 use cohort_domain::destinations::webhook;
 use cohort_domain::ids::OrgId;
+use cohort_engine::destinations::{Dispatcher, DispatcherOptions};
 use cohort_store::destinations::{
     DeliveryFilter, DeliveryStatus, DestinationSecrets, Filters, NewDestination, SecretsKey,
 };
@@ -381,13 +381,13 @@ async fn private_addresses_are_refused_unless_allowed() {
                 "{dst}"
             );
         }
-        assert!(cohort_destinations::is_private(
+        assert!(cohort_engine::outbound::is_private(
             "169.254.169.254".parse().unwrap()
         ));
-        assert!(cohort_destinations::is_private(
+        assert!(cohort_engine::outbound::is_private(
             "::ffff:10.0.0.1".parse().unwrap()
         ));
-        assert!(!cohort_destinations::is_private(
+        assert!(!cohort_engine::outbound::is_private(
             "93.184.216.34".parse().unwrap()
         ));
     }

@@ -7,12 +7,12 @@
 //! and the `consumer_key`/`consumer_secret` query parameters there), so
 //! each request carries an HMAC-SHA256 OAuth signature in its query string.
 
-use std::time::Duration;
-
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
+
+use crate::outbound::Outbound;
 
 /// Items per page (WooCommerce's maximum).
 pub const PER_PAGE: u32 = 100;
@@ -41,7 +41,7 @@ pub struct Page {
 
 #[derive(Clone)]
 pub struct WooClient {
-    http: reqwest::Client,
+    http: Outbound,
     store_url: String,
     consumer_key: String,
     consumer_secret: String,
@@ -94,25 +94,15 @@ pub fn oauth_signature(
 }
 
 impl WooClient {
-    pub fn new(
-        store_url: &str,
-        consumer_key: &str,
-        consumer_secret: &str,
-        timeout: Duration,
-    ) -> Result<Self, ClientError> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .user_agent(concat!("Cohort/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        Ok(Self {
+    /// A client of the store at `store_url`, sending through `http` (the
+    /// outbound policy and its timeout).
+    pub fn new(http: Outbound, store_url: &str, consumer_key: &str, consumer_secret: &str) -> Self {
+        Self {
             http,
             store_url: store_url.trim_end_matches('/').to_owned(),
             consumer_key: consumer_key.to_owned(),
             consumer_secret: consumer_secret.to_owned(),
-        })
+        }
     }
 
     fn is_https(&self) -> bool {
@@ -148,7 +138,7 @@ impl WooClient {
         } else {
             format!("{url}?{}", query.join("&"))
         };
-        let builder = self.http.request(method, full);
+        let builder = self.http.request(method, &full);
         if self.is_https() {
             builder.basic_auth(&self.consumer_key, Some(&self.consumer_secret))
         } else {
@@ -161,10 +151,11 @@ impl WooClient {
         builder: reqwest::RequestBuilder,
         what: &str,
     ) -> Result<(reqwest::header::HeaderMap, Value), ClientError> {
-        let response = builder
-            .send()
+        let response = self
+            .http
+            .send(builder)
             .await
-            .map_err(|e| ClientError::Transport(e.without_url().to_string()))?;
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response

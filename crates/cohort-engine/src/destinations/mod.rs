@@ -2,13 +2,13 @@
 //! (each destination from its own cursor, `cohort-store`) and sends due
 //! deliveries — signed webhooks and Everflow postbacks — a bounded number
 //! at a time, recording every outcome. What to send and whether to retry is
-//! decided by `cohort_domain::destinations`; this crate does the IO.
+//! decided by `cohort_domain::destinations`; this module does the IO,
+//! through the one outbound policy (`crate::outbound`).
 
+pub mod log_filter;
 pub mod manage;
-pub mod store_discounts;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +22,8 @@ use cohort_store::destinations::{
     AttemptRecord, DeliveryStatus, Destination, DueDelivery, SecretsKey,
 };
 use cohort_store::{Db, StoreError};
+
+use crate::outbound::{Outbound, OutboundError, OutboundPolicy};
 
 /// How the worker runs.
 #[derive(Debug, Clone)]
@@ -72,7 +74,7 @@ pub enum DispatchError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("could not build the HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    Client(#[from] OutboundError),
     #[error("invalid destinations options: {0}")]
     Options(String),
 }
@@ -83,7 +85,7 @@ pub struct Dispatcher {
     db: Db,
     key: SecretsKey,
     options: Arc<DispatcherOptions>,
-    client: reqwest::Client,
+    outbound: Outbound,
 }
 
 /// What one round did.
@@ -209,7 +211,6 @@ pub fn sample_event(destination: &Destination) -> serde_json::Value {
 enum Built {
     Send {
         request: Box<reqwest::RequestBuilder>,
-        url: String,
         view: RequestView,
     },
     Skip(String),
@@ -223,103 +224,6 @@ pub struct EventPeople {
     pub user_id: Option<String>,
     pub anonymous_id: Option<String>,
     pub email: Option<String>,
-}
-
-/// Checks a destination URL an operator gives: http(s) with a host, and —
-/// unless private addresses are allowed — not a private, loopback or
-/// link-local address (literal, `localhost`, or a name resolving to one).
-/// A name that does not resolve now is accepted (the resolver checks again
-/// at every send).
-pub async fn check_url(text: &str, allow_private: bool) -> Result<(), String> {
-    let url =
-        url::Url::parse(text.trim()).map_err(|_| "must be an absolute http(s) URL".to_owned())?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err("must be an http or https URL".into());
-    }
-    let host = match url.host() {
-        Some(h) => h.to_owned(),
-        None => return Err("must have a host".into()),
-    };
-    if allow_private {
-        return Ok(());
-    }
-    let refused = || {
-        Err("is a private or loopback address; refused (destinations.allow_private_addresses is off)".to_owned())
-    };
-    match host {
-        url::Host::Ipv4(ip) if is_private(IpAddr::V4(ip)) => refused(),
-        url::Host::Ipv6(ip) if is_private(IpAddr::V6(ip)) => refused(),
-        url::Host::Domain(name) => {
-            let name = name.trim_end_matches('.').to_ascii_lowercase();
-            if name == "localhost" || name.ends_with(".localhost") {
-                return refused();
-            }
-            let port = url.port_or_known_default().unwrap_or(443);
-            let lookup = tokio::time::timeout(
-                Duration::from_secs(3),
-                tokio::net::lookup_host((name.as_str(), port)),
-            )
-            .await;
-            match lookup {
-                Ok(Ok(addrs)) => {
-                    let addrs: Vec<SocketAddr> = addrs.collect();
-                    if addrs.iter().any(|a| is_private(a.ip())) {
-                        refused()
-                    } else {
-                        Ok(())
-                    }
-                }
-                _ => Ok(()),
-            }
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Is this address one an outbound request must not reach by default?
-pub fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || v4.is_multicast()
-                // 100.64.0.0/10, carrier-grade NAT
-                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_private(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local
-                || (first & 0xffc0) == 0xfe80 // link-local
-        }
-    }
-}
-
-/// Resolves names and refuses them when any address is private.
-struct GuardedResolver;
-
-impl reqwest::dns::Resolve for GuardedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if addrs.iter().any(|a| is_private(a.ip())) {
-                return Err(format!("{host} resolves to a private address; refused").into());
-            }
-            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
-            Ok(addrs)
-        })
-    }
 }
 
 /// The answer to one request.
@@ -338,19 +242,15 @@ impl Dispatcher {
                 options.lease, options.timeout
             )));
         }
-        let mut builder = reqwest::Client::builder()
-            .timeout(options.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .user_agent(concat!("Cohort/", env!("CARGO_PKG_VERSION")));
-        if !options.allow_private_addresses {
-            builder = builder.dns_resolver(Arc::new(GuardedResolver));
-        }
+        let policy = OutboundPolicy {
+            allow_private_addresses: options.allow_private_addresses,
+        };
+        let outbound = Outbound::new(policy, options.timeout, None)?;
         Ok(Self {
             db,
             key,
             options: Arc::new(options),
-            client: builder.build()?,
+            outbound,
         })
     }
 
@@ -627,7 +527,10 @@ impl Dispatcher {
                     ("webhook-timestamp".to_owned(), timestamp.to_string()),
                     ("webhook-signature".to_owned(), signature),
                 ];
-                let mut request = self.client.post(&url).body(payload.to_owned());
+                let mut request = self
+                    .outbound
+                    .request(reqwest::Method::POST, &url)
+                    .body(payload.to_owned());
                 for (name, value) in &headers {
                     request = request.header(name, value);
                 }
@@ -639,7 +542,6 @@ impl Dispatcher {
                 };
                 Built::Send {
                     request: Box::new(request),
-                    url,
                     view,
                 }
             }
@@ -659,8 +561,9 @@ impl Dispatcher {
                             body: None,
                         };
                         Built::Send {
-                            request: Box::new(self.client.get(&postback.url)),
-                            url: postback.url,
+                            request: Box::new(
+                                self.outbound.request(reqwest::Method::GET, &postback.url),
+                            ),
                             view,
                         }
                     }
@@ -728,19 +631,19 @@ impl Dispatcher {
                     .await?;
             }
         }
-        let (request, url, view) = match self.build(
+        let (request, view) = match self.build(
             &destination,
             &due.message_id,
             &due.payload,
             profile_tid.as_deref(),
         ) {
-            Built::Send { request, url, view } => (request, url, view),
+            Built::Send { request, view } => (request, view),
             Built::Skip(reason) => return Ok(Self::not_sent(due, DeliveryStatus::Skipped, reason)),
             Built::Invalid(reason) => {
                 return Ok(Self::not_sent(due, DeliveryStatus::Failed, reason))
             }
         };
-        let sent = self.send(*request, &url).await;
+        let sent = self.send(*request).await;
         let attempt = u32::try_from(due.attempts + 1).unwrap_or(u32::MAX);
         let outcome = classify(
             sent.status,
@@ -914,9 +817,8 @@ impl Dispatcher {
             .map(str::to_owned)
             .unwrap_or_else(|| cohort_domain::ids::new_id("test"));
         let payload = message.to_string();
-        let (request, url, view) = match self.build(destination, &message_id, &payload, profile_tid)
-        {
-            Built::Send { request, url, view } => (request, url, view),
+        let (request, view) = match self.build(destination, &message_id, &payload, profile_tid) {
+            Built::Send { request, view } => (request, view),
             Built::Skip(reason) => {
                 return TestOutcome {
                     outcome: "skipped".into(),
@@ -936,7 +838,7 @@ impl Dispatcher {
                 }
             }
         };
-        let sent = self.send(*request, &url).await;
+        let sent = self.send(*request).await;
         let outcome = match classify(
             sent.status,
             sent.retry_after,
@@ -961,42 +863,18 @@ impl Dispatcher {
         }
     }
 
-    /// Sends after checking a literal IP host (names are checked by the
-    /// resolver), reading at most the excerpt of the answer.
-    async fn send(&self, request: reqwest::RequestBuilder, url: &str) -> Sent {
-        let refused = |error: String| Sent {
-            status: None,
-            retry_after: None,
-            excerpt: None,
-            error: Some(error),
-        };
-        let parsed = match reqwest::Url::parse(url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => u,
-            _ => return refused("not an http(s) URL".into()),
-        };
-        if !self.options.allow_private_addresses {
-            let literal = match parsed.host() {
-                Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-                Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-                _ => None,
-            };
-            if literal.is_some_and(is_private) {
-                return refused("private address refused (allow_private_addresses is off)".into());
-            }
-        }
-        match request.send().await {
-            Err(error) => {
-                // Without the URL: an Everflow URL carries the verification token.
-                let error = error.without_url();
-                let mut text = error.to_string();
-                let mut source = std::error::Error::source(&error);
-                while let Some(s) = source {
-                    text.push_str(": ");
-                    text.push_str(&s.to_string());
-                    source = s.source();
-                }
-                refused(text)
-            }
+    /// Sends under the outbound policy, reading at most the excerpt of the
+    /// answer.
+    async fn send(&self, request: reqwest::RequestBuilder) -> Sent {
+        match self.outbound.send(request).await {
+            // Transport errors carry no URL: an Everflow URL holds the
+            // verification token.
+            Err(error) => Sent {
+                status: None,
+                retry_after: None,
+                excerpt: None,
+                error: Some(error.to_string()),
+            },
             Ok(mut response) => {
                 let status = response.status().as_u16();
                 let retry_after = response

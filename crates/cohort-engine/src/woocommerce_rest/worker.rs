@@ -18,18 +18,20 @@
 use std::time::Duration;
 
 use cohort_domain::ids::{random_token, SourceId};
+use cohort_domain::secrets::SecretsKey;
 use cohort_domain::time::{format_rfc3339, from_micros};
 use cohort_store::connect::Ack;
-use cohort_store::destinations::SecretsKey;
 use cohort_store::now_micros;
 use cohort_store::woocommerce_rest::{RestConnection, RestWork, REST_RESOURCES};
+use cohort_store::writer::EventWriter;
+use cohort_store::Db;
 use serde_json::{json, Map, Value};
 use tokio::sync::watch;
 
 use super::client::{ClientError, WooClient};
 use super::WEBHOOK_TOPICS;
-use crate::resource_intake::{store_resources, IntakeError};
-use crate::AppState;
+use crate::intake::{store_resources, IntakeError};
+use crate::outbound::{Outbound, OutboundError, OutboundPolicy};
 
 #[derive(Debug, Clone)]
 pub struct RestWorkerOptions {
@@ -43,6 +45,8 @@ pub struct RestWorkerOptions {
     pub timeout: Duration,
     /// After an error, the connection waits this long before a new try.
     pub retry_after: Duration,
+    /// What the stores may be (private addresses refused unless allowed).
+    pub outbound: OutboundPolicy,
 }
 
 impl Default for RestWorkerOptions {
@@ -53,6 +57,7 @@ impl Default for RestWorkerOptions {
             lease: Duration::from_secs(120),
             timeout: Duration::from_secs(30),
             retry_after: Duration::from_secs(60),
+            outbound: OutboundPolicy::PUBLIC_ONLY,
         }
     }
 }
@@ -83,19 +88,29 @@ fn micros(d: Duration) -> i64 {
 
 #[derive(Clone)]
 pub struct RestWorker {
-    state: AppState,
+    db: Db,
+    /// Every page goes through the one resource intake into the log.
+    writer: EventWriter,
+    /// Opens the stores' REST keys.
     key: SecretsKey,
+    http: Outbound,
     options: RestWorkerOptions,
     owner: String,
 }
 
 impl RestWorker {
-    /// `None` when the state has no secrets key (no destinations dispatcher).
-    pub fn new(state: AppState, options: RestWorkerOptions) -> Option<Self> {
-        let key = state.destinations()?.key().clone();
-        Some(Self {
-            state,
+    pub fn new(
+        db: Db,
+        writer: EventWriter,
+        key: SecretsKey,
+        options: RestWorkerOptions,
+    ) -> Result<Self, OutboundError> {
+        let http = Outbound::new(options.outbound, options.timeout, None)?;
+        Ok(Self {
+            db,
+            writer,
             key,
+            http,
             options,
             owner: format!("wrk_{}", random_token(16)),
         })
@@ -127,8 +142,7 @@ impl RestWorker {
     pub async fn round(&self) -> Result<bool, cohort_store::StoreError> {
         let now = now_micros();
         let Some(work) = self
-            .state
-            .db()
+            .db
             .claim_rest_work(&self.owner, now, micros(self.options.lease))
             .await?
         else {
@@ -138,16 +152,14 @@ impl RestWorker {
         let id = &work.installation_id;
         match outcome {
             Ok(()) => {
-                self.state
-                    .db()
+                self.db
                     .release_rest_lease(id, &self.owner, now_micros(), None)
                     .await?
             }
             Err(error) => {
                 tracing::warn!(installation = %id, %error, "WooCommerce REST pull failed; retrying later");
                 let retry = now_micros().saturating_add(micros(self.options.retry_after));
-                self.state
-                    .db()
+                self.db
                     .release_rest_lease(id, &self.owner, retry, Some(&error.to_string()))
                     .await?;
             }
@@ -163,12 +175,7 @@ impl RestWorker {
 
     async fn keep_lease(&self, id: &str) -> Result<(), WorkError> {
         let until = now_micros().saturating_add(micros(self.options.lease));
-        if self
-            .state
-            .db()
-            .extend_rest_lease(id, &self.owner, until)
-            .await?
-        {
+        if self.db.extend_rest_lease(id, &self.owner, until).await? {
             Ok(())
         } else {
             Err(WorkError::LeaseLost)
@@ -176,16 +183,16 @@ impl RestWorker {
     }
 
     async fn work(&self, work: &RestWork) -> Result<(), WorkError> {
-        let db = self.state.db();
+        let db = &self.db;
         let Some(mut conn) = db.rest_connection(&self.key, &work.installation_id).await? else {
             return Ok(());
         };
         let client = WooClient::new(
+            self.http.clone(),
             &conn.store_url,
             &conn.consumer_key,
             &conn.consumer_secret,
-            self.options.timeout,
-        )?;
+        );
         if conn.currency.is_none() {
             let currency = client.currency().await?;
             db.set_rest_currency(&conn.installation_id, &currency)
@@ -235,8 +242,7 @@ impl RestWorker {
             ids.insert(topic.to_owned(), json!(id));
             self.keep_lease(&conn.installation_id).await?;
         }
-        self.state
-            .db()
+        self.db
             .set_rest_webhooks(&conn.installation_id, &Value::Object(ids).to_string())
             .await?;
         Ok(())
@@ -251,7 +257,7 @@ impl RestWorker {
     ) -> Result<(i64, i64), WorkError> {
         let source = SourceId::from_stored(&conn.source_id);
         let stored = store_resources(
-            &self.state,
+            &self.writer,
             &conn.org_id,
             &source,
             resource_topic(resource),
@@ -268,8 +274,7 @@ impl RestWorker {
             tracing::warn!(installation = %conn.installation_id, resource, index, field, message, "item rejected by the WooCommerce parser");
         }
         if let Some(newest) = stored.newest_modified_us {
-            self.state
-                .db()
+            self.db
                 .raise_rest_high_water(&conn.installation_id, resource, newest)
                 .await?;
         }
@@ -282,7 +287,7 @@ impl RestWorker {
         conn: &RestConnection,
         command: &str,
     ) -> Result<(), WorkError> {
-        let db = self.state.db();
+        let db = &self.db;
         let resources: Vec<String> = REST_RESOURCES.iter().map(|r| (*r).to_owned()).collect();
         let (run, resumed) = db
             .start_sync_run(

@@ -18,6 +18,8 @@ use cohort_domain::discounts::NewDiscount;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::outbound::{Outbound, OutboundError, OutboundPolicy};
+
 /// Where and with what a store is called.
 #[derive(Clone)]
 pub struct StoreTarget {
@@ -106,31 +108,26 @@ pub async fn target_for(
     }
 }
 
+/// How long one call to a store may take.
+pub const STORE_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Answers larger than this are refused (a page of redemptions is far smaller).
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 
 /// A signing HTTP client for store discount endpoints. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct StoreClient {
-    client: reqwest::Client,
+    http: Outbound,
 }
 
 impl StoreClient {
-    /// A client whose calls time out after `timeout`; redirects are not followed
-    /// (a redirect would change the signed REQUEST_URI).
-    pub fn new(timeout: Duration) -> Result<Self, StoreCallError> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .user_agent(concat!(
-                "Cohort/",
-                env!("CARGO_PKG_VERSION"),
-                " (discounts)"
-            ))
-            .build()
-            .map_err(|e| StoreCallError::Network(e.to_string()))?;
-        Ok(Self { client })
+    /// A client whose calls time out after `timeout`, under `policy`;
+    /// redirects are not followed (a redirect would change the signed
+    /// REQUEST_URI).
+    pub fn new(policy: OutboundPolicy, timeout: Duration) -> Result<Self, StoreCallError> {
+        let http = Outbound::new(policy, timeout, Some("discounts"))
+            .map_err(|e| StoreCallError::Network(e.describe()))?;
+        Ok(Self { http })
     }
 
     /// `POST /discounts`.
@@ -236,8 +233,8 @@ impl StoreClient {
             &body,
         );
         let mut request = self
-            .client
-            .request(method, url)
+            .http
+            .request(method, url.as_str())
             .header("Accept", "application/json")
             .header(TIMESTAMP_HEADER, signed.timestamp)
             .header(NONCE_HEADER, signed.nonce)
@@ -247,10 +244,11 @@ impl StoreClient {
                 .header("Content-Type", "application/json")
                 .body(body);
         }
-        let mut response = request
-            .send()
+        let mut response = self
+            .http
+            .send(request)
             .await
-            .map_err(|e| StoreCallError::Network(network_message(&e)))?;
+            .map_err(|e| StoreCallError::Network(e.describe()))?;
         let status = response.status().as_u16();
         let mut bytes = Vec::new();
         loop {
@@ -264,7 +262,7 @@ impl StoreClient {
                     bytes.extend_from_slice(&chunk);
                 }
                 Ok(None) => break,
-                Err(e) => return Err(StoreCallError::Network(network_message(&e))),
+                Err(e) => return Err(StoreCallError::Network(body_error(e))),
             }
         }
         let json: Option<Value> = serde_json::from_slice(&bytes).ok();
@@ -355,23 +353,9 @@ pub fn route_url(
     Ok(base)
 }
 
-fn network_message(e: &reqwest::Error) -> String {
-    use std::error::Error;
-    let mut message = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    }
-    .to_owned();
-    let mut source = e.source();
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
+/// A failure while reading the answer's body.
+fn body_error(error: reqwest::Error) -> String {
+    OutboundError::from(error).describe()
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! One way in for WooCommerce resources (orders, customers, products in
 //! REST v3 JSON), whoever brings them: the admin API, the plugin's
-//! `/connect/v1/resources` and sync batches, and later the webhook receiver.
+//! `/connect/v1/resources`, the no-plugin webhook receiver and the REST
+//! pull (`crate::woocommerce_rest`).
 //! The one parser (`cohort_domain::commerce::woocommerce`) checks them and
 //! names the bad field; the message goes to the log, where its messageId
 //! (kind, id, `date_modified_gmt`) makes a repeated version a duplicate.
@@ -8,15 +9,12 @@
 use cohort_domain::commerce::woocommerce::resource_message;
 use cohort_domain::ids::{OrgId, SourceId};
 use cohort_store::events::NewEvent;
-use cohort_store::writer::AppendError;
-use serde::Serialize;
+use cohort_store::writer::{AppendError, EventWriter};
 use serde_json::Value;
-use utoipa::ToSchema;
 
-use crate::AppState;
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ResourceAccepted {
+/// One resource stored (or recognised as already stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceStored {
     /// The log message id: (kind, id, `date_modified_gmt`), so the same
     /// version sent again is recognised.
     pub message_id: String,
@@ -24,25 +22,28 @@ pub struct ResourceAccepted {
     pub duplicate: bool,
 }
 
-#[derive(Debug)]
-pub(crate) enum IntakeError {
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IntakeError {
     /// The resource (or topic, or currency) is invalid; `field` names it.
+    #[error("{field}: {message}")]
     Invalid { field: String, message: String },
     /// The writer's queue is full: retry shortly.
+    #[error("the event log is busy")]
     Overloaded,
     /// Storage is unavailable or shutting down.
+    #[error("the event log is unavailable")]
     Unavailable,
 }
 
 /// Checks one resource and stores it durably for `source`.
-pub(crate) async fn store_resource(
-    state: &AppState,
+pub async fn store_resource(
+    writer: &EventWriter,
     org: &OrgId,
     source: &SourceId,
     topic: &str,
     resource: &Value,
     currency: Option<&str>,
-) -> Result<ResourceAccepted, IntakeError> {
+) -> Result<ResourceStored, IntakeError> {
     let message = resource_message(source.as_str(), topic, resource, currency).map_err(|e| {
         IntakeError::Invalid {
             message: e.to_string(),
@@ -50,16 +51,8 @@ pub(crate) async fn store_resource(
         }
     })?;
     let event = NewEvent::from_resource(org, source, &message, cohort_store::now_micros());
-    let inserted = state
-        .inner
-        .writer
-        .append(vec![event])
-        .await
-        .map_err(|e| match e {
-            AppendError::Overloaded => IntakeError::Overloaded,
-            AppendError::Unavailable(_) | AppendError::ShuttingDown => IntakeError::Unavailable,
-        })?;
-    Ok(ResourceAccepted {
+    let inserted = writer.append(vec![event]).await.map_err(append_error)?;
+    Ok(ResourceStored {
         message_id: message.message_id,
         duplicate: inserted == 0,
     })
@@ -67,7 +60,7 @@ pub(crate) async fn store_resource(
 
 /// A page of resources, checked one by one and stored with one append.
 #[derive(Debug, Default)]
-pub(crate) struct PageStored {
+pub struct PageStored {
     pub accepted: i64,
     /// (index, field, message) of each rejected item.
     pub rejected: Vec<(usize, String, String)>,
@@ -79,8 +72,8 @@ pub(crate) struct PageStored {
 
 /// Checks each resource of a page (REST pulls: one topic per page) and
 /// stores the valid ones durably for `source`, as `store_resource` does.
-pub(crate) async fn store_resources(
-    state: &AppState,
+pub async fn store_resources(
+    writer: &EventWriter,
     org: &OrgId,
     source: &SourceId,
     topic: &str,
@@ -101,14 +94,13 @@ pub(crate) async fn store_resources(
         }
     }
     stored.accepted = events.len() as i64;
-    stored.inserted = state
-        .inner
-        .writer
-        .append(events)
-        .await
-        .map_err(|e| match e {
-            AppendError::Overloaded => IntakeError::Overloaded,
-            AppendError::Unavailable(_) | AppendError::ShuttingDown => IntakeError::Unavailable,
-        })?;
+    stored.inserted = writer.append(events).await.map_err(append_error)?;
     Ok(stored)
+}
+
+fn append_error(error: AppendError) -> IntakeError {
+    match error {
+        AppendError::Overloaded => IntakeError::Overloaded,
+        AppendError::Unavailable(_) | AppendError::ShuttingDown => IntakeError::Unavailable,
+    }
 }

@@ -28,6 +28,14 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// [`crate::outbound::check_url`] with the destinations' flag.
+async fn check_url(url: &str, allow_private: bool) -> Result<(), String> {
+    let policy = crate::outbound::OutboundPolicy {
+        allow_private_addresses: allow_private,
+    };
+    crate::outbound::check_url(url, policy).await
+}
+
 fn bad(field: impl Into<String>, message: impl Into<String>) -> FieldError {
     FieldError {
         field: field.into(),
@@ -200,7 +208,7 @@ async fn check_settings(
                 .map(str::trim)
                 .filter(|u| !u.is_empty())
                 .ok_or_else(|| bad("settings.url", "is required"))?;
-            crate::check_url(url, allow_private)
+            check_url(url, allow_private)
                 .await
                 .map_err(|m| bad("settings.url", m))?;
             Ok(json!({ "url": url }))
@@ -300,7 +308,7 @@ async fn check_settings(
                     "must be https:// (Everflow refuses plain HTTP postbacks)",
                 ));
             }
-            crate::check_url(&settings.tracking_domain, allow_private)
+            check_url(&settings.tracking_domain, allow_private)
                 .await
                 .map_err(|m| bad("settings.tracking_domain", m))?;
             serde_json::to_value(&settings).map_err(|e| bad("settings", e.to_string()))
