@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Html;
 use axum::Form;
-use cohort_store::users::{hash_password, MIN_PASSWORD_CHARS};
+use cohort_domain::accounts::{hash_password, AccountError, MIN_PASSWORD_CHARS};
 use cohort_store::StoreError;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -115,10 +115,10 @@ async fn create_first_admin(
     let hashed = tokio::task::spawn_blocking(move || hash_password(&password)).await;
     let hash = match hashed {
         Ok(Ok(hash)) => hash,
-        Ok(Err(StoreError::Invalid(reason))) => {
+        Ok(Err(short @ AccountError::PasswordTooShort)) => {
             return (
                 StatusCode::BAD_REQUEST,
-                Html(form(&token, &input.email, Some(&reason))),
+                Html(form(&token, &input.email, Some(&short.to_string()))),
             )
         }
         _ => return unavailable(),

@@ -8,12 +8,16 @@
 //! stored as is: Cohort must read it to sign its own requests to the store
 //! (connect.md §5). Encrypting it at rest is a later issue.
 
+use crate::row::{map_rows, RowExt};
+use cohort_domain::connect::{
+    CommandKind, CommandStatus, InstallationMode, InstallationStatus, PairingStatus, Platform,
+};
 use cohort_domain::ids::{new_id, random_token, OrgId, SourceId, UserId};
 use cohort_domain::secrets::{self, IssuedSecret};
 use rand::Rng;
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
+use crate::issued::{verified_row, ExpiringSecrets, SecretLookup};
 use crate::orgs::Organisation;
 use crate::users::{Role, User};
 use crate::{now_micros, Db, StoreError};
@@ -27,44 +31,14 @@ pub const POLL_SECRET_KIND: &str = "cps";
 pub const INSTALLATION_TOKEN_KIND: &str = "cin";
 /// The prefix of browser session secrets (`ses_<id>_<secret>`).
 pub const SESSION_KIND: &str = "ses";
+const SESSIONS: ExpiringSecrets = ExpiringSecrets {
+    kind: SESSION_KIND,
+    table: "web_sessions",
+    owner_column: "user_id",
+};
 /// Upper-case consonants (RFC 8628's set): no vowels, so no words, and no
 /// letter that looks like a digit (O, I).
 const USER_CODE_ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
-
-/// Health of an installation from the time of its last heartbeat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Health {
-    /// Never heard from.
-    Pending,
-    /// Less than 15 minutes since the last heartbeat.
-    Healthy,
-    /// Less than an hour.
-    Stale,
-    /// An hour or more.
-    Lost,
-}
-
-impl Health {
-    pub fn at(last_heartbeat_at: Option<i64>, now: i64) -> Self {
-        const MINUTE: i64 = 60 * 1_000_000;
-        match last_heartbeat_at {
-            None => Health::Pending,
-            Some(last) if now - last < 15 * MINUTE => Health::Healthy,
-            Some(last) if now - last < 60 * MINUTE => Health::Stale,
-            Some(_) => Health::Lost,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Health::Pending => "pending",
-            Health::Healthy => "healthy",
-            Health::Stale => "stale",
-            Health::Lost => "lost",
-        }
-    }
-}
 
 /// A short code the merchant compares between WordPress and Cohort, such as
 /// `WDJB-MJHT`.
@@ -85,7 +59,7 @@ pub fn new_user_code() -> String {
 pub struct NewPairing {
     pub store_url: String,
     pub site_name: String,
-    pub platform: String,
+    pub platform: Platform,
     pub plugin_version: String,
     pub wp_version: String,
     pub wc_version: Option<String>,
@@ -101,8 +75,8 @@ pub struct Pairing {
     pub org_id: Option<OrgId>,
     pub user_code: String,
     pub store: NewPairing,
-    /// pending, approved, denied or claimed (expiry is `expires_at`).
-    pub status: String,
+    /// Its expiry is `expires_at`, not a status.
+    pub status: PairingStatus,
     pub installation_id: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
@@ -168,18 +142,15 @@ pub struct Installation {
     pub source_id: String,
     pub store_url: String,
     pub site_name: String,
-    pub platform: String,
-    /// plugin (paired with the Cohort plugin) or rest (WooCommerce's REST
-    /// API keys and webhooks, connect.md §6).
-    pub mode: String,
+    pub platform: Platform,
+    pub mode: InstallationMode,
     pub plugin_version: String,
     pub wp_version: String,
     pub wc_version: Option<String>,
     pub php_version: String,
     pub currency: Option<String>,
     pub timezone: String,
-    /// awaiting_plugin, connected, disconnected or replaced.
-    pub status: String,
+    pub status: InstallationStatus,
     pub created_at: i64,
     pub connected_at: Option<i64>,
     pub disconnected_at: Option<i64>,
@@ -210,11 +181,10 @@ pub struct Heartbeat {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Command {
     pub id: String,
-    pub kind: String,
+    pub kind: CommandKind,
     /// JSON object text.
     pub params: String,
-    /// pending, done, failed or cancelled.
-    pub status: String,
+    pub status: CommandStatus,
     pub requested_at: i64,
     pub delivered_at: Option<i64>,
     pub acked_at: Option<i64>,
@@ -228,8 +198,8 @@ pub struct Command {
 /// A validated acknowledgement.
 #[derive(Debug, Clone)]
 pub struct Ack {
-    /// done or failed.
-    pub status: String,
+    /// `Done` or `Failed`.
+    pub status: CommandStatus,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub counts: Option<String>,
@@ -253,71 +223,73 @@ const INSTALLATION_COLUMNS: &str = "id, org_id, source_id, store_url, site_name,
 const COMMAND_COLUMNS: &str =
     "id, kind, params, status, requested_at, delivered_at, acked_at, started_at, finished_at, counts, error";
 
-fn pairing_from_row(r: &AnyRow) -> Pairing {
-    Pairing {
-        id: r.get("id"),
-        org_id: r.get::<Option<String>, _>("org_id").map(OrgId::from_stored),
-        user_code: r.get("user_code"),
+fn pairing_from_row(r: &AnyRow) -> Result<Pairing, StoreError> {
+    Ok(Pairing {
+        id: r.col("id")?,
+        org_id: r
+            .col::<Option<String>, _>("org_id")?
+            .map(OrgId::from_stored),
+        user_code: r.col("user_code")?,
         store: NewPairing {
-            store_url: r.get("store_url"),
-            site_name: r.get("site_name"),
-            platform: r.get("platform"),
-            plugin_version: r.get("plugin_version"),
-            wp_version: r.get("wp_version"),
-            wc_version: r.get("wc_version"),
-            php_version: r.get("php_version"),
-            currency: r.get("currency"),
-            timezone: r.get("timezone"),
-            return_url: r.get("return_url"),
+            store_url: r.col("store_url")?,
+            site_name: r.col("site_name")?,
+            platform: r.col_parsed("platform")?,
+            plugin_version: r.col("plugin_version")?,
+            wp_version: r.col("wp_version")?,
+            wc_version: r.col("wc_version")?,
+            php_version: r.col("php_version")?,
+            currency: r.col("currency")?,
+            timezone: r.col("timezone")?,
+            return_url: r.col("return_url")?,
         },
-        status: r.get("status"),
-        installation_id: r.get("installation_id"),
-        created_at: r.get("created_at"),
-        expires_at: r.get("expires_at"),
-    }
+        status: r.col_parsed("status")?,
+        installation_id: r.col("installation_id")?,
+        created_at: r.col("created_at")?,
+        expires_at: r.col("expires_at")?,
+    })
 }
 
-fn installation_from_row(r: &AnyRow) -> Installation {
-    Installation {
-        id: r.get("id"),
-        org_id: OrgId::from_stored(r.get::<String, _>("org_id")),
-        source_id: r.get("source_id"),
-        store_url: r.get("store_url"),
-        site_name: r.get("site_name"),
-        platform: r.get("platform"),
-        mode: r.get("mode"),
-        plugin_version: r.get("plugin_version"),
-        wp_version: r.get("wp_version"),
-        wc_version: r.get("wc_version"),
-        php_version: r.get("php_version"),
-        currency: r.get("currency"),
-        timezone: r.get("timezone"),
-        status: r.get("status"),
-        created_at: r.get("created_at"),
-        connected_at: r.get("connected_at"),
-        disconnected_at: r.get("disconnected_at"),
-        last_heartbeat_at: r.get("last_heartbeat_at"),
-        reported_store_url: r.get("reported_store_url"),
-        outbox_depth: r.get("outbox_depth"),
-        failures_24h: r.get("failures_24h"),
-        last_error: r.get("last_error"),
-    }
+fn installation_from_row(r: &AnyRow) -> Result<Installation, StoreError> {
+    Ok(Installation {
+        id: r.col("id")?,
+        org_id: OrgId::from_stored(r.col::<String, _>("org_id")?),
+        source_id: r.col("source_id")?,
+        store_url: r.col("store_url")?,
+        site_name: r.col("site_name")?,
+        platform: r.col_parsed("platform")?,
+        mode: r.col_parsed("mode")?,
+        plugin_version: r.col("plugin_version")?,
+        wp_version: r.col("wp_version")?,
+        wc_version: r.col("wc_version")?,
+        php_version: r.col("php_version")?,
+        currency: r.col("currency")?,
+        timezone: r.col("timezone")?,
+        status: r.col_parsed("status")?,
+        created_at: r.col("created_at")?,
+        connected_at: r.col("connected_at")?,
+        disconnected_at: r.col("disconnected_at")?,
+        last_heartbeat_at: r.col("last_heartbeat_at")?,
+        reported_store_url: r.col("reported_store_url")?,
+        outbox_depth: r.col("outbox_depth")?,
+        failures_24h: r.col("failures_24h")?,
+        last_error: r.col("last_error")?,
+    })
 }
 
-fn command_from_row(r: &AnyRow) -> Command {
-    Command {
-        id: r.get("id"),
-        kind: r.get("kind"),
-        params: r.get("params"),
-        status: r.get("status"),
-        requested_at: r.get("requested_at"),
-        delivered_at: r.get("delivered_at"),
-        acked_at: r.get("acked_at"),
-        started_at: r.get("started_at"),
-        finished_at: r.get("finished_at"),
-        counts: r.get("counts"),
-        error: r.get("error"),
-    }
+fn command_from_row(r: &AnyRow) -> Result<Command, StoreError> {
+    Ok(Command {
+        id: r.col("id")?,
+        kind: r.col_parsed("kind")?,
+        params: r.col("params")?,
+        status: r.col_parsed("status")?,
+        requested_at: r.col("requested_at")?,
+        delivered_at: r.col("delivered_at")?,
+        acked_at: r.col("acked_at")?,
+        started_at: r.col("started_at")?,
+        finished_at: r.col("finished_at")?,
+        counts: r.col("counts")?,
+        error: r.col("error")?,
+    })
 }
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {
@@ -328,7 +300,7 @@ pub(crate) async fn queue_command(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     org: &OrgId,
     installation_id: &str,
-    kind: &str,
+    kind: CommandKind,
     now: i64,
 ) -> Result<String, StoreError> {
     let id = new_id("cmd");
@@ -339,7 +311,7 @@ pub(crate) async fn queue_command(
     .bind(&id)
     .bind(org.as_str())
     .bind(installation_id)
-    .bind(kind)
+    .bind(kind.as_str())
     .bind(now)
     .execute(&mut **tx)
     .await?;
@@ -365,7 +337,7 @@ pub(crate) async fn store_source(
     .fetch_optional(&mut **tx)
     .await?;
     if let Some(r) = previous {
-        return Ok(r.get::<String, _>("id"));
+        return r.col::<String, _>("id");
     }
     let source_id = SourceId::generate();
     sqlx::query(
@@ -424,7 +396,7 @@ impl Db {
             org_id: None,
             user_code: new_user_code(),
             store: new.clone(),
-            status: "pending".into(),
+            status: PairingStatus::Pending,
             installation_id: None,
             created_at: now,
             expires_at: now + PAIRING_LIFETIME_MICROS,
@@ -439,7 +411,7 @@ impl Db {
         .bind(&pairing.user_code)
         .bind(&new.store_url)
         .bind(&new.site_name)
-        .bind(&new.platform)
+        .bind(new.platform.as_str())
         .bind(&new.plugin_version)
         .bind(&new.wp_version)
         .bind(new.wc_version.as_deref())
@@ -461,7 +433,7 @@ impl Db {
         .bind(id)
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.as_ref().map(pairing_from_row))
+        row.as_ref().map(pairing_from_row).transpose()
     }
 
     /// Answers a plugin's poll. The approved secrets are minted by the one
@@ -483,18 +455,18 @@ impl Db {
         };
         if !secrets::verify(
             presented_secret,
-            &row.get::<String, _>("poll_secret_digest"),
+            &row.col::<String, _>("poll_secret_digest")?,
         ) {
             return Ok(PollOutcome::Unauthorized);
         }
-        let pairing = pairing_from_row(&row);
+        let pairing = pairing_from_row(&row)?;
         let now = now_micros();
-        match pairing.status.as_str() {
-            "claimed" => return Ok(PollOutcome::Claimed),
-            "denied" => return Ok(PollOutcome::Denied),
+        match pairing.status {
+            PairingStatus::Claimed => return Ok(PollOutcome::Claimed),
+            PairingStatus::Denied => return Ok(PollOutcome::Denied),
             _ if pairing.is_expired(now) => return Ok(PollOutcome::Expired),
-            "pending" => return Ok(PollOutcome::Pending),
-            _ => {}
+            PairingStatus::Pending => return Ok(PollOutcome::Pending),
+            PairingStatus::Approved => {}
         }
         let (Some(org), Some(installation_id)) =
             (pairing.org_id.clone(), pairing.installation_id.clone())
@@ -546,11 +518,11 @@ impl Db {
             installation_id,
             installation_token: token.reveal().to_owned(),
             signing_secret,
-            write_key: row.get("write_key"),
+            write_key: row.col("write_key")?,
             organisation: Organisation {
-                id: OrgId::from_stored(row.get::<String, _>("org_id")),
-                name: row.get("org_name"),
-                created_at: row.get("org_created_at"),
+                id: OrgId::from_stored(row.col::<String, _>("org_id")?),
+                name: row.col("org_name")?,
+                created_at: row.col("org_created_at")?,
             },
         })))
     }
@@ -591,7 +563,7 @@ impl Db {
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
-        let pairing = pairing_from_row(&row);
+        let pairing = pairing_from_row(&row)?;
         let store = &pairing.store;
 
         let label = if store.site_name.trim().is_empty() {
@@ -620,7 +592,7 @@ impl Db {
         .bind(&source_id)
         .bind(&store.store_url)
         .bind(&store.site_name)
-        .bind(&store.platform)
+        .bind(store.platform.as_str())
         .bind(&store.plugin_version)
         .bind(&store.wp_version)
         .bind(store.wc_version.as_deref())
@@ -631,8 +603,8 @@ impl Db {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        if store.platform == "woocommerce" {
-            queue_command(&mut tx, org, &installation_id, "sync_store", now).await?;
+        if store.platform == Platform::Woocommerce {
+            queue_command(&mut tx, org, &installation_id, CommandKind::SyncStore, now).await?;
         }
         tx.commit().await?;
         Ok(DecisionOutcome::Approved {
@@ -673,9 +645,11 @@ impl Db {
     async fn undecidable(&self, id: &str, now: i64) -> Result<DecisionOutcome, StoreError> {
         Ok(match self.find_pairing(id).await? {
             None => DecisionOutcome::NotFound,
-            Some(p) if p.status == "pending" && p.is_expired(now) => DecisionOutcome::Expired {
-                return_url: p.store.return_url,
-            },
+            Some(p) if p.status == PairingStatus::Pending && p.is_expired(now) => {
+                DecisionOutcome::Expired {
+                    return_url: p.store.return_url,
+                }
+            }
             Some(_) => DecisionOutcome::AlreadyDecided,
         })
     }
@@ -688,23 +662,20 @@ impl Db {
         &self,
         presented: &str,
     ) -> Result<Option<Installation>, StoreError> {
-        let Some((token_id, secret)) = secrets::split_presented(INSTALLATION_TOKEN_KIND, presented)
-        else {
-            return Ok(None);
-        };
-        let row = sqlx::query(&format!(
-            "SELECT {INSTALLATION_COLUMNS}, token_digest FROM connect_installations \
+        let sql = format!(
+            "SELECT {INSTALLATION_COLUMNS}, token_digest AS secret_digest FROM connect_installations \
              WHERE token_id = $1 AND status = 'connected'"
-        ))
-        .bind(token_id)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(row
-            .filter(|r| {
-                r.get::<Option<String>, _>("token_digest")
-                    .is_some_and(|stored| secrets::verify(secret, &stored))
-            })
-            .map(|r| installation_from_row(&r)))
+        );
+        let lookup = SecretLookup {
+            kind: INSTALLATION_TOKEN_KIND,
+            sql: &sql,
+            live_at: None,
+        };
+        verified_row(self, lookup, presented)
+            .await?
+            .as_ref()
+            .map(installation_from_row)
+            .transpose()
     }
 
     /// The secret Cohort signs its requests to the store with (connect.md §5).
@@ -720,7 +691,10 @@ impl Db {
         .bind(id)
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.and_then(|r| r.get::<Option<String>, _>("signing_secret")))
+        Ok(match row {
+            Some(r) => r.col("signing_secret")?,
+            None => None,
+        })
     }
 
     /// Stores a heartbeat; returns the number of pending commands.
@@ -767,7 +741,7 @@ impl Db {
         .bind(installation_id)
         .fetch_one(self.pool())
         .await?;
-        Ok(row.get("n"))
+        row.col("n")
     }
 
     /// The installation's pending commands, oldest first; marks them
@@ -794,7 +768,7 @@ impl Db {
         .bind(installation_id)
         .execute(self.pool())
         .await?;
-        Ok(rows.iter().map(command_from_row).collect())
+        map_rows(&rows, command_from_row)
     }
 
     /// Records the outcome of a command. A command already acknowledged is
@@ -811,7 +785,7 @@ impl Db {
             "UPDATE connect_commands SET status = $1, acked_at = $2, started_at = $3, finished_at = $4, counts = $5, \
              error = $6 WHERE org_id = $7 AND installation_id = $8 AND id = $9 AND status = 'pending'",
         )
-        .bind(&ack.status)
+        .bind(ack.status.as_str())
         .bind(now_micros())
         .bind(ack.started_at)
         .bind(ack.finished_at)
@@ -830,7 +804,7 @@ impl Db {
         .bind(command_id)
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.as_ref().map(command_from_row))
+        row.as_ref().map(command_from_row).transpose()
     }
 
     /// Disconnects an installation: its token stops working and its pending
@@ -879,7 +853,7 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         let command = if upgraded.rows_affected() == 1 {
-            Some(queue_command(&mut tx, org, id, "sync_store", now).await?)
+            Some(queue_command(&mut tx, org, id, CommandKind::SyncStore, now).await?)
         } else {
             sqlx::query(
                 "UPDATE connect_installations SET wc_version = $1 WHERE org_id = $2 AND id = $3",
@@ -912,7 +886,7 @@ impl Db {
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
-        if platform.as_deref() != Some("woocommerce") {
+        if platform.as_deref() != Some(Platform::Woocommerce.as_str()) {
             tx.commit().await?;
             return Ok(None);
         }
@@ -927,7 +901,7 @@ impl Db {
         let answer = match pending {
             Some(existing) => (existing, false),
             None => (
-                queue_command(&mut tx, org, id, "sync_store", now).await?,
+                queue_command(&mut tx, org, id, CommandKind::SyncStore, now).await?,
                 true,
             ),
         };
@@ -948,7 +922,7 @@ impl Db {
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
-            let installation = installation_from_row(row);
+            let installation = installation_from_row(row)?;
             let last = sqlx::query(&format!(
                 "SELECT {COMMAND_COLUMNS} FROM connect_commands WHERE org_id = $1 AND installation_id = $2 \
                  ORDER BY requested_at DESC, id DESC LIMIT 1"
@@ -961,7 +935,7 @@ impl Db {
             out.push(InstallationSummary {
                 installation,
                 commands_pending,
-                last_command: last.as_ref().map(command_from_row),
+                last_command: last.as_ref().map(command_from_row).transpose()?,
             });
         }
         Ok(out)
@@ -973,7 +947,7 @@ impl Db {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM users")
             .fetch_one(self.pool())
             .await?;
-        Ok(row.get("n"))
+        row.col("n")
     }
 
     /// The organisations `user` belongs to, with their role, by name.
@@ -988,20 +962,16 @@ impl Db {
         .bind(user.as_str())
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| {
-                let role = Role::parse(&r.get::<String, _>("role"))?;
-                Some((
-                    Organisation {
-                        id: OrgId::from_stored(r.get::<String, _>("id")),
-                        name: r.get("name"),
-                        created_at: r.get("created_at"),
-                    },
-                    role,
-                ))
-            })
-            .collect())
+        map_rows(&rows, |r| {
+            Ok((
+                Organisation {
+                    id: OrgId::from_stored(r.col::<String, _>("id")?),
+                    name: r.col("name")?,
+                    created_at: r.col("created_at")?,
+                },
+                r.col_parsed("role")?,
+            ))
+        })
     }
 
     /// Creates the first account of a server that has none, as owner of
@@ -1019,7 +989,7 @@ impl Db {
         let users: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users")
             .fetch_one(&mut *tx)
             .await?
-            .get("n");
+            .col("n")?;
         if users > 0 {
             return Ok(None);
         }
@@ -1028,8 +998,8 @@ impl Db {
                 .fetch_all(&mut *tx)
                 .await?
                 .iter()
-                .map(|r| r.get::<String, _>("id"))
-                .collect();
+                .map(|r| r.col::<String, _>("id"))
+                .collect::<Result<_, _>>()?;
         if orgs.is_empty() {
             let id = OrgId::generate();
             sqlx::query(
@@ -1083,39 +1053,26 @@ impl Db {
             .bind(now)
             .execute(self.pool())
             .await?;
-        let issued = IssuedSecret::issue(SESSION_KIND);
-        sqlx::query(
-            "INSERT INTO web_sessions (id, user_id, secret_digest, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&issued.id)
-        .bind(user.as_str())
-        .bind(&issued.digest)
-        .bind(now)
-        .bind(now + lifetime_micros)
-        .execute(self.pool())
-        .await?;
-        Ok(issued)
+        SESSIONS
+            .issue(self, user.as_str(), now, lifetime_micros)
+            .await
     }
 
     /// The user of a live session, from the presented cookie value.
     pub async fn find_session(&self, presented: &str) -> Result<Option<User>, StoreError> {
-        let Some((id, secret)) = secrets::split_presented(SESSION_KIND, presented) else {
+        let lookup = SecretLookup {
+            kind: SESSION_KIND,
+            sql: "SELECT s.secret_digest, u.id AS user_id, u.email FROM web_sessions s \
+                  JOIN users u ON u.id = s.user_id WHERE s.id = $1 AND s.expires_at > $2",
+            live_at: Some(now_micros()),
+        };
+        let Some(row) = verified_row(self, lookup, presented).await? else {
             return Ok(None);
         };
-        let row = sqlx::query(
-            "SELECT s.secret_digest, u.id AS user_id, u.email FROM web_sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.id = $1 AND s.expires_at > $2",
-        )
-        .bind(id)
-        .bind(now_micros())
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(row
-            .filter(|r| secrets::verify(secret, &r.get::<String, _>("secret_digest")))
-            .map(|r| User {
-                id: UserId::from_stored(r.get::<String, _>("user_id")),
-                email: r.get("email"),
-            }))
+        Ok(Some(User {
+            id: UserId::from_stored(row.col::<String, _>("user_id")?),
+            email: row.col("email")?,
+        }))
     }
 
     /// Ends a session (signing out).
@@ -1145,16 +1102,5 @@ mod tests {
                 .filter(|c| *c != '-')
                 .all(|c| USER_CODE_ALPHABET.contains(&(c as u8))));
         }
-    }
-
-    #[test]
-    fn health_follows_the_time_since_the_last_heartbeat() {
-        let minute = 60 * 1_000_000;
-        let now = 1_000 * minute;
-        assert_eq!(Health::at(None, now), Health::Pending);
-        assert_eq!(Health::at(Some(now - 14 * minute), now), Health::Healthy);
-        assert_eq!(Health::at(Some(now - 15 * minute), now), Health::Stale);
-        assert_eq!(Health::at(Some(now - 59 * minute), now), Health::Stale);
-        assert_eq!(Health::at(Some(now - 60 * minute), now), Health::Lost);
     }
 }

@@ -7,12 +7,13 @@
 //! Secrets are encrypted at rest with ChaCha20-Poly1305 under a key the
 //! caller passes in, bound to their row by the associated data.
 
+use crate::row::{map_rows, RowExt};
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use cohort_domain::destinations::DestinationKind;
 use cohort_domain::ids::{new_id, OrgId};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
 use crate::sql::{multi_insert, Bind, Statement};
 use crate::{now_micros, Backend, Db, StoreError};
@@ -160,8 +161,7 @@ impl DestinationSecrets {
 pub struct Destination {
     pub org_id: OrgId,
     pub id: String,
-    /// `webhook` or `everflow`.
-    pub kind: String,
+    pub kind: DestinationKind,
     pub name: String,
     pub enabled: bool,
     pub filters: Filters,
@@ -175,7 +175,7 @@ pub struct Destination {
 
 #[derive(Debug, Clone)]
 pub struct NewDestination {
-    pub kind: String,
+    pub kind: DestinationKind,
     pub name: String,
     pub enabled: bool,
     pub filters: Filters,
@@ -183,39 +183,8 @@ pub struct NewDestination {
     pub secrets: DestinationSecrets,
 }
 
-/// A delivery's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryStatus {
-    Pending,
-    Retrying,
-    Delivered,
-    Failed,
-    Skipped,
-}
-
-impl DeliveryStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Retrying => "retrying",
-            Self::Delivered => "delivered",
-            Self::Failed => "failed",
-            Self::Skipped => "skipped",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "pending" => Self::Pending,
-            "retrying" => Self::Retrying,
-            "delivered" => Self::Delivered,
-            "failed" => Self::Failed,
-            "skipped" => Self::Skipped,
-            _ => return None,
-        })
-    }
-}
+/// A delivery's state (defined in the domain, which reasons about it).
+pub use cohort_domain::destinations::DeliveryStatus;
 
 /// One row of the delivery log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -356,47 +325,44 @@ fn context(org: &str, id: &str) -> String {
 }
 
 fn destination_row(row: &sqlx::any::AnyRow, key: &SecretsKey) -> Result<Destination, StoreError> {
-    let org_id: String = row.get("org_id");
-    let id: String = row.get("id");
-    let secrets_text: String = row.get("secrets");
+    let org_id: String = row.col("org_id")?;
+    let id: String = row.col("id")?;
+    let secrets_text: String = row.col("secrets")?;
     let plain = key.decrypt(&secrets_text, &context(&org_id, &id))?;
     let secrets = serde_json::from_slice(&plain)
         .map_err(|e| StoreError::Invalid(format!("destination secrets: {e}")))?;
-    let filters: String = row.get("filters");
-    let settings: String = row.get("settings");
     Ok(Destination {
         org_id: OrgId::from_stored(org_id),
-        kind: row.get("kind"),
-        name: row.get("name"),
-        enabled: row.get::<i64, _>("enabled") != 0,
-        filters: serde_json::from_str(&filters).unwrap_or_default(),
-        settings: serde_json::from_str(&settings).unwrap_or(serde_json::Value::Null),
+        kind: row.col_parsed("kind")?,
+        name: row.col("name")?,
+        enabled: row.col::<i64, _>("enabled")? != 0,
+        filters: row.col_json("filters")?,
+        settings: row.col_json("settings")?,
         secrets,
-        cursor_seq: row.get("cursor_seq"),
-        created_at_us: row.get("created_at_us"),
-        updated_at_us: row.get("updated_at_us"),
+        cursor_seq: row.col("cursor_seq")?,
+        created_at_us: row.col("created_at_us")?,
+        updated_at_us: row.col("updated_at_us")?,
         id,
     })
 }
 
-fn delivery_row(row: &sqlx::any::AnyRow) -> Delivery {
-    let status: String = row.get("status");
-    Delivery {
-        org_id: OrgId::from_stored(row.get::<String, _>("org_id")),
-        destination_id: row.get("destination_id"),
-        message_id: row.get("message_id"),
-        seq: row.get("seq"),
-        event: row.get("event"),
-        status: DeliveryStatus::parse(&status).unwrap_or(DeliveryStatus::Failed),
-        attempts: row.get("attempts"),
-        next_attempt_at_us: row.get("next_attempt_at_us"),
-        request: row.get("request"),
-        response_status: row.get("response_status"),
-        response_excerpt: row.get("response_excerpt"),
-        reason: row.get("reason"),
-        created_at_us: row.get("created_at_us"),
-        updated_at_us: row.get("updated_at_us"),
-    }
+fn delivery_row(row: &sqlx::any::AnyRow) -> Result<Delivery, StoreError> {
+    Ok(Delivery {
+        org_id: OrgId::from_stored(row.col::<String, _>("org_id")?),
+        destination_id: row.col("destination_id")?,
+        message_id: row.col("message_id")?,
+        seq: row.col("seq")?,
+        event: row.col("event")?,
+        status: row.col_parsed("status")?,
+        attempts: row.col("attempts")?,
+        next_attempt_at_us: row.col("next_attempt_at_us")?,
+        request: row.col("request")?,
+        response_status: row.col("response_status")?,
+        response_excerpt: row.col("response_excerpt")?,
+        reason: row.col("reason")?,
+        created_at_us: row.col("created_at_us")?,
+        updated_at_us: row.col("updated_at_us")?,
+    })
 }
 
 fn json_text<T: Serialize>(value: &T) -> Result<String, StoreError> {
@@ -419,7 +385,7 @@ impl Db {
         )
         .fetch_one(&mut *conn)
         .await?;
-        let highest: i64 = row.get(0);
+        let highest: i64 = row.col(0)?;
         sqlx::query("SELECT pg_advisory_lock($1)")
             .bind(crate::projection::PG_APPEND_LOCK)
             .execute(&mut *conn)
@@ -445,7 +411,7 @@ impl Db {
             None => sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
                 .fetch_one(self.pool())
                 .await?
-                .get::<i64, _>(0),
+                .col::<i64, _>(0)?,
         };
         let secrets = key.encrypt(
             json_text(&new.secrets)?.as_bytes(),
@@ -456,7 +422,7 @@ impl Db {
         ))
         .bind(org.as_str())
         .bind(&id)
-        .bind(&new.kind)
+        .bind(new.kind.as_str())
         .bind(&new.name)
         .bind(i64::from(new.enabled))
         .bind(json_text(&new.filters)?)
@@ -581,9 +547,9 @@ impl Db {
         let mut last_of_org: std::collections::HashMap<String, i64> =
             std::collections::HashMap::new();
         for row in &targets {
-            let org: String = row.get("org_id");
-            let id: String = row.get("id");
-            let cursor: i64 = row.get("cursor_seq");
+            let org: String = row.col("org_id")?;
+            let id: String = row.col("id")?;
+            let cursor: i64 = row.col("cursor_seq")?;
             let last = match last_of_org.get(&org) {
                 Some(last) => *last,
                 None => {
@@ -592,7 +558,7 @@ impl Db {
                             .bind(&org)
                             .fetch_one(self.pool())
                             .await?
-                            .get(0);
+                            .col(0)?;
                     let last = last.unwrap_or(0);
                     last_of_org.insert(org.clone(), last);
                     last
@@ -632,9 +598,8 @@ impl Db {
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
-        let cursor: i64 = row.get("cursor_seq");
-        let filters: Filters =
-            serde_json::from_str(&row.get::<String, _>("filters")).unwrap_or_default();
+        let cursor: i64 = row.col("cursor_seq")?;
+        let filters: Filters = row.col_json("filters")?;
         let mut st = Statement::new("SELECT seq, message_id, type, event, erased_at_us FROM events WHERE org_id = $1 AND seq > $2");
         st.bind(Bind::Text(org.to_owned()));
         st.bind(Bind::Int(cursor));
@@ -644,27 +609,27 @@ impl Db {
         }
         st.push(&format!(" ORDER BY seq LIMIT {ENQUEUE_BATCH}"));
         let rows = st.query().fetch_all(&mut *tx).await?;
-        let Some(last) = rows.last().map(|r| r.get::<i64, _>("seq")) else {
+        let Some(last) = rows.last().map(|r| r.col::<i64, _>("seq")).transpose()? else {
             return Ok((0, 0));
         };
         let now = now_micros();
         let mut values = Vec::new();
         for event in &rows {
-            if event.get::<Option<i64>, _>("erased_at_us").is_some() {
+            if event.col::<Option<i64>, _>("erased_at_us")?.is_some() {
                 continue;
             }
-            let message_type: String = event.get("type");
-            let name: Option<String> = event.get("event");
+            let message_type: String = event.col("type")?;
+            let name: Option<String> = event.col("event")?;
             if !filters.matches(&message_type, name.as_deref()) {
                 continue;
             }
             values.push(vec![
                 Bind::Text(org.to_owned()),
                 Bind::Text(id.to_owned()),
-                Bind::Text(event.get::<String, _>("message_id")),
-                Bind::Int(event.get::<i64, _>("seq")),
+                Bind::Text(event.col::<String, _>("message_id")?),
+                Bind::Int(event.col::<i64, _>("seq")?),
                 Bind::OptText(name),
-                Bind::Text("pending".into()),
+                Bind::Text(DeliveryStatus::Pending.as_str().into()),
                 Bind::Int(0),
                 Bind::Int(now),
                 Bind::OptText(None),
@@ -749,23 +714,22 @@ impl Db {
             limit.max(1)
         ));
         let rows = st.query().fetch_all(self.pool()).await?;
-        Ok(rows
-            .iter()
-            .map(|row| DueDelivery {
-                org_id: OrgId::from_stored(row.get::<String, _>("org_id")),
-                destination_id: row.get("destination_id"),
-                message_id: row.get("message_id"),
-                event: row.get("event"),
-                attempts: row.get("attempts"),
-                due_at_us: row.get("next_attempt_at_us"),
-                seq: row.get("seq"),
-                timestamp_us: row.get("timestamp_us"),
-                user_id: row.get("user_id"),
-                anonymous_id: row.get("anonymous_id"),
-                email: row.get("email"),
-                payload: row.get("payload"),
+        map_rows(&rows, |row| {
+            Ok(DueDelivery {
+                org_id: OrgId::from_stored(row.col::<String, _>("org_id")?),
+                destination_id: row.col("destination_id")?,
+                message_id: row.col("message_id")?,
+                event: row.col("event")?,
+                attempts: row.col("attempts")?,
+                due_at_us: row.col("next_attempt_at_us")?,
+                seq: row.col("seq")?,
+                timestamp_us: row.col("timestamp_us")?,
+                user_id: row.col("user_id")?,
+                anonymous_id: row.col("anonymous_id")?,
+                email: row.col("email")?,
+                payload: row.col("payload")?,
             })
-            .collect())
+        })
     }
 
     /// Claims one candidate: it is not due again until `now + lease_us`.
@@ -853,13 +817,14 @@ impl Db {
     }
 
     /// Records several outcomes in one write transaction (see
-    /// [`Db::record_attempt`]).
+    /// [`Db::record_attempt`]); returns how many deliveries changed.
     pub async fn record_attempts(
         &self,
         records: &[(&OrgId, &str, &str, &AttemptRecord)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         let mut tx = self.begin_write().await?;
         let now = now_micros();
+        let mut changed = 0;
         for (org, destination_id, message_id, a) in records {
             let next = match a.status {
                 DeliveryStatus::Retrying | DeliveryStatus::Pending => {
@@ -867,7 +832,7 @@ impl Db {
                 }
                 _ => None,
             };
-            sqlx::query(
+            changed += sqlx::query(
                 "UPDATE deliveries SET status = $1, attempts = attempts + $2, next_attempt_at_us = $3, request = $4, \
                  response_status = $5, response_excerpt = $6, reason = $7, updated_at_us = $8 \
                  WHERE org_id = $9 AND destination_id = $10 AND message_id = $11 AND status IN ('pending', 'retrying')",
@@ -884,10 +849,11 @@ impl Db {
             .bind(*destination_id)
             .bind(*message_id)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
         }
         tx.commit().await?;
-        Ok(())
+        Ok(changed)
     }
 
     /// Records an attempt's outcome. A delivery that is already delivered,
@@ -899,31 +865,10 @@ impl Db {
         message_id: &str,
         a: &AttemptRecord,
     ) -> Result<bool, StoreError> {
-        let next = match a.status {
-            DeliveryStatus::Retrying | DeliveryStatus::Pending => {
-                a.next_attempt_at_us.or(Some(now_micros()))
-            }
-            _ => None,
-        };
-        let done = sqlx::query(
-            "UPDATE deliveries SET status = $1, attempts = attempts + $2, next_attempt_at_us = $3, request = $4, \
-             response_status = $5, response_excerpt = $6, reason = $7, updated_at_us = $8 \
-             WHERE org_id = $9 AND destination_id = $10 AND message_id = $11 AND status IN ('pending', 'retrying')",
-        )
-        .bind(a.status.as_str())
-        .bind(i64::from(a.sent))
-        .bind(next)
-        .bind(a.request.as_deref())
-        .bind(a.response_status)
-        .bind(a.response_excerpt.as_deref())
-        .bind(a.reason.as_deref())
-        .bind(now_micros())
-        .bind(org.as_str())
-        .bind(destination_id)
-        .bind(message_id)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let changed = self
+            .record_attempts(&[(org, destination_id, message_id, a)])
+            .await?;
+        Ok(changed == 1)
     }
 
     /// One destination's delivery log, newest first.
@@ -948,7 +893,7 @@ impl Db {
             filter.limit.clamp(1, 1000)
         ));
         let rows = st.query_planned_for_values().fetch_all(self.pool()).await?;
-        Ok(rows.iter().map(delivery_row).collect())
+        map_rows(&rows, delivery_row)
     }
 
     /// Puts every failed delivery of a destination matching `filter` (its
@@ -988,7 +933,7 @@ impl Db {
             .bind(status.as_str())
             .fetch_one(self.pool())
             .await?;
-        Ok(row.get(0))
+        row.col(0)
     }
 
     pub async fn get_delivery(
@@ -1006,7 +951,7 @@ impl Db {
         .fetch_optional(self.pool())
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("delivery {message_id}")))?;
-        Ok(delivery_row(&row))
+        delivery_row(&row)
     }
 
     /// Puts a failed delivery back in the queue (`failed` → `pending`, due

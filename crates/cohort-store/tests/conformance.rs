@@ -202,7 +202,7 @@ async fn a_setup_link_creates_one_owner_once() {
     for t in all_backends().await {
         let s = seed(&t.db, "A").await;
         let link = t.db.create_setup_link(&s.org).await.unwrap();
-        let hash = cohort_store::users::hash_password("correct horse battery").unwrap();
+        let hash = cohort_domain::accounts::hash_password("correct horse battery").unwrap();
         assert_eq!(
             t.db.check_setup_link(link.reveal()).await.unwrap(),
             Some(s.org.clone())

@@ -11,9 +11,11 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
+use cohort_domain::accounts::{hash_password, AccountError, MIN_PASSWORD_CHARS};
+use cohort_domain::connect::{PairingStatus, Platform};
 use cohort_domain::ids::OrgId;
 use cohort_store::connect::{DecisionOutcome, Pairing};
-use cohort_store::users::{hash_password, Role, MIN_PASSWORD_CHARS};
+use cohort_store::users::Role;
 use cohort_store::{now_micros, StoreError};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -203,11 +205,10 @@ pub async fn submit(
             let hashed = tokio::task::spawn_blocking(move || hash_password(&password)).await;
             let hash = match hashed {
                 Ok(Ok(hash)) => hash,
-                Ok(Err(StoreError::Invalid(_))) => {
+                Ok(Err(AccountError::PasswordTooShort)) => {
                     return again("The password is too short.").await
                 }
-                Ok(Err(e)) => return unavailable(e),
-                Err(_) => return unavailable(StoreError::PasswordHash),
+                Ok(Err(_)) | Err(_) => return unavailable(StoreError::PasswordHash),
             };
             let user = match state.db().create_first_admin(email, &hash).await {
                 Ok(Some(user)) => user,
@@ -301,15 +302,15 @@ async fn load(state: &AppState, id: Option<&str>) -> Result<Pairing, Response> {
         Ok(None) => return Err(unknown()),
         Err(e) => return Err(unavailable(e)),
     };
-    match pairing.status.as_str() {
-        "pending" if pairing.is_expired(now_micros()) => Err(expired(&pairing)),
-        "pending" => Ok(pairing),
-        "denied" => Err(message(
+    match pairing.status {
+        PairingStatus::Pending if pairing.is_expired(now_micros()) => Err(expired(&pairing)),
+        PairingStatus::Pending => Ok(pairing),
+        PairingStatus::Denied => Err(message(
             StatusCode::GONE,
             "Connection denied",
             "<h1>This connection request was denied</h1><p>Start again from WordPress to connect the store.</p>",
         )),
-        _ => Err(message(
+        PairingStatus::Approved | PairingStatus::Claimed => Err(message(
             StatusCode::GONE,
             "Already approved",
             "<h1>This connection request was already approved</h1><p>Return to WordPress: the store shows the connection.</p>",
@@ -460,7 +461,7 @@ fn summary(pairing: &Pairing) -> String {
         store.site_name.as_str()
     };
     let platform = match &store.wc_version {
-        Some(wc) if store.platform == "woocommerce" => {
+        Some(wc) if store.platform == Platform::Woocommerce => {
             format!("WooCommerce {} on WordPress {}", wc, store.wp_version)
         }
         _ => format!("WordPress {}", store.wp_version),
