@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use serde::de::DeserializeOwned;
 use sqlx::any::AnyRow;
-use sqlx::{Any, ColumnIndex, Decode, Row, Type};
+use sqlx::{Any, Column, ColumnIndex, Decode, Row, Type};
 
 use crate::StoreError;
 
@@ -43,7 +43,7 @@ impl RowExt for AnyRow {
         I: ColumnIndex<AnyRow> + Display + Copy,
     {
         self.try_get(column)
-            .map_err(|error| StoreError::decode(column, error))
+            .map_err(|error| StoreError::decode(column_name(self, column), error))
     }
 
     fn col_parsed<T, I>(&self, column: I) -> Result<T, StoreError>
@@ -54,7 +54,7 @@ impl RowExt for AnyRow {
     {
         let text: String = self.col(column)?;
         text.parse()
-            .map_err(|error| StoreError::decode(column, error))
+            .map_err(|error| StoreError::decode(column_name(self, column), error))
     }
 
     fn col_json<T, I>(&self, column: I) -> Result<T, StoreError>
@@ -63,8 +63,22 @@ impl RowExt for AnyRow {
         I: ColumnIndex<AnyRow> + Display + Copy,
     {
         let text: String = self.col(column)?;
-        parse_json(column, &text)
+        parse_json(column_name(self, column), &text)
     }
+}
+
+/// The name of the column a read asked for, positional reads included
+/// (as the statement names it); the index as given when there is none.
+fn column_name<I>(row: &AnyRow, column: I) -> String
+where
+    I: ColumnIndex<AnyRow> + Display + Copy,
+{
+    column
+        .index(row)
+        .ok()
+        .and_then(|position| row.columns().get(position))
+        .map(|c| c.name().to_owned())
+        .unwrap_or_else(|| column.to_string())
 }
 
 /// Stored JSON text as `T`; `Decode` naming `column` when it does not parse.
