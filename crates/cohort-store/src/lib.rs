@@ -16,6 +16,7 @@ pub mod memberships;
 pub mod orgs;
 pub mod projection;
 mod row;
+pub mod sessions;
 mod sql;
 pub mod sync_runs;
 pub mod tokens;

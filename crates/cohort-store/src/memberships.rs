@@ -10,6 +10,7 @@ use cohort_domain::ids::{OrgId, UserId};
 use cohort_domain::members::keeps_an_owner;
 use cohort_domain::secrets;
 
+use crate::orgs::Organisation;
 use crate::users::{Role, User};
 use crate::{now_micros, Db, StoreError};
 
@@ -25,6 +26,30 @@ pub struct Member {
 }
 
 impl Db {
+    /// The organisations `user` belongs to, with their role, by name.
+    pub async fn memberships_of(
+        &self,
+        user: &UserId,
+    ) -> Result<Vec<(Organisation, Role)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT o.id, o.name, o.created_at, m.role FROM memberships m JOIN organisations o ON o.id = m.org_id \
+             WHERE m.user_id = $1 ORDER BY o.name, o.id",
+        )
+        .bind(user.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        map_rows(&rows, |r| {
+            Ok((
+                Organisation {
+                    id: OrgId::from_stored(r.col::<String, _>("id")?),
+                    name: r.col("name")?,
+                    created_at: r.col("created_at")?,
+                },
+                r.col_parsed("role")?,
+            ))
+        })
+    }
+
     /// The role of `user` in `org`, if a member.
     pub async fn role_in(&self, org: &OrgId, user: &UserId) -> Result<Option<Role>, StoreError> {
         let row = sqlx::query("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")

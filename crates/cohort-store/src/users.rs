@@ -129,6 +129,85 @@ impl Db {
         tx.commit().await?;
         Ok(Some(user))
     }
+
+    pub async fn count_users(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM users")
+            .fetch_one(self.pool())
+            .await?;
+        row.col("n")
+    }
+
+    /// Creates the first account of a server that has none, as owner of
+    /// every organisation (a "Default" one is created when there is none),
+    /// and spends outstanding setup links. `None` when someone already has
+    /// an account, including one created a moment earlier by a concurrent
+    /// request.
+    pub async fn create_first_admin(
+        &self,
+        email: &str,
+        password_hash: &str,
+    ) -> Result<Option<User>, StoreError> {
+        let now = now_micros();
+        let mut tx = self.begin_write().await?;
+        let users: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users")
+            .fetch_one(&mut *tx)
+            .await?
+            .col("n")?;
+        if users > 0 {
+            return Ok(None);
+        }
+        let mut orgs: Vec<String> =
+            sqlx::query("SELECT id FROM organisations ORDER BY created_at, id")
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.col::<String, _>("id"))
+                .collect::<Result<_, _>>()?;
+        if orgs.is_empty() {
+            let id = OrgId::generate();
+            sqlx::query(
+                "INSERT INTO organisations (id, name, created_at) VALUES ($1, 'Default', $2)",
+            )
+            .bind(id.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            orgs.push(id.as_str().to_owned());
+        }
+        let first = OrgId::from_stored(orgs[0].clone());
+        let user = crate::users::create_user_in(&mut tx, &first, email, password_hash, Role::Owner)
+            .await?;
+        let claim = sqlx::query(
+            "INSERT INTO first_admin_claim (id, user_id, claimed_at) VALUES (1, $1, $2)",
+        )
+        .bind(user.id.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match claim {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        for org in &orgs[1..] {
+            sqlx::query("INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, 'owner', $3)")
+                .bind(org)
+                .bind(user.id.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE setup_links SET used_at = $1 WHERE used_at IS NULL")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(user))
+    }
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.kind() == sqlx::error::ErrorKind::UniqueViolation)
 }
 
 pub(crate) async fn create_user_in(
