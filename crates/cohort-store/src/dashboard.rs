@@ -2,12 +2,12 @@
 //! counts by hour and by source, a source's recent events (the live
 //! debugger), write key rotation, *Sync store*, destination failures.
 
-use crate::row::{map_rows, RowExt};
 use cohort_domain::destinations::DestinationKind;
 use cohort_domain::ids::OrgId;
 
 use crate::events::{stored_event, StoredEvent, STORED_EVENT_COLUMNS};
 use crate::orgs::{new_write_key, source_from_row, Source};
+use crate::row::{map_rows, RowExt};
 use crate::{Db, StoreError};
 
 const HOUR_MICROS: i64 = 3600 * 1_000_000;

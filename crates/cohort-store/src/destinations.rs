@@ -7,7 +7,6 @@
 //! Secrets are encrypted at rest with ChaCha20-Poly1305 under a key the
 //! caller passes in, bound to their row by the associated data.
 
-use crate::row::{map_rows, RowExt};
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
@@ -15,6 +14,7 @@ use cohort_domain::destinations::DestinationKind;
 use cohort_domain::ids::{new_id, OrgId};
 use serde::{Deserialize, Serialize};
 
+use crate::row::{map_rows, RowExt};
 use crate::sql::{multi_insert, Bind, Statement};
 use crate::{now_micros, Backend, Db, StoreError};
 

@@ -1,11 +1,11 @@
 //! The event log: rows as the writer appends them, and reads with filters
 //! and seek pagination. Rows are only ever appended (and erased per person).
 
-use crate::row::{map_rows, RowExt};
 use cohort_domain::collect::NormalizedMessage;
 use cohort_domain::ids::{OrgId, SourceId};
 
 use crate::db::{sqlite_error, AppendPool, AppenderState, SqliteAppender};
+use crate::row::{map_rows, RowExt};
 use crate::sql::{Bind, Statement};
 use crate::{Db, StoreError};
 

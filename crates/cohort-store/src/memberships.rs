@@ -5,12 +5,12 @@
 //! of `cohort_domain::members`; the changes here check the owner rule with
 //! the counts they read, inside the transaction that makes the change.
 
-use crate::row::{map_rows, RowExt};
 use cohort_domain::ids::{OrgId, UserId};
 use cohort_domain::members::keeps_an_owner;
 use cohort_domain::secrets;
 
 use crate::orgs::Organisation;
+use crate::row::{map_rows, RowExt};
 use crate::users::{Role, User};
 use crate::{now_micros, Db, StoreError};
 

@@ -1,8 +1,8 @@
 //! Organisations and their sources (write keys).
 
-use crate::row::{map_rows, RowExt};
 use cohort_domain::ids::{random_token, OrgId, SourceId};
 
+use crate::row::{map_rows, RowExt};
 use crate::{now_micros, Db, StoreError};
 
 #[derive(Debug, Clone, serde::Serialize)]

@@ -7,12 +7,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::row::RowExt;
 use cohort_domain::connect::SyncRunStatus;
 use cohort_domain::ids::{new_id, OrgId};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 
+use crate::row::RowExt;
 use crate::{now_micros, Db, StoreError};
 
 /// The resources a run may carry, in the order a plugin sends them.

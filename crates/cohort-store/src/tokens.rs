@@ -1,11 +1,11 @@
 //! API tokens for the admin JSON API: shown once, stored as a SHA-256
 //! digest, verified in constant time.
 
-use crate::issued::{verified_row, SecretLookup};
-use crate::row::{map_rows, RowExt};
 use cohort_domain::ids::OrgId;
 use cohort_domain::secrets::IssuedSecret;
 
+use crate::issued::{verified_row, SecretLookup};
+use crate::row::{map_rows, RowExt};
 use crate::{now_micros, Db, StoreError};
 
 /// The prefix of every API token Cohort issues (`cht_<id>_<secret>`).

@@ -2,14 +2,14 @@
 //! `cohort_domain::accounts`), roles per organisation, and the one-time
 //! link that creates the first admin of a fresh server.
 
-use crate::issued::{verified_row, ExpiringSecrets, SecretLookup};
-use crate::row::RowExt;
 use cohort_domain::accounts::{decoy_hash, normalise_email, verify_password};
 use cohort_domain::ids::{OrgId, UserId};
 /// The role a membership row carries (defined with its rules in the domain).
 pub use cohort_domain::members::Role;
 use cohort_domain::secrets::{self, IssuedSecret};
 
+use crate::issued::{verified_row, ExpiringSecrets, SecretLookup};
+use crate::row::RowExt;
 use crate::{now_micros, Db, StoreError};
 
 /// The prefix of setup links' secrets (`setup_<id>_<secret>`).

@@ -14,7 +14,6 @@
 //! works, and a connection whose worker died is claimed again once the
 //! lease ends.
 
-use crate::row::RowExt;
 use cohort_domain::connect::CommandKind;
 use cohort_domain::ids::{new_id, random_token, OrgId};
 use cohort_domain::secrets;
@@ -24,6 +23,7 @@ use crate::connect::{
     queue_command, replace_store_installations, store_source, PAIRING_LIFETIME_MICROS,
 };
 use crate::destinations::SecretsKey;
+use crate::row::RowExt;
 use crate::{now_micros, Db, StoreError};
 
 /// The prefix of one-time states (`wcs_…`).

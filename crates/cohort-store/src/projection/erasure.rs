@@ -7,12 +7,12 @@
 //! erased identity, so that a later profile carrying one is flagged instead
 //! of silently resurrecting the person.
 
-use crate::row::{parse_json, RowExt};
 use cohort_domain::ids::{new_id, OrgId};
 use cohort_domain::profile::{ClusterState, OrderView, ProfileView};
 use serde::Serialize;
 
 use super::projector::{erased_identity_digest, lock_projection, OrgBatch};
+use crate::row::{parse_json, RowExt};
 use crate::sql::{multi_insert, Bind, Statement};
 use crate::{Db, StoreError};
 

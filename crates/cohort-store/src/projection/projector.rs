@@ -16,7 +16,6 @@ use cohort_domain::profile::{
 use sqlx::{Any, Transaction};
 
 use crate::row::RowExt;
-
 use crate::sql::{multi_insert, Bind, Statement};
 use crate::{Backend, Db, StoreError};
 

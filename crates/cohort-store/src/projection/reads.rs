@@ -1,11 +1,11 @@
 //! Reads of the projections: profiles by id or identity, lists with
 //! filters and seek pagination, a profile's timeline, orders, products.
 
-use crate::row::{map_rows, RowExt};
 use cohort_domain::ids::OrgId;
 use cohort_domain::profile::{Identity, OrderView, ProfileView};
 
 use crate::events::StoredEvent;
+use crate::row::{map_rows, RowExt};
 use crate::sql::{Bind, Statement};
 use crate::{Db, StoreError};
 
