@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use cohort_domain::accounts::hash_password;
 use cohort_domain::secrets;
-use cohort_store::users::{hash_password, Role};
+use cohort_store::users::Role;
 use common::{apps, readable, Answer, TestApp};
 use serde_json::{json, Value};
 

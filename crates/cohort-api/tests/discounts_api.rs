@@ -258,7 +258,7 @@ async fn connect(db: &Db, org: &OrgId, store_url: &str) -> (String, String) {
     let new = NewPairing {
         store_url: store_url.to_owned(),
         site_name: "Shop".into(),
-        platform: "woocommerce".into(),
+        platform: cohort_domain::connect::Platform::Woocommerce,
         plugin_version: "0.1.0".into(),
         wp_version: "6.1".into(),
         wc_version: Some("7.8.2".into()),

@@ -885,8 +885,9 @@ async fn the_stand_in_refuses_unsigned_requests() {
 /// A plugin installation of org B (paired through the store API directly);
 /// returns its installation token and the pending `sync_store` command.
 async fn plugin_installation(app: &TestApp) -> (String, String) {
+    use cohort_domain::accounts::hash_password;
     use cohort_store::connect::{DecisionOutcome, NewPairing, PollOutcome};
-    use cohort_store::users::{hash_password, Role};
+    use cohort_store::users::Role;
     let db = &app.t.db;
     let user = db
         .create_user(
@@ -900,7 +901,7 @@ async fn plugin_installation(app: &TestApp) -> (String, String) {
     let store = NewPairing {
         store_url: "https://plugin-shop.example".into(),
         site_name: "Shop".into(),
-        platform: "woocommerce".into(),
+        platform: cohort_domain::connect::Platform::Woocommerce,
         plugin_version: "0.1.0".into(),
         wp_version: "6.1".into(),
         wc_version: Some("7.8.2".into()),

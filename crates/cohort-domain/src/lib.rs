@@ -2,11 +2,15 @@
 //! where a newcomer reads *what* Cohort decides, while `cohort-store` and
 //! `cohort-api` decide *how* it is stored and served.
 
+pub mod accounts;
 pub mod collect;
 pub mod commerce;
+pub mod connect;
 pub mod destinations;
 pub mod discounts;
 pub mod ids;
+pub mod members;
 pub mod profile;
 pub mod secrets;
+pub mod text_enum;
 pub mod time;

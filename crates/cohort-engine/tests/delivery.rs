@@ -110,7 +110,7 @@ async fn webhook_destination(
         org,
         key,
         &NewDestination {
-            kind: "webhook".into(),
+            kind: cohort_domain::destinations::DestinationKind::Webhook,
             name: "hook".into(),
             enabled: true,
             filters: Filters::default(),
@@ -414,7 +414,7 @@ async fn everflow_destination(
     mapping: Value,
 ) -> String {
     db.create_destination(org, key, &NewDestination {
-        kind: "everflow".into(),
+        kind: cohort_domain::destinations::DestinationKind::Everflow,
         name: "Everflow".into(),
         enabled: true,
         filters: Filters { events: vec!["Order Completed".into()], types: vec![] },

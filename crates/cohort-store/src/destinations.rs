@@ -1,19 +1,20 @@
-//! Destinations and their delivery log. Each destination reads the event
-//! log from its own cursor (only up to the safe horizon on PostgreSQL, as
-//! the projector does), turning matching events into `pending` deliveries;
-//! the dispatcher (`cohort-destinations`) claims due deliveries and records
+//! Destinations and their delivery log. The destinations read the event
+//! log through one shared cursor (`log_cursor`, up to the safe horizon on
+//! PostgreSQL, as the projector does), turning matching events into
+//! `pending` deliveries; the dispatcher (`cohort-engine`) claims due deliveries and records
 //! each attempt. The primary key of `deliveries` — (org, destination,
 //! messageId) — makes at most one delivery per destination and message.
 //! Secrets are encrypted at rest with ChaCha20-Poly1305 under a key the
 //! caller passes in, bound to their row by the associated data.
 
+use cohort_domain::destinations::DestinationKind;
 use cohort_domain::ids::{new_id, OrgId};
 /// The key secrets are sealed with (`cohort_domain::secrets`), re-exported
 /// for the functions here and in `woocommerce_rest` that take it.
 pub use cohort_domain::secrets::SecretsKey;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
+use crate::row::{map_rows, RowExt};
 use crate::sql::{multi_insert, Bind, Statement};
 use crate::{now_micros, Db, StoreError};
 
@@ -83,8 +84,7 @@ impl DestinationSecrets {
 pub struct Destination {
     pub org_id: OrgId,
     pub id: String,
-    /// `webhook` or `everflow`.
-    pub kind: String,
+    pub kind: DestinationKind,
     pub name: String,
     pub enabled: bool,
     pub filters: Filters,
@@ -100,7 +100,7 @@ pub struct Destination {
 
 #[derive(Debug, Clone)]
 pub struct NewDestination {
-    pub kind: String,
+    pub kind: DestinationKind,
     pub name: String,
     pub enabled: bool,
     pub filters: Filters,
@@ -108,39 +108,8 @@ pub struct NewDestination {
     pub secrets: DestinationSecrets,
 }
 
-/// A delivery's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryStatus {
-    Pending,
-    Retrying,
-    Delivered,
-    Failed,
-    Skipped,
-}
-
-impl DeliveryStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Retrying => "retrying",
-            Self::Delivered => "delivered",
-            Self::Failed => "failed",
-            Self::Skipped => "skipped",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "pending" => Self::Pending,
-            "retrying" => Self::Retrying,
-            "delivered" => Self::Delivered,
-            "failed" => Self::Failed,
-            "skipped" => Self::Skipped,
-            _ => return None,
-        })
-    }
-}
+/// A delivery's state (defined in the domain, which reasons about it).
+pub use cohort_domain::destinations::DeliveryStatus;
 
 /// One row of the delivery log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -281,47 +250,44 @@ fn context(org: &str, id: &str) -> String {
 }
 
 fn destination_row(row: &sqlx::any::AnyRow, key: &SecretsKey) -> Result<Destination, StoreError> {
-    let org_id: String = row.get("org_id");
-    let id: String = row.get("id");
-    let secrets_text: String = row.get("secrets");
+    let org_id: String = row.col("org_id")?;
+    let id: String = row.col("id")?;
+    let secrets_text: String = row.col("secrets")?;
     let plain = key.decrypt(&secrets_text, &context(&org_id, &id))?;
     let secrets = serde_json::from_slice(&plain)
         .map_err(|e| StoreError::Invalid(format!("destination secrets: {e}")))?;
-    let filters: String = row.get("filters");
-    let settings: String = row.get("settings");
     Ok(Destination {
         org_id: OrgId::from_stored(org_id),
-        kind: row.get("kind"),
-        name: row.get("name"),
-        enabled: row.get::<i64, _>("enabled") != 0,
-        filters: serde_json::from_str(&filters).unwrap_or_default(),
-        settings: serde_json::from_str(&settings).unwrap_or(serde_json::Value::Null),
+        kind: row.col_parsed("kind")?,
+        name: row.col("name")?,
+        enabled: row.col::<i64, _>("enabled")? != 0,
+        filters: row.col_json("filters")?,
+        settings: row.col_json("settings")?,
         secrets,
-        cursor_seq: row.get("cursor_seq"),
-        created_at_us: row.get("created_at_us"),
-        updated_at_us: row.get("updated_at_us"),
+        cursor_seq: row.col("cursor_seq")?,
+        created_at_us: row.col("created_at_us")?,
+        updated_at_us: row.col("updated_at_us")?,
         id,
     })
 }
 
-fn delivery_row(row: &sqlx::any::AnyRow) -> Delivery {
-    let status: String = row.get("status");
-    Delivery {
-        org_id: OrgId::from_stored(row.get::<String, _>("org_id")),
-        destination_id: row.get("destination_id"),
-        message_id: row.get("message_id"),
-        seq: row.get("seq"),
-        event: row.get("event"),
-        status: DeliveryStatus::parse(&status).unwrap_or(DeliveryStatus::Failed),
-        attempts: row.get("attempts"),
-        next_attempt_at_us: row.get("next_attempt_at_us"),
-        request: row.get("request"),
-        response_status: row.get("response_status"),
-        response_excerpt: row.get("response_excerpt"),
-        reason: row.get("reason"),
-        created_at_us: row.get("created_at_us"),
-        updated_at_us: row.get("updated_at_us"),
-    }
+fn delivery_row(row: &sqlx::any::AnyRow) -> Result<Delivery, StoreError> {
+    Ok(Delivery {
+        org_id: OrgId::from_stored(row.col::<String, _>("org_id")?),
+        destination_id: row.col("destination_id")?,
+        message_id: row.col("message_id")?,
+        seq: row.col("seq")?,
+        event: row.col("event")?,
+        status: row.col_parsed("status")?,
+        attempts: row.col("attempts")?,
+        next_attempt_at_us: row.col("next_attempt_at_us")?,
+        request: row.col("request")?,
+        response_status: row.col("response_status")?,
+        response_excerpt: row.col("response_excerpt")?,
+        reason: row.col("reason")?,
+        created_at_us: row.col("created_at_us")?,
+        updated_at_us: row.col("updated_at_us")?,
+    })
 }
 
 fn json_text<T: Serialize>(value: &T) -> Result<String, StoreError> {
@@ -350,7 +316,7 @@ impl Db {
         ))
         .bind(org.as_str())
         .bind(&id)
-        .bind(&new.kind)
+        .bind(new.kind.as_str())
         .bind(&new.name)
         .bind(i64::from(new.enabled))
         .bind(json_text(&new.filters)?)
@@ -491,12 +457,10 @@ impl Db {
             st.push(&marks.join(", "));
             st.push(") ORDER BY org_id, id");
             for row in st.query().fetch_all(&mut **batch.tx()).await? {
-                let filters: Filters =
-                    serde_json::from_str(&row.get::<String, _>("filters")).unwrap_or_default();
-                targets.entry(row.get("org_id")).or_default().push((
-                    row.get("id"),
-                    row.get("cursor_seq"),
-                    filters,
+                targets.entry(row.col("org_id")?).or_default().push((
+                    row.col("id")?,
+                    row.col("cursor_seq")?,
+                    row.col_json("filters")?,
                 ));
             }
         }
@@ -522,7 +486,7 @@ impl Db {
                     Bind::Text(event.message_id.clone()),
                     Bind::Int(event.seq),
                     Bind::OptText(event.event.clone()),
-                    Bind::Text("pending".into()),
+                    Bind::Text(DeliveryStatus::Pending.as_str().into()),
                     Bind::Int(0),
                     Bind::Int(now),
                     Bind::OptText(None),
@@ -603,23 +567,22 @@ impl Db {
             limit.max(1)
         ));
         let rows = st.query().fetch_all(self.pool()).await?;
-        Ok(rows
-            .iter()
-            .map(|row| DueDelivery {
-                org_id: OrgId::from_stored(row.get::<String, _>("org_id")),
-                destination_id: row.get("destination_id"),
-                message_id: row.get("message_id"),
-                event: row.get("event"),
-                attempts: row.get("attempts"),
-                due_at_us: row.get("next_attempt_at_us"),
-                seq: row.get("seq"),
-                timestamp_us: row.get("timestamp_us"),
-                user_id: row.get("user_id"),
-                anonymous_id: row.get("anonymous_id"),
-                email: row.get("email"),
-                payload: row.get("payload"),
+        map_rows(&rows, |row| {
+            Ok(DueDelivery {
+                org_id: OrgId::from_stored(row.col::<String, _>("org_id")?),
+                destination_id: row.col("destination_id")?,
+                message_id: row.col("message_id")?,
+                event: row.col("event")?,
+                attempts: row.col("attempts")?,
+                due_at_us: row.col("next_attempt_at_us")?,
+                seq: row.col("seq")?,
+                timestamp_us: row.col("timestamp_us")?,
+                user_id: row.col("user_id")?,
+                anonymous_id: row.col("anonymous_id")?,
+                email: row.col("email")?,
+                payload: row.col("payload")?,
             })
-            .collect())
+        })
     }
 
     /// Claims one candidate: it is not due again until `now + lease_us`.
@@ -707,13 +670,14 @@ impl Db {
     }
 
     /// Records several outcomes in one write transaction (see
-    /// [`Db::record_attempt`]).
+    /// [`Db::record_attempt`]); returns how many deliveries changed.
     pub async fn record_attempts(
         &self,
         records: &[(&OrgId, &str, &str, &AttemptRecord)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         let mut tx = self.begin_write().await?;
         let now = now_micros();
+        let mut changed = 0;
         for (org, destination_id, message_id, a) in records {
             let next = match a.status {
                 DeliveryStatus::Retrying | DeliveryStatus::Pending => {
@@ -721,7 +685,7 @@ impl Db {
                 }
                 _ => None,
             };
-            sqlx::query(
+            changed += sqlx::query(
                 "UPDATE deliveries SET status = $1, attempts = attempts + $2, next_attempt_at_us = $3, request = $4, \
                  response_status = $5, response_excerpt = $6, reason = $7, updated_at_us = $8 \
                  WHERE org_id = $9 AND destination_id = $10 AND message_id = $11 AND status IN ('pending', 'retrying')",
@@ -738,10 +702,11 @@ impl Db {
             .bind(*destination_id)
             .bind(*message_id)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
         }
         tx.commit().await?;
-        Ok(())
+        Ok(changed)
     }
 
     /// Records an attempt's outcome. A delivery that is already delivered,
@@ -753,31 +718,10 @@ impl Db {
         message_id: &str,
         a: &AttemptRecord,
     ) -> Result<bool, StoreError> {
-        let next = match a.status {
-            DeliveryStatus::Retrying | DeliveryStatus::Pending => {
-                a.next_attempt_at_us.or(Some(now_micros()))
-            }
-            _ => None,
-        };
-        let done = sqlx::query(
-            "UPDATE deliveries SET status = $1, attempts = attempts + $2, next_attempt_at_us = $3, request = $4, \
-             response_status = $5, response_excerpt = $6, reason = $7, updated_at_us = $8 \
-             WHERE org_id = $9 AND destination_id = $10 AND message_id = $11 AND status IN ('pending', 'retrying')",
-        )
-        .bind(a.status.as_str())
-        .bind(i64::from(a.sent))
-        .bind(next)
-        .bind(a.request.as_deref())
-        .bind(a.response_status)
-        .bind(a.response_excerpt.as_deref())
-        .bind(a.reason.as_deref())
-        .bind(now_micros())
-        .bind(org.as_str())
-        .bind(destination_id)
-        .bind(message_id)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let changed = self
+            .record_attempts(&[(org, destination_id, message_id, a)])
+            .await?;
+        Ok(changed == 1)
     }
 
     /// One destination's delivery log, newest first.
@@ -802,7 +746,7 @@ impl Db {
             filter.limit.clamp(1, 1000)
         ));
         let rows = st.query_planned_for_values().fetch_all(self.pool()).await?;
-        Ok(rows.iter().map(delivery_row).collect())
+        map_rows(&rows, delivery_row)
     }
 
     /// Puts every failed delivery of a destination matching `filter` (its
@@ -842,7 +786,7 @@ impl Db {
             .bind(status.as_str())
             .fetch_one(self.pool())
             .await?;
-        Ok(row.get(0))
+        row.col(0)
     }
 
     pub async fn get_delivery(
@@ -860,7 +804,7 @@ impl Db {
         .fetch_optional(self.pool())
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("delivery {message_id}")))?;
-        Ok(delivery_row(&row))
+        delivery_row(&row)
     }
 
     /// Puts a failed delivery back in the queue (`failed` → `pending`, due

@@ -10,6 +10,12 @@ pub enum StoreError {
     Invalid(String),
     #[error("{0} not found")]
     NotFound(String),
+    /// A stored row does not read as this version expects: a column is
+    /// missing or of another type, or holds a value it never writes (an
+    /// unknown status, JSON that does not parse). The schema or the data
+    /// drifted; the row is refused rather than guessed at.
+    #[error("stored data does not decode: column {column}: {message}")]
+    Decode { column: String, message: String },
     #[error("could not hash the password")]
     PasswordHash,
     #[error("io error: {0}")]
@@ -21,5 +27,14 @@ pub enum StoreError {
 impl From<cohort_domain::secrets::SealError> for StoreError {
     fn from(error: cohort_domain::secrets::SealError) -> Self {
         StoreError::Invalid(error.to_string())
+    }
+}
+
+impl StoreError {
+    pub(crate) fn decode(column: impl std::fmt::Display, error: impl std::fmt::Display) -> Self {
+        StoreError::Decode {
+            column: column.to_string(),
+            message: error.to_string(),
+        }
     }
 }

@@ -3,9 +3,9 @@
 
 use cohort_domain::collect::NormalizedMessage;
 use cohort_domain::ids::{OrgId, SourceId};
-use sqlx::Row;
 
 use crate::db::{sqlite_error, AppendPool, AppenderState, SqliteAppender};
+use crate::row::{map_rows, RowExt};
 use crate::sql::{Bind, Statement};
 use crate::{Db, StoreError};
 
@@ -129,21 +129,21 @@ pub(crate) const STORED_EVENT_COLUMNS: &str =
     "seq, source_id, message_id, type, event, user_id, anonymous_id, email, timestamp_us, received_at_us, payload, notes";
 
 /// A row of those columns (qualified or not) as a `StoredEvent`.
-pub(crate) fn stored_event(r: &sqlx::any::AnyRow) -> StoredEvent {
-    StoredEvent {
-        seq: r.get("seq"),
-        source_id: r.get("source_id"),
-        message_id: r.get("message_id"),
-        message_type: r.get("type"),
-        event: r.get("event"),
-        user_id: r.get("user_id"),
-        anonymous_id: r.get("anonymous_id"),
-        email: r.get("email"),
-        timestamp_us: r.get("timestamp_us"),
-        received_at_us: r.get("received_at_us"),
-        payload: r.get("payload"),
-        notes: r.get("notes"),
-    }
+pub(crate) fn stored_event(r: &sqlx::any::AnyRow) -> Result<StoredEvent, StoreError> {
+    Ok(StoredEvent {
+        seq: r.col("seq")?,
+        source_id: r.col("source_id")?,
+        message_id: r.col("message_id")?,
+        message_type: r.col("type")?,
+        event: r.col("event")?,
+        user_id: r.col("user_id")?,
+        anonymous_id: r.col("anonymous_id")?,
+        email: r.col("email")?,
+        timestamp_us: r.col("timestamp_us")?,
+        received_at_us: r.col("received_at_us")?,
+        payload: r.col("payload")?,
+        notes: r.col("notes")?,
+    })
 }
 
 /// Filters of a read; `None` means "any".
@@ -215,7 +215,7 @@ impl Db {
         });
         st.push(&format!(" LIMIT {}", query.limit.clamp(1, 1000)));
         let rows = st.query_planned_for_values().fetch_all(self.pool()).await?;
-        Ok(rows.iter().map(stored_event).collect())
+        map_rows(&rows, stored_event)
     }
 
     /// How many events of `org` are stored (all sources).
@@ -224,7 +224,7 @@ impl Db {
             .bind(org.as_str())
             .fetch_one(self.pool())
             .await?;
-        Ok(row.get("n"))
+        row.col("n")
     }
 
     /// Appends events in one transaction; a `messageId` the organisation

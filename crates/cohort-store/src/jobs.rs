@@ -6,7 +6,9 @@
 //! writer for the job's whole duration.
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
+
+use crate::row::RowExt;
 
 use crate::{now_micros, Backend, Db, StoreError};
 
@@ -40,6 +42,20 @@ impl JobStatus {
                 "jobs.status holds {other:?}, not queued, running or dead"
             ))),
         }
+    }
+}
+
+impl std::str::FromStr for JobStatus {
+    type Err = StoreError;
+
+    fn from_str(value: &str) -> Result<Self, StoreError> {
+        Self::parse(value)
+    }
+}
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -83,31 +99,23 @@ pub struct JobRow {
 const JOB_COLUMNS: &str = "id, queue, kind, payload, dedupe_key, status, priority, attempts, \
      max_attempts, run_at_us, lease_owner, lease_until_us, last_error, created_at_us, updated_at_us";
 
-fn column<'r, T>(row: &'r AnyRow, name: &str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
-{
-    row.try_get(name)
-        .map_err(|e| StoreError::Invalid(format!("jobs.{name}: {e}")))
-}
-
 fn job_row(row: &AnyRow) -> Result<JobRow, StoreError> {
     Ok(JobRow {
-        id: column(row, "id")?,
-        queue: column(row, "queue")?,
-        kind: column(row, "kind")?,
-        payload: column(row, "payload")?,
-        dedupe_key: column(row, "dedupe_key")?,
-        status: JobStatus::parse(&column::<String>(row, "status")?)?,
-        priority: column(row, "priority")?,
-        attempts: column(row, "attempts")?,
-        max_attempts: column(row, "max_attempts")?,
-        run_at_us: column(row, "run_at_us")?,
-        lease_owner: column(row, "lease_owner")?,
-        lease_until_us: column(row, "lease_until_us")?,
-        last_error: column(row, "last_error")?,
-        created_at_us: column(row, "created_at_us")?,
-        updated_at_us: column(row, "updated_at_us")?,
+        id: row.col("id")?,
+        queue: row.col("queue")?,
+        kind: row.col("kind")?,
+        payload: row.col("payload")?,
+        dedupe_key: row.col("dedupe_key")?,
+        status: row.col_parsed("status")?,
+        priority: row.col("priority")?,
+        attempts: row.col("attempts")?,
+        max_attempts: row.col("max_attempts")?,
+        run_at_us: row.col("run_at_us")?,
+        lease_owner: row.col("lease_owner")?,
+        lease_until_us: row.col("lease_until_us")?,
+        last_error: row.col("last_error")?,
+        created_at_us: row.col("created_at_us")?,
+        updated_at_us: row.col("updated_at_us")?,
     })
 }
 
@@ -347,8 +355,8 @@ impl Db {
         rows.iter()
             .map(|row| {
                 Ok((
-                    JobStatus::parse(&column::<String>(row, "status")?)?,
-                    column::<i64>(row, "n")?,
+                    row.col_parsed::<JobStatus, _>("status")?,
+                    row.col::<i64, _>("n")?,
                 ))
             })
             .collect()

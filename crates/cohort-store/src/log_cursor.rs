@@ -10,9 +10,10 @@
 //! knows how far it is safe to read.
 
 use cohort_domain::ids::OrgId;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
 use crate::events::{stored_event, StoredEvent, STORED_EVENT_COLUMNS};
+use crate::row::RowExt;
 use crate::sql::{Bind, Statement};
 use crate::{now_micros, Backend, Db, StoreError};
 
@@ -48,7 +49,7 @@ impl Db {
         )
         .fetch_one(&mut *conn)
         .await?;
-        let highest: i64 = row.try_get(0)?;
+        let highest: i64 = row.col(0)?;
         sqlx::query("SELECT pg_advisory_lock($1)")
             .bind(PG_APPEND_LOCK)
             .execute(&mut *conn)
@@ -69,7 +70,7 @@ impl Db {
         let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
             .fetch_one(self.pool())
             .await?;
-        Ok(row.try_get(0)?)
+        Ok(row.col(0)?)
     }
 
     /// Creates the cursor `name` at `start` if it does not exist yet;
@@ -94,7 +95,7 @@ impl Db {
             .fetch_optional(self.pool())
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("log cursor {name}")))?;
-        Ok(row.try_get(0)?)
+        Ok(row.col(0)?)
     }
 
     /// Locks the cursor `name` inside `tx` (a write to its row, so two
@@ -117,7 +118,7 @@ impl Db {
             .bind(name)
             .fetch_one(&mut **tx)
             .await?;
-        Ok(row.try_get(0)?)
+        Ok(row.col(0)?)
     }
 
     /// Moves the cursor `name` to `seq` inside `tx` (never backwards).
@@ -173,9 +174,9 @@ impl Db {
         rows.iter()
             .map(|row| {
                 Ok(FollowedEvent {
-                    org_id: OrgId::from_stored(row.try_get::<String, _>("org_id")?),
-                    erased: row.try_get::<Option<i64>, _>("erased_at_us")?.is_some(),
-                    event: stored_event(row),
+                    org_id: OrgId::from_stored(row.col::<String, _>("org_id")?),
+                    erased: row.col::<Option<i64>, _>("erased_at_us")?.is_some(),
+                    event: stored_event(row)?,
                 })
             })
             .collect()

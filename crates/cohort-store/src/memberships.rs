@@ -1,35 +1,21 @@
 //! Who belongs to an organisation and with which role, passwords, and the
 //! sign-in throttle of the admin UI.
 //!
-//! Roles: an owner manages everything, other owners included; an admin
-//! manages the organisation's data, admins and viewers; a viewer reads.
-//! An organisation always keeps at least one owner.
+//! What roles may do, and that an organisation keeps an owner, are rules
+//! of `cohort_domain::members`; the changes here check the owner rule with
+//! the counts they read, inside the transaction that makes the change.
 
 use cohort_domain::ids::{OrgId, UserId};
+use cohort_domain::members::keeps_an_owner;
 use cohort_domain::secrets;
-use sqlx::Row;
 
+use crate::orgs::Organisation;
+use crate::row::{map_rows, RowExt};
 use crate::users::{Role, User};
 use crate::{now_micros, Db, StoreError};
 
 /// How long failed sign-ins are remembered.
 pub const SIGNIN_WINDOW_MICROS: i64 = 15 * 60 * 1_000_000;
-
-impl Role {
-    /// Whether this role may change the organisation's data and settings.
-    pub fn can_manage(self) -> bool {
-        matches!(self, Role::Owner | Role::Admin)
-    }
-
-    /// Whether this role may give, change or take away `target`.
-    pub fn can_assign(self, target: Role) -> bool {
-        match self {
-            Role::Owner => true,
-            Role::Admin => target != Role::Owner,
-            Role::Viewer => false,
-        }
-    }
-}
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Member {
@@ -40,6 +26,30 @@ pub struct Member {
 }
 
 impl Db {
+    /// The organisations `user` belongs to, with their role, by name.
+    pub async fn memberships_of(
+        &self,
+        user: &UserId,
+    ) -> Result<Vec<(Organisation, Role)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT o.id, o.name, o.created_at, m.role FROM memberships m JOIN organisations o ON o.id = m.org_id \
+             WHERE m.user_id = $1 ORDER BY o.name, o.id",
+        )
+        .bind(user.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        map_rows(&rows, |r| {
+            Ok((
+                Organisation {
+                    id: OrgId::from_stored(r.col::<String, _>("id")?),
+                    name: r.col("name")?,
+                    created_at: r.col("created_at")?,
+                },
+                r.col_parsed("role")?,
+            ))
+        })
+    }
+
     /// The role of `user` in `org`, if a member.
     pub async fn role_in(&self, org: &OrgId, user: &UserId) -> Result<Option<Role>, StoreError> {
         let row = sqlx::query("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
@@ -47,7 +57,7 @@ impl Db {
             .bind(user.as_str())
             .fetch_optional(self.pool())
             .await?;
-        Ok(row.and_then(|r| Role::parse(&r.get::<String, _>(0))))
+        row.map(|r| r.col_parsed(0)).transpose()
     }
 
     /// The members of `org`, by email.
@@ -59,17 +69,14 @@ impl Db {
         .bind(org.as_str())
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| {
-                Some(Member {
-                    user_id: r.get(0),
-                    email: r.get(1),
-                    role: Role::parse(&r.get::<String, _>(2))?,
-                    created_at: r.get(3),
-                })
+        map_rows(&rows, |r| {
+            Ok(Member {
+                user_id: r.col(0)?,
+                email: r.col(1)?,
+                role: r.col_parsed(2)?,
+                created_at: r.col(3)?,
             })
-            .collect())
+        })
     }
 
     /// Makes the user with `email` a member of `org`. A person without an
@@ -91,8 +98,8 @@ impl Db {
         let user = match existing {
             Some(r) => {
                 let user = User {
-                    id: UserId::from_stored(r.get::<String, _>(0)),
-                    email: r.get(1),
+                    id: UserId::from_stored(r.col::<String, _>(0)?),
+                    email: r.col(1)?,
                 };
                 let member =
                     sqlx::query("SELECT 1 FROM memberships WHERE org_id = $1 AND user_id = $2")
@@ -138,11 +145,8 @@ impl Db {
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         let current = member_role_in(&mut tx, org, user).await?;
-        if current == Role::Owner && role != Role::Owner && owners_in(&mut tx, org).await? <= 1 {
-            return Err(StoreError::Invalid(
-                "an organisation keeps at least one owner".into(),
-            ));
-        }
+        keeps_an_owner(current, Some(role), owners_in(&mut tx, org).await?)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
         sqlx::query("UPDATE memberships SET role = $1 WHERE org_id = $2 AND user_id = $3")
             .bind(role.as_str())
             .bind(org.as_str())
@@ -157,11 +161,8 @@ impl Db {
     pub async fn remove_member(&self, org: &OrgId, user: &str) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         let current = member_role_in(&mut tx, org, user).await?;
-        if current == Role::Owner && owners_in(&mut tx, org).await? <= 1 {
-            return Err(StoreError::Invalid(
-                "an organisation keeps at least one owner".into(),
-            ));
-        }
+        keeps_an_owner(current, None, owners_in(&mut tx, org).await?)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
         sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2")
             .bind(org.as_str())
             .bind(user)
@@ -207,7 +208,7 @@ impl Db {
             .bind(since)
             .fetch_one(self.pool())
             .await?
-            .get(0);
+            .col(0)?;
             most = most.max(n);
         }
         Ok(most)
@@ -252,7 +253,8 @@ async fn member_role_in(
         .bind(user)
         .fetch_optional(&mut **tx)
         .await?;
-    row.and_then(|r| Role::parse(&r.get::<String, _>(0)))
+    row.map(|r| r.col_parsed(0))
+        .transpose()?
         .ok_or_else(|| StoreError::NotFound(format!("member {user:?}")))
 }
 
@@ -260,11 +262,9 @@ async fn owners_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     org: &OrgId,
 ) -> Result<i64, StoreError> {
-    Ok(
-        sqlx::query("SELECT COUNT(*) FROM memberships WHERE org_id = $1 AND role = 'owner'")
-            .bind(org.as_str())
-            .fetch_one(&mut **tx)
-            .await?
-            .get(0),
-    )
+    sqlx::query("SELECT COUNT(*) FROM memberships WHERE org_id = $1 AND role = 'owner'")
+        .bind(org.as_str())
+        .fetch_one(&mut **tx)
+        .await?
+        .col(0)
 }

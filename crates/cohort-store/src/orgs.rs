@@ -1,8 +1,8 @@
 //! Organisations and their sources (write keys).
 
 use cohort_domain::ids::{random_token, OrgId, SourceId};
-use sqlx::Row;
 
+use crate::row::{map_rows, RowExt};
 use crate::{now_micros, Db, StoreError};
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -67,14 +67,7 @@ impl Db {
             sqlx::query("SELECT id, name, created_at FROM organisations ORDER BY created_at, id")
                 .fetch_all(self.pool())
                 .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Organisation {
-                id: OrgId::from_stored(r.get::<String, _>("id")),
-                name: r.get("name"),
-                created_at: r.get("created_at"),
-            })
-            .collect())
+        map_rows(&rows, organisation_from_row)
     }
 
     /// Finds an organisation by its id or, failing that, its exact name.
@@ -87,11 +80,7 @@ impl Db {
         .fetch_optional(self.pool())
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("organisation {id_or_name:?}")))?;
-        Ok(Organisation {
-            id: OrgId::from_stored(row.get::<String, _>("id")),
-            name: row.get("name"),
-            created_at: row.get("created_at"),
-        })
+        organisation_from_row(&row)
     }
 
     pub async fn create_source(&self, org: &OrgId, name: &str) -> Result<Source, StoreError> {
@@ -128,7 +117,7 @@ impl Db {
         .bind(org.as_str())
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.iter().map(source_from_row).collect())
+        map_rows(&rows, source_from_row)
     }
 
     /// The source a write key belongs to, enabled or not.
@@ -142,7 +131,7 @@ impl Db {
         .bind(write_key)
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.as_ref().map(source_from_row))
+        row.as_ref().map(source_from_row).transpose()
     }
 
     /// Enables or disables a source of `org`; a disabled write key gets 401.
@@ -166,13 +155,22 @@ impl Db {
     }
 }
 
-pub(crate) fn source_from_row(r: &sqlx::any::AnyRow) -> Source {
-    Source {
-        id: SourceId::from_stored(r.get::<String, _>("id")),
-        org_id: OrgId::from_stored(r.get::<String, _>("org_id")),
-        name: r.get("name"),
-        write_key: r.get("write_key"),
-        enabled: r.get::<Option<i64>, _>("disabled_at").is_none(),
-        created_at: r.get("created_at"),
-    }
+/// A row of `id, name, created_at` of `organisations`.
+pub(crate) fn organisation_from_row(r: &sqlx::any::AnyRow) -> Result<Organisation, StoreError> {
+    Ok(Organisation {
+        id: OrgId::from_stored(r.col::<String, _>("id")?),
+        name: r.col("name")?,
+        created_at: r.col("created_at")?,
+    })
+}
+
+pub(crate) fn source_from_row(r: &sqlx::any::AnyRow) -> Result<Source, StoreError> {
+    Ok(Source {
+        id: SourceId::from_stored(r.col::<String, _>("id")?),
+        org_id: OrgId::from_stored(r.col::<String, _>("org_id")?),
+        name: r.col("name")?,
+        write_key: r.col("write_key")?,
+        enabled: r.col::<Option<i64>, _>("disabled_at")?.is_none(),
+        created_at: r.col("created_at")?,
+    })
 }

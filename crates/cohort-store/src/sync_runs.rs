@@ -7,11 +7,12 @@
 
 use std::collections::BTreeMap;
 
+use cohort_domain::connect::SyncRunStatus;
 use cohort_domain::ids::{new_id, OrgId};
 use serde::Serialize;
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
+use crate::row::RowExt;
 use crate::{now_micros, Db, StoreError};
 
 /// The resources a run may carry, in the order a plugin sends them.
@@ -33,7 +34,7 @@ pub struct SyncRun {
     pub installation_id: String,
     pub command_id: Option<String>,
     pub resources: Vec<String>,
-    pub status: String,
+    pub status: SyncRunStatus,
     pub started_at: i64,
     pub updated_at: i64,
     pub finished_at: Option<i64>,
@@ -50,20 +51,19 @@ pub enum BatchRecord {
     AlreadyCounted { accepted: i64, rejected: i64 },
 }
 
-fn run_from_row(r: &AnyRow) -> SyncRun {
-    let resources: String = r.get("resources");
-    SyncRun {
-        id: r.get("id"),
-        installation_id: r.get("installation_id"),
-        command_id: r.get("command_id"),
-        resources: serde_json::from_str(&resources).unwrap_or_default(),
-        status: r.get("status"),
-        started_at: r.get("started_at"),
-        updated_at: r.get("updated_at"),
-        finished_at: r.get("finished_at"),
-        reported_counts: r.get("reported_counts"),
+fn run_from_row(r: &AnyRow) -> Result<SyncRun, StoreError> {
+    Ok(SyncRun {
+        id: r.col("id")?,
+        installation_id: r.col("installation_id")?,
+        command_id: r.col("command_id")?,
+        resources: r.col_json("resources")?,
+        status: r.col_parsed("status")?,
+        started_at: r.col("started_at")?,
+        updated_at: r.col("updated_at")?,
+        finished_at: r.col("finished_at")?,
+        reported_counts: r.col("reported_counts")?,
         progress: BTreeMap::new(),
-    }
+    })
 }
 
 const RUN_COLUMNS: &str =
@@ -92,7 +92,7 @@ impl Db {
             .await?;
             if let Some(row) = existing {
                 tx.commit().await?;
-                let mut run = run_from_row(&row);
+                let mut run = run_from_row(&row)?;
                 run.progress = self.sync_progress(&run.id, &run.resources).await?;
                 return Ok((run, true));
             }
@@ -139,7 +139,7 @@ impl Db {
         match row {
             None => Ok(None),
             Some(row) => {
-                let mut run = run_from_row(&row);
+                let mut run = run_from_row(&row)?;
                 run.progress = self.sync_progress(&run.id, &run.resources).await?;
                 Ok(Some(run))
             }
@@ -164,7 +164,7 @@ impl Db {
         .await?;
         let mut runs = Vec::with_capacity(rows.len());
         for row in &rows {
-            let mut run = run_from_row(row);
+            let mut run = run_from_row(row)?;
             run.progress = self.sync_progress(&run.id, &run.resources).await?;
             runs.push(run);
         }
@@ -199,15 +199,15 @@ impl Db {
         .fetch_all(self.pool())
         .await?;
         for row in rows {
-            let resource: String = row.get("resource");
+            let resource: String = row.col("resource")?;
             progress.insert(
                 resource,
                 ResourceProgress {
-                    batches: row.get("batches"),
-                    received: row.get("received"),
-                    accepted: row.get("accepted"),
-                    rejected: row.get("rejected"),
-                    next_seq: row.get::<i64, _>("max_seq") + 1,
+                    batches: row.col("batches")?,
+                    received: row.col("received")?,
+                    accepted: row.col("accepted")?,
+                    rejected: row.col("rejected")?,
+                    next_seq: row.col::<i64, _>("max_seq")? + 1,
                 },
             );
         }
@@ -234,8 +234,8 @@ impl Db {
         if let Some(row) = existing {
             tx.commit().await?;
             return Ok(BatchRecord::AlreadyCounted {
-                accepted: row.get("accepted"),
-                rejected: row.get("rejected"),
+                accepted: row.col("accepted")?,
+                rejected: row.col("rejected")?,
             });
         }
         let now = now_micros();

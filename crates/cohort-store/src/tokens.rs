@@ -2,9 +2,10 @@
 //! digest, verified in constant time.
 
 use cohort_domain::ids::OrgId;
-use cohort_domain::secrets::{self, IssuedSecret};
-use sqlx::Row;
+use cohort_domain::secrets::IssuedSecret;
 
+use crate::issued::{verified_row, SecretLookup};
+use crate::row::{map_rows, RowExt};
 use crate::{now_micros, Db, StoreError};
 
 /// The prefix of every API token Cohort issues (`cht_<id>_<secret>`).
@@ -50,20 +51,16 @@ impl Db {
     /// The organisation a presented token belongs to, if it is valid and
     /// not revoked.
     pub async fn verify_api_token(&self, presented: &str) -> Result<Option<OrgId>, StoreError> {
-        let Some((id, secret)) = secrets::split_presented(API_TOKEN_KIND, presented) else {
+        let lookup = SecretLookup {
+            kind: API_TOKEN_KIND,
+            sql:
+                "SELECT org_id, secret_digest FROM api_tokens WHERE id = $1 AND revoked_at IS NULL",
+            live_at: None,
+        };
+        let Some(row) = verified_row(self, lookup, presented).await? else {
             return Ok(None);
         };
-        let row = sqlx::query(
-            "SELECT org_id, secret_digest FROM api_tokens WHERE id = $1 AND revoked_at IS NULL",
-        )
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        if !secrets::verify(secret, &row.get::<String, _>("secret_digest")) {
-            return Ok(None);
-        }
-        Ok(Some(OrgId::from_stored(row.get::<String, _>("org_id"))))
+        Ok(Some(OrgId::from_stored(row.col::<String, _>("org_id")?)))
     }
 
     pub async fn list_api_tokens(&self, org: &OrgId) -> Result<Vec<ApiTokenInfo>, StoreError> {
@@ -73,16 +70,15 @@ impl Db {
         .bind(org.as_str())
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| ApiTokenInfo {
-                id: r.get("id"),
-                name: r.get("name"),
-                created_at: r.get("created_at"),
-                last_used_at: r.get("last_used_at"),
-                revoked: r.get::<Option<i64>, _>("revoked_at").is_some(),
+        map_rows(&rows, |r| {
+            Ok(ApiTokenInfo {
+                id: r.col("id")?,
+                name: r.col("name")?,
+                created_at: r.col("created_at")?,
+                last_used_at: r.col("last_used_at")?,
+                revoked: r.col::<Option<i64>, _>("revoked_at")?.is_some(),
             })
-            .collect())
+        })
     }
 
     pub async fn revoke_api_token(&self, org: &OrgId, id: &str) -> Result<(), StoreError> {

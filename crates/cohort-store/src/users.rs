@@ -1,102 +1,30 @@
-//! People who sign in: argon2 password hashes, roles per organisation, and
-//! the one-time link that creates the first admin of a fresh server.
+//! People who sign in: their password hashes (hashed and checked by
+//! `cohort_domain::accounts`), roles per organisation, and the one-time
+//! link that creates the first admin of a fresh server.
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
-use argon2::Argon2;
+use cohort_domain::accounts::{decoy_hash, normalise_email, verify_password};
 use cohort_domain::ids::{OrgId, UserId};
+/// The role a membership row carries (defined with its rules in the domain).
+pub use cohort_domain::members::Role;
 use cohort_domain::secrets::{self, IssuedSecret};
-use sqlx::Row;
 
+use crate::issued::{verified_row, ExpiringSecrets, SecretLookup};
+use crate::row::RowExt;
 use crate::{now_micros, Db, StoreError};
 
 /// The prefix of setup links' secrets (`setup_<id>_<secret>`).
 pub const SETUP_LINK_KIND: &str = "setup";
 const SETUP_LINK_LIFETIME_MICROS: i64 = 7 * 24 * 3600 * 1_000_000;
-pub const MIN_PASSWORD_CHARS: usize = 10;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Owner,
-    Admin,
-    Viewer,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Owner => "owner",
-            Role::Admin => "admin",
-            Role::Viewer => "viewer",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "owner" => Some(Role::Owner),
-            "admin" => Some(Role::Admin),
-            "viewer" => Some(Role::Viewer),
-            _ => None,
-        }
-    }
-}
+const SETUP_LINKS: ExpiringSecrets = ExpiringSecrets {
+    kind: SETUP_LINK_KIND,
+    table: "setup_links",
+    owner_column: "org_id",
+};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct User {
     pub id: UserId,
     pub email: String,
-}
-
-/// Validates and hashes a password with argon2id (CPU-heavy: call it off
-/// the async runtime's worker threads).
-pub fn hash_password(password: &str) -> Result<String, StoreError> {
-    if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(StoreError::Invalid(format!(
-            "password must have at least {MIN_PASSWORD_CHARS} characters"
-        )));
-    }
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|_| StoreError::PasswordHash)
-}
-
-/// Whether `password` matches an argon2 `stored_hash` (CPU-heavy: call it
-/// off the async runtime's worker threads). A malformed hash matches nothing.
-pub fn verify_password(password: &str, stored_hash: &str) -> bool {
-    match PasswordHash::new(stored_hash) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
-    }
-}
-
-/// A valid argon2id hash of a password nobody knows: verified against when
-/// the email is unknown, so that an unknown email takes as long to refuse
-/// as a wrong password.
-fn decoy_hash() -> &'static str {
-    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DECOY.get_or_init(|| {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(crate::now_micros().to_string().as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .unwrap_or_default()
-    })
-}
-
-fn normalise_email(email: &str) -> Result<String, StoreError> {
-    let email = email.trim().to_lowercase();
-    match email.split_once('@') {
-        Some((local, domain)) if !local.is_empty() && domain.contains('.') => Ok(email),
-        _ => Err(StoreError::Invalid(format!(
-            "{email:?} is not an email address"
-        ))),
-    }
 }
 
 impl Db {
@@ -130,10 +58,10 @@ impl Db {
         let (user, hash) = match row {
             Some(r) => (
                 Some(User {
-                    id: UserId::from_stored(r.get::<String, _>("id")),
-                    email: r.get("email"),
+                    id: UserId::from_stored(r.col::<String, _>("id")?),
+                    email: r.col("email")?,
                 }),
-                r.get::<String, _>("password_hash"),
+                r.col::<String, _>("password_hash")?,
             ),
             None => (None, decoy_hash().to_owned()),
         };
@@ -149,41 +77,28 @@ impl Db {
             .bind(org.as_str())
             .fetch_one(self.pool())
             .await?;
-        Ok(row.get("n"))
+        row.col("n")
     }
 
     /// Issues a one-time link that lets its holder create an owner of `org`.
     pub async fn create_setup_link(&self, org: &OrgId) -> Result<IssuedSecret, StoreError> {
-        let issued = IssuedSecret::issue(SETUP_LINK_KIND);
-        let now = now_micros();
-        sqlx::query(
-            "INSERT INTO setup_links (id, org_id, secret_digest, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&issued.id)
-        .bind(org.as_str())
-        .bind(&issued.digest)
-        .bind(now)
-        .bind(now + SETUP_LINK_LIFETIME_MICROS)
-        .execute(self.pool())
-        .await?;
-        Ok(issued)
+        SETUP_LINKS
+            .issue(self, org.as_str(), now_micros(), SETUP_LINK_LIFETIME_MICROS)
+            .await
     }
 
     /// The organisation a setup link is for, while it is unused and fresh.
     pub async fn check_setup_link(&self, presented: &str) -> Result<Option<OrgId>, StoreError> {
-        let Some((id, secret)) = secrets::split_presented(SETUP_LINK_KIND, presented) else {
+        let lookup = SecretLookup {
+            kind: SETUP_LINK_KIND,
+            sql: "SELECT org_id, secret_digest FROM setup_links \
+                  WHERE id = $1 AND used_at IS NULL AND expires_at > $2",
+            live_at: Some(now_micros()),
+        };
+        let Some(row) = verified_row(self, lookup, presented).await? else {
             return Ok(None);
         };
-        let row = sqlx::query(
-            "SELECT org_id, secret_digest FROM setup_links WHERE id = $1 AND used_at IS NULL AND expires_at > $2",
-        )
-        .bind(id)
-        .bind(now_micros())
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(row
-            .filter(|r| secrets::verify(secret, &r.get::<String, _>("secret_digest")))
-            .map(|r| OrgId::from_stored(r.get::<String, _>("org_id"))))
+        Ok(Some(OrgId::from_stored(row.col::<String, _>("org_id")?)))
     }
 
     /// Spends a setup link and creates the owner it was for, atomically: a
@@ -214,6 +129,85 @@ impl Db {
         tx.commit().await?;
         Ok(Some(user))
     }
+
+    pub async fn count_users(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM users")
+            .fetch_one(self.pool())
+            .await?;
+        row.col("n")
+    }
+
+    /// Creates the first account of a server that has none, as owner of
+    /// every organisation (a "Default" one is created when there is none),
+    /// and spends outstanding setup links. `None` when someone already has
+    /// an account, including one created a moment earlier by a concurrent
+    /// request.
+    pub async fn create_first_admin(
+        &self,
+        email: &str,
+        password_hash: &str,
+    ) -> Result<Option<User>, StoreError> {
+        let now = now_micros();
+        let mut tx = self.begin_write().await?;
+        let users: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users")
+            .fetch_one(&mut *tx)
+            .await?
+            .col("n")?;
+        if users > 0 {
+            return Ok(None);
+        }
+        let mut orgs: Vec<String> =
+            sqlx::query("SELECT id FROM organisations ORDER BY created_at, id")
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.col::<String, _>("id"))
+                .collect::<Result<_, _>>()?;
+        if orgs.is_empty() {
+            let id = OrgId::generate();
+            sqlx::query(
+                "INSERT INTO organisations (id, name, created_at) VALUES ($1, 'Default', $2)",
+            )
+            .bind(id.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            orgs.push(id.as_str().to_owned());
+        }
+        let first = OrgId::from_stored(orgs[0].clone());
+        let user = crate::users::create_user_in(&mut tx, &first, email, password_hash, Role::Owner)
+            .await?;
+        let claim = sqlx::query(
+            "INSERT INTO first_admin_claim (id, user_id, claimed_at) VALUES (1, $1, $2)",
+        )
+        .bind(user.id.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match claim {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        for org in &orgs[1..] {
+            sqlx::query("INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, 'owner', $3)")
+                .bind(org)
+                .bind(user.id.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE setup_links SET used_at = $1 WHERE used_at IS NULL")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(user))
+    }
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.kind() == sqlx::error::ErrorKind::UniqueViolation)
 }
 
 pub(crate) async fn create_user_in(
@@ -223,7 +217,7 @@ pub(crate) async fn create_user_in(
     password_hash: &str,
     role: Role,
 ) -> Result<User, StoreError> {
-    let email = normalise_email(email)?;
+    let email = normalise_email(email).map_err(|e| StoreError::Invalid(e.to_string()))?;
     let now = now_micros();
     let existing = sqlx::query("SELECT id FROM users WHERE email = $1")
         .bind(&email)

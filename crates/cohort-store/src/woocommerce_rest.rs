@@ -14,15 +14,16 @@
 //! works, and a connection whose worker died is claimed again once the
 //! lease ends.
 
+use cohort_domain::connect::CommandKind;
 use cohort_domain::ids::{new_id, random_token, OrgId};
 use cohort_domain::secrets;
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::connect::{
     queue_command, replace_store_installations, store_source, PAIRING_LIFETIME_MICROS,
 };
 use crate::destinations::SecretsKey;
+use crate::row::RowExt;
 use crate::{now_micros, Db, StoreError};
 
 /// The prefix of one-time states (`wcs_…`).
@@ -134,7 +135,7 @@ fn text(
     installation_id: &str,
     field: &str,
 ) -> Result<String, StoreError> {
-    let sealed: Option<String> = row.get(field);
+    let sealed: Option<String> = row.col(field)?;
     let sealed = sealed
         .ok_or_else(|| StoreError::Invalid(format!("{field} missing for {installation_id}")))?;
     let plain = key.decrypt(&sealed, &context(installation_id, field))?;
@@ -200,17 +201,17 @@ impl Db {
             tx.rollback().await?;
             return Ok(CallbackOutcome::Unknown);
         };
-        if row.get::<Option<i64>, _>("state_used_at").is_some() {
+        if row.col::<Option<i64>, _>("state_used_at")?.is_some() {
             tx.rollback().await?;
             return Ok(CallbackOutcome::AlreadyUsed);
         }
-        if row.get::<i64, _>("state_expires_at") <= now {
+        if row.col::<i64, _>("state_expires_at")? <= now {
             tx.rollback().await?;
             return Ok(CallbackOutcome::Expired);
         }
-        let installation_id: String = row.get("installation_id");
-        let org = OrgId::from_stored(row.get::<String, _>("org_id"));
-        let store_url: String = row.get("store_url");
+        let installation_id: String = row.col("installation_id")?;
+        let org = OrgId::from_stored(row.col::<String, _>("org_id")?);
+        let store_url: String = row.col("store_url")?;
         let webhook_secret = random_token(48);
         let spent = sqlx::query(
             "UPDATE woocommerce_rest_connections SET state_used_at = $1, key_id = $2, key_permissions = $3, \
@@ -257,7 +258,7 @@ impl Db {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        queue_command(&mut tx, &org, &installation_id, "sync_store", now).await?;
+        queue_command(&mut tx, &org, &installation_id, CommandKind::SyncStore, now).await?;
         tx.commit().await?;
         Ok(CallbackOutcome::Connected {
             installation_id,
@@ -283,23 +284,23 @@ impl Db {
         .await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(RestConnection {
-            installation_id: row.get("installation_id"),
-            org_id: OrgId::from_stored(row.get::<String, _>("org_id")),
-            source_id: row.get("source_id"),
-            store_url: row.get("store_url"),
-            cohort_url: row.get("cohort_url"),
+            installation_id: row.col("installation_id")?,
+            org_id: OrgId::from_stored(row.col::<String, _>("org_id")?),
+            source_id: row.col("source_id")?,
+            store_url: row.col("store_url")?,
+            cohort_url: row.col("cohort_url")?,
             currency: row
-                .get::<Option<String>, _>("currency")
+                .col::<Option<String>, _>("currency")?
                 .filter(|c| !c.is_empty()),
             consumer_key: text(key, &row, id, "consumer_key")?,
             consumer_secret: text(key, &row, id, "consumer_secret")?,
             webhook_secret: text(key, &row, id, "webhook_secret")?,
-            webhooks_registered_at: row.get("webhooks_registered_at"),
-            next_reconcile_at: row.get("next_reconcile_at"),
+            webhooks_registered_at: row.col("webhooks_registered_at")?,
+            next_reconcile_at: row.col("next_reconcile_at")?,
             high_water: [
-                row.get("hwm_products"),
-                row.get("hwm_customers"),
-                row.get("hwm_orders"),
+                row.col("hwm_products")?,
+                row.col("hwm_customers")?,
+                row.col("hwm_orders")?,
             ],
         }))
     }
@@ -321,10 +322,10 @@ impl Db {
         .await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(WebhookTarget {
-            org_id: OrgId::from_stored(row.get::<String, _>("org_id")),
-            source_id: row.get("source_id"),
+            org_id: OrgId::from_stored(row.col::<String, _>("org_id")?),
+            source_id: row.col("source_id")?,
             currency: row
-                .get::<Option<String>, _>("currency")
+                .col::<Option<String>, _>("currency")?
                 .filter(|c| !c.is_empty()),
             webhook_secret: text(key, &row, id, "webhook_secret")?,
         }))
@@ -354,8 +355,8 @@ impl Db {
         .fetch_all(self.pool())
         .await?;
         for row in candidates {
-            let id: String = row.get("installation_id");
-            let sync_command: Option<String> = row.get("sync_command");
+            let id: String = row.col("installation_id")?;
+            let sync_command: Option<String> = row.col("sync_command")?;
             let claimed = sqlx::query(
                 "UPDATE woocommerce_rest_connections SET lease_owner = $1, lease_until = $2 WHERE installation_id = $3 \
                  AND (lease_until IS NULL OR lease_until <= $4) \
@@ -500,7 +501,7 @@ impl Db {
                 .bind(org.as_str())
                 .fetch_one(self.pool())
                 .await?;
-        Ok(row.get("n"))
+        row.col("n")
     }
 
     /// Makes a connection's reconciliation due now (tests, `cohort store`).

@@ -202,7 +202,7 @@ async fn a_setup_link_creates_one_owner_once() {
     for t in all_backends().await {
         let s = seed(&t.db, "A").await;
         let link = t.db.create_setup_link(&s.org).await.unwrap();
-        let hash = cohort_store::users::hash_password("correct horse battery").unwrap();
+        let hash = cohort_domain::accounts::hash_password("correct horse battery").unwrap();
         assert_eq!(
             t.db.check_setup_link(link.reveal()).await.unwrap(),
             Some(s.org.clone())
@@ -242,5 +242,66 @@ async fn disabled_sources_are_reported_as_disabled() {
             .set_source_enabled(&other.org, s.source.id.as_str(), true)
             .await
             .is_err());
+    }
+}
+
+/// A schema or data drift (a column of another type, a value this version
+/// never writes, JSON that does not parse) is a `Decode` error naming the
+/// column, not a panic of the reading task.
+#[tokio::test]
+async fn a_schema_drift_is_a_decode_error_not_a_panic() {
+    use cohort_store::users::Role;
+    use cohort_store::{Backend, StoreError};
+
+    fn decode_column<T: std::fmt::Debug>(result: Result<T, StoreError>) -> String {
+        match result {
+            Err(StoreError::Decode { column, .. }) => column,
+            other => panic!("expected a decode error, got {other:?}"),
+        }
+    }
+
+    for t in all_backends().await {
+        let b = t.backend();
+        let db: &Db = &t.db;
+        let s = seed(db, "A").await;
+        let hash = cohort_domain::accounts::hash_password("correct horse battery").unwrap();
+        db.create_user(&s.org, "ann@example.com", &hash, Role::Admin)
+            .await
+            .unwrap();
+
+        // A role this version does not know: refused, not dropped.
+        sqlx::query("UPDATE memberships SET role = 'superuser'")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            decode_column(db.list_members(&s.org).await),
+            "role",
+            "{b:?}"
+        );
+
+        // A column whose type changed under the code.
+        let retype = match b {
+            Backend::Sqlite => "UPDATE api_tokens SET created_at = 'yesterday'",
+            Backend::Postgres => {
+                "ALTER TABLE api_tokens ALTER COLUMN created_at TYPE TEXT USING 'yesterday'"
+            }
+        };
+        sqlx::query(retype).execute(db.pool()).await.unwrap();
+        assert_eq!(
+            decode_column(db.list_api_tokens(&s.org).await),
+            "created_at",
+            "{b:?}"
+        );
+
+        // A dropped column a read still names: a database error, no panic.
+        sqlx::query("ALTER TABLE sources DROP COLUMN disabled_at")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        assert!(
+            matches!(db.list_sources(&s.org).await, Err(StoreError::Database(_))),
+            "{b:?}"
+        );
     }
 }

@@ -4,7 +4,7 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Form;
-use cohort_store::users::{hash_password, MIN_PASSWORD_CHARS};
+use cohort_domain::accounts::{hash_password, AccountError, MIN_PASSWORD_CHARS};
 use cohort_store::StoreError;
 use serde::Deserialize;
 
@@ -74,7 +74,7 @@ pub(crate) async fn change_password(
     }
     let hash = match tokio::task::spawn_blocking(move || hash_password(&new)).await {
         Ok(Ok(hash)) => hash,
-        Ok(Err(StoreError::Invalid(_))) => {
+        Ok(Err(AccountError::PasswordTooShort)) => {
             return page(
                 &signed,
                 StatusCode::BAD_REQUEST,

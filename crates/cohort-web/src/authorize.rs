@@ -12,9 +12,11 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
+use cohort_domain::accounts::{hash_password, AccountError, MIN_PASSWORD_CHARS};
+use cohort_domain::connect::{PairingStatus, Platform};
 use cohort_domain::ids::OrgId;
 use cohort_store::connect::{DecisionOutcome, Pairing};
-use cohort_store::users::{hash_password, Role, MIN_PASSWORD_CHARS};
+use cohort_store::users::Role;
 use cohort_store::{now_micros, StoreError};
 use serde::Deserialize;
 
@@ -173,11 +175,10 @@ pub async fn submit(
             let hashed = tokio::task::spawn_blocking(move || hash_password(&password)).await;
             let hash = match hashed {
                 Ok(Ok(hash)) => hash,
-                Ok(Err(StoreError::Invalid(_))) => {
+                Ok(Err(AccountError::PasswordTooShort)) => {
                     return again("The password is too short.").await
                 }
-                Ok(Err(e)) => return unavailable(e),
-                Err(_) => return unavailable(StoreError::PasswordHash),
+                Ok(Err(_)) | Err(_) => return unavailable(StoreError::PasswordHash),
             };
             let user = match state.db().create_first_admin(email, &hash).await {
                 Ok(Some(user)) => user,
@@ -267,15 +268,15 @@ async fn load(state: &WebState, id: Option<&str>) -> Result<Pairing, Response> {
         Ok(None) => return Err(unknown()),
         Err(e) => return Err(unavailable(e)),
     };
-    match pairing.status.as_str() {
-        "pending" if pairing.is_expired(now_micros()) => Err(expired(&pairing)),
-        "pending" => Ok(pairing),
-        "denied" => Err(message(
+    match pairing.status {
+        PairingStatus::Pending if pairing.is_expired(now_micros()) => Err(expired(&pairing)),
+        PairingStatus::Pending => Ok(pairing),
+        PairingStatus::Denied => Err(message(
             StatusCode::GONE,
             "This connection request was denied",
             "Start again from WordPress to connect the store.",
         )),
-        _ => Err(message(
+        PairingStatus::Approved | PairingStatus::Claimed => Err(message(
             StatusCode::GONE,
             "This connection request was already approved",
             "Return to WordPress: the store shows the connection.",
@@ -337,7 +338,7 @@ async fn render(
 ) -> Response {
     let store = &pairing.store;
     let platform = match &store.wc_version {
-        Some(wc) if store.platform == "woocommerce" => {
+        Some(wc) if store.platform == Platform::Woocommerce => {
             format!("WooCommerce {} on WordPress {}", wc, store.wp_version)
         }
         _ => format!("WordPress {}", store.wp_version),

@@ -15,7 +15,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Form;
 use cohort_domain::destinations::everflow::{self, EverflowSettings};
-use cohort_domain::destinations::mask_url;
+use cohort_domain::destinations::{mask_url, DestinationKind};
 use cohort_engine::destinations::log_filter::DeliveryQuery;
 use cohort_engine::destinations::manage::{self, FieldError};
 use cohort_engine::destinations::{Dispatcher, EventPeople, TestEvent};
@@ -190,7 +190,7 @@ impl FormValues {
             .unwrap_or_default();
         let view = manage::view(d, now_micros());
         FormValues {
-            kind: d.kind.clone(),
+            kind: d.kind.as_str().to_owned(),
             name: d.name.clone(),
             tracking_domain,
             tracking_domain_masked,
@@ -398,7 +398,7 @@ pub(crate) async fn list_destinations(
             let h = health.iter().find(|h| h.id == d.id);
             let target = d
                 .settings
-                .get(if d.kind == "everflow" {
+                .get(if d.kind == DestinationKind::Everflow {
                     "tracking_domain"
                 } else {
                     "url"
@@ -408,7 +408,7 @@ pub(crate) async fn list_destinations(
                 .unwrap_or_default();
             Row {
                 target,
-                events: if d.kind == "everflow" {
+                events: if d.kind == DestinationKind::Everflow {
                     d.settings
                         .get("event_mapping")
                         .and_then(Value::as_object)
@@ -421,7 +421,7 @@ pub(crate) async fn list_destinations(
                 retrying: h.map_or(0, |h| h.retrying),
                 last_delivered_at: h.and_then(|h| h.last_delivered_at),
                 id: d.id,
-                kind: d.kind,
+                kind: d.kind.as_str().to_owned(),
                 name: d.name,
                 enabled: d.enabled,
             }
@@ -588,7 +588,7 @@ async fn everflow_preview(
     member: &Member,
     d: &Destination,
 ) -> Result<Option<Preview>, UiError> {
-    if d.kind != "everflow" {
+    if d.kind != DestinationKind::Everflow {
         return Ok(None);
     }
     let Ok(settings) = serde_json::from_value::<EverflowSettings>(d.settings.clone()) else {
@@ -748,7 +748,7 @@ pub(crate) async fn destination_action(
     };
     match f.get("action") {
         Some("save") => {
-            let (settings, filters, secrets) = settings_of(&d.kind.clone(), &f, true);
+            let (settings, filters, secrets) = settings_of(d.kind.as_str(), &f, true);
             let patch = manage::Patch {
                 name: f.get("name").map(str::to_owned),
                 enabled: None,
@@ -756,7 +756,7 @@ pub(crate) async fn destination_action(
                 settings: Some(settings),
                 secrets,
             };
-            let patch = if d.kind == "everflow" {
+            let patch = if d.kind == DestinationKind::Everflow {
                 manage::Patch {
                     filters: None,
                     ..patch
@@ -768,7 +768,7 @@ pub(crate) async fn destination_action(
             if let Err(e) =
                 manage::apply(&mut d, patch, sender.options().allow_private_addresses).await
             {
-                let form = FormValues::posted(&stored.kind, &f, Some(&stored));
+                let form = FormValues::posted(stored.kind.as_str(), &f, Some(&stored));
                 return destination_page(
                     &state,
                     &member,

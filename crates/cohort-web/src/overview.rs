@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use cohort_store::connect::Health;
+use cohort_domain::connect::{Health, InstallationStatus};
 use cohort_store::now_micros;
 use serde::Serialize;
 
@@ -68,11 +68,11 @@ pub(crate) async fn overview(State(state): State<WebState>, member: Member) -> U
         .list_installations(org)
         .await?
         .into_iter()
-        .filter(|s| s.installation.status != "replaced")
+        .filter(|s| s.installation.status != InstallationStatus::Replaced)
         .map(|s| {
             let i = s.installation;
             StoreRow {
-                health: (i.status == "connected")
+                health: (i.status == InstallationStatus::Connected)
                     .then(|| Health::at(i.last_heartbeat_at, now).as_str()),
                 name: if i.site_name.is_empty() {
                     i.store_url.clone()
@@ -81,7 +81,7 @@ pub(crate) async fn overview(State(state): State<WebState>, member: Member) -> U
                 },
                 id: i.id,
                 url: i.store_url,
-                status: i.status,
+                status: i.status.as_str().to_owned(),
                 last_heartbeat_at: i.last_heartbeat_at,
             }
         })

@@ -41,7 +41,7 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// The session's id (not secret): the `<id>` of `ses_<id>_<secret>`.
     pub fn id(&self) -> Option<&str> {
-        secrets::split_presented(cohort_store::connect::SESSION_KIND, &self.secret)
+        secrets::split_presented(cohort_store::sessions::SESSION_KIND, &self.secret)
             .map(|(id, _)| id)
     }
 

@@ -5,7 +5,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Form;
-use cohort_store::users::{hash_password, MIN_PASSWORD_CHARS};
+use cohort_domain::accounts::{hash_password, AccountError, MIN_PASSWORD_CHARS};
 use cohort_store::StoreError;
 use serde::Deserialize;
 
@@ -77,11 +77,15 @@ pub(crate) async fn create_first_admin(
     let hashed = tokio::task::spawn_blocking(move || hash_password(&password)).await;
     let hash = match hashed {
         Ok(Ok(hash)) => hash,
-        Ok(Err(StoreError::Invalid(reason))) => {
-            return form(StatusCode::BAD_REQUEST, &token, &input.email, Some(&reason))
+        Ok(Err(short @ AccountError::PasswordTooShort)) => {
+            return form(
+                StatusCode::BAD_REQUEST,
+                &token,
+                &input.email,
+                Some(&short.to_string()),
+            )
         }
-        Ok(Err(error)) => return Err(UiError::unavailable(error)),
-        Err(_) => return Err(UiError::unavailable(StoreError::PasswordHash)),
+        Ok(Err(_)) | Err(_) => return Err(UiError::unavailable(StoreError::PasswordHash)),
     };
     match state
         .db()

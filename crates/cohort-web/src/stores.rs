@@ -9,6 +9,7 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Form;
+use cohort_domain::connect::InstallationStatus;
 use cohort_store::now_micros;
 use serde::Deserialize;
 
@@ -42,7 +43,7 @@ pub(crate) async fn list_stores(
         .list_installations(&member.org.id)
         .await?
         .into_iter()
-        .filter(|s| s.installation.status != "replaced")
+        .filter(|s| s.installation.status != InstallationStatus::Replaced)
         .map(|s| InstallationView::from_summary(s, now))
         .collect();
     let body = templates::render(
@@ -64,7 +65,9 @@ async fn store_view(
         .list_installations(&member.org.id)
         .await?
         .into_iter()
-        .find(|s| s.installation.id == store && s.installation.status != "replaced")
+        .find(|s| {
+            s.installation.id == store && s.installation.status != InstallationStatus::Replaced
+        })
         .map(|s| InstallationView::from_summary(s, now))
         .ok_or_else(UiError::not_found)
 }
@@ -166,11 +169,9 @@ pub(crate) async fn store_action(
             ));
         }
         Some("disconnect") => {
-            let connected = db
-                .list_installations(org)
-                .await?
-                .into_iter()
-                .any(|s| s.installation.id == store && s.installation.status == "connected");
+            let connected = db.list_installations(org).await?.into_iter().any(|s| {
+                s.installation.id == store && s.installation.status == InstallationStatus::Connected
+            });
             if !connected {
                 return Err(UiError::not_found());
             }

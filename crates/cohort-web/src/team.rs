@@ -5,7 +5,8 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Form;
-use cohort_store::users::{hash_password, Role};
+use cohort_domain::accounts::{hash_password, AccountError};
+use cohort_store::users::Role;
 use cohort_store::StoreError;
 use serde::{Deserialize, Serialize};
 
@@ -127,8 +128,8 @@ pub(crate) async fn add_member(
         Some(password) => match tokio::task::spawn_blocking(move || hash_password(&password)).await
         {
             Ok(Ok(hash)) => Some(hash),
-            Ok(Err(StoreError::Invalid(reason))) => {
-                return again(format!("The first password is too short: {reason}.")).await
+            Ok(Err(short @ AccountError::PasswordTooShort)) => {
+                return again(format!("The first password is too short: {short}.")).await
             }
             _ => return Err(UiError::from(StoreError::PasswordHash)),
         },

@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use cohort_domain::accounts::hash_password;
 use cohort_domain::ids::OrgId;
-use cohort_store::users::{hash_password, Role};
+use cohort_store::users::Role;
 use common::{apps, readable, Answer, TestApp};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
@@ -2190,7 +2191,7 @@ async fn everflow_and_webhook_destinations_are_created_tested_edited_and_their_l
             .await
             .unwrap()
             .into_iter()
-            .find(|x| x.kind == "webhook")
+            .find(|x| x.kind.as_str() == "webhook")
             .unwrap();
         assert_eq!(
             hook.secrets.signing_secret.as_deref(),

@@ -91,7 +91,7 @@ pub async fn destinations(args: DestinationsArgs) -> anyhow::Result<()> {
             &org,
             &key,
             &NewDestination {
-                kind: "webhook".into(),
+                kind: cohort_domain::destinations::DestinationKind::Webhook,
                 name: format!("bench-{i}"),
                 enabled: true,
                 filters: Filters::default(),

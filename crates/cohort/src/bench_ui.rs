@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use cohort_api::{ApiSettings, AppState};
+use cohort_domain::accounts::hash_password;
 use cohort_domain::profile::Identity;
 use cohort_store::projection::Projector;
-use cohort_store::users::{hash_password, Role};
+use cohort_store::users::Role;
 use cohort_store::writer::{EventWriter, WriterOptions};
 use cohort_store::{Db, DbOptions};
 use cohort_web::{WebSettings, WebState};
@@ -336,7 +337,7 @@ async fn bench_store(
         .create_pairing(&NewPairing {
             store_url: "https://shop.example".into(),
             site_name: "Bench Shop".into(),
-            platform: "woocommerce".into(),
+            platform: cohort_domain::connect::Platform::Woocommerce,
             plugin_version: "0.1.0".into(),
             wp_version: "6.6.2".into(),
             wc_version: Some("9.3.3".into()),

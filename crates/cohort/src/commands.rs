@@ -5,7 +5,8 @@ use std::io::{BufRead, IsTerminal};
 
 use anyhow::Context;
 use clap::Subcommand;
-use cohort_store::users::{hash_password, Role};
+use cohort_domain::accounts::hash_password;
+use cohort_store::users::Role;
 use cohort_store::Db;
 
 use crate::config::Config;

@@ -2,8 +2,8 @@
 //! with their health, versions, last heartbeat and last command.
 
 use clap::Subcommand;
+use cohort_domain::connect::{Health, InstallationStatus};
 use cohort_domain::time::{format_rfc3339, from_micros};
-use cohort_store::connect::Health;
 use cohort_store::now_micros;
 
 use crate::commands::{open, resolve_org};
@@ -32,7 +32,7 @@ pub async fn run(config: &Config, command: InstallationsCommand) -> anyhow::Resu
             }
             for s in installations {
                 let i = &s.installation;
-                let health = if i.status == "connected" {
+                let health = if i.status == InstallationStatus::Connected {
                     Health::at(i.last_heartbeat_at, now).as_str()
                 } else {
                     "-"

@@ -176,7 +176,7 @@ async fn paired_store(db: &Db, ask: &Server, collect: &Server) -> String {
         .await
         .unwrap();
     let org = db.list_organisations().await.unwrap().remove(0).id;
-    let hash = cohort_store::users::hash_password("a long enough password").unwrap();
+    let hash = cohort_domain::accounts::hash_password("a long enough password").unwrap();
     let owner = db
         .create_user(
             &org,

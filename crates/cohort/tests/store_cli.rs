@@ -5,8 +5,9 @@ mod common;
 
 use std::process::Output;
 
+use cohort_domain::accounts::hash_password;
 use cohort_store::connect::{DecisionOutcome, NewPairing};
-use cohort_store::users::{hash_password, Role};
+use cohort_store::users::Role;
 use common::databases;
 
 fn cohort(database_url: &str, args: &[&str]) -> Output {
@@ -45,7 +46,7 @@ async fn a_sync_is_asked_for_and_followed_from_the_command_line() {
         let store = NewPairing {
             store_url: "https://shop.example".into(),
             site_name: "Shop".into(),
-            platform: "woocommerce".into(),
+            platform: cohort_domain::connect::Platform::Woocommerce,
             plugin_version: "0.1.0".into(),
             wp_version: "6.6".into(),
             wc_version: Some("9.3.3".into()),

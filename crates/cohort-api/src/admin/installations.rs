@@ -4,8 +4,9 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use cohort_domain::connect::{Health, InstallationStatus};
 use cohort_domain::time::{format_rfc3339, from_micros};
-use cohort_store::connect::{Command, Health, InstallationSummary};
+use cohort_store::connect::{Command, InstallationSummary};
 use cohort_store::now_micros;
 use serde::Serialize;
 use serde_json::Value;
@@ -79,8 +80,8 @@ fn time(micros: Option<i64>) -> Option<String> {
 fn command_status(c: Command) -> CommandStatus {
     CommandStatus {
         id: c.id,
-        kind: c.kind,
-        status: c.status,
+        kind: c.kind.as_str().to_owned(),
+        status: c.status.as_str().to_owned(),
         requested_at: format_rfc3339(from_micros(c.requested_at)),
         delivered_at: time(c.delivered_at),
         started_at: time(c.started_at),
@@ -93,15 +94,15 @@ fn command_status(c: Command) -> CommandStatus {
 impl InstallationView {
     pub fn from_summary(summary: InstallationSummary, now: i64) -> Self {
         let i = summary.installation;
-        let health = (i.status == "connected")
+        let health = (i.status == InstallationStatus::Connected)
             .then(|| Health::at(i.last_heartbeat_at, now).as_str().to_owned());
         Self {
             reported_store_url: i.reported_store_url.filter(|u| *u != i.store_url),
             id: i.id,
             store_url: i.store_url,
             site_name: i.site_name,
-            platform: i.platform,
-            mode: i.mode,
+            platform: i.platform.as_str().to_owned(),
+            mode: i.mode.as_str().to_owned(),
             source_id: i.source_id,
             plugin_version: i.plugin_version,
             wp_version: i.wp_version,
@@ -109,7 +110,7 @@ impl InstallationView {
             php_version: i.php_version,
             currency: i.currency,
             timezone: i.timezone,
-            status: i.status,
+            status: i.status.as_str().to_owned(),
             health,
             last_heartbeat_at: time(i.last_heartbeat_at),
             outbox_depth: i.outbox_depth,

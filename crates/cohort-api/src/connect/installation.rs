@@ -6,6 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use cohort_domain::connect::CommandStatus;
 use cohort_domain::time::{format_rfc3339, from_micros};
 use cohort_store::connect::{Ack, Heartbeat};
 use cohort_store::now_micros;
@@ -166,7 +167,7 @@ pub async fn list_commands(
                 params: serde_json::from_str(&c.params)
                     .unwrap_or_else(|_| Value::Object(Map::new())),
                 id: c.id,
-                kind: c.kind,
+                kind: c.kind.as_str().to_owned(),
                 requested_at: format_rfc3339(from_micros(c.requested_at)),
             })
             .collect(),
@@ -197,10 +198,10 @@ pub async fn ack_command(
     body: Bytes,
 ) -> Result<Json<AckAnswer>, ApiError> {
     let fields = Fields::parse(&body)?;
-    let status = fields.text("status", 16)?;
-    if status != "done" && status != "failed" {
-        return Err(ApiError::invalid("status", "status must be done or failed"));
-    }
+    let status = match CommandStatus::parse(&fields.text("status", 16)?) {
+        Some(status @ (CommandStatus::Done | CommandStatus::Failed)) => status,
+        _ => return Err(ApiError::invalid("status", "status must be done or failed")),
+    };
     let started_at = fields.opt_time("started_at")?;
     let finished_at = fields.opt_time("finished_at")?;
     if let (Some(start), Some(end)) = (started_at, finished_at) {
@@ -248,7 +249,7 @@ pub async fn ack_command(
     {
         Some(command) => Ok(Json(AckAnswer {
             id: command.id,
-            status: command.status,
+            status: command.status.as_str().to_owned(),
         })),
         None => Err(ApiError::not_found("command")),
     }

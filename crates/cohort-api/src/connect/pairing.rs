@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use cohort_domain::connect::Platform;
 use cohort_domain::time::{format_rfc3339, from_micros};
 use cohort_store::connect::{NewPairing, PollOutcome};
 use serde::Serialize;
@@ -85,17 +86,16 @@ pub struct PollApproved {
 fn validate(fields: &Fields) -> Result<NewPairing, ApiError> {
     let store_url = fields.url("store_url")?;
     let site_name = fields.text_or_empty("site_name", MAX_NAME_CHARS)?;
-    let platform = fields.text("platform", 32)?;
-    if platform != "woocommerce" && platform != "wordpress" {
+    let Some(platform) = Platform::parse(&fields.text("platform", 32)?) else {
         return Err(ApiError::invalid(
             "platform",
             "platform must be woocommerce or wordpress",
         ));
-    }
+    };
     let plugin_version = fields.text("plugin_version", MAX_VERSION_CHARS)?;
     let wp_version = fields.text("wp_version", MAX_VERSION_CHARS)?;
     let wc_version = fields.opt_text("wc_version", MAX_VERSION_CHARS)?;
-    if platform == "woocommerce" && wc_version.is_none() {
+    if platform == Platform::Woocommerce && wc_version.is_none() {
         return Err(ApiError::invalid(
             "wc_version",
             "wc_version is required when platform is woocommerce",

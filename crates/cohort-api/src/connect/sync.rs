@@ -13,6 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use cohort_domain::commerce::woocommerce::resource_message;
+use cohort_domain::connect::SyncRunStatus;
 use cohort_domain::ids::SourceId;
 use cohort_domain::time::{format_rfc3339, from_micros};
 use cohort_store::events::NewEvent;
@@ -107,7 +108,7 @@ impl From<SyncRun> for RunView {
             id: run.id,
             command_id: run.command_id,
             resources: run.resources,
-            status: run.status,
+            status: run.status.as_str().to_owned(),
             started_at: format_rfc3339(from_micros(run.started_at)),
             updated_at: format_rfc3339(from_micros(run.updated_at)),
             finished_at: run.finished_at.map(|t| format_rfc3339(from_micros(t))),
@@ -285,7 +286,7 @@ pub async fn store_batch(
             ),
         ));
     }
-    if run.status != "running" {
+    if run.status != SyncRunStatus::Running {
         return Err(ApiError::conflict("the run is completed; start a new one"));
     }
     let topic = match resource.as_str() {

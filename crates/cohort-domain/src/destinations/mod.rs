@@ -8,6 +8,33 @@ pub mod webhook;
 
 use std::time::Duration;
 
+use crate::text_enum;
+
+text_enum! {
+    /// What a destination sends to.
+    pub enum DestinationKind {
+        /// Everflow postbacks (`shared/spec/everflow.md`).
+        Everflow = "everflow",
+        /// Signed JSON to any URL (Standard Webhooks).
+        Webhook = "webhook",
+    }
+}
+
+text_enum! {
+    /// Where a delivery stands.
+    pub enum DeliveryStatus {
+        /// Due; not attempted yet, or put back in the queue.
+        Pending = "pending",
+        /// Attempted and due again later.
+        Retrying = "retrying",
+        Delivered = "delivered",
+        /// Given up on; a person may replay it.
+        Failed = "failed",
+        /// Not sent by decision (the event carries nothing to send).
+        Skipped = "skipped",
+    }
+}
+
 /// What to do after an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptOutcome {

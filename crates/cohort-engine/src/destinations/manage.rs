@@ -8,13 +8,11 @@ use std::collections::BTreeMap;
 use cohort_domain::destinations::everflow::{
     EverflowSettings, SourceKind, DEFAULT_ATTRIBUTION_WINDOW_DAYS,
 };
-use cohort_domain::destinations::{mask_secret, mask_url, webhook};
+use cohort_domain::destinations::{mask_secret, mask_url, webhook, DestinationKind};
 use cohort_domain::time::{format_rfc3339, from_micros};
 use cohort_store::destinations::{Destination, DestinationSecrets, Filters, NewDestination};
 use serde_json::{json, Map, Value};
 
-/// Destination types.
-pub const KINDS: [&str; 2] = ["everflow", "webhook"];
 /// Message types a filter may name.
 pub const MESSAGE_TYPES: [&str; 7] = [
     "track", "identify", "page", "screen", "group", "alias", "resource",
@@ -79,10 +77,10 @@ fn object<'a>(value: &'a Value, field: &str) -> Result<&'a Map<String, Value>, F
         .ok_or_else(|| bad(field, "must be a JSON object"))
 }
 
-fn name_of(name: Option<String>, kind: &str) -> Result<String, FieldError> {
+fn name_of(name: Option<String>, kind: DestinationKind) -> Result<String, FieldError> {
     let name = name
         .map(|n| n.trim().to_owned())
-        .unwrap_or_else(|| kind.to_owned());
+        .unwrap_or_else(|| kind.as_str().to_owned());
     if name.is_empty() || name.chars().count() > 200 {
         return Err(bad("name", "must be 1 to 200 characters"));
     }
@@ -126,16 +124,16 @@ pub fn parse_filters(value: &Value) -> Result<Filters, FieldError> {
 }
 
 /// The secrets an operator may give for a destination type.
-fn secret_names(kind: &str) -> &'static [&'static str] {
+fn secret_names(kind: DestinationKind) -> &'static [&'static str] {
     match kind {
-        "everflow" => &["verification_token", "api_key"],
-        _ => &["signing_secret"],
+        DestinationKind::Everflow => &["verification_token", "api_key"],
+        DestinationKind::Webhook => &["signing_secret"],
     }
 }
 
 /// Applies given secrets onto `secrets` (`null` removes one).
 fn apply_secrets(
-    kind: &str,
+    kind: DestinationKind,
     given: &Value,
     secrets: &mut DestinationSecrets,
 ) -> Result<(), FieldError> {
@@ -186,14 +184,14 @@ fn apply_secrets(
 /// Checks and normalises a type's settings (secrets found in them move to
 /// `secrets`); returns the settings to store.
 async fn check_settings(
-    kind: &str,
+    kind: DestinationKind,
     settings: &Value,
     secrets: &mut DestinationSecrets,
     allow_private: bool,
 ) -> Result<Value, FieldError> {
     let map = object(settings, "settings")?;
     match kind {
-        "webhook" => {
+        DestinationKind::Webhook => {
             for key in map.keys() {
                 if key != "url" {
                     return Err(bad(
@@ -213,7 +211,7 @@ async fn check_settings(
                 .map_err(|m| bad("settings.url", m))?;
             Ok(json!({ "url": url }))
         }
-        "everflow" => {
+        DestinationKind::Everflow => {
             const KNOWN: [&str; 8] = [
                 "tracking_domain",
                 "network_id",
@@ -313,21 +311,14 @@ async fn check_settings(
                 .map_err(|m| bad("settings.tracking_domain", m))?;
             serde_json::to_value(&settings).map_err(|e| bad("settings", e.to_string()))
         }
-        other => Err(bad(
-            "type",
-            format!(
-                "unknown destination type {other:?}; one of {}",
-                KINDS.join(", ")
-            ),
-        )),
     }
 }
 
 /// The default filters of a type: an Everflow destination receives the
 /// events of its mapping, a webhook everything.
-fn default_filters(kind: &str, settings: &Value) -> Filters {
+fn default_filters(kind: DestinationKind, settings: &Value) -> Filters {
     match kind {
-        "everflow" => Filters {
+        DestinationKind::Everflow => Filters {
             events: settings
                 .get("event_mapping")
                 .and_then(Value::as_object)
@@ -335,38 +326,38 @@ fn default_filters(kind: &str, settings: &Value) -> Filters {
                 .unwrap_or_default(),
             types: Vec::new(),
         },
-        _ => Filters::default(),
+        DestinationKind::Webhook => Filters::default(),
     }
 }
 
 /// Checks a new destination.
 pub async fn prepare(input: Input, allow_private: bool) -> Result<Prepared, FieldError> {
-    let kind = input.kind.trim().to_ascii_lowercase();
-    if !KINDS.contains(&kind.as_str()) {
+    let Some(kind) = DestinationKind::parse(&input.kind.trim().to_ascii_lowercase()) else {
+        let kinds: Vec<&str> = DestinationKind::ALL.iter().map(|k| k.as_str()).collect();
         return Err(bad(
             "type",
             format!(
                 "unknown destination type {:?}; one of {}",
                 input.kind,
-                KINDS.join(", ")
+                kinds.join(", ")
             ),
         ));
-    }
-    let name = name_of(input.name, &kind)?;
+    };
+    let name = name_of(input.name, kind)?;
     let mut secrets = DestinationSecrets::default();
     if let Some(given) = &input.secrets {
-        apply_secrets(&kind, given, &mut secrets)?;
+        apply_secrets(kind, given, &mut secrets)?;
     }
-    let settings = check_settings(&kind, &input.settings, &mut secrets, allow_private).await?;
+    let settings = check_settings(kind, &input.settings, &mut secrets, allow_private).await?;
     let mut generated_secret = None;
-    if kind == "webhook" && secrets.signing_secret.is_none() {
+    if kind == DestinationKind::Webhook && secrets.signing_secret.is_none() {
         let secret = webhook::new_secret();
         secrets.signing_secret = Some(secret.clone());
         generated_secret = Some(secret);
     }
     let filters = match &input.filters {
         Some(f) if !f.is_null() => parse_filters(f)?,
-        _ => default_filters(&kind, &settings),
+        _ => default_filters(kind, &settings),
     };
     Ok(Prepared {
         new: NewDestination {
@@ -390,28 +381,28 @@ pub async fn apply(
     allow_private: bool,
 ) -> Result<(), FieldError> {
     if let Some(name) = patch.name {
-        d.name = name_of(Some(name), &d.kind)?;
+        d.name = name_of(Some(name), d.kind)?;
     }
     if let Some(enabled) = patch.enabled {
         d.enabled = enabled;
     }
     let mut secrets = d.secrets.clone();
     if let Some(given) = &patch.secrets {
-        apply_secrets(&d.kind, given, &mut secrets)?;
+        apply_secrets(d.kind, given, &mut secrets)?;
     }
-    let followed_mapping = d.filters == default_filters(&d.kind, &d.settings);
+    let followed_mapping = d.filters == default_filters(d.kind, &d.settings);
     if let Some(given) = &patch.settings {
         let mut merged = d.settings.as_object().cloned().unwrap_or_default();
         for (k, v) in object(given, "settings")? {
             merged.insert(k.clone(), v.clone());
         }
         d.settings =
-            check_settings(&d.kind, &Value::Object(merged), &mut secrets, allow_private).await?;
+            check_settings(d.kind, &Value::Object(merged), &mut secrets, allow_private).await?;
     }
     match &patch.filters {
         Some(f) if !f.is_null() => d.filters = parse_filters(f)?,
-        Some(_) => d.filters = default_filters(&d.kind, &d.settings),
-        None if followed_mapping => d.filters = default_filters(&d.kind, &d.settings),
+        Some(_) => d.filters = default_filters(d.kind, &d.settings),
+        None if followed_mapping => d.filters = default_filters(d.kind, &d.settings),
         None => {}
     }
     d.secrets = secrets;
@@ -422,7 +413,7 @@ pub async fn apply(
 /// now on, and the old one too until `grace_us` has passed, so receivers
 /// can switch without rejecting a delivery. Returns the new secret.
 pub fn rotate(d: &mut Destination, grace_us: i64, now_us: i64) -> Result<String, FieldError> {
-    if d.kind != "webhook" {
+    if d.kind != DestinationKind::Webhook {
         return Err(bad(
             "type",
             "only webhook destinations have signing secrets",

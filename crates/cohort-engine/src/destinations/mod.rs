@@ -16,7 +16,8 @@ use cohort_domain::destinations::everflow::{
     build_postback, profile_transaction_id, transaction_id, EverflowSettings,
 };
 use cohort_domain::destinations::{
-    classify, mask_url, parse_retry_after, webhook, AttemptOutcome, EVERFLOW_SCHEDULE,
+    classify, mask_url, parse_retry_after, webhook, AttemptOutcome, DestinationKind,
+    EVERFLOW_SCHEDULE,
 };
 use cohort_store::destinations::{
     AttemptRecord, DeliveryStatus, Destination, DueDelivery, SecretsKey,
@@ -163,7 +164,7 @@ async fn record_outcomes(db: Db, mut rx: tokio::sync::mpsc::UnboundedReceiver<Re
             .collect();
         for attempt in 1..=5 {
             match db.record_attempts(&rows).await {
-                Ok(()) => break,
+                Ok(_) => break,
                 Err(error) if attempt < 5 => {
                     tracing::warn!(%error, "destinations: recording outcomes failed; retrying");
                     tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
@@ -507,8 +508,8 @@ impl Dispatcher {
         payload: &str,
         profile_tid: Option<&str>,
     ) -> Built {
-        match destination.kind.as_str() {
-            "webhook" => {
+        match destination.kind {
+            DestinationKind::Webhook => {
                 let url = destination
                     .settings
                     .get("url")
@@ -545,7 +546,7 @@ impl Dispatcher {
                     view,
                 }
             }
-            "everflow" => {
+            DestinationKind::Everflow => {
                 let settings = match Self::everflow_settings(destination) {
                     Ok(s) => s,
                     Err(e) => return Built::Invalid(e),
@@ -570,14 +571,13 @@ impl Dispatcher {
                     Err(skip) => Built::Skip(format!("skipped: {skip}")),
                 }
             }
-            other => Built::Invalid(format!("unknown destination kind {other}")),
         }
     }
 
     /// Whether an Everflow event needs the profile fallback: mapped, and
     /// without a transaction id of its own.
     fn wants_profile(destination: &Destination, payload: &str) -> Option<EverflowSettings> {
-        if destination.kind != "everflow" {
+        if destination.kind != DestinationKind::Everflow {
             return None;
         }
         let settings = Self::everflow_settings(destination).ok()?;

@@ -17,6 +17,7 @@
 
 use std::time::Duration;
 
+use cohort_domain::connect::CommandStatus;
 use cohort_domain::ids::{random_token, SourceId};
 use cohort_domain::secrets::SecretsKey;
 use cohort_domain::time::{format_rfc3339, from_micros};
@@ -338,7 +339,7 @@ impl RestWorker {
         db.complete_sync_run(&conn.org_id, &conn.installation_id, &run.id, &counts)
             .await?;
         let ack = Ack {
-            status: "done".into(),
+            status: CommandStatus::Done,
             started_at: Some(finished.started_at),
             finished_at: Some(now_micros()),
             counts: Some(counts),

@@ -10,9 +10,9 @@
 use cohort_domain::ids::{new_id, OrgId};
 use cohort_domain::profile::{ClusterState, OrderView, ProfileView};
 use serde::Serialize;
-use sqlx::Row;
 
 use super::projector::{erased_identity_digest, lock_projection, OrgBatch};
+use crate::row::{parse_json, RowExt};
 use crate::sql::{multi_insert, Bind, Statement};
 use crate::{Db, StoreError};
 
@@ -55,7 +55,7 @@ impl Db {
                 .fetch_optional(&mut *tx)
                 .await?;
         let Some(row) = row else { return Ok(None) };
-        let cluster: String = row.get(0);
+        let cluster: String = row.col(0)?;
         let state_row = sqlx::query(
             "SELECT state FROM identity_clusters WHERE org_id = $1 AND cluster_id = $2",
         )
@@ -64,7 +64,7 @@ impl Db {
         .fetch_one(&mut *tx)
         .await?;
         let state: ClusterState =
-            serde_json::from_str(&state_row.get::<String, _>(0)).map_err(|e| {
+            serde_json::from_str(&state_row.col::<String, _>(0)?).map_err(|e| {
                 StoreError::Invalid(format!("cluster {cluster} has an unreadable state: {e}"))
             })?;
         let Some(profile) = state.profiles.get(&profile_id) else {
@@ -79,8 +79,8 @@ impl Db {
                 .fetch_all(&mut *tx)
                 .await?
                 .iter()
-                .map(|r| r.get::<i64, _>(0))
-                .collect();
+                .map(|r| r.col::<i64, _>(0))
+                .collect::<Result<_, _>>()?;
         // Identities, including the ids of the person's orders and any other
         // id their events name (an alias's previous id); ids that remaining
         // events still name get their rows back from the refold below.
@@ -92,7 +92,7 @@ impl Db {
             st.push(&format!("({})", markers.join(", ")));
             for row in st.query().fetch_all(&mut *tx).await? {
                 named.extend(cohort_domain::profile::cluster_identities(
-                    &super::projector::log_event(&row),
+                    &super::projector::log_event(&row)?,
                 ));
             }
         }
@@ -244,10 +244,9 @@ impl Db {
             let page = self.profile_timeline(org, &id, cursor, 1000).await?;
             let done = page.len() < 1000;
             cursor = page.last().map(|e| (e.timestamp_us, e.seq));
-            events.extend(
-                page.into_iter()
-                    .map(|e| serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null)),
-            );
+            for event in page {
+                events.push(parse_json::<serde_json::Value>("payload", &event.payload)?);
+            }
             if done {
                 break;
             }

@@ -13,8 +13,9 @@ use cohort_domain::profile::{
     cluster_identities, interpret, ClusterState, DerivedEvent, Identity, IdentityKind, LogEvent,
     OrderView,
 };
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
+use crate::row::RowExt;
 use crate::sql::{multi_insert, Bind, Statement};
 use crate::{Backend, Db, StoreError};
 
@@ -44,19 +45,18 @@ pub(crate) async fn lock_projection(tx: &mut Transaction<'_, Any>) -> Result<i64
     let row = sqlx::query("SELECT last_seq FROM projection_cursor WHERE name = 'profiles'")
         .fetch_one(&mut **tx)
         .await?;
-    Ok(row.get::<i64, _>(0))
+    row.col(0)
 }
 
-pub(crate) fn log_event(row: &sqlx::any::AnyRow) -> LogEvent {
-    let payload: String = row.get("payload");
-    LogEvent {
-        seq: row.get("seq"),
-        source_id: row.get("source_id"),
-        message_id: row.get("message_id"),
-        message_type: row.get("type"),
-        timestamp_us: row.get("timestamp_us"),
-        message: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
-    }
+pub(crate) fn log_event(row: &sqlx::any::AnyRow) -> Result<LogEvent, StoreError> {
+    Ok(LogEvent {
+        seq: row.col("seq")?,
+        source_id: row.col("source_id")?,
+        message_id: row.col("message_id")?,
+        message_type: row.col("type")?,
+        timestamp_us: row.col("timestamp_us")?,
+        message: row.col_json("payload")?,
+    })
 }
 
 impl Projector {
@@ -78,7 +78,7 @@ impl Projector {
             sqlx::query("SELECT last_seq FROM projection_cursor WHERE name = 'profiles'")
                 .fetch_one(self.db.pool())
                 .await?
-                .get(0);
+                .col(0)?;
         let pending = sqlx::query("SELECT seq FROM events WHERE seq > $1 ORDER BY seq LIMIT 1")
             .bind(cursor)
             .fetch_optional(self.db.pool())
@@ -103,7 +103,7 @@ impl Projector {
         }
         st.push(&format!(" ORDER BY seq LIMIT {BATCH_EVENTS}"));
         let rows = st.query().fetch_all(&mut *tx).await?;
-        let Some(last) = rows.last().map(|r| r.get::<i64, _>("seq")) else {
+        let Some(last) = rows.last().map(|r| r.col::<i64, _>("seq")).transpose()? else {
             return Ok(StepReport {
                 events: 0,
                 last_seq: cursor,
@@ -111,13 +111,13 @@ impl Projector {
         };
         let mut by_org: BTreeMap<String, Vec<LogEvent>> = BTreeMap::new();
         for row in &rows {
-            if row.get::<Option<i64>, _>("erased_at_us").is_some() {
+            if row.col::<Option<i64>, _>("erased_at_us")?.is_some() {
                 continue;
             }
             by_org
-                .entry(row.get("org_id"))
+                .entry(row.col("org_id")?)
                 .or_default()
-                .push(log_event(row));
+                .push(log_event(row)?);
         }
         for (org, events) in by_org {
             OrgBatch::new(&org)
@@ -291,8 +291,8 @@ impl OrgBatch {
             let list = st.in_list(chunk.iter().copied());
             st.push(&format!(" AND identity IN {list}"));
             for row in st.query().fetch_all(&mut **tx).await? {
-                let identity: String = row.get(0);
-                let cluster: String = row.get(1);
+                let identity: String = row.col(0)?;
+                let cluster: String = row.col(1)?;
                 if let Some(id) = Identity::from_key(&identity) {
                     self.identity_cluster.insert(id, cluster.clone());
                 }
@@ -316,8 +316,8 @@ impl OrgBatch {
             let list = st.in_list(chunk.iter().map(String::as_str));
             st.push(&format!(" AND cluster_id IN {list}"));
             for row in st.query().fetch_all(&mut **tx).await? {
-                let id: String = row.get(0);
-                let state: String = row.get(1);
+                let id: String = row.col(0)?;
+                let state: String = row.col(1)?;
                 let state: ClusterState = serde_json::from_str(&state).map_err(|e| {
                     StoreError::Invalid(format!("cluster {id} has an unreadable state: {e}"))
                 })?;
@@ -468,8 +468,8 @@ impl OrgBatch {
                 .fetch_all(&mut **tx)
                 .await?
                 .iter()
-                .map(|r| (r.get::<i64, _>("seq"), log_event(r)))
-                .collect();
+                .map(|r| Ok((r.col::<i64, _>("seq")?, log_event(r)?)))
+                .collect::<Result<_, StoreError>>()?;
             for e in &work.batch_events {
                 events.insert(e.seq, e.clone());
             }
@@ -875,7 +875,7 @@ async fn new_profile_erasure_digests(
         let list = st.in_list(chunk.iter().map(String::as_str));
         st.push(&list);
         for row in st.query().fetch_all(&mut **tx).await? {
-            found.insert(row.get::<String, _>(0));
+            found.insert(row.col::<String, _>(0)?);
         }
     }
     Ok(found)

@@ -3,9 +3,9 @@
 
 use cohort_domain::ids::OrgId;
 use cohort_domain::profile::{Identity, OrderView, ProfileView};
-use sqlx::Row;
 
 use crate::events::StoredEvent;
+use crate::row::{map_rows, RowExt};
 use crate::sql::{Bind, Statement};
 use crate::{Db, StoreError};
 
@@ -58,8 +58,7 @@ pub struct ProductRecord {
 }
 
 fn parse_doc<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text)
-        .map_err(|e| StoreError::Invalid(format!("unreadable projection row: {e}")))
+    serde_json::from_str(text).map_err(|e| StoreError::decode("doc", e))
 }
 
 impl Db {
@@ -75,7 +74,10 @@ impl Db {
                 .bind(identity.key())
                 .fetch_optional(self.pool())
                 .await?;
-        Ok(row.and_then(|r| r.get::<Option<String>, _>(0)))
+        Ok(match row {
+            Some(r) => r.col(0)?,
+            None => None,
+        })
     }
 
     /// A profile by id; an id merged away leads to the profile it joined.
@@ -95,8 +97,8 @@ impl Db {
             .await?;
             if let Some(row) = row {
                 return Ok(Some(ProfileRecord {
-                    profile: parse_doc(&row.get::<String, _>(0))?,
-                    previously_erased: row.get::<i64, _>(1) != 0,
+                    profile: parse_doc(&row.col::<String, _>(0)?)?,
+                    previously_erased: row.col::<i64, _>(1)? != 0,
                     merged_from: (current != id).then(|| id.to_owned()),
                 }));
             }
@@ -108,7 +110,7 @@ impl Db {
             .fetch_optional(self.pool())
             .await?;
             match merged {
-                Some(row) => current = row.get(0),
+                Some(row) => current = row.col(0)?,
                 None => return Ok(None),
             }
         }
@@ -160,8 +162,8 @@ impl Db {
             .iter()
             .map(|r| {
                 Ok(ProfileRecord {
-                    profile: parse_doc(&r.get::<String, _>(0))?,
-                    previously_erased: r.get::<i64, _>(1) != 0,
+                    profile: parse_doc(&r.col::<String, _>(0)?)?,
+                    previously_erased: r.col::<i64, _>(1)? != 0,
                     merged_from: None,
                 })
             })
@@ -198,13 +200,8 @@ impl Db {
             " ORDER BY e.timestamp_us DESC, e.seq DESC LIMIT {}",
             limit.clamp(1, 1000)
         ));
-        Ok(st
-            .query()
-            .fetch_all(self.pool())
-            .await?
-            .iter()
-            .map(crate::events::stored_event)
-            .collect())
+        let rows = st.query().fetch_all(self.pool()).await?;
+        map_rows(&rows, crate::events::stored_event)
     }
 
     pub async fn list_orders(
@@ -241,7 +238,7 @@ impl Db {
             .fetch_all(self.pool())
             .await?
             .iter()
-            .map(|r| Ok((r.get::<i64, _>(0), parse_doc(&r.get::<String, _>(1))?)))
+            .map(|r| Ok((r.col::<i64, _>(0)?, parse_doc(&r.col::<String, _>(1)?)?)))
             .collect()
     }
 
@@ -251,7 +248,7 @@ impl Db {
             .bind(key)
             .fetch_optional(self.pool())
             .await?;
-        row.map(|r| parse_doc(&r.get::<String, _>(0))).transpose()
+        row.map(|r| parse_doc(&r.col::<String, _>(0)?)).transpose()
     }
 
     pub async fn list_products(
@@ -287,8 +284,8 @@ impl Db {
             .iter()
             .map(|r| {
                 Ok(ProductRecord {
-                    product: parse_doc(&r.get::<String, _>(0))?,
-                    deleted: r.get::<i64, _>(1) != 0,
+                    product: parse_doc(&r.col::<String, _>(0)?)?,
+                    deleted: r.col::<i64, _>(1)? != 0,
                 })
             })
             .collect()
@@ -296,13 +293,11 @@ impl Db {
 
     /// How many profiles the organisation has.
     pub async fn count_profiles(&self, org: &OrgId) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query("SELECT COUNT(*) FROM profiles WHERE org_id = $1")
-                .bind(org.as_str())
-                .fetch_one(self.pool())
-                .await?
-                .get(0),
-        )
+        sqlx::query("SELECT COUNT(*) FROM profiles WHERE org_id = $1")
+            .bind(org.as_str())
+            .fetch_one(self.pool())
+            .await?
+            .col(0)
     }
 
     /// A page of the whole log as the projector reads it: (seq, payload)
@@ -319,10 +314,7 @@ impl Db {
         .bind(after_seq)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1)))
-            .collect())
+        map_rows(&rows, |r| Ok((r.col(0)?, r.col(1)?)))
     }
 
     /// (events projected, events in the log): how far behind the projection is.
@@ -331,11 +323,11 @@ impl Db {
             sqlx::query("SELECT last_seq FROM projection_cursor WHERE name = 'profiles'")
                 .fetch_one(self.pool())
                 .await?
-                .get(0);
+                .col(0)?;
         let max: Option<i64> = sqlx::query("SELECT MAX(seq) FROM events")
             .fetch_one(self.pool())
             .await?
-            .get(0);
+            .col(0)?;
         Ok((cursor, max.unwrap_or(0)))
     }
 }
