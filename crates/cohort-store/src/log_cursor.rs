@@ -70,7 +70,7 @@ impl Db {
         let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
             .fetch_one(self.pool())
             .await?;
-        Ok(row.col(0)?)
+        row.col(0)
     }
 
     /// Creates the cursor `name` at `start` if it does not exist yet;
@@ -95,7 +95,7 @@ impl Db {
             .fetch_optional(self.pool())
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("log cursor {name}")))?;
-        Ok(row.col(0)?)
+        row.col(0)
     }
 
     /// Locks the cursor `name` inside `tx` (a write to its row, so two
@@ -118,7 +118,7 @@ impl Db {
             .bind(name)
             .fetch_one(&mut **tx)
             .await?;
-        Ok(row.col(0)?)
+        row.col(0)
     }
 
     /// Moves the cursor `name` to `seq` inside `tx` (never backwards).
@@ -160,7 +160,7 @@ impl Db {
         horizon: Option<i64>,
         limit: i64,
     ) -> Result<Vec<FollowedEvent>, StoreError> {
-        let mut st = Statement::new(&format!(
+        let mut st = Statement::new(format!(
             "SELECT org_id, erased_at_us, {STORED_EVENT_COLUMNS} FROM events WHERE seq > "
         ));
         let m = st.bind(Bind::Int(after));
