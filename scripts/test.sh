@@ -88,7 +88,7 @@ fi
 # ---------------------------------------------------------------- WordPress plugin (begin)
 # PHP lint + PHPUnit for plugins/wordpress/cohort-connect (pure outbox/retry logic,
 # no WordPress needed), and the packages of the real WordPress that the cargo test
-# crates/cohort/tests/wordpress_plugin.rs runs the plugin in. Installs Debian's
+# crates/cohort/tests/it/wordpress_plugin.rs runs the plugin in. Installs Debian's
 # php-cli php-xml php-mbstring phpunit wordpress mariadb-server php-mysql php-curl
 # when missing (unless COHORT_TEST_SKIP_INSTALL=1); any failure fails this script.
 php_plugin_checks() {

@@ -1,7 +1,7 @@
 //! The JS SDK as a browser or a CDN fetches it: `GET /sdk/v1/cohort.js` and
 //! the versioned `/sdk/{version}/cohort.js`, their caching headers, ETag
 //! revalidation and gzip; plus the build step that strips the source.
-//! (What the SDK does in a browser is tested in crates/cohort/tests/sdk_browser.rs.)
+//! (What the SDK does in a browser is tested in crates/cohort/tests/it/sdk_browser.rs.)
 
 mod common;
 

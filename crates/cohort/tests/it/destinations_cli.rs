@@ -5,7 +5,7 @@
 //! manages destinations, shows the log, replays and sends tests, secrets
 //! masked.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -6,7 +6,7 @@
 //! it runs only when `COHORT_WOOCOMMERCE_DIR` points at an unpacked
 //! WooCommerce (7.8.2 verified) and skips loudly otherwise.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 

@@ -8,7 +8,7 @@
 //! Without them these tests skip loudly, unless COHORT_TEST_REQUIRE_CLIENTS=1
 //! (set by the test command and CI), which makes a missing client a failure.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::Duration;
