@@ -303,7 +303,7 @@ async fn the_served_script_parses() {
             String::from_utf8_lossy(&output.stderr)
         ),
         Err(_) if std::env::var("COHORT_TEST_REQUIRE_CLIENTS").as_deref() != Ok("1") => {
-            eprintln!("\n*** SKIPPED node --check of the SDK: node is not installed ***\n");
+            cohort_testkit::skip("node --check of the SDK", "node is not installed");
         }
         Err(e) => panic!("COHORT_TEST_REQUIRE_CLIENTS=1 but node cannot run: {e}"),
     }

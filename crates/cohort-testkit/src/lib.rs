@@ -1,10 +1,14 @@
-//! Test helpers: a fresh database per test on each backend, and a seeded
-//! organisation with a source and an API token.
+//! Test helpers: a fresh database per test on each backend, a seeded
+//! organisation with a source and an API token, and recorded skips ([`skip`]).
 //!
 //! PostgreSQL is reached through `COHORT_TEST_POSTGRES_URL` (scripts/test.sh
 //! starts a throwaway server and sets it). Without it the PostgreSQL half of
-//! a test is skipped with a loud line, unless `COHORT_TEST_REQUIRE_POSTGRES=1`
+//! a test is skipped and recorded, unless `COHORT_TEST_REQUIRE_POSTGRES=1`
 //! (set by the test command and CI), which turns the absence into a failure.
+
+mod skip;
+
+pub use skip::{skip, SKIP_LOG_VAR, WOOCOMMERCE_NOT_SET};
 
 use cohort_domain::ids::{random_token, OrgId};
 use cohort_store::orgs::Source;
@@ -47,8 +51,8 @@ pub async fn sqlite_with(options: &DbOptions) -> TestDb {
     }
 }
 
-/// The PostgreSQL server's URL, or `None` with a loud line when it is not
-/// configured and not required.
+/// The PostgreSQL server's URL, or `None` with a recorded skip when it is
+/// not configured and not required.
 pub fn postgres_admin_url() -> Option<String> {
     match std::env::var("COHORT_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => Some(url),
@@ -56,9 +60,9 @@ pub fn postgres_admin_url() -> Option<String> {
             if std::env::var("COHORT_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") {
                 panic!("COHORT_TEST_REQUIRE_POSTGRES=1 but COHORT_TEST_POSTGRES_URL is not set");
             }
-            eprintln!(
-                "\n*** SKIPPED on PostgreSQL: COHORT_TEST_POSTGRES_URL is not set \
-                 (run scripts/test.sh to test both databases) ***\n"
+            skip(
+                "on PostgreSQL",
+                "COHORT_TEST_POSTGRES_URL is not set (run scripts/test.sh to test both databases)",
             );
             None
         }

@@ -12,8 +12,8 @@ use tokio::process::{Child, Command};
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
-/// Whether a WordPress end-to-end test can run: `false` after a loud
-/// SKIPPED line when a part is missing (a panic under
+/// Whether a WordPress end-to-end test can run: `false` after a recorded
+/// skip when a part is missing (a panic under
 /// COHORT_TEST_REQUIRE_WORDPRESS=1, which scripts/test.sh sets).
 pub fn available(what: &str) -> bool {
     let Some(missing) = missing_parts() else {
@@ -22,19 +22,23 @@ pub fn available(what: &str) -> bool {
     if std::env::var("COHORT_TEST_REQUIRE_WORDPRESS").as_deref() == Ok("1") {
         panic!("COHORT_TEST_REQUIRE_WORDPRESS=1 but missing: {missing}");
     }
-    eprintln!("\n*** SKIPPED {what}: missing {missing} (run scripts/test.sh) ***\n");
+    cohort_testkit::skip(what, &format!("missing {missing} (run scripts/test.sh)"));
     false
 }
 
 /// The unpacked WooCommerce plugin named by COHORT_WOOCOMMERCE_DIR, or
-/// `None` after a loud SKIPPED line: WooCommerce is in no package registry
+/// `None` after a recorded skip: WooCommerce is in no package registry
 /// this project's CI reaches (docs/PLUGIN.md says how to get one).
 pub fn woocommerce_dir(what: &str) -> Option<PathBuf> {
     match std::env::var("COHORT_WOOCOMMERCE_DIR") {
         Ok(dir) if Path::new(&dir).join("woocommerce.php").exists() => Some(PathBuf::from(dir)),
         Ok(dir) => panic!("COHORT_WOOCOMMERCE_DIR={dir} has no woocommerce.php"),
         Err(_) => {
-            eprintln!("\n*** SKIPPED {what}: COHORT_WOOCOMMERCE_DIR is not set (an unpacked WooCommerce 7.8.x; see docs/PLUGIN.md) ***\n");
+            let reason = cohort_testkit::WOOCOMMERCE_NOT_SET;
+            cohort_testkit::skip(
+                what,
+                &format!("{reason} (an unpacked WooCommerce 7.8.x; see docs/PLUGIN.md)"),
+            );
             None
         }
     }
