@@ -1,11 +1,13 @@
-//! Test helpers: a fresh database per test on each backend, a seeded
-//! organisation with a source and an API token, and recorded skips ([`skip`]).
+//! Test helpers: a fresh database per test on each backend (dropped when
+//! the test ends), a seeded organisation with a source and an API token,
+//! and recorded skips ([`skip`]).
 //!
 //! PostgreSQL is reached through `COHORT_TEST_POSTGRES_URL` (scripts/test.sh
 //! starts a throwaway server and sets it). Without it the PostgreSQL half of
 //! a test is skipped and recorded, unless `COHORT_TEST_REQUIRE_POSTGRES=1`
 //! (set by the test command and CI), which turns the absence into a failure.
 
+mod database_guard;
 mod skip;
 
 pub use skip::{skip, SKIP_LOG_VAR, WOOCOMMERCE_NOT_SET};
@@ -13,13 +15,16 @@ pub use skip::{skip, SKIP_LOG_VAR, WOOCOMMERCE_NOT_SET};
 use cohort_domain::ids::{random_token, OrgId};
 use cohort_store::orgs::Source;
 use cohort_store::{Backend, Db, DbOptions};
+use database_guard::DatabaseGuard;
 
-/// A database that exists for one test.
+/// A database that exists for one test: removed when dropped.
 pub struct TestDb {
     pub db: Db,
     pub url: String,
-    /// Keeps the SQLite folder alive for the test's duration.
+    /// Keeps the SQLite folder alive for the test's duration, then removes it.
     _dir: Option<tempfile::TempDir>,
+    /// Drops the PostgreSQL database; declared after `db`, whose pool goes first.
+    _drop: Option<DatabaseGuard>,
 }
 
 impl TestDb {
@@ -48,6 +53,7 @@ pub async fn sqlite_with(options: &DbOptions) -> TestDb {
         db,
         url,
         _dir: Some(dir),
+        _drop: None,
     }
 }
 
@@ -91,6 +97,8 @@ pub async fn postgres_with(options: &DbOptions) -> Option<TestDb> {
         .await
         .expect("create test database");
     admin.close().await;
+    // From here on the database is dropped again, also if the test panics.
+    let guard = DatabaseGuard::new(&admin_url, &name);
     let url = replace_database(&admin_url, &name);
     let db = Db::connect(&url, options)
         .await
@@ -100,6 +108,7 @@ pub async fn postgres_with(options: &DbOptions) -> Option<TestDb> {
         db,
         url,
         _dir: None,
+        _drop: Some(guard),
     })
 }
 
