@@ -1,6 +1,6 @@
 //! Test helpers: a fresh database per test on each backend (dropped when
 //! the test ends), a seeded organisation with a source and an API token,
-//! and recorded skips ([`skip`]).
+//! recorded skips ([`skip`]) and a local HTTP [`Receiver`].
 //!
 //! PostgreSQL is reached through `COHORT_TEST_POSTGRES_URL` (scripts/test.sh
 //! starts a throwaway server and sets it). Without it the PostgreSQL half of
@@ -8,8 +8,10 @@
 //! (set by the test command and CI), which turns the absence into a failure.
 
 mod database_guard;
+mod receiver;
 mod skip;
 
+pub use receiver::{Answer, Received, Receiver, RECEIVER_ANSWER};
 pub use skip::{skip, SKIP_LOG_VAR, WOOCOMMERCE_NOT_SET};
 
 use cohort_domain::ids::{random_token, OrgId};
