@@ -315,6 +315,7 @@ async fn a_real_woocommerce_store_is_imported_without_the_plugin() {
             .unwrap();
 
     // What WooCommerce does when the administrator approves.
+    let callback = format!("{}/connect/v1/woocommerce/callback", server.url);
     let approve = format!(
         r#"wp_set_current_user( 1 );
         $auth = new WC_Auth();
@@ -323,7 +324,6 @@ async fn a_real_woocommerce_store_is_imported_without_the_plugin() {
         $data = $create->invoke( $auth, 'Cohort', '{state}', 'read_write' );
         echo $post->invoke( $auth, $data, '{callback}' ) ? 'posted' : 'failed';"#,
         state = started.state,
-        callback = format!("{}/connect/v1/woocommerce/callback", server.url),
     );
     assert_eq!(
         wp.php(&approve).await.trim(),
