@@ -295,6 +295,16 @@ TEST_PID=$!
 set +e
 wait "$TEST_PID"
 status=$?
+# tee ends when the last writer closes the fifo; a process the tests left
+# running with their stdout would hold it open for ever.
+for _ in $(seq 1 50); do
+  kill -0 "$TEE_PID" 2>/dev/null || break
+  sleep 0.1
+done
+if kill -0 "$TEE_PID" 2>/dev/null; then
+  say "a process started by the tests still holds their stdout (left running?): not waiting for it"
+  kill "$TEE_PID" 2>/dev/null
+fi
 wait "$TEE_PID"
 set -e
 TEST_PID=""
