@@ -5,12 +5,28 @@
 #   1. installs what the tests need: Debian's postgresql and chromium (skipped when
 #      dpkg already has them), the Python client (tests/clients/requirements.txt) and
 #      the Node clients + playwright-core (npm ci in tests/clients);
-#   2. starts a throwaway PostgreSQL cluster (trust auth, 127.0.0.1, fsync off) in a
+#   2. gates: `cargo fmt --all --check` and
+#      `cargo clippy --workspace --all-targets --locked -- -D warnings`; either failing
+#      fails the script before any test runs;
+#   3. starts a throwaway PostgreSQL cluster (trust auth, 127.0.0.1, fsync off) in a
 #      fresh temp dir, stopped and deleted on exit;
-#   3. runs `cargo test --workspace --locked` with the environment below and exits with
-#      its status.
+#   4. runs `cargo test --workspace --locked` with the environment below, then prints,
+#      as its last lines, `tests: N passed, N failed, N skipped` and the skipped tests
+#      with their reasons (or "no test skipped"), and exits with the test command's
+#      status. Under CI=true a skip of anything but what needs WooCommerce (which no
+#      registry serves: COHORT_WOOCOMMERCE_DIR not set) fails the run.
 # It is idempotent: re-runs skip installed packages and replace a cluster left behind on
 # the same port by an aborted earlier run.
+#
+# Skips: a test that cannot run a real part calls `cohort_testkit::skip(what, reason)`,
+# which appends `<package>/<test binary>/<test>\t<what>: <reason>` to the file named by
+# COHORT_TEST_SKIP_LOG (created here). A test's own `eprintln!` is hidden by cargo for a
+# passing test; a skip is not.
+#
+# One file's tests: the crates cohort and cohort-store have one integration test binary,
+# `it` (tests/it/main.rs, one module per file), so a file is a module filter, e.g.
+#   COHORT_TEST_SKIP_LINT=1 COHORT_TEST_CMD='cargo test -p cohort --test it wordpress_plugin::' bash scripts/test.sh
+#   cargo test -p cohort-store --test it projection::   (SQLite only, without this script)
 #
 # Environment it exports for the tests:
 #   COHORT_TEST_POSTGRES_URL      postgres://postgres@127.0.0.1:$PORT/postgres
@@ -20,6 +36,7 @@
 #                                     Debian's wordpress, mariadb-server, php-mysql; each test
 #                                     starts its own MariaDB and `php -S`, see tests/wordpress/site.sh)
 #   COHORT_TEST_CLIENTS_DIR       absolute path of tests/clients
+#   COHORT_TEST_SKIP_LOG          the file skips are recorded in (see above)
 #   CHROMIUM=/usr/bin/chromium
 #
 # Knobs (environment):
@@ -28,6 +45,9 @@
 #                         `bash -c` (e.g. COHORT_TEST_CMD='psql "$COHORT_TEST_POSTGRES_URL" -c "select 1"'
 #                         to check the setup without building anything)
 #   COHORT_TEST_SKIP_INSTALL=1  skip apt/pip/npm (everything must already be there)
+#   COHORT_TEST_SKIP_LINT=1     skip the fmt and clippy gates (a developer's knob, default off;
+#                               refused under CI=true)
+#   CI=true                     skips other than those needing WooCommerce fail the run
 set -euo pipefail
 
 START_SECONDS=$SECONDS
@@ -85,10 +105,26 @@ else
   install_deps
 fi
 
+# ---------------------------------------------------------------- 2. gates
+lint() {
+  say "cargo fmt --all --check"
+  (cd "$ROOT" && cargo fmt --all --check) ||
+    die "cargo fmt --all --check failed: the files above are not formatted (run \`cargo fmt --all\`)"
+  say "cargo clippy --workspace --all-targets --locked -- -D warnings"
+  (cd "$ROOT" && cargo clippy --workspace --all-targets --locked -- -D warnings) ||
+    die "cargo clippy --workspace --all-targets --locked -- -D warnings failed: fix the warnings above"
+}
+if [[ "${COHORT_TEST_SKIP_LINT:-0}" == 1 ]]; then
+  [[ "${CI:-}" != true ]] || die "COHORT_TEST_SKIP_LINT=1 is a developer's knob: CI runs the fmt and clippy gates"
+  say "COHORT_TEST_SKIP_LINT=1: skipping cargo fmt --check and cargo clippy"
+else
+  lint
+fi
+
 # ---------------------------------------------------------------- WordPress plugin (begin)
 # PHP lint + PHPUnit for plugins/wordpress/cohort-connect (pure outbox/retry logic,
 # no WordPress needed), and the packages of the real WordPress that the cargo test
-# crates/cohort/tests/wordpress_plugin.rs runs the plugin in. Installs Debian's
+# crates/cohort/tests/it/wordpress_plugin.rs runs the plugin in. Installs Debian's
 # php-cli php-xml php-mbstring phpunit wordpress mariadb-server php-mysql php-curl
 # when missing (unless COHORT_TEST_SKIP_INSTALL=1); any failure fails this script.
 php_plugin_checks() {
@@ -118,7 +154,7 @@ php_plugin_checks() {
 php_plugin_checks
 # ---------------------------------------------------------------- WordPress plugin (end)
 
-# ---------------------------------------------------------------- 2. PostgreSQL
+# ---------------------------------------------------------------- 3. PostgreSQL
 PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
 [[ -n "$PG_BIN" && -x "$PG_BIN/initdb" ]] || die "no initdb under /usr/lib/postgresql/*/bin (is postgresql installed?)"
 
@@ -184,12 +220,19 @@ fi
 
 PG_DIR="$(mktemp -d "${PG_DIR_PREFIX}XXXXXX")"
 echo "$$" > "$PG_DIR/owner.pid"
-cleanup() {
-  local status=$?
+# The skip log and the test command's output, for the summary.
+RUN_DIR="$(mktemp -d /tmp/cohort-test-run.XXXXXX)"
+stop_postgres() {
   if [[ -n "${PG_DIR:-}" && -d "$PG_DIR" ]]; then
     say "stopping PostgreSQL and removing $PG_DIR"
     stop_and_remove "$PG_DIR"
   fi
+  PG_DIR=""
+}
+cleanup() {
+  local status=$?
+  stop_postgres
+  rm -rf -- "$RUN_DIR"
   exit "$status"
 }
 TEST_PID=""
@@ -227,22 +270,76 @@ pg_answers || {
 }
 say "PostgreSQL ready on 127.0.0.1:$PG_PORT"
 
-# ---------------------------------------------------------------- 3. tests
+# ---------------------------------------------------------------- 4. tests
+SKIP_LOG="$RUN_DIR/skipped.tsv"
+TEST_OUTPUT="$RUN_DIR/test-output.log"
+: >"$SKIP_LOG"
 export COHORT_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 export COHORT_TEST_REQUIRE_POSTGRES=1
 export COHORT_TEST_REQUIRE_CLIENTS=1
 export COHORT_TEST_REQUIRE_WORDPRESS=1
 export COHORT_TEST_CLIENTS_DIR="$CLIENTS_DIR"
+export COHORT_TEST_SKIP_LOG="$SKIP_LOG"
 export CHROMIUM=/usr/bin/chromium
 
 cd "$ROOT"
 say "running: $TEST_CMD"
-bash -c "$TEST_CMD" &
+# The command's stdout goes on to ours and to TEST_OUTPUT (for the count of
+# cargo's `test result:` lines) through a fifo, so that TEST_PID is the command
+# itself and a signal reaches it.
+mkfifo "$RUN_DIR/test-output.fifo"
+tee "$TEST_OUTPUT" <"$RUN_DIR/test-output.fifo" &
+TEE_PID=$!
+bash -c "$TEST_CMD" >"$RUN_DIR/test-output.fifo" &
 TEST_PID=$!
 set +e
 wait "$TEST_PID"
 status=$?
+# tee ends when the last writer closes the fifo; a process the tests left
+# running with their stdout would hold it open for ever.
+for _ in $(seq 1 50); do
+  kill -0 "$TEE_PID" 2>/dev/null || break
+  sleep 0.1
+done
+if kill -0 "$TEE_PID" 2>/dev/null; then
+  say "a process started by the tests still holds their stdout (left running?): not waiting for it"
+  kill "$TEE_PID" 2>/dev/null
+fi
+wait "$TEE_PID"
 set -e
 TEST_PID=""
+
+left="$(psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -XAtqc \
+  "SELECT count(*) FROM pg_database WHERE datname LIKE 'cohort\_test\_%'" 2>/dev/null || echo '?')"
+say "test databases left on the cluster: $left"
+# Stopped here, not on exit: the summary below stays the last lines.
+stop_postgres
 say "finished in $((SECONDS - START_SECONDS))s (exit status $status)"
+
+# ---------------------------------------------------------------- summary
+sort -u -o "$SKIP_LOG" "$SKIP_LOG"
+read -r passed failed < <(awk '
+  /^test result: / {
+    for (i = 2; i <= NF; i++) {
+      if ($i ~ /^passed;?$/) passed += $(i - 1)
+      if ($i ~ /^failed;?$/) failed += $(i - 1)
+    }
+  }
+  END { print passed + 0, failed + 0 }' "$TEST_OUTPUT")
+skipped="$(wc -l <"$SKIP_LOG")"
+# Skips CI tolerates: what needs WooCommerce (cohort_testkit::WOOCOMMERCE_NOT_SET).
+not_allowed_in_ci="$(grep -vc 'COHORT_WOOCOMMERCE_DIR is not set' "$SKIP_LOG" || true)"
+if [[ "${CI:-}" == true && "$not_allowed_in_ci" -gt 0 ]]; then
+  say "ERROR: CI=true: $not_allowed_in_ci skipped test(s) need something CI must provide (only skips for want of WooCommerce, COHORT_WOOCOMMERCE_DIR, are allowed); see the list below"
+  [[ "$status" -ne 0 ]] || status=1
+fi
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+if [[ "$skipped" -eq 0 ]]; then
+  echo "no test skipped"
+else
+  echo "skipped tests:"
+  while IFS=$'\t' read -r test reason; do
+    echo "  $test: $reason"
+  done <"$SKIP_LOG"
+fi
 exit "$status"

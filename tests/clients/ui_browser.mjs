@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Drive Cohort's admin web UI in Debian's Chromium against a real `cohort serve`,
 // as a merchant would, and report what happened. The cargo test
-// (crates/cohort/tests/ui_browser.rs) judges the report.
+// (crates/cohort/tests/it/ui_browser.rs) judges the report.
 //
 // Usage: node ui_browser.mjs COHORT_BASE_URL SETUP_URL SCREENSHOT_DIR
 //   SETUP_URL: the one-time link `cohort serve` printed on its first start

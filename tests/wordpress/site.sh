@@ -11,7 +11,9 @@
 #                                    (admin user `admin` / `password`, a subscriber `shopper` / `password`),
 #                                    and copy the plugin into wp-content/plugins (not activated)
 #   site.sh serve     DIR PORT       run `php -S 127.0.0.1:PORT` on DIR/www (foreground; opcache on;
-#                                    PHP_CLI_SERVER_WORKERS workers, default 4)
+#                                    PHP_CLI_SERVER_WORKERS workers, default 4, forked by it: start
+#                                    it in a process group of its own and stop the whole group,
+#                                    or the workers keep the port)
 #   site.sh php       DIR CODE       run PHP CODE with WordPress loaded (as a CLI request)
 #   site.sh woocommerce DIR WC       add the WooCommerce plugin unpacked at WC (linked, never copied
 #                                    into the project), activate and install it: USD, cash on

@@ -7,79 +7,21 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, Method, Request, StatusCode, Uri};
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 use cohort_api::{ApiSettings, AppState};
 use cohort_engine::destinations::{Dispatcher, DispatcherOptions};
 use cohort_store::destinations::SecretsKey;
 use cohort_store::writer::{EventWriter, WriterOptions};
-use cohort_testkit::{Seeded, TestDb};
+use cohort_testkit::{Receiver, Seeded, TestDb, RECEIVER_ANSWER};
 use common::{basic, Answer};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
-
-#[derive(Debug, Clone)]
-struct Received {
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-/// A local HTTP receiver: records requests, answers scripted statuses
-/// (200 by default), or never answers when `hang` is set.
-#[derive(Clone, Default)]
-struct Receiver {
-    requests: Arc<Mutex<Vec<Received>>>,
-    script: Arc<Mutex<VecDeque<u16>>>,
-    hang: bool,
-}
-
-impl Receiver {
-    async fn start(hang: bool) -> (Self, String) {
-        let receiver = Receiver {
-            hang,
-            ..Default::default()
-        };
-        let state = receiver.clone();
-        let app = Router::new().fallback(
-            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-                let state = state.clone();
-                async move {
-                    state.requests.lock().unwrap().push(Received {
-                        method,
-                        uri,
-                        headers,
-                        body,
-                    });
-                    if state.hang {
-                        std::future::pending::<()>().await;
-                    }
-                    let status = state.script.lock().unwrap().pop_front().unwrap_or(200);
-                    (StatusCode::from_u16(status).unwrap(), "received")
-                }
-            },
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        (receiver, format!("http://{addr}"))
-    }
-
-    fn answer(&self, statuses: &[u16]) {
-        self.script.lock().unwrap().extend(statuses);
-    }
-
-    fn requests(&self) -> Vec<Received> {
-        self.requests.lock().unwrap().clone()
-    }
-}
 
 struct App {
     t: TestDb,
@@ -254,7 +196,7 @@ fn query_of(uri: &str) -> BTreeMap<String, String> {
 #[tokio::test]
 async fn destinations_are_created_edited_paused_and_deleted_with_secrets_masked() {
     for app in apps(true).await {
-        let (_receiver, url) = Receiver::start(false).await;
+        let (_receiver, url) = Receiver::start().await;
         // A webhook: the generated secret is shown once, then masked.
         let hook = app.create(json!({"type": "webhook", "name": "Hook", "settings": {"url": format!("{url}/hook?token=abc123")}})).await;
         let secret = hook["signing_secret"].as_str().unwrap().to_owned();
@@ -559,7 +501,7 @@ async fn invalid_destinations_are_refused_naming_the_field_and_nothing_is_writte
 #[tokio::test]
 async fn another_organisation_gets_404_for_every_destination_route() {
     for app in apps(true).await {
-        let (receiver, url) = Receiver::start(false).await;
+        let (receiver, url) = Receiver::start().await;
         let hook = app
             .create(json!({"type": "webhook", "settings": {"url": url}}))
             .await;
@@ -663,7 +605,7 @@ async fn a_storage_failure_answers_503_without_its_text() {
 #[tokio::test]
 async fn the_delivery_log_is_searchable_and_failed_deliveries_are_replayed() {
     for app in apps(true).await {
-        let (receiver, url) = Receiver::start(false).await;
+        let (receiver, url) = Receiver::start().await;
         let hook = app.create(json!({"type": "webhook", "settings": {"url": format!("{url}/in?api_key=k-secret-1")}})).await;
         let id = hook["id"].as_str().unwrap().to_owned();
         // m-1 is refused (400: failed at once); m-4 gets 503 twice, then 200.
@@ -784,7 +726,7 @@ async fn the_delivery_log_is_searchable_and_failed_deliveries_are_replayed() {
             request.contains("\nwebhook-id: m-4") && request.contains("\nwebhook-signature: v1,"),
             "{request}"
         );
-        assert_eq!(flaky["response_excerpt"], "received");
+        assert_eq!(flaky["response_excerpt"], RECEIVER_ANSWER);
         let failed = app
             .api(
                 &app.a,
@@ -901,7 +843,7 @@ async fn the_delivery_log_is_searchable_and_failed_deliveries_are_replayed() {
 #[tokio::test]
 async fn a_test_conversion_sends_and_shows_the_exact_request() {
     for app in apps(true).await {
-        let (receiver, url) = Receiver::start(false).await;
+        let (receiver, url) = Receiver::start().await;
         let ef = app
             .create(json!({"type": "everflow", "settings": {"tracking_domain": url, "network_id": "7", "event_mapping": {"Order Completed": 24}},
                            "secrets": {"verification_token": "vt-test-secret-999"}}))
@@ -1093,7 +1035,7 @@ async fn an_order_without_a_transaction_id_takes_the_profiles_within_the_window(
             true,
         )
         .await;
-        let (receiver, url) = Receiver::start(false).await;
+        let (receiver, url) = Receiver::start().await;
         let ef = app.create(json!({"type": "everflow", "settings": {"tracking_domain": url, "network_id": "7", "event_mapping": {"Order Completed": 0}, "attribution_window_days": 30}})).await;
         let id = ef["id"].as_str().unwrap().to_owned();
         let now = chrono::Utc::now();
@@ -1155,8 +1097,8 @@ async fn a_hanging_receiver_slows_neither_ingestion_nor_another_destination() {
             ..options(true)
         };
         let app = App::on(t, options, false).await;
-        let (hanging, hanging_url) = Receiver::start(true).await;
-        let (healthy, healthy_url) = Receiver::start(false).await;
+        let (hanging, hanging_url) = Receiver::start_with(cohort_testkit::Answer::Hang).await;
+        let (healthy, healthy_url) = Receiver::start().await;
         let slow = app
             .create(json!({"type": "webhook", "name": "slow", "settings": {"url": hanging_url}}))
             .await;

@@ -1,7 +1,7 @@
 //! The JS SDK as a browser or a CDN fetches it: `GET /sdk/v1/cohort.js` and
 //! the versioned `/sdk/{version}/cohort.js`, their caching headers, ETag
 //! revalidation and gzip; plus the build step that strips the source.
-//! (What the SDK does in a browser is tested in crates/cohort/tests/sdk_browser.rs.)
+//! (What the SDK does in a browser is tested in crates/cohort/tests/it/sdk_browser.rs.)
 
 mod common;
 
@@ -303,7 +303,7 @@ async fn the_served_script_parses() {
             String::from_utf8_lossy(&output.stderr)
         ),
         Err(_) if std::env::var("COHORT_TEST_REQUIRE_CLIENTS").as_deref() != Ok("1") => {
-            eprintln!("\n*** SKIPPED node --check of the SDK: node is not installed ***\n");
+            cohort_testkit::skip("node --check of the SDK", "node is not installed");
         }
         Err(e) => panic!("COHORT_TEST_REQUIRE_CLIENTS=1 but node cannot run: {e}"),
     }

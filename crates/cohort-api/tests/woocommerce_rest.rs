@@ -618,7 +618,7 @@ async fn currency() -> Json<Value> {
 /// package registry the CI reaches): the REST fixtures multiplied, with
 /// `X-WP-TotalPages`, the webhooks endpoints, and OAuth 1.0a parameters
 /// required over http as WooCommerce 7.8 requires them. The test against a
-/// real WooCommerce is `crates/cohort/tests/woocommerce_rest.rs`, which runs
+/// real WooCommerce is `crates/cohort/tests/it/woocommerce_rest.rs`, which runs
 /// when `COHORT_WOOCOMMERCE_DIR` is set.
 async fn fake_woocommerce(products: usize, customers: usize, orders: usize) -> (String, FakeWoo) {
     let mut store = Store::default();

@@ -1,12 +1,10 @@
 //! Deliveries against a local receiver that records requests and answers
 //! scripted statuses, on SQLite and PostgreSQL.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::Method;
 use cohort_domain::destinations::webhook;
 use cohort_domain::ids::OrgId;
 use cohort_engine::destinations::{Dispatcher, DispatcherOptions};
@@ -15,59 +13,8 @@ use cohort_store::destinations::{
 };
 use cohort_store::events::NewEvent;
 use cohort_store::{Db, StoreError};
-use cohort_testkit::{all_backends, seed, Seeded};
+use cohort_testkit::{all_backends, seed, Received, Receiver, Seeded, RECEIVER_ANSWER};
 use serde_json::{json, Value};
-
-#[derive(Debug, Clone)]
-struct Received {
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-#[derive(Clone, Default)]
-struct Receiver {
-    requests: Arc<Mutex<Vec<Received>>>,
-    script: Arc<Mutex<VecDeque<u16>>>,
-}
-
-impl Receiver {
-    async fn start() -> (Self, String) {
-        let receiver = Receiver::default();
-        let state = receiver.clone();
-        let app = axum::Router::new().fallback(
-            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-                let state = state.clone();
-                async move {
-                    state.requests.lock().unwrap().push(Received {
-                        method,
-                        uri,
-                        headers,
-                        body,
-                    });
-                    let status = state.script.lock().unwrap().pop_front().unwrap_or(200);
-                    (
-                        StatusCode::from_u16(status).unwrap(),
-                        "answer from the receiver",
-                    )
-                }
-            },
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        (receiver, format!("http://{addr}"))
-    }
-
-    fn answer(&self, statuses: &[u16]) {
-        self.script.lock().unwrap().extend(statuses);
-    }
-
-    fn requests(&self) -> Vec<Received> {
-        self.requests.lock().unwrap().clone()
-    }
-}
 
 fn options(allow_private: bool) -> DispatcherOptions {
     DispatcherOptions {
@@ -213,10 +160,7 @@ async fn webhooks_are_signed_and_delivered_once_per_message() {
             (d.status, d.attempts, d.response_status),
             (DeliveryStatus::Delivered, 1, Some(200))
         );
-        assert_eq!(
-            d.response_excerpt.as_deref(),
-            Some("answer from the receiver")
-        );
+        assert_eq!(d.response_excerpt.as_deref(), Some(RECEIVER_ANSWER));
         // A delivered one cannot be replayed into a second post.
         assert!(!t.db.replay_delivery(&s.org, &dst, "msg_1").await.unwrap());
         dispatcher.run_until_idle().await.unwrap();

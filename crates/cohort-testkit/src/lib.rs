@@ -1,21 +1,32 @@
-//! Test helpers: a fresh database per test on each backend, and a seeded
-//! organisation with a source and an API token.
+//! Test helpers: a fresh database per test on each backend (dropped when
+//! the test ends), a seeded organisation with a source and an API token,
+//! recorded skips ([`skip`]) and a local HTTP [`Receiver`].
 //!
 //! PostgreSQL is reached through `COHORT_TEST_POSTGRES_URL` (scripts/test.sh
 //! starts a throwaway server and sets it). Without it the PostgreSQL half of
-//! a test is skipped with a loud line, unless `COHORT_TEST_REQUIRE_POSTGRES=1`
+//! a test is skipped and recorded, unless `COHORT_TEST_REQUIRE_POSTGRES=1`
 //! (set by the test command and CI), which turns the absence into a failure.
+
+mod database_guard;
+mod receiver;
+mod skip;
+
+pub use receiver::{Answer, Received, Receiver, RECEIVER_ANSWER};
+pub use skip::{skip, SKIP_LOG_VAR, WOOCOMMERCE_NOT_SET};
 
 use cohort_domain::ids::{random_token, OrgId};
 use cohort_store::orgs::Source;
 use cohort_store::{Backend, Db, DbOptions};
+use database_guard::DatabaseGuard;
 
-/// A database that exists for one test.
+/// A database that exists for one test: removed when dropped.
 pub struct TestDb {
     pub db: Db,
     pub url: String,
-    /// Keeps the SQLite folder alive for the test's duration.
+    /// Keeps the SQLite folder alive for the test's duration, then removes it.
     _dir: Option<tempfile::TempDir>,
+    /// Drops the PostgreSQL database; declared after `db`, whose pool goes first.
+    _drop: Option<DatabaseGuard>,
 }
 
 impl TestDb {
@@ -44,11 +55,12 @@ pub async fn sqlite_with(options: &DbOptions) -> TestDb {
         db,
         url,
         _dir: Some(dir),
+        _drop: None,
     }
 }
 
-/// The PostgreSQL server's URL, or `None` with a loud line when it is not
-/// configured and not required.
+/// The PostgreSQL server's URL, or `None` with a recorded skip when it is
+/// not configured and not required.
 pub fn postgres_admin_url() -> Option<String> {
     match std::env::var("COHORT_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => Some(url),
@@ -56,9 +68,9 @@ pub fn postgres_admin_url() -> Option<String> {
             if std::env::var("COHORT_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") {
                 panic!("COHORT_TEST_REQUIRE_POSTGRES=1 but COHORT_TEST_POSTGRES_URL is not set");
             }
-            eprintln!(
-                "\n*** SKIPPED on PostgreSQL: COHORT_TEST_POSTGRES_URL is not set \
-                 (run scripts/test.sh to test both databases) ***\n"
+            skip(
+                "on PostgreSQL",
+                "COHORT_TEST_POSTGRES_URL is not set (run scripts/test.sh to test both databases)",
             );
             None
         }
@@ -87,6 +99,8 @@ pub async fn postgres_with(options: &DbOptions) -> Option<TestDb> {
         .await
         .expect("create test database");
     admin.close().await;
+    // From here on the database is dropped again, also if the test panics.
+    let guard = DatabaseGuard::new(&admin_url, &name);
     let url = replace_database(&admin_url, &name);
     let db = Db::connect(&url, options)
         .await
@@ -96,6 +110,7 @@ pub async fn postgres_with(options: &DbOptions) -> Option<TestDb> {
         db,
         url,
         _dir: None,
+        _drop: Some(guard),
     })
 }
 

@@ -13,7 +13,7 @@
 //! COHORT_WOOCOMMERCE_DIR names an unpacked WooCommerce (7.8.x runs on
 //! Debian's WordPress 6.1; docs/PLUGIN.md) and skips loudly otherwise.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::str::FromStr;

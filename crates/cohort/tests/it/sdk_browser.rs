@@ -8,7 +8,7 @@
 //! Without playwright-core or Chromium they skip loudly, unless
 //! COHORT_TEST_REQUIRE_CLIENTS=1 (set by scripts/test.sh and CI).
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

@@ -2,7 +2,6 @@
 //! result whatever the arrival order or batching, a rebuild equal to the
 //! live state, erasure.
 
-use cohort_domain::collect::{normalize_request, Envelope, Limits};
 use cohort_domain::commerce::woocommerce::resource_message;
 use cohort_domain::ids::OrgId;
 use cohort_domain::profile::Identity;
@@ -15,20 +14,10 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 use sqlx::Row;
 
+use crate::common::events_for;
+
 fn segment(org: &OrgId, source: &Source, messages: &[Value]) -> Vec<NewEvent> {
-    let body = json!({ "batch": messages }).to_string();
-    let parsed = normalize_request(
-        body.as_bytes(),
-        Envelope::Batch,
-        chrono::Utc::now(),
-        &Limits::default(),
-    )
-    .unwrap();
-    parsed
-        .messages
-        .iter()
-        .map(|m| NewEvent::from_message(org, &source.id, m))
-        .collect()
+    events_for(org, source, &json!({ "batch": messages }).to_string())
 }
 
 fn resource(org: &OrgId, source: &Source, topic: &str, body: &Value) -> NewEvent {
@@ -38,11 +27,13 @@ fn resource(org: &OrgId, source: &Source, topic: &str, body: &Value) -> NewEvent
 
 fn fixture(name: &str) -> Value {
     let text = match name {
-        "order" => include_str!("../../../../shared/fixtures/wc-rest-v3-order.docs-example.json"),
-        "customer" => {
-            include_str!("../../../../shared/fixtures/wc-rest-v3-customer.docs-example.json")
+        "order" => {
+            include_str!("../../../../../shared/fixtures/wc-rest-v3-order.docs-example.json")
         }
-        _ => include_str!("../../../../shared/fixtures/wc-rest-v3-product.docs-example.json"),
+        "customer" => {
+            include_str!("../../../../../shared/fixtures/wc-rest-v3-customer.docs-example.json")
+        }
+        _ => include_str!("../../../../../shared/fixtures/wc-rest-v3-product.docs-example.json"),
     };
     serde_json::from_str(text).unwrap()
 }

@@ -1,26 +1,11 @@
 //! The storage conformance suite: every case runs on SQLite and PostgreSQL.
 
-use cohort_domain::collect::{normalize_request, Envelope, Limits};
-use cohort_domain::ids::OrgId;
-use cohort_store::events::{EventQuery, NewEvent};
+use cohort_store::events::EventQuery;
 use cohort_store::writer::{EventWriter, WriterOptions};
 use cohort_store::Db;
 use cohort_testkit::{all_backends, seed};
 
-fn events_for(org: &OrgId, source: &cohort_store::orgs::Source, body: &str) -> Vec<NewEvent> {
-    let parsed = normalize_request(
-        body.as_bytes(),
-        Envelope::Batch,
-        chrono::Utc::now(),
-        &Limits::default(),
-    )
-    .unwrap();
-    parsed
-        .messages
-        .iter()
-        .map(|m| NewEvent::from_message(org, &source.id, m))
-        .collect()
-}
+use crate::common::events_for;
 
 #[tokio::test]
 async fn appended_events_are_deduplicated_per_organisation() {

@@ -2,7 +2,7 @@
 //! running server show up on profiles; `cohort reproject` rebuilds the same
 //! profiles and orders from the log; `cohort profile show|export|erase`.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 use std::time::Duration;
@@ -82,7 +82,7 @@ async fn reproject_rebuilds_what_the_live_projection_built() {
             .unwrap()
             .to_owned();
         let order: Value = serde_json::from_str(include_str!(
-            "../../../../shared/fixtures/wc-rest-v3-order.docs-example.json"
+            "../../../../../shared/fixtures/wc-rest-v3-order.docs-example.json"
         ))
         .unwrap();
         let posted = client

@@ -2,7 +2,7 @@
 //! sources, users, tokens, `events tail` — and that no secret reaches the
 //! server's logs, even at debug level.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 

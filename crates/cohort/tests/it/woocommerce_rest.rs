@@ -6,7 +6,7 @@
 //! it runs only when `COHORT_WOOCOMMERCE_DIR` points at an unpacked
 //! WooCommerce (7.8.2 verified) and skips loudly otherwise.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 
@@ -285,9 +285,9 @@ async fn a_real_woocommerce_store_is_imported_without_the_plugin() {
             std::env::var("COHORT_TEST_REQUIRE_WORDPRESS").as_deref() != Ok("1"),
             "missing {missing:?}"
         );
-        eprintln!(
-            "\n*** SKIPPED the no-plugin import of a real WooCommerce: missing {} ***\n",
-            missing.join(", ")
+        cohort_testkit::skip(
+            "the no-plugin import of a real WooCommerce",
+            &format!("missing {}", missing.join(", ")),
         );
         return;
     }

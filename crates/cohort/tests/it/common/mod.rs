@@ -196,7 +196,7 @@ pub async fn databases() -> Vec<cohort_testkit::TestDb> {
 }
 
 /// The Node clients directory and the Chromium binary for a browser test, or
-/// `None` with a loud SKIPPED line (a panic under COHORT_TEST_REQUIRE_CLIENTS=1).
+/// `None` with a recorded skip (a panic under COHORT_TEST_REQUIRE_CLIENTS=1).
 pub fn browser(what: &str) -> Option<(std::path::PathBuf, String)> {
     let dir = std::env::var("COHORT_TEST_CLIENTS_DIR")
         .map(std::path::PathBuf::from)
@@ -220,7 +220,7 @@ pub fn browser(what: &str) -> Option<(std::path::PathBuf, String)> {
             panic!("COHORT_TEST_REQUIRE_CLIENTS=1 but {why}")
         }
         Some(why) => {
-            eprintln!("\n*** SKIPPED {what}: {why} (run scripts/test.sh) ***\n");
+            cohort_testkit::skip(what, &format!("{why} (run scripts/test.sh)"));
             None
         }
     }

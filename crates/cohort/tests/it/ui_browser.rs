@@ -11,7 +11,7 @@
 //! Without playwright-core or Chromium it skips loudly, unless
 //! COHORT_TEST_REQUIRE_CLIENTS=1 (set by scripts/test.sh and CI).
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::Duration;

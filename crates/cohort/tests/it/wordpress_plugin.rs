@@ -19,7 +19,7 @@
 //! Without WordPress, MariaDB, PHP, Chromium or playwright-core it skips
 //! loudly, unless COHORT_TEST_REQUIRE_WORDPRESS=1 (set by scripts/test.sh).
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -5,111 +5,44 @@
 //! manages destinations, shows the log, replays and sends tests, secrets
 //! masked.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::process::Output;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
 use cohort_store::destinations::{DeliveryFilter, DeliveryStatus, SecretsKey};
 use cohort_store::Db;
+use cohort_testkit::{Answer, Received, Receiver};
 use common::{api_token, databases, Server};
 use serde_json::{json, Value};
 
-/// What the receiver does with the next request.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Mode {
-    /// Answer 200.
-    Accept,
-    /// Answer 200 to this many more requests, then hold every later one
-    /// without answering until released (then 503: never a success).
-    AcceptThenHold(usize),
+/// How many requests `receiver` got per webhook-id, of those `counted` keeps.
+fn per_webhook_id(
+    receiver: &Receiver,
+    counted: impl Fn(&Received) -> bool,
+) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for request in receiver.requests().iter().filter(|r| counted(r)) {
+        *counts.entry(webhook_id(request)).or_default() += 1;
+    }
+    counts
 }
 
-#[derive(Default)]
-struct Log {
-    /// Requests per webhook-id.
-    requests: BTreeMap<String, usize>,
-    /// 2xx answers per webhook-id.
-    successes: BTreeMap<String, usize>,
-    held: Vec<String>,
+fn requests_per_id(receiver: &Receiver) -> BTreeMap<String, usize> {
+    per_webhook_id(receiver, |_| true)
 }
 
-#[derive(Clone)]
-struct Receiver {
-    log: Arc<Mutex<Log>>,
-    mode: Arc<Mutex<Mode>>,
-    release: Arc<tokio::sync::Notify>,
-    /// What held requests are answered once released.
-    release_status: Arc<Mutex<u16>>,
+/// 2xx answers per webhook-id.
+fn successes_per_id(receiver: &Receiver) -> BTreeMap<String, usize> {
+    per_webhook_id(receiver, |r| {
+        r.answered
+            .is_some_and(|status| (200..300).contains(&status))
+    })
 }
 
-impl Receiver {
-    fn new(mode: Mode) -> Self {
-        Receiver {
-            log: Arc::default(),
-            mode: Arc::new(Mutex::new(mode)),
-            release: Arc::new(tokio::sync::Notify::new()),
-            release_status: Arc::new(Mutex::new(503)),
-        }
-    }
-
-    async fn serve(&self, listener: tokio::net::TcpListener) {
-        let state = self.clone();
-        let app = axum::Router::new().fallback(move |headers: HeaderMap, _body: Bytes| {
-            let state = state.clone();
-            async move {
-                let id = headers
-                    .get("webhook-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-")
-                    .to_owned();
-                *state
-                    .log
-                    .lock()
-                    .unwrap()
-                    .requests
-                    .entry(id.clone())
-                    .or_default() += 1;
-                let hold = {
-                    let mut mode = state.mode.lock().unwrap();
-                    match *mode {
-                        Mode::Accept => false,
-                        Mode::AcceptThenHold(0) => true,
-                        Mode::AcceptThenHold(n) => {
-                            *mode = Mode::AcceptThenHold(n - 1);
-                            false
-                        }
-                    }
-                };
-                if hold {
-                    let released = state.release.notified();
-                    state.log.lock().unwrap().held.push(id.clone());
-                    released.await;
-                    let status = *state.release_status.lock().unwrap();
-                    if status == 200 {
-                        *state.log.lock().unwrap().successes.entry(id).or_default() += 1;
-                    }
-                    return (StatusCode::from_u16(status).unwrap(), "released");
-                }
-                *state.log.lock().unwrap().successes.entry(id).or_default() += 1;
-                (StatusCode::OK, "ok")
-            }
-        });
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    }
-
-    async fn start(mode: Mode) -> (Self, SocketAddr) {
-        let receiver = Receiver::new(mode);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        receiver.serve(listener).await;
-        (receiver, addr)
-    }
+fn webhook_id(request: &Received) -> String {
+    request.header("webhook-id").unwrap_or("-").to_owned()
 }
 
 fn env(key: &SecretsKey) -> Vec<(&'static str, String)> {
@@ -233,14 +166,12 @@ async fn a_receiver_down_for_a_while_then_up_gets_every_event_once() {
         );
 
         // The receiver comes up on that port.
-        let receiver = Receiver::new(Mode::Accept);
-        receiver
-            .serve(
-                tokio::net::TcpListener::bind(("127.0.0.1", port))
-                    .await
-                    .unwrap(),
-            )
-            .await;
+        let receiver = Receiver::serve(
+            tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .unwrap(),
+            Answer::Status(200),
+        );
         until("every event delivered", || async {
             deliveries(&t.db, &dst, Some(DeliveryStatus::Delivered))
                 .await
@@ -248,15 +179,14 @@ async fn a_receiver_down_for_a_while_then_up_gets_every_event_once() {
                 == ids.len()
         })
         .await;
-        let log = receiver.log.lock().unwrap();
         let expected: BTreeMap<String, usize> = ids.iter().map(|id| (id.clone(), 1)).collect();
         assert_eq!(
-            log.successes,
+            successes_per_id(&receiver),
             expected,
             "{}: every event delivered, none twice",
             t.backend().as_str()
         );
-        assert_eq!(log.requests, expected);
+        assert_eq!(requests_per_id(&receiver), expected);
         drop(server);
     }
 }
@@ -266,11 +196,13 @@ async fn kill_9_mid_delivery_then_restart_delivers_every_event_with_one_success_
     for t in databases().await {
         let key = SecretsKey::generate();
         const ANSWERED: usize = 8;
-        let (receiver, addr) = Receiver::start(Mode::AcceptThenHold(ANSWERED)).await;
+        // ANSWERED requests are answered 200, every later one held unanswered.
+        let (receiver, url) = Receiver::start_with(Answer::Hold).await;
+        receiver.answer(&[200; ANSWERED]);
         let mut server = start(&t.url, &key).await;
         let write_key = server.printed_write_key();
         let token = api_token(&t.db).await;
-        let dst = create_webhook(&server, &token, &format!("http://{addr}/hook")).await;
+        let dst = create_webhook(&server, &token, &format!("{url}/hook")).await;
         let ids: Vec<String> = (0..30).map(|i| format!("kill-{i}")).collect();
         send_events(&server, &write_key, &ids).await;
 
@@ -279,7 +211,7 @@ async fn kill_9_mid_delivery_then_restart_delivers_every_event_with_one_success_
         until(
             "requests held in flight and the answered ones recorded",
             || async {
-                let held = receiver.log.lock().unwrap().held.len();
+                let held = receiver.held().len();
                 held >= 1
                     && deliveries(&t.db, &dst, Some(DeliveryStatus::Delivered))
                         .await
@@ -290,9 +222,10 @@ async fn kill_9_mid_delivery_then_restart_delivers_every_event_with_one_success_
         .await;
         server.kill9();
         server.wait().await;
-        let held: Vec<String> = receiver.log.lock().unwrap().held.clone();
-        *receiver.mode.lock().unwrap() = Mode::Accept;
-        receiver.release.notify_waiters();
+        let held: Vec<String> = receiver.held().iter().map(webhook_id).collect();
+        // Later requests are answered 200; the held ones 503, never a success.
+        receiver.otherwise(Answer::Status(200));
+        receiver.release_held(503);
 
         let _server = start(&t.url, &key).await;
         until("every event delivered after the restart", || async {
@@ -302,10 +235,10 @@ async fn kill_9_mid_delivery_then_restart_delivers_every_event_with_one_success_
                 == ids.len()
         })
         .await;
-        let log = receiver.log.lock().unwrap();
         let once: BTreeMap<String, usize> = ids.iter().map(|id| (id.clone(), 1)).collect();
+        let requests = requests_per_id(&receiver);
         assert_eq!(
-            log.successes,
+            successes_per_id(&receiver),
             once,
             "{}: exactly one 2xx per messageId",
             t.backend().as_str()
@@ -314,11 +247,11 @@ async fn kill_9_mid_delivery_then_restart_delivers_every_event_with_one_success_
         assert!(!held.is_empty());
         for id in &held {
             assert_eq!(
-                log.requests[id], 2,
+                requests[id], 2,
                 "{id} was in flight at the kill and sent again once"
             );
         }
-        let total: usize = log.requests.values().sum();
+        let total: usize = requests.values().sum();
         assert_eq!(
             total,
             ids.len() + held.len(),
@@ -336,18 +269,17 @@ async fn kill_9_mid_delivery_then_restart_delivers_every_event_with_one_success_
 async fn sigterm_finishes_the_deliveries_in_flight_before_exiting() {
     for t in databases().await {
         let key = SecretsKey::generate();
-        let (receiver, addr) = Receiver::start(Mode::AcceptThenHold(0)).await;
-        *receiver.release_status.lock().unwrap() = 200;
+        let (receiver, url) = Receiver::start_with(Answer::Hold).await;
         let mut env = env(&key);
         env.push(("COHORT_LOG__LEVEL", "info".into()));
         let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let mut server = Server::start(&t.url, &pairs).await;
         let write_key = server.printed_write_key();
         let token = api_token(&t.db).await;
-        let dst = create_webhook(&server, &token, &format!("http://{addr}/hook")).await;
+        let dst = create_webhook(&server, &token, &format!("{url}/hook")).await;
         send_events(&server, &write_key, &["term-1".to_owned()]).await;
         until("the request in flight", || async {
-            !receiver.log.lock().unwrap().held.is_empty()
+            !receiver.held().is_empty()
         })
         .await;
         server.sigterm();
@@ -356,7 +288,7 @@ async fn sigterm_finishes_the_deliveries_in_flight_before_exiting() {
             server.output().contains("shutting down")
         })
         .await;
-        receiver.release.notify_waiters();
+        receiver.release_held(200);
         assert!(server.wait().await.success(), "{}", server.output());
         let log = deliveries(&t.db, &dst, None).await;
         assert_eq!(log.len(), 1);
@@ -366,10 +298,7 @@ async fn sigterm_finishes_the_deliveries_in_flight_before_exiting() {
             "{}: recorded before exiting",
             t.backend().as_str()
         );
-        assert_eq!(
-            receiver.log.lock().unwrap().successes.get("term-1"),
-            Some(&1)
-        );
+        assert_eq!(successes_per_id(&receiver).get("term-1"), Some(&1));
     }
 }
 
@@ -413,11 +342,11 @@ async fn the_cli_manages_destinations_with_secrets_masked() {
         let key = SecretsKey::generate();
         let org = t.db.create_organisation("Shop").await.unwrap();
         let source = t.db.create_source(&org.id, "web").await.unwrap();
-        let (receiver, addr) = Receiver::start(Mode::Accept).await;
+        let (receiver, receiver_url) = Receiver::start().await;
         let url = &t.url;
 
         // Everflow, its secrets from standard input.
-        let settings = json!({"tracking_domain": format!("http://{addr}"), "network_id": "7", "event_mapping": {"Order Completed": 0}}).to_string();
+        let settings = json!({"tracking_domain": receiver_url, "network_id": "7", "event_mapping": {"Order Completed": 0}}).to_string();
         let out = cohort(
             url,
             &key,
@@ -439,7 +368,7 @@ async fn the_cli_manages_destinations_with_secrets_masked() {
         assert_eq!(created["filters"]["events"], json!(["Order Completed"]));
         assert_eq!(created["secrets"]["verification_token"], "***n-42");
         // A webhook: the generated secret is printed once, on stderr.
-        let hook_settings = json!({"url": format!("http://{addr}/hook")}).to_string();
+        let hook_settings = json!({"url": format!("{receiver_url}/hook")}).to_string();
         let out = cohort(
             url,
             &key,
@@ -550,16 +479,7 @@ async fn the_cli_manages_destinations_with_secrets_masked() {
             "{shown_url}"
         );
         assert!(!tested.to_string().contains("cli-secret-token-42"));
-        assert_eq!(
-            receiver
-                .log
-                .lock()
-                .unwrap()
-                .requests
-                .values()
-                .sum::<usize>(),
-            1
-        );
+        assert_eq!(receiver.requests().len(), 1);
 
         // The delivery log and replays, with deliveries made by a worker.
         let receiver_refuses = json!({"url": "http://127.0.0.1:9/closed"}).to_string();

@@ -1,7 +1,7 @@
 //! `cohort store sync|runs` on both databases: a sync asked for from the
 //! command line, and a run's progress as the plugin's batches are counted.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 

@@ -8,7 +8,7 @@
 //! Without them these tests skip loudly, unless COHORT_TEST_REQUIRE_CLIENTS=1
 //! (set by the test command and CI), which makes a missing client a failure.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -37,7 +37,10 @@ fn clients_dir(what: &str) -> Option<PathBuf> {
             dir.display()
         );
     }
-    eprintln!("\n*** SKIPPED {what}: the real Segment clients are not installed (run scripts/test.sh) ***\n");
+    cohort_testkit::skip(
+        what,
+        "the real Segment clients are not installed (run scripts/test.sh)",
+    );
     None
 }
 
@@ -214,7 +217,10 @@ async fn analytics_next_in_chromium_loads_settings_from_cohort_and_delivers_ever
         if std::env::var("COHORT_TEST_REQUIRE_CLIENTS").as_deref() == Ok("1") {
             panic!("COHORT_TEST_REQUIRE_CLIENTS=1 but /usr/bin/chromium is missing");
         }
-        eprintln!("\n*** SKIPPED analytics-next: /usr/bin/chromium is missing (run scripts/test.sh) ***\n");
+        cohort_testkit::skip(
+            "analytics-next",
+            "/usr/bin/chromium is missing (run scripts/test.sh)",
+        );
         return;
     }
     run_against_every_backend(

@@ -1,7 +1,7 @@
 //! The binary: first start, kill -9 mid-load, SIGTERM drain — on SQLite and
 //! PostgreSQL.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};

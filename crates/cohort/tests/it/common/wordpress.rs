@@ -5,15 +5,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tokio::process::{Child, Command};
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
-/// Whether a WordPress end-to-end test can run: `false` after a loud
-/// SKIPPED line when a part is missing (a panic under
+/// How long `php -S` and its workers get to exit on SIGTERM before SIGKILL.
+const PHP_STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// Whether a WordPress end-to-end test can run: `false` after a recorded
+/// skip when a part is missing (a panic under
 /// COHORT_TEST_REQUIRE_WORDPRESS=1, which scripts/test.sh sets).
 pub fn available(what: &str) -> bool {
     let Some(missing) = missing_parts() else {
@@ -22,19 +25,23 @@ pub fn available(what: &str) -> bool {
     if std::env::var("COHORT_TEST_REQUIRE_WORDPRESS").as_deref() == Ok("1") {
         panic!("COHORT_TEST_REQUIRE_WORDPRESS=1 but missing: {missing}");
     }
-    eprintln!("\n*** SKIPPED {what}: missing {missing} (run scripts/test.sh) ***\n");
+    cohort_testkit::skip(what, &format!("missing {missing} (run scripts/test.sh)"));
     false
 }
 
 /// The unpacked WooCommerce plugin named by COHORT_WOOCOMMERCE_DIR, or
-/// `None` after a loud SKIPPED line: WooCommerce is in no package registry
+/// `None` after a recorded skip: WooCommerce is in no package registry
 /// this project's CI reaches (docs/PLUGIN.md says how to get one).
 pub fn woocommerce_dir(what: &str) -> Option<PathBuf> {
     match std::env::var("COHORT_WOOCOMMERCE_DIR") {
         Ok(dir) if Path::new(&dir).join("woocommerce.php").exists() => Some(PathBuf::from(dir)),
         Ok(dir) => panic!("COHORT_WOOCOMMERCE_DIR={dir} has no woocommerce.php"),
         Err(_) => {
-            eprintln!("\n*** SKIPPED {what}: COHORT_WOOCOMMERCE_DIR is not set (an unpacked WooCommerce 7.8.x; see docs/PLUGIN.md) ***\n");
+            let reason = cohort_testkit::WOOCOMMERCE_NOT_SET;
+            cohort_testkit::skip(
+                what,
+                &format!("{reason} (an unpacked WooCommerce 7.8.x; see docs/PLUGIN.md)"),
+            );
             None
         }
     }
@@ -111,6 +118,7 @@ pub fn free_port() -> u16 {
 pub struct WordPress {
     pub dir: tempfile::TempDir,
     pub url: String,
+    /// `php -S`, leader of a process group of its own that holds its workers.
     php: Child,
 }
 
@@ -142,6 +150,9 @@ impl WordPress {
             .args(["serve", path(dir.path()), &port.to_string()])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("php-server.log")).unwrap())
+            // Its PHP_CLI_SERVER_WORKERS forks share this group: stopping the group
+            // stops them all, where killing the leader left them holding the port.
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .unwrap();
@@ -196,12 +207,61 @@ impl WordPress {
 impl Drop for WordPress {
     /// Also on a failed assertion: no MariaDB or PHP server outlives the test.
     fn drop(&mut self) {
-        let _ = self.php.start_kill();
+        stop_process_group(&mut self.php);
+        // MariaDB is one process: site.sh stops it by its pid file (TERM, then KILL).
         let _ = std::process::Command::new("bash")
             .arg(site_script())
             .args(["db-stop", path(self.dir.path())])
             .status();
     }
+}
+
+/// Stops every process of the group `leader` leads: SIGTERM, then SIGKILL
+/// to whatever is still alive after [`PHP_STOP_GRACE`].
+fn stop_process_group(leader: &mut Child) {
+    let Some(group) = leader.id() else {
+        return; // already reaped: its group was stopped before
+    };
+    signal_group(group, "TERM");
+    let deadline = Instant::now() + PHP_STOP_GRACE;
+    while Instant::now() < deadline {
+        // Reaps the leader, so that only live processes count below.
+        let _ = leader.try_wait();
+        if !group_has_live_process(group) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal_group(group, "KILL");
+    let _ = leader.try_wait();
+}
+
+fn signal_group(group: u32, signal: &str) {
+    let _ = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg("--")
+        .arg(format!("-{group}"))
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Whether a process of `group` is still running (zombies, which hold no
+/// port, do not count: the leader's workers are reaped by init, not by us).
+fn group_has_live_process(group: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    let group = group.to_string();
+    entries.flatten().any(|entry| {
+        std::fs::read_to_string(entry.path().join("stat")).is_ok_and(|stat| {
+            // `pid (command) state ppid pgrp …`; the command may hold spaces.
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().take(3).collect();
+            matches!(fields[..], [state, _ppid, pgrp] if state != "Z" && pgrp == group)
+        })
+    })
 }
 
 pub fn path(p: &Path) -> &str {
