@@ -307,6 +307,17 @@ impl Db {
         // It gets the events appended from now on: past every event final
         // now, whatever the shared cursor has read yet.
         let start = self.log_end().await?;
+        // The first destination: the shared cursor has not been read while
+        // there was none, so it starts here rather than reading the whole
+        // log before it (events up to `start` are not this destination's).
+        sqlx::query(
+            "UPDATE projection_cursor SET last_seq = $1 WHERE name = $2 AND last_seq < $1 \
+             AND NOT EXISTS (SELECT 1 FROM destinations)",
+        )
+        .bind(start)
+        .bind(DESTINATIONS_CURSOR)
+        .execute(self.pool())
+        .await?;
         let secrets = key.encrypt(
             json_text(&new.secrets)?.as_bytes(),
             &context(org.as_str(), &id),
@@ -432,6 +443,15 @@ impl Db {
     /// whether more of the log is waiting (the worker interleaves steps with
     /// sending, so a large backlog does not hold deliveries back).
     pub async fn enqueue_step(&self) -> Result<(u64, bool), StoreError> {
+        // Without a destination there is nothing to read the log for (and a
+        // read here would take SQLite's write lock from the event writer);
+        // the first destination created moves the cursor to where it starts.
+        let any = sqlx::query("SELECT 1 FROM destinations LIMIT 1")
+            .fetch_optional(self.pool())
+            .await?;
+        if any.is_none() {
+            return Ok((0, false));
+        }
         let Some(mut batch) = self
             .next_log_batch(DESTINATIONS_CURSOR, ENQUEUE_BATCH)
             .await?
