@@ -9,7 +9,8 @@
 //!   endpoints;
 //! - `destinations`: the delivery worker, test conversions, and the checks
 //!   the admin API, the UI and the CLI share;
-//! - `outbound`: the one HTTP policy every client above uses.
+//! - `outbound`: the one HTTP policy every client above uses;
+//! - `projection`: the profile projection's background loop.
 //!
 //! No HTTP server, no HTML, no SQL: decisions that need no IO live in
 //! `cohort-domain`.
@@ -17,5 +18,6 @@
 pub mod destinations;
 pub mod intake;
 pub mod outbound;
+pub mod projection;
 pub mod store_discounts;
 pub mod woocommerce_rest;

@@ -18,7 +18,6 @@ mod store_discounts;
 mod stores;
 mod supervisor;
 mod tail;
-mod workers;
 
 use std::path::PathBuf;
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use cohort_api::{ApiSettings, AppState};
 use cohort_engine::destinations::Dispatcher;
+use cohort_engine::projection::ProjectionRounds;
 use cohort_engine::woocommerce_rest::worker::RestWorker;
 use cohort_store::destinations::SecretsKey;
 use cohort_store::projection::Projector;
@@ -19,7 +20,6 @@ use tokio::sync::watch;
 use crate::commands::open;
 use crate::config::{Config, Role};
 use crate::supervisor::Supervisor;
-use crate::workers::ProjectionRounds;
 use cohort_jobs::worker::{run_rounds, Pacing};
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {

@@ -19,6 +19,9 @@ use crate::row::RowExt;
 use crate::sql::{multi_insert, Bind, Statement};
 use crate::{Backend, Db, StoreError};
 
+/// The log cursor of the projection (a `projection_cursor` row).
+pub const PROFILES_CURSOR: &str = "profiles";
+
 /// Events per projection transaction.
 pub const BATCH_EVENTS: i64 = 1000;
 
@@ -70,69 +73,53 @@ impl Projector {
     }
 
     /// Projects the next batch of the log; returns how many events it read.
+    /// The batch comes from the log follower's cursor `profiles` (read up to
+    /// the PostgreSQL horizon, the cursor row locked, moved with the writes);
+    /// an idle step writes nothing: on SQLite a write every poll makes other
+    /// read-then-write transactions fail with SQLITE_BUSY.
     pub async fn step(&self) -> Result<StepReport, StoreError> {
-        // Idle steps must not write: the cursor lock is a write, and on
-        // SQLite a write every poll makes other read-then-write
-        // transactions fail with SQLITE_BUSY.
-        let cursor: i64 =
-            sqlx::query("SELECT last_seq FROM projection_cursor WHERE name = 'profiles'")
-                .fetch_one(self.db.pool())
-                .await?
-                .col(0)?;
-        let pending = sqlx::query("SELECT seq FROM events WHERE seq > $1 ORDER BY seq LIMIT 1")
-            .bind(cursor)
-            .fetch_optional(self.db.pool())
-            .await?;
-        if pending.is_none() {
+        let Some(mut batch) = self
+            .db
+            .next_log_batch(PROFILES_CURSOR, BATCH_EVENTS)
+            .await?
+        else {
             return Ok(StepReport {
                 events: 0,
-                last_seq: cursor,
-            });
-        }
-        let horizon = self.horizon().await?;
-        let mut tx = self.db.begin_write().await?;
-        let cursor = lock_projection(&mut tx).await?;
-        let mut st = Statement::new(
-            "SELECT seq, org_id, source_id, message_id, type, timestamp_us, payload, erased_at_us FROM events WHERE seq > ",
-        );
-        let m = st.bind(Bind::Int(cursor));
-        st.push(&m);
-        if let Some(h) = horizon {
-            let m = st.bind(Bind::Int(h));
-            st.push(&format!(" AND seq <= {m}"));
-        }
-        st.push(&format!(" ORDER BY seq LIMIT {BATCH_EVENTS}"));
-        let rows = st.query().fetch_all(&mut *tx).await?;
-        let Some(last) = rows.last().map(|r| r.col::<i64, _>("seq")).transpose()? else {
-            return Ok(StepReport {
-                events: 0,
-                last_seq: cursor,
+                last_seq: self.db.log_cursor(PROFILES_CURSOR).await?,
             });
         };
         let mut by_org: BTreeMap<String, Vec<LogEvent>> = BTreeMap::new();
-        for row in &rows {
-            if row.col::<Option<i64>, _>("erased_at_us")?.is_some() {
+        for followed in batch.events() {
+            if followed.erased {
                 continue;
             }
+            let event = &followed.event;
+            let message = serde_json::from_str(&event.payload)
+                .map_err(|e| StoreError::decode("payload", e))?;
             by_org
-                .entry(row.col("org_id")?)
+                .entry(followed.org_id.as_str().to_owned())
                 .or_default()
-                .push(log_event(row)?);
+                .push(LogEvent {
+                    seq: event.seq,
+                    source_id: event.source_id.clone(),
+                    message_id: event.message_id.clone(),
+                    message_type: event.message_type.clone(),
+                    timestamp_us: event.timestamp_us,
+                    message,
+                });
         }
+        let report = StepReport {
+            events: batch.events().len(),
+            last_seq: batch.events().last().map_or(0, |e| e.event.seq),
+        };
+        let backend = self.db.backend();
         for (org, events) in by_org {
             OrgBatch::new(&org)
-                .project(&mut tx, self.db.backend(), events)
+                .project(batch.tx(), backend, events)
                 .await?;
         }
-        sqlx::query("UPDATE projection_cursor SET last_seq = $1 WHERE name = 'profiles'")
-            .bind(last)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(StepReport {
-            events: rows.len(),
-            last_seq: last,
-        })
+        batch.commit().await?;
+        Ok(report)
     }
 
     /// Projects until the log is read to its end; returns the events read.

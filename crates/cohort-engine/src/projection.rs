@@ -1,5 +1,7 @@
-//! The background loops a `workers` node runs, in the one loop shape of
-//! `cohort_jobs::worker`.
+//! The profile projection as a background loop of a `workers` node, in the
+//! one loop shape of `cohort_jobs::worker` (the projector itself, SQL and
+//! fold, is `cohort_store::projection`; it reads the log through the log
+//! follower's `profiles` cursor).
 
 use cohort_jobs::worker::{RoundError, Rounds};
 use cohort_store::projection::{Projector, BATCH_EVENTS};
