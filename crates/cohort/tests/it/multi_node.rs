@@ -197,6 +197,7 @@ async fn commands(server: &Server, token: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn two_nodes_on_one_postgres_do_every_piece_of_work_once() {
+    let _turn = crate::common::one_heavy_test_at_a_time().await;
     let Some(t) = cohort_testkit::postgres().await else {
         return;
     };

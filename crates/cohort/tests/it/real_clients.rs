@@ -213,6 +213,7 @@ async fn segment_analytics_node_delivers_every_call() {
 
 #[tokio::test]
 async fn analytics_next_in_chromium_loads_settings_from_cohort_and_delivers_every_call() {
+    let _turn = crate::common::one_heavy_test_at_a_time().await;
     if !std::path::Path::new("/usr/bin/chromium").exists() {
         if std::env::var("COHORT_TEST_REQUIRE_CLIENTS").as_deref() == Ok("1") {
             panic!("COHORT_TEST_REQUIRE_CLIENTS=1 but /usr/bin/chromium is missing");

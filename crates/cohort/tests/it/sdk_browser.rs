@@ -209,6 +209,7 @@ fn sdk_traces(observation: &Value) -> Vec<String> {
 #[tokio::test]
 async fn page_view_configured_user_and_calls_arrive_with_full_context_and_the_anonymous_id_survives_a_reload(
 ) {
+    let _turn = crate::common::one_heavy_test_at_a_time().await;
     scenario("basics", |run| {
         let b = run.backend;
         let x = &run.report["expected"];
@@ -293,6 +294,7 @@ async fn page_view_configured_user_and_calls_arrive_with_full_context_and_the_an
 
 #[tokio::test]
 async fn with_consent_required_nothing_is_stored_or_sent_before_grant_and_nothing_after_revoke() {
+    let _turn = crate::common::one_heavy_test_at_a_time().await;
     scenario("consent", |run| {
         let b = run.backend;
         let before = run.obs("beforeGrant");
@@ -377,6 +379,7 @@ async fn with_consent_required_nothing_is_stored_or_sent_before_grant_and_nothin
 
 #[tokio::test]
 async fn the_wordpress_consent_api_drives_consent_without_extra_code() {
+    let _turn = crate::common::one_heavy_test_at_a_time().await;
     scenario("wp-consent", |run| {
         let b = run.backend;
         let before = run.obs("beforeAllow");
@@ -427,6 +430,7 @@ async fn the_wordpress_consent_api_drives_consent_without_extra_code() {
 
 #[tokio::test]
 async fn events_tracked_offline_are_delivered_exactly_once_when_back_online_or_by_the_next_page() {
+    let _turn = crate::common::one_heavy_test_at_a_time().await;
     scenario("offline", |run| {
         let b = run.backend;
         let offline = run.obs("whileOffline");

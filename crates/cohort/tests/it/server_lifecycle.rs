@@ -100,6 +100,7 @@ async fn drive_load(
 
 #[tokio::test]
 async fn kill_9_mid_load_loses_no_acknowledged_event_and_stores_none_twice() {
+    let _turn = crate::common::one_heavy_test_at_a_time().await;
     for t in databases().await {
         let mut server = Server::start(&t.url, &[]).await;
         let write_key = server.printed_write_key();

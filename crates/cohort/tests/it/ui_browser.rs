@@ -33,6 +33,7 @@ fn setup_link(server: &Server) -> String {
 
 #[tokio::test]
 async fn a_merchant_runs_cohort_from_the_admin_ui_in_chromium() {
+    let _turn = crate::common::one_heavy_test_at_a_time().await;
     let Some((dir, chromium)) = common::browser("the admin UI in Chromium") else {
         return;
     };

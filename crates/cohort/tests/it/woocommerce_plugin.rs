@@ -27,6 +27,7 @@ const ACCOUNT: (&str, &str) = ("owner@shop.test", "correct horse battery");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_plugin_in_a_real_woocommerce() {
+    let _turn = crate::common::one_heavy_test_at_a_time().await;
     if !wordpress::available("the WooCommerce plugin end-to-end test") {
         return;
     }

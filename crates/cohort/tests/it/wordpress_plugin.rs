@@ -208,6 +208,7 @@ async fn signed_calls_refused_by_the_plugin(wp_url: &str, secret: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_plugin_in_a_real_wordpress() {
+    let _turn = crate::common::one_heavy_test_at_a_time().await;
     if !wordpress::available("the WordPress plugin end-to-end test") {
         return;
     }

@@ -225,3 +225,14 @@ pub fn browser(what: &str) -> Option<(std::path::PathBuf, String)> {
         }
     }
 }
+
+/// The end-to-end tests that drive a browser, a WordPress or a heavy load
+/// against a real server take turns: in one test binary they would
+/// otherwise all run at once on a 2-core machine, and a server starved of
+/// CPU for seconds answers SQLite's busy timeout instead of the page the
+/// test waits for. (When each file was its own binary they ran one file at
+/// a time.)
+pub async fn one_heavy_test_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    HEAVY.lock().await
+}
