@@ -187,3 +187,78 @@ async fn operators_manage_orgs_sources_users_and_tokens_and_no_secret_is_logged(
         }
     }
 }
+
+/// `cohort jobs list` shows the queue and its dead letters; `cohort jobs
+/// retry` queues a dead job again and refuses one that is not dead.
+#[tokio::test]
+async fn jobs_are_listed_and_a_dead_one_is_retried_from_the_command_line() {
+    for t in databases().await {
+        let url = t.url.as_str();
+        let empty = cohort(url, &["jobs", "list"], &[]);
+        assert_eq!(stdout(&empty), "");
+        assert!(String::from_utf8_lossy(&empty.stderr).contains("jobs: none"));
+
+        let job = cohort_store::jobs::NewJob {
+            queue: "default".into(),
+            kind: "test.kind".into(),
+            payload: "{}".into(),
+            dedupe_key: None,
+            priority: 0,
+            max_attempts: 1,
+            run_at_us: cohort_store::now_micros(),
+        };
+        t.db.enqueue_job(&job).await.unwrap();
+        let kinds = vec!["test.kind".to_owned()];
+        let claimed =
+            t.db.claim_jobs(
+                "default",
+                &kinds,
+                "me",
+                cohort_store::now_micros(),
+                60_000_000,
+                1,
+            )
+            .await
+            .unwrap();
+        let id = claimed[0].id;
+        assert!(t
+            .db
+            .fail_job(id, "me", "the store said 500", None)
+            .await
+            .unwrap());
+
+        let dead = stdout(&cohort(url, &["jobs", "list", "--status", "dead"], &[]));
+        assert!(
+            dead.starts_with(&format!("{id}\tdead\ttest.kind\tdefault\t1/1\t")),
+            "{dead}"
+        );
+        assert!(dead.trim_end().ends_with("the store said 500"), "{dead}");
+
+        let retried = stdout(&cohort(url, &["jobs", "retry", &id.to_string()], &[]));
+        assert!(
+            retried.starts_with(&format!("{id}\tqueued\ttest.kind\tdefault\t0/1\t")),
+            "{retried}"
+        );
+
+        // Not dead any more: a second retry says so, and fails.
+        let again = std::process::Command::new(env!("CARGO_BIN_EXE_cohort"))
+            .args(["jobs", "retry", &id.to_string()])
+            .env("COHORT_DATABASE__URL", url)
+            .current_dir(tempfile::tempdir().unwrap().path())
+            .output()
+            .unwrap();
+        assert!(!again.status.success());
+        assert!(
+            String::from_utf8_lossy(&again.stderr).contains("is queued, not dead"),
+            "{}",
+            String::from_utf8_lossy(&again.stderr)
+        );
+        let bad = std::process::Command::new(env!("CARGO_BIN_EXE_cohort"))
+            .args(["jobs", "list", "--status", "finished"])
+            .env("COHORT_DATABASE__URL", url)
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&bad.stderr)
+            .contains("--status must be queued, running or dead"));
+    }
+}
