@@ -10,7 +10,7 @@
 #      fails the script before any test runs;
 #   3. starts a throwaway PostgreSQL cluster (trust auth, 127.0.0.1, fsync off) in a
 #      fresh temp dir, stopped and deleted on exit;
-#   4. runs `cargo test --workspace --locked` with the environment below, then prints,
+#   4. runs `cargo test --workspace --locked --no-fail-fast` with the environment below, then prints,
 #      as its last lines, `tests: N passed, N failed, N skipped` and the skipped tests
 #      with their reasons (or "no test skipped"), and exits with the test command's
 #      status. Under CI=true a skip of anything but what needs WooCommerce (which no
@@ -55,7 +55,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CLIENTS_DIR="$ROOT/tests/clients"
 PG_PORT="${COHORT_TEST_PG_PORT:-55432}"
 PG_DIR_PREFIX="/tmp/cohort-test-pg."  # /tmp: the postgres user must reach it
-TEST_CMD="${COHORT_TEST_CMD:-cargo test --workspace --locked}"
+TEST_CMD="${COHORT_TEST_CMD:-cargo test --workspace --locked --no-fail-fast}"
 
 say() { printf 'test.sh: %s\n' "$*" >&2; }
 die() { say "ERROR: $*"; exit 1; }

@@ -277,7 +277,16 @@ async fn clients_retry_through_503_and_deliver_everything_exactly_once() {
             "retry-node-".into(),
         ],
     ));
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Hold the lock until the server has refused both clients at least
+    // twice: a fixed pause lost the race on a loaded machine, where the
+    // clients had not yet started when it ended.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while server.output().matches("answering 503").count() < 2
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
     sqlx::query("COMMIT").execute(&mut *lock).await.unwrap();
     drop(lock);
 
