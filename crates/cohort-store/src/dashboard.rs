@@ -34,22 +34,17 @@ pub struct DestinationHealth {
 impl Db {
     /// The highest `seq` at or below which every event is committed: the
     /// last one on SQLite (one writer); on PostgreSQL, where a lower seq can
-    /// commit after a higher one, what the projector's horizon allows.
+    /// commit after a higher one, what the log's visibility horizon allows.
     pub async fn settled_seq(&self) -> Result<i64, StoreError> {
         let max: Option<i64> = sqlx::query("SELECT MAX(seq) FROM events")
             .fetch_one(self.pool())
             .await?
             .col(0)?;
         let max = max.unwrap_or(0);
-        Ok(
-            match crate::projection::Projector::new(self.clone())
-                .horizon()
-                .await?
-            {
-                Some(horizon) => max.min(horizon),
-                None => max,
-            },
-        )
+        Ok(match self.log_horizon().await? {
+            Some(horizon) => max.min(horizon),
+            None => max,
+        })
     }
 
     /// Folds the events the hourly counts have not seen yet, at most

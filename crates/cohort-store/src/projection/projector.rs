@@ -67,11 +67,6 @@ impl Projector {
         Self { db }
     }
 
-    /// How far the log is safe to read (see [`Db::log_horizon`]).
-    pub(crate) async fn horizon(&self) -> Result<Option<i64>, StoreError> {
-        self.db.log_horizon().await
-    }
-
     /// Projects the next batch of the log; returns how many events it read.
     /// The batch comes from the log follower's cursor `profiles` (read up to
     /// the PostgreSQL horizon, the cursor row locked, moved with the writes);
