@@ -11,6 +11,7 @@ pub mod discounts;
 pub mod ids;
 pub mod members;
 pub mod profile;
+pub mod public_url;
 pub mod secrets;
 pub mod text_enum;
 pub mod time;

@@ -20,4 +20,5 @@ pub mod intake;
 pub mod outbound;
 pub mod projection;
 pub mod store_discounts;
+pub mod views;
 pub mod woocommerce_rest;

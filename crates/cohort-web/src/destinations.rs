@@ -27,7 +27,7 @@ use serde_json::{json, Map, Value};
 use crate::sources::DoneParams;
 use crate::WebState;
 use crate::{html, redirect, templates, Member, UiError, UiResult};
-use cohort_api::admin::destinations::{delivery_view, DeliveryView};
+use cohort_engine::views::deliveries::{delivery_view, DeliveryView};
 
 /// Deliveries on a page of the log.
 const PAGE: i64 = 50;

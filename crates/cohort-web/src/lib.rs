@@ -22,9 +22,10 @@
 //!   tests walk that list.
 //!
 //! A crate beside `cohort-api`, which serves the JSON routes; the binary
-//! merges both routers (`cohort_api::router_with_pages`). The pages reuse the
-//! admin API's views of deliveries, installations and sync runs, so a
-//! field reads the same on both.
+//! merges both routers (`cohort_api::router_with_pages`). It does not depend
+//! on `cohort-api`: the views of deliveries, installations and sync runs that
+//! both show live in `cohort_engine::views`, so a field reads the same on
+//! both.
 
 mod account;
 mod assets;

@@ -197,7 +197,11 @@ pub fn is_secure(public_url: Option<&str>, headers: &HeaderMap) -> bool {
     if let Some(url) = public_url.filter(|u| !u.is_empty()) {
         return url.to_ascii_lowercase().starts_with("https://");
     }
-    cohort_api::collect::forwarded_https(headers)
+    cohort_domain::public_url::forwarded_https(
+        headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok()),
+    )
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
@@ -51,7 +51,13 @@ fn analytics_js_snippet(write_key: &str, api_host: &str) -> String {
 
 /// The URL browsers reach this server at.
 fn api_host(state: &WebState, headers: &HeaderMap) -> String {
-    let (protocol, host) = cohort_api::collect::public_host(state.public_url(), headers);
+    let (protocol, host) = cohort_domain::public_url::public_host(
+        state.public_url(),
+        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+        headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok()),
+    );
     format!("{protocol}://{host}")
 }
 

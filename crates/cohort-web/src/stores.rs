@@ -16,8 +16,8 @@ use serde::Deserialize;
 use crate::sources::DoneParams;
 use crate::WebState;
 use crate::{html, redirect, templates, Member, UiError, UiResult};
-use cohort_api::admin::installations::InstallationView;
-use cohort_api::RunView;
+use cohort_engine::views::installations::InstallationView;
+use cohort_engine::views::sync_runs::RunView;
 
 /// Sync runs shown on a store's page.
 const RUNS: i64 = 20;

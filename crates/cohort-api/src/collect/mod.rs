@@ -342,35 +342,21 @@ async fn settings(
         .into_response()
 }
 
-/// `("https", "cdp.example.com")` from the configured public URL, else the
-/// request's `Host` (and `X-Forwarded-Proto` from a proxy).
+/// `("https", "cdp.example.com")` for this request (see
+/// [`cohort_domain::public_url::public_host`]).
 pub fn public_host(public_url: Option<&str>, headers: &HeaderMap) -> (&'static str, String) {
-    if let Some(url) = public_url.filter(|u| !u.is_empty()) {
-        let (protocol, rest) = match url.split_once("://") {
-            Some(("https", rest)) => ("https", rest),
-            Some((_, rest)) => ("http", rest),
-            None => ("https", url),
-        };
-        return (protocol, rest.trim_end_matches('/').to_owned());
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("127.0.0.1:8080")
-        .to_owned();
-    let protocol = if forwarded_https(headers) {
-        "https"
-    } else {
-        "http"
-    };
-    (protocol, host)
+    cohort_domain::public_url::public_host(
+        public_url,
+        header_text(headers, header::HOST.as_str()),
+        header_text(headers, "x-forwarded-proto"),
+    )
 }
 
-/// Whether a proxy in front says the browser used HTTPS
-/// (`X-Forwarded-Proto: https`).
+/// Whether a proxy in front says the browser used HTTPS.
 pub fn forwarded_https(headers: &HeaderMap) -> bool {
-    headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|p| p.eq_ignore_ascii_case("https"))
+    cohort_domain::public_url::forwarded_https(header_text(headers, "x-forwarded-proto"))
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
 }

@@ -15,9 +15,9 @@ use axum::Json;
 use cohort_domain::commerce::woocommerce::resource_message;
 use cohort_domain::connect::SyncRunStatus;
 use cohort_domain::ids::SourceId;
-use cohort_domain::time::{format_rfc3339, from_micros};
+pub use cohort_engine::views::sync_runs::RunView;
 use cohort_store::events::NewEvent;
-use cohort_store::sync_runs::{BatchRecord, ResourceProgress, SyncRun, SYNC_RESOURCES};
+use cohort_store::sync_runs::{BatchRecord, SYNC_RESOURCES};
 use cohort_store::writer::AppendError;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -82,42 +82,6 @@ pub struct BatchAnswer {
 pub struct RunCompleted {
     pub run_id: String,
     pub status: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct RunView {
-    pub id: String,
-    pub command_id: Option<String>,
-    pub resources: Vec<String>,
-    /// `running` or `completed`
-    pub status: String,
-    pub started_at: String,
-    pub updated_at: String,
-    pub finished_at: Option<String>,
-    /// Per resource: batches, received, accepted, rejected, next_seq
-    #[schema(value_type = Object)]
-    pub progress: BTreeMap<String, ResourceProgress>,
-    /// The counts the plugin reported when it completed the run
-    #[schema(value_type = Option<Object>)]
-    pub reported_counts: Option<Value>,
-}
-
-impl From<SyncRun> for RunView {
-    fn from(run: SyncRun) -> Self {
-        RunView {
-            id: run.id,
-            command_id: run.command_id,
-            resources: run.resources,
-            status: run.status.as_str().to_owned(),
-            started_at: format_rfc3339(from_micros(run.started_at)),
-            updated_at: format_rfc3339(from_micros(run.updated_at)),
-            finished_at: run.finished_at.map(|t| format_rfc3339(from_micros(t))),
-            progress: run.progress,
-            reported_counts: run
-                .reported_counts
-                .and_then(|c| serde_json::from_str(&c).ok()),
-        }
-    }
 }
 
 fn resources(fields: &Fields) -> Result<Vec<String>, ApiError> {
