@@ -12,5 +12,6 @@ pub mod ids;
 pub mod members;
 pub mod profile;
 pub mod secrets;
+pub mod segments;
 pub mod text_enum;
 pub mod time;
