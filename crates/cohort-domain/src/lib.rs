@@ -13,5 +13,6 @@ pub mod members;
 pub mod profile;
 pub mod public_url;
 pub mod secrets;
+pub mod segments;
 pub mod text_enum;
 pub mod time;

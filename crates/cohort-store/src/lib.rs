@@ -18,6 +18,7 @@ pub mod memberships;
 pub mod orgs;
 pub mod projection;
 mod row;
+pub mod segments;
 pub mod sessions;
 mod sql;
 pub mod sync_runs;

@@ -12,6 +12,7 @@ pub(crate) enum Bind {
     OptText(Option<String>),
     Int(i64),
     OptInt(Option<i64>),
+    Float(f64),
 }
 
 #[derive(Debug, Default)]
@@ -84,6 +85,7 @@ impl Statement {
                 Bind::OptText(v) => q.bind(v.as_deref()),
                 Bind::Int(v) => q.bind(*v),
                 Bind::OptInt(v) => q.bind(*v),
+                Bind::Float(v) => q.bind(*v),
             };
         }
         q

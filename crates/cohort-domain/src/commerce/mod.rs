@@ -141,6 +141,10 @@ pub struct LineItem {
     pub subtotal: Decimal,
     /// After discounts, before tax.
     pub total: Decimal,
+    /// The product's category as the order event named it (Segment's
+    /// `products[].category`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

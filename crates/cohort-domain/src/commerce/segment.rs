@@ -84,6 +84,17 @@ fn line(p: &Map<String, Value>, path: &str) -> Result<CartLine, FieldError> {
     })
 }
 
+/// Each line's `category` (Segment's product property), in line order.
+fn line_categories(props: &Map<String, Value>) -> Vec<Option<String>> {
+    match props.get("products").and_then(Value::as_array) {
+        Some(products) => products
+            .iter()
+            .map(|p| p.as_object().and_then(|p| text(p, "category")))
+            .collect(),
+        None => vec![text(props, "category")],
+    }
+}
+
 /// An order from `Order Completed` (or another order event) properties.
 /// `email` is the buyer's identity from the message, if any.
 pub fn parse_order_event(
@@ -97,9 +108,11 @@ pub fn parse_order_event(
         .ok_or_else(|| FieldError::new("properties.order_id", "is required"))?;
     let status = order_status_of_event(event).unwrap_or("completed");
     let currency = currency(props)?;
+    let categories = line_categories(props);
     let line_items: Vec<LineItem> = lines(props)?
         .into_iter()
-        .map(|l| {
+        .zip(categories.into_iter().chain(std::iter::repeat(None)))
+        .map(|(l, category)| {
             let price = l.price.unwrap_or_default();
             LineItem {
                 product_id: l.product_id,
@@ -110,6 +123,7 @@ pub fn parse_order_event(
                 total: (price * l.quantity).normalize(),
                 quantity: l.quantity,
                 price,
+                category,
             }
         })
         .collect();

@@ -168,6 +168,7 @@ pub fn parse_order(store: &str, value: &Value) -> Result<Order, FieldError> {
                 price,
                 subtotal,
                 total,
+                category: None,
             });
         }
     }

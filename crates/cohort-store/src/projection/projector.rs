@@ -142,6 +142,7 @@ impl Projector {
             "profile_tags",
             "profile_merges",
             "orders",
+            "order_lines",
             "products",
         ] {
             sqlx::query(&format!("DELETE FROM {table}"))
@@ -500,6 +501,8 @@ impl OrgBatch {
         let mut merge_rows = Vec::new();
         let mut stale_orders: Vec<String> = Vec::new();
         let mut order_rows = Vec::new();
+        let mut rewritten_orders: Vec<String> = Vec::new();
+        let mut line_rows: Vec<Vec<Bind>> = Vec::new();
 
         for (cluster, work) in &self.clusters {
             let state = &work.state;
@@ -641,6 +644,29 @@ impl OrgBatch {
                         .cloned(),
                 );
             }
+            for (key, o) in state
+                .orders
+                .iter()
+                .filter(|(key, _)| rewrite_all || work.touched_orders.contains(*key))
+            {
+                rewritten_orders.push(key.clone());
+                if !o.counts_as_purchase() {
+                    continue;
+                }
+                let at = o.paid_at_us().unwrap_or(o.order.created_at_us);
+                for (i, line) in o.order.line_items.iter().enumerate() {
+                    line_rows.push(vec![
+                        text(&org),
+                        text(key),
+                        Bind::Int(i as i64),
+                        text(state.survivor(&o.profile)),
+                        Bind::OptText(line.product_id.clone()),
+                        Bind::OptText(line.sku.clone()),
+                        Bind::OptText(line.category.clone()),
+                        Bind::Int(at),
+                    ]);
+                }
+            }
             order_rows.extend(
                 state
                     .orders
@@ -649,6 +675,7 @@ impl OrgBatch {
                     .map(|(key, o)| {
                         let mut view = OrderView::from_state(key, o);
                         view.profile_id = state.survivor(&o.profile).to_owned();
+                        let purchased = o.counts_as_purchase();
                         vec![
                             text(&org),
                             text(key),
@@ -661,6 +688,11 @@ impl OrgBatch {
                             Bind::Text(o.order.total.to_string()),
                             Bind::Int(o.order.created_at_us),
                             Bind::Text(serde_json::to_string(&view).unwrap_or_default()),
+                            Bind::Int(i64::from(purchased)),
+                            Bind::OptInt(
+                                purchased.then(|| o.paid_at_us().unwrap_or(o.order.created_at_us)),
+                            ),
+                            Bind::Int(ten_thousandths(o.order.total - o.refunded_total())),
                         ]
                     }),
             );
@@ -707,11 +739,22 @@ impl OrgBatch {
         .chain(delete_in(backend, &org, "orders", "order_key", &stale_orders))
         .chain(multi_insert(
             backend,
-            "INSERT INTO orders (org_id, order_key, store, order_id, profile_id, cluster_id, status, currency, total, created_at_us, doc)",
+            "INSERT INTO orders (org_id, order_key, store, order_id, profile_id, cluster_id, status, currency, total, created_at_us, doc, \
+             purchased, purchased_at_us, net_total_e4)",
             &order_rows,
             "ON CONFLICT (org_id, order_key) DO UPDATE SET profile_id = excluded.profile_id, cluster_id = excluded.cluster_id, \
              status = excluded.status, currency = excluded.currency, total = excluded.total, \
-             created_at_us = excluded.created_at_us, doc = excluded.doc",
+             created_at_us = excluded.created_at_us, doc = excluded.doc, purchased = excluded.purchased, \
+             purchased_at_us = excluded.purchased_at_us, net_total_e4 = excluded.net_total_e4",
+        ))
+        .chain(delete_in(backend, &org, "order_lines", "order_key", &stale_orders))
+        .chain(delete_in(backend, &org, "order_lines", "order_key", &rewritten_orders))
+        .chain(multi_insert(
+            backend,
+            "INSERT INTO order_lines (org_id, order_key, line_no, profile_id, product_id, sku, category, purchased_at_us)",
+            &line_rows,
+            "ON CONFLICT (org_id, order_key, line_no) DO UPDATE SET profile_id = excluded.profile_id, product_id = excluded.product_id, \
+             sku = excluded.sku, category = excluded.category, purchased_at_us = excluded.purchased_at_us",
         ));
         for st in statements {
             st.query().execute(&mut **tx).await?;
@@ -751,6 +794,22 @@ impl OrgBatch {
 
         insert_derived(tx, backend, &org, self.derived.into_values().collect(), now).await
     }
+}
+
+/// An amount in ten-thousandths of its unit (`orders.net_total_e4`),
+/// rounded half to even past the fourth decimal; saturates far beyond any
+/// order's total.
+fn ten_thousandths(amount: rust_decimal::Decimal) -> i64 {
+    use rust_decimal::prelude::ToPrimitive;
+    amount
+        .checked_mul(rust_decimal::Decimal::from(10_000))
+        .map(|d| d.round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointNearestEven))
+        .and_then(|d| d.to_i64())
+        .unwrap_or(if amount.is_sign_negative() {
+            i64::MIN
+        } else {
+            i64::MAX
+        })
 }
 
 /// `DELETE FROM table WHERE org_id = … AND column IN (…)`, in chunks.

@@ -1,0 +1,86 @@
+//! Segment rules compiled to SQL: one parameterised query per rule and
+//! backend. Every value of a rule — names, trait keys, property keys,
+//! numbers, times — is a bound parameter; the SQL text holds only the
+//! compiler's own constants. Each condition is either a test on the
+//! profile row or `p.profile_id [NOT] IN (…)` over one grouped,
+//! uncorrelated aggregate (events by name and window, purchases, tags), so
+//! a full recompute is one pass per condition, never a scan per profile.
+//! Restricted to one profile (`Scope::Profile`), every aggregate filters
+//! on that profile too. The semantics are the domain's
+//! (`cohort_domain::segments::eval`, `docs/SEGMENTS.md`); a property test
+//! holds the two equal on both backends.
+
+mod compile;
+
+pub use compile::{compile, CompileError, CompiledRule, Scope};
+
+use cohort_domain::ids::OrgId;
+use cohort_domain::segments::Rule;
+
+use crate::row::RowExt;
+use crate::{Db, StoreError};
+
+/// Why a rule's members could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentQueryError {
+    /// The rule itself: an unknown or cyclic `in segment`, an amount too
+    /// precise; the caller's 4xx.
+    #[error(transparent)]
+    Rule(#[from] CompileError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for SegmentQueryError {
+    fn from(e: sqlx::Error) -> Self {
+        SegmentQueryError::Store(e.into())
+    }
+}
+
+impl Db {
+    /// The ids of every profile of `org` the rule selects at `now_us`, in
+    /// id order. `lookup` gives the rule of a segment named by `in segment`.
+    pub async fn segment_members(
+        &self,
+        org: &OrgId,
+        rule: &Rule,
+        now_us: i64,
+        lookup: &dyn Fn(&str) -> Option<Rule>,
+    ) -> Result<Vec<String>, SegmentQueryError> {
+        let compiled = compile(self.backend(), org, rule, now_us, Scope::All, lookup)?;
+        let rows = compiled
+            .statement
+            .query_planned_for_values()
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.col::<String, _>(0))
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Whether one profile is in the rule's segment at `now_us`.
+    pub async fn segment_contains(
+        &self,
+        org: &OrgId,
+        rule: &Rule,
+        profile_id: &str,
+        now_us: i64,
+        lookup: &dyn Fn(&str) -> Option<Rule>,
+    ) -> Result<bool, SegmentQueryError> {
+        let compiled = compile(
+            self.backend(),
+            org,
+            rule,
+            now_us,
+            Scope::Profile(profile_id),
+            lookup,
+        )?;
+        let rows = compiled
+            .statement
+            .query_planned_for_values()
+            .fetch_all(self.pool())
+            .await?;
+        Ok(!rows.is_empty())
+    }
+}
