@@ -117,7 +117,6 @@ try {
   await page.getByLabel(/^Password \(/).fill(PASSWORD)
   await page.getByLabel('Password again').fill(PASSWORD)
   await page.getByRole('button', { name: 'Create account' }).click()
-  await page.getByRole('link', { name: 'Sign in to the admin UI' }).click()
 
   step('sign in')
   await page.waitForURL(/\/app\/sign-in/)

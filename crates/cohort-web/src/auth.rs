@@ -206,6 +206,8 @@ pub(crate) async fn home(signed: Signed) -> UiResult {
 pub(crate) struct SignInParams {
     /// The UI path to return to after signing in
     pub next: Option<String>,
+    /// `account`: the setup link just created the first owner
+    pub done: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -223,6 +225,7 @@ struct SignInPage<'a> {
     email: &'a str,
     next: &'a str,
     error: Option<&'a str>,
+    notice: Option<&'a str>,
     no_account: bool,
 }
 
@@ -233,6 +236,7 @@ async fn sign_in_page(
     email: &str,
     next: &str,
     error: Option<&str>,
+    notice: Option<&str>,
 ) -> Response {
     let secure = session::is_secure(state.public_url(), headers);
     let (csrf, set) = session::login_csrf(headers, secure);
@@ -245,6 +249,7 @@ async fn sign_in_page(
             email,
             next,
             error,
+            notice,
             no_account,
         },
     );
@@ -273,6 +278,8 @@ pub(crate) async fn show_sign_in(
         "",
         &safe_next(params.next.as_deref()),
         None,
+        (params.done.as_deref() == Some("account"))
+            .then_some("Account created. Sign in with its email and password."),
     )
     .await
 }
@@ -312,6 +319,7 @@ pub(crate) async fn sign_in(
                     &email,
                     &next,
                     Some(message),
+                    None,
                 )
                 .await);
             }
@@ -324,6 +332,7 @@ pub(crate) async fn sign_in(
                     &email,
                     &next,
                     Some(message),
+                    None,
                 )
                 .await);
             }

@@ -12,7 +12,7 @@
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Form;
 use cohort_domain::destinations::everflow::{self, EverflowSettings};
 use cohort_domain::destinations::{mask_url, DestinationKind};
@@ -26,7 +26,7 @@ use serde_json::{json, Map, Value};
 
 use crate::sources::DoneParams;
 use crate::WebState;
-use crate::{html, redirect, templates, Member, UiError, UiResult};
+use crate::{html, redirect, session, templates, with_cookie, Member, UiError, UiResult};
 use cohort_engine::views::deliveries::{delivery_view, DeliveryView};
 
 /// Deliveries on a page of the log.
@@ -57,6 +57,7 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
     Some(match done? {
         "created" => "Destination created. It receives the events that arrive from now on; send a test conversion to check it.",
         "saved" => "Saved.",
+        "rotated" => "Signing secret rotated. The previous one keeps signing too for 24 hours, so receivers can switch.",
         "paused" => "Paused. Events arriving meanwhile are delivered once you resume.",
         "resumed" => "Resumed. Events that arrived while paused are being delivered.",
         "deleted" => "Destination deleted, with its delivery log.",
@@ -483,6 +484,7 @@ pub(crate) async fn new_destination(
 pub(crate) async fn create_destination(
     State(state): State<WebState>,
     member: Member,
+    headers: HeaderMap,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> UiResult {
     let Ok(Form(pairs)) = form else {
@@ -521,24 +523,23 @@ pub(crate) async fn create_destination(
         .create_destination(&member.org.id, sender.key(), &prepared.new)
         .await?;
     tracing::info!(destination = %created.id, kind = %created.kind, "destination created from the admin UI");
-    match prepared.generated_secret {
-        Some(secret) => {
-            destination_page(
-                &state,
-                &member,
-                &created,
-                Shown {
-                    secret: Some(secret),
-                    notice: notice(Some("created")),
-                    ..Default::default()
-                },
-            )
-            .await
-        }
-        None => Ok(redirect(
-            &member.path(&format!("/destinations/{}?done=created", created.id)),
-        )),
-    }
+    let created_page =
+        redirect(&member.path(&format!("/destinations/{}?done=created", created.id)));
+    // A webhook's generated signing secret is shown once on the page the
+    // redirect opens (sealed in a cookie of this session).
+    let sealed = prepared.generated_secret.map(|secret| {
+        member.signed.session.reveal_once(
+            &reveal_for(&created.id),
+            &secret,
+            session::is_secure(state.public_url(), &headers),
+        )
+    });
+    Ok(with_cookie(created_page, sealed))
+}
+
+/// What a destination's new signing secret is sealed for until its page.
+fn reveal_for(destination: &str) -> String {
+    format!("destination:{destination}")
 }
 
 /// What a destination page shows beyond the destination.
@@ -709,18 +710,26 @@ pub(crate) async fn show_destination(
     member: Member,
     Path(ids): Path<(String, String)>,
     Query(params): Query<DoneParams>,
+    headers: HeaderMap,
 ) -> UiResult {
     let d = load(&state, &member, &ids.1).await?;
-    destination_page(
+    let secure = session::is_secure(state.public_url(), &headers);
+    let (secret, clear) = member
+        .signed
+        .session
+        .take_revealed(&headers, &reveal_for(&d.id), secure);
+    let page = destination_page(
         &state,
         &member,
         &d,
         Shown {
             notice: notice(params.done.as_deref()),
+            secret,
             ..Default::default()
         },
     )
-    .await
+    .await?;
+    Ok(with_cookie(page, clear))
 }
 
 /// Edits, pauses, resumes, deletes a destination, rotates its signing
@@ -729,6 +738,7 @@ pub(crate) async fn destination_action(
     State(state): State<WebState>,
     member: Member,
     Path(ids): Path<(String, String)>,
+    headers: HeaderMap,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> UiResult {
     let Ok(Form(pairs)) = form else {
@@ -832,18 +842,14 @@ pub(crate) async fn destination_action(
                         .await
                     }
                 };
-            let saved = db.update_destination(sender.key(), &d).await?;
+            db.update_destination(sender.key(), &d).await?;
             tracing::info!(destination = %d.id, "signing secret rotated from the admin UI");
-            destination_page(
-                &state,
-                &member,
-                &saved,
-                Shown {
-                    secret: Some(secret),
-                    ..Default::default()
-                },
-            )
-            .await
+            let sealed = member.signed.session.reveal_once(
+                &reveal_for(&d.id),
+                &secret,
+                session::is_secure(state.public_url(), &headers),
+            );
+            Ok(with_cookie(back("rotated")?, Some(sealed)))
         }
         Some("test") => {
             let message_id = f.text("message_id");

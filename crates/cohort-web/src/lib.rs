@@ -198,6 +198,7 @@ fn table() -> Table {
         .post("/app/o/{org}/members/{user}", SignedIn, team::member_action)
         .get("/app/o/{org}/tokens", SignedIn, team::list_tokens)
         .post("/app/o/{org}/tokens", SignedIn, team::create_token)
+        .get("/app/o/{org}/tokens/{token}", SignedIn, team::show_token)
         .post("/app/o/{org}/tokens/{token}", SignedIn, team::revoke_token)
         .get(authorize::PATH, Public, authorize::show)
         .post(authorize::PATH, Public, authorize::submit)
@@ -391,6 +392,14 @@ pub(crate) fn redirect(location: &str) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
     if let Ok(value) = HeaderValue::from_str(location) {
         response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// `response` with `cookie` set, when there is one.
+pub(crate) fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
+    if let Some(cookie) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     response
 }

@@ -15,12 +15,18 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::request::Parts;
 use cohort_domain::ids::random_token;
-use cohort_domain::secrets;
+use cohort_domain::secrets::{self, SecretsKey};
 use cohort_store::users::User;
 use cohort_store::{Db, StoreError};
 
 pub const SESSION_COOKIE: &str = "cohort_session";
 pub const LOGIN_CSRF_COOKIE: &str = "cohort_login_csrf";
+/// A secret shown once after a form's redirect (a new API token, a
+/// webhook's signing secret), sealed under a key only the session can
+/// derive.
+pub const REVEAL_COOKIE: &str = "cohort_reveal";
+/// How long a sealed secret waits for the page it was redirected to.
+const REVEAL_SECONDS: i64 = 300;
 pub const SESSION_LIFETIME_HOURS: i64 = 12;
 
 /// A signed-in browser.
@@ -53,6 +59,56 @@ impl Session {
     /// Whether `presented` is this session's CSRF token (constant time).
     pub fn verify_csrf(&self, presented: &str) -> bool {
         secrets::verify(presented, &secrets::digest(&self.csrf_token()))
+    }
+
+    /// The key of this session's sealed secrets: derived from the session
+    /// secret, which only the browser's cookie holds (the database keeps a
+    /// digest of it), so nothing is stored and the key dies with the session.
+    fn reveal_key(&self) -> SecretsKey {
+        let hex = secrets::digest(&format!("cohort-reveal\n{}", self.secret));
+        let mut bytes = [0u8; 32];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2).unwrap_or("00"), 16).unwrap_or(0);
+        }
+        SecretsKey::from_bytes(bytes)
+    }
+
+    /// Seals `secret` for the page of `what` (e.g. `token:tok_…`) that a
+    /// form redirects to: the header sets a cookie of a few minutes that
+    /// opens only in this session and only for `what`. A form answers with
+    /// a redirect yet still shows a new secret once.
+    pub fn reveal_once(&self, what: &str, secret: &str, secure: bool) -> HeaderValue {
+        match self.reveal_key().encrypt(secret.as_bytes(), what) {
+            Ok(sealed) => set_cookie(REVEAL_COOKIE, &sealed, REVEAL_SECONDS, "Strict", secure),
+            Err(_) => set_cookie(REVEAL_COOKIE, "", 0, "Strict", secure),
+        }
+    }
+
+    /// The secret [`Session::reveal_once`] sealed for `what`, if the
+    /// browser brings it, with the header that clears it: a reload of the
+    /// page shows it no more.
+    pub fn take_revealed(
+        &self,
+        headers: &HeaderMap,
+        what: &str,
+        secure: bool,
+    ) -> (Option<String>, Option<HeaderValue>) {
+        let Some(sealed) = cookie(headers, REVEAL_COOKIE) else {
+            return (None, None);
+        };
+        let secret = self
+            .reveal_key()
+            .decrypt(sealed, what)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok());
+        if secret.is_none() {
+            // Sealed for another page: left for it.
+            return (None, None);
+        }
+        (
+            secret,
+            Some(set_cookie(REVEAL_COOKIE, "", 0, "Strict", secure)),
+        )
     }
 }
 
@@ -228,7 +284,7 @@ fn set_cookie(
     let text = format!(
         "{name}={value}; Path=/; Max-Age={max_age_seconds}; HttpOnly; SameSite={same_site}{secure}"
     );
-    // Names and values are ASCII letters, digits and `_`.
+    // Names and values are ASCII letters, digits, `_` and base64's `+/=`.
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("cohort_invalid=1"))
 }
 
@@ -255,6 +311,41 @@ mod tests {
         let text = value.to_str().unwrap_or_default();
         assert!(
             text.contains("HttpOnly") && text.contains("SameSite=Lax") && text.contains("Secure")
+        );
+    }
+
+    fn session(secret: &str) -> Session {
+        Session {
+            user: User {
+                id: cohort_domain::ids::UserId::generate(),
+                email: "a@example.com".into(),
+            },
+            secret: secret.into(),
+        }
+    }
+
+    #[test]
+    fn a_revealed_secret_opens_once_in_its_own_session_and_page_only() {
+        let mine = session("ses_a_one");
+        let set = mine.reveal_once("token:tok_1", "cht_secret", false);
+        let set = set.to_str().unwrap_or_default().to_owned();
+        assert!(!set.contains("cht_secret"), "{set}");
+        let value = set.split(';').next().unwrap_or_default().to_owned();
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_str(&value).unwrap());
+        let (secret, clear) = mine.take_revealed(&headers, "token:tok_1", false);
+        assert_eq!(secret.as_deref(), Some("cht_secret"));
+        assert!(clear
+            .map(|c| c.to_str().unwrap_or_default().contains("Max-Age=0"))
+            .unwrap_or(false));
+        assert_eq!(
+            mine.take_revealed(&headers, "token:tok_2", false),
+            (None, None)
+        );
+        let other = session("ses_b_two");
+        assert_eq!(
+            other.take_revealed(&headers, "token:tok_1", false),
+            (None, None)
         );
     }
 }

@@ -9,7 +9,7 @@ use cohort_domain::accounts::{hash_password, AccountError, MIN_PASSWORD_CHARS};
 use cohort_store::StoreError;
 use serde::Deserialize;
 
-use crate::{html, templates, UiError, UiResult, WebState};
+use crate::{html, redirect, templates, UiError, UiResult, WebState};
 
 #[derive(Deserialize)]
 pub struct SetupForm {
@@ -92,12 +92,10 @@ pub(crate) async fn create_first_admin(
         .redeem_setup_link(&token, &input.email, &hash)
         .await
     {
+        // A redirect, so a reload of the next page posts nothing again.
         Ok(Some(user)) => {
-            let body = templates::render_bare(
-                "setup_done.html",
-                minijinja::context! { title => "Account created", email => user.email },
-            );
-            Ok(html(StatusCode::CREATED, body))
+            tracing::info!(user = %user.id, "first owner created with the setup link");
+            Ok(redirect("/app/sign-in?done=account"))
         }
         Ok(None) => Err(invalid_link()),
         Err(StoreError::Invalid(reason)) => {

@@ -3,7 +3,7 @@
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Form;
 use cohort_domain::accounts::{hash_password, AccountError};
 use cohort_store::users::Role;
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::sources::DoneParams;
 use crate::WebState;
-use crate::{html, redirect, templates, Member, UiError, UiResult};
+use crate::{html, redirect, session, templates, with_cookie, Member, UiError, UiResult};
 
 #[derive(Serialize)]
 struct MemberRow {
@@ -216,14 +216,14 @@ async fn tokens_page(
     state: &WebState,
     member: &Member,
     status: StatusCode,
-    created: Option<(String, String)>,
     notice: Option<&str>,
+    error: Option<String>,
 ) -> UiResult {
     let tokens = state.db().list_api_tokens(&member.org.id).await?;
     let body = templates::render(
         "tokens.html",
         &member.layout("tokens", "API tokens"),
-        minijinja::context! { tokens, created, notice },
+        minijinja::context! { tokens, notice, error },
     )?;
     Ok(html(status, body))
 }
@@ -236,7 +236,42 @@ pub(crate) async fn list_tokens(
 ) -> UiResult {
     let notice = (params.done.as_deref() == Some("revoked"))
         .then_some("Token revoked. Requests with it are refused from now on.");
-    tokens_page(&state, &member, StatusCode::OK, None, notice).await
+    tokens_page(&state, &member, StatusCode::OK, notice, None).await
+}
+
+/// What a token's secret is sealed for between its creation and its page.
+fn reveal_for(token: &str) -> String {
+    format!("token:{token}")
+}
+
+/// One API token: its name, use and status; right after its creation, its
+/// secret, once (sealed in a cookie of the session by [`create_token`]: a
+/// reload shows it no more and creates nothing).
+pub(crate) async fn show_token(
+    State(state): State<WebState>,
+    member: Member,
+    Path(ids): Path<(String, String)>,
+    headers: HeaderMap,
+) -> UiResult {
+    let token = state
+        .db()
+        .list_api_tokens(&member.org.id)
+        .await?
+        .into_iter()
+        .find(|t| t.id == ids.1)
+        .ok_or_else(UiError::not_found)?;
+    let secure = session::is_secure(state.public_url(), &headers);
+    let (secret, clear) =
+        member
+            .signed
+            .session
+            .take_revealed(&headers, &reveal_for(&token.id), secure);
+    let body = templates::render(
+        "token.html",
+        &member.layout("tokens", token.name.clone()),
+        minijinja::context! { token, secret },
+    )?;
+    Ok(with_cookie(html(StatusCode::OK, body), clear))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -246,10 +281,11 @@ pub(crate) struct NewTokenForm {
     pub name: Option<String>,
 }
 
-/// Creates an API token and shows it, once.
+/// Creates an API token and redirects to its page, which shows it once.
 pub(crate) async fn create_token(
     State(state): State<WebState>,
     member: Member,
+    headers: HeaderMap,
     form: Result<Form<NewTokenForm>, FormRejection>,
 ) -> UiResult {
     let Ok(Form(form)) = form else {
@@ -258,22 +294,26 @@ pub(crate) async fn create_token(
     member.check_change(form.csrf.as_deref().unwrap_or_default())?;
     let name = form.name.unwrap_or_default();
     if name.trim().is_empty() || name.chars().count() > 100 {
-        return Err(UiError::new(
+        return tokens_page(
+            &state,
+            &member,
             StatusCode::BAD_REQUEST,
-            "No name",
-            "Give the token a name of 1 to 100 characters.",
-        ));
+            None,
+            Some("Give the token a name of 1 to 100 characters.".into()),
+        )
+        .await;
     }
     let (info, secret) = state.db().create_api_token(&member.org.id, &name).await?;
     tracing::info!(token = %info.id, "API token created from the admin UI");
-    tokens_page(
-        &state,
-        &member,
-        StatusCode::CREATED,
-        Some((info.name, secret.reveal().to_owned())),
-        None,
-    )
-    .await
+    let secure = session::is_secure(state.public_url(), &headers);
+    let sealed = member
+        .signed
+        .session
+        .reveal_once(&reveal_for(&info.id), secret.reveal(), secure);
+    Ok(with_cookie(
+        redirect(&member.path(&format!("/tokens/{}?done=created", info.id))),
+        Some(sealed),
+    ))
 }
 
 /// Revokes an API token.

@@ -63,8 +63,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("delivery.html", include_str!("templates/delivery.html")),
     ("members.html", include_str!("templates/members.html")),
     ("tokens.html", include_str!("templates/tokens.html")),
+    ("token.html", include_str!("templates/token.html")),
     ("setup.html", include_str!("templates/setup.html")),
-    ("setup_done.html", include_str!("templates/setup_done.html")),
     ("authorize.html", include_str!("templates/authorize.html")),
     (
         "authorize_expired.html",

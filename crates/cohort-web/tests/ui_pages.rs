@@ -765,11 +765,19 @@ async fn pages_render_real_data_and_their_forms_change_it() {
                 &[("csrf", &token), ("name", "Reporting")],
             )
             .await;
-        assert_eq!(created.status, StatusCode::CREATED, "{b}");
-        let html = readable(&created.text());
-        let start = html.find("id=\"new-token\">").unwrap() + "id=\"new-token\">".len();
-        let secret = html[start..].split('<').next().unwrap().to_owned();
+        assert_eq!(created.status, StatusCode::SEE_OTHER, "{b}");
+        let token_page = location(&created);
+        assert!(
+            token_page.starts_with(&format!("{base}/tokens/")),
+            "{b}: {token_page}"
+        );
+        let html = browser.page(&token_page).await;
+        let secret = between(&html, "id=\"new-token\">", "<").to_owned();
         assert!(secret.starts_with("cht_"), "{b}: {secret}");
+        assert!(
+            !browser.page(&token_page).await.contains(&secret),
+            "{b}: a reload shows the secret no more"
+        );
         let api = |secret: String| {
             let app = &app;
             async move {
@@ -1503,7 +1511,20 @@ async fn the_setup_link_creates_the_first_owner_once() {
         let created = app
             .send(post("email=o%40example.com&password=long+enough+pass&password_confirmation=long+enough+pass"))
             .await;
-        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+        assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text());
+        assert_eq!(location(&created), "/app/sign-in?done=account");
+        let sign_in = app
+            .send(
+                Request::get("/app/sign-in?done=account")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert!(
+            sign_in.text().contains("Account created."),
+            "{}",
+            sign_in.text()
+        );
         assert_eq!(app.t.db.count_members(&app.a.org).await.unwrap(), 1);
         let again = app
             .send(post("email=p%40example.com&password=long+enough+pass&password_confirmation=long+enough+pass"))
@@ -2180,8 +2201,8 @@ async fn everflow_and_webhook_destinations_are_created_tested_edited_and_their_l
                 ],
             )
             .await;
-        assert_eq!(hook.status, StatusCode::OK, "{b}: {}", hook.text());
-        let html = readable(&hook.text());
+        assert_eq!(hook.status, StatusCode::SEE_OTHER, "{b}: {}", hook.text());
+        let html = browser.page(&location(&hook)).await;
         let first = between(&html, "<code id=\"new-secret\">", "<").to_owned();
         assert!(first.starts_with("whsec_"), "{b}: {first}");
         let hook = app
@@ -2212,9 +2233,17 @@ async fn everflow_and_webhook_destinations_are_created_tested_edited_and_their_l
                 &[("csrf", &token), ("action", "rotate")],
             )
             .await;
-        assert_eq!(rotated.status, StatusCode::OK, "{b}");
-        let second =
-            between(&readable(&rotated.text()), "<code id=\"new-secret\">", "<").to_owned();
+        assert_eq!(rotated.status, StatusCode::SEE_OTHER, "{b}");
+        let rotated_page = browser.page(&location(&rotated)).await;
+        let second = between(&rotated_page, "<code id=\"new-secret\">", "<").to_owned();
+        assert!(
+            rotated_page.contains("Signing secret rotated"),
+            "{b}: {rotated_page}"
+        );
+        assert!(
+            !browser.page(&location(&rotated)).await.contains(&second),
+            "{b}: a reload shows the rotated secret no more"
+        );
         let hook = app
             .t
             .db
@@ -2380,5 +2409,134 @@ async fn a_store_page_shows_its_sync_runs_and_the_fragment_stays_live_while_one_
             StatusCode::NOT_FOUND,
             "{b}"
         );
+    }
+}
+
+/// The rows a reload could duplicate, counted straight from the database.
+async fn created_rows(
+    app: &TestApp,
+    sender: &cohort_engine::destinations::Dispatcher,
+) -> [usize; 4] {
+    let db = &app.t.db;
+    let org = &app.a.org;
+    [
+        db.list_sources(org).await.unwrap().len(),
+        db.list_api_tokens(org).await.unwrap().len(),
+        db.list_destinations(org, sender.key()).await.unwrap().len(),
+        db.count_members(org).await.unwrap() as usize,
+    ]
+}
+
+#[tokio::test]
+async fn every_create_form_answers_303_to_what_it_created_and_a_reload_creates_nothing_more() {
+    for (app, sender) in destination_apps().await {
+        let b = app.backend();
+        user(&app, &app.a.org, "ann@example.com", Role::Owner).await;
+        let mut browser = Browser::new(&app);
+        browser.sign_in("ann@example.com").await;
+        let base = format!("/app/o/{}", app.a.org.as_str());
+        let token = browser.csrf().await;
+        let (_receiver, url) = Receiver::start().await;
+        // (what, form's path, its fields, where its redirect leads)
+        type CreateForm = (&'static str, String, Vec<(&'static str, String)>, String);
+        let forms: Vec<CreateForm> = vec![
+            (
+                "source",
+                format!("{base}/sources"),
+                vec![("name", "Website".into())],
+                format!("{base}/sources/src_"),
+            ),
+            (
+                "API token",
+                format!("{base}/tokens"),
+                vec![("name", "Reporting".into())],
+                format!("{base}/tokens/"),
+            ),
+            (
+                "Everflow destination",
+                format!("{base}/destinations"),
+                vec![
+                    ("type", "everflow".into()),
+                    ("name", "Everflow".into()),
+                    ("tracking_domain", url.clone()),
+                    ("network_id", "7".into()),
+                    ("source_kind", "all".into()),
+                    ("attribution_window_days", "30".into()),
+                    ("map_event", "Order Completed".into()),
+                    ("map_id", "0".into()),
+                ],
+                format!("{base}/destinations/dst_"),
+            ),
+            (
+                "webhook",
+                format!("{base}/destinations"),
+                vec![
+                    ("type", "webhook".into()),
+                    ("name", "Hook".into()),
+                    ("url", format!("{url}/hook")),
+                ],
+                format!("{base}/destinations/dst_"),
+            ),
+            (
+                "member",
+                format!("{base}/members"),
+                vec![
+                    ("email", "vic@example.com".into()),
+                    ("role", "viewer".into()),
+                    ("password", PASSWORD.into()),
+                ],
+                format!("{base}/members?done=added"),
+            ),
+        ];
+        for (what, path, fields, target) in forms {
+            let before = created_rows(&app, &sender).await;
+            let mut posted = vec![("csrf", token.clone())];
+            posted.extend(fields);
+            let answer = browser.post_pairs(&path, &posted).await;
+            assert_eq!(
+                answer.status,
+                StatusCode::SEE_OTHER,
+                "{b}: creating a {what}: {}",
+                answer.text()
+            );
+            let next = location(&answer);
+            assert!(next.starts_with(&target), "{b}: a {what} leads to {next}");
+            let after = created_rows(&app, &sender).await;
+            assert_eq!(
+                after.iter().sum::<usize>(),
+                before.iter().sum::<usize>() + 1,
+                "{b}: one {what} created: {before:?} → {after:?}"
+            );
+            // What the browser shows after the redirect, then two reloads.
+            for _ in 0..3 {
+                browser.page(&next).await;
+            }
+            assert_eq!(
+                created_rows(&app, &sender).await,
+                after,
+                "{b}: reloading after creating a {what} created nothing"
+            );
+        }
+
+        // The setup link's form too: the first owner, then the sign-in page.
+        let link = app.t.db.create_setup_link(&app.b.org).await.unwrap();
+        let setup = browser
+            .post(
+                &format!("/setup/{}", link.reveal()),
+                &[
+                    ("email", "olga@example.com"),
+                    ("password", PASSWORD),
+                    ("password_confirmation", PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(setup.status, StatusCode::SEE_OTHER, "{b}: {}", setup.text());
+        for _ in 0..2 {
+            assert!(browser
+                .page(&location(&setup))
+                .await
+                .contains("Account created."));
+        }
+        assert_eq!(app.t.db.count_members(&app.b.org).await.unwrap(), 1, "{b}");
     }
 }
