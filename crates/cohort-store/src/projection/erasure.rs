@@ -203,6 +203,7 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
         }
+        crate::segments::forget_profile(&mut tx, org.as_str(), &profile_id).await?;
         tx.commit().await?;
         Ok(Some(report))
     }

@@ -503,6 +503,7 @@ impl OrgBatch {
         let mut order_rows = Vec::new();
         let mut rewritten_orders: Vec<String> = Vec::new();
         let mut line_rows: Vec<Vec<Bind>> = Vec::new();
+        let mut dirty_marks: Vec<(String, String)> = Vec::new();
 
         for (cluster, work) in &self.clusters {
             let state = &work.state;
@@ -569,6 +570,22 @@ impl OrgBatch {
                 ]
             }));
 
+            // Segment marks: what this batch's events could change, for
+            // every profile of the cluster (a superset: the events of a
+            // cluster land on one or two profiles); anything after a
+            // merge or refold, and a profile merged away.
+            let mut causes: BTreeSet<String> = work
+                .batch_events
+                .iter()
+                .map(|e| match e.message.get("event").and_then(|v| v.as_str()) {
+                    Some(name) if e.message_type == "track" => format!("track:{name}"),
+                    _ => e.message_type.clone(),
+                })
+                .collect();
+            if work.refold || !work.absorbed.is_empty() || !work.profile_merges.is_empty() {
+                causes.insert(crate::segments::CAUSE_ANY.to_owned());
+            }
+
             // Profiles and their tags.
             for id in work
                 .loaded_profiles
@@ -577,6 +594,16 @@ impl OrgBatch {
             {
                 stale_profiles.push(id.clone());
                 touched_profiles.push(id.clone());
+                dirty_marks.push((id.clone(), crate::segments::CAUSE_ANY.to_owned()));
+            }
+            for id in state.profiles.keys() {
+                if work.loaded_profiles.contains(id) {
+                    dirty_marks.extend(causes.iter().map(|c| (id.clone(), c.clone())));
+                } else {
+                    // A new profile can enter any segment (`not …` holds
+                    // for it whatever the event was).
+                    dirty_marks.push((id.clone(), crate::segments::CAUSE_ANY.to_owned()));
+                }
             }
             for id in state.profiles.keys() {
                 let Some(view) = state.view(id) else { continue };
@@ -759,6 +786,7 @@ impl OrgBatch {
         for st in statements {
             st.query().execute(&mut **tx).await?;
         }
+        crate::segments::mark_dirty(tx, backend, &org, &dirty_marks).await?;
 
         // Products: the latest version wins, whatever the arrival order.
         let rows: Vec<Vec<Bind>> = self

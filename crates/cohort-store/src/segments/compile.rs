@@ -18,6 +18,9 @@ pub enum Scope<'a> {
     All,
     /// One profile (re-evaluation after its event).
     Profile(&'a str),
+    /// Some profiles (a batch re-evaluated together: one query per
+    /// segment, not one per profile).
+    Profiles(&'a [String]),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,9 +63,10 @@ pub fn compile(
         st: Statement::new(""),
         org: org.as_str().to_owned(),
         now_us,
-        profile: match scope {
+        profiles: match scope {
             Scope::All => None,
-            Scope::Profile(p) => Some(p.to_owned()),
+            Scope::Profile(p) => Some(vec![p.to_owned()]),
+            Scope::Profiles(ps) => Some(ps.to_vec()),
         },
         lookup,
         stack: Vec::new(),
@@ -70,13 +74,54 @@ pub fn compile(
     let condition = c.rule(rule)?;
     let org_marker = c.text(&c.org.clone());
     let mut sql = format!("SELECT p.profile_id FROM profiles p WHERE p.org_id = {org_marker}");
-    if let Some(p) = c.profile.clone() {
-        let m = c.text(&p);
-        sql.push_str(&format!(" AND p.profile_id = {m}"));
-    }
+    sql.push_str(&c.scoped("p.profile_id"));
     sql.push_str(&format!(" AND ({condition}) ORDER BY p.profile_id"));
     c.st.sql = sql;
     Ok(CompiledRule { statement: c.st })
+}
+
+/// Compiles the query of the next instant, after `now_us`, at which a
+/// window of `rule` (or of a segment it names) could change a profile's
+/// membership without a new event: `SELECT profile_id, due_us`, one row per
+/// profile that has such an instant. A fact at `t` crosses a window of
+/// length `L` at `t + L + 1` µs; a crossing is ahead exactly when
+/// `t >= now − L`. Property filters and campaigns are ignored here, so the
+/// instants are a superset of the real changes: a check that changes
+/// nothing re-evaluates and schedules the next one. `None` when the rule
+/// has no window.
+pub fn compile_next_checks(
+    backend: Backend,
+    org: &OrgId,
+    rule: &Rule,
+    now_us: i64,
+    scope: Scope<'_>,
+    lookup: &dyn Fn(&str) -> Option<Rule>,
+) -> Result<Option<CompiledRule>, CompileError> {
+    rule.validate()
+        .map_err(|e| CompileError::Invalid(e.to_string()))?;
+    let mut c = Compiler {
+        backend,
+        st: Statement::new(""),
+        org: org.as_str().to_owned(),
+        now_us,
+        profiles: match scope {
+            Scope::All => None,
+            Scope::Profile(p) => Some(vec![p.to_owned()]),
+            Scope::Profiles(ps) => Some(ps.to_vec()),
+        },
+        lookup,
+        stack: Vec::new(),
+    };
+    let mut parts = Vec::new();
+    c.crossings(rule, &mut parts)?;
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    c.st.sql = format!(
+        "SELECT x.profile_id AS profile_id, MIN(x.due_us) AS due_us FROM ({}) x GROUP BY x.profile_id",
+        parts.join(" UNION ALL ")
+    );
+    Ok(Some(CompiledRule { statement: c.st }))
 }
 
 struct Compiler<'a> {
@@ -84,7 +129,7 @@ struct Compiler<'a> {
     st: Statement,
     org: String,
     now_us: i64,
-    profile: Option<String>,
+    profiles: Option<Vec<String>>,
     lookup: &'a dyn Fn(&str) -> Option<Rule>,
     stack: Vec<String>,
 }
@@ -115,12 +160,17 @@ impl Compiler<'_> {
         self.text(&org)
     }
 
-    /// ` AND <column> = <the profile>` when scoped to one profile.
+    /// ` AND <column> IN (<the profiles>)` when scoped to some profiles.
     fn scoped(&mut self, column: &str) -> String {
-        match self.profile.clone() {
-            Some(p) => {
-                let m = self.text(&p);
+        match self.profiles.clone() {
+            Some(ps) if ps.is_empty() => " AND 1 = 0".to_owned(),
+            Some(ps) if ps.len() == 1 => {
+                let m = self.text(&ps[0]);
                 format!(" AND {column} = {m}")
+            }
+            Some(ps) => {
+                let list = self.st.in_list(ps.iter().map(String::as_str));
+                format!(" AND {column} IN {list}")
             }
             None => String::new(),
         }
@@ -264,6 +314,105 @@ impl Compiler<'_> {
                 )
             }
         })
+    }
+
+    /// The `SELECT profile_id, due_us` of every window crossing ahead in
+    /// `rule`, appended to `parts`.
+    fn crossings(&mut self, rule: &Rule, parts: &mut Vec<String>) -> Result<(), CompileError> {
+        match rule {
+            Rule::And { rules } | Rule::Or { rules } => {
+                for r in rules {
+                    self.crossings(r, parts)?;
+                }
+            }
+            Rule::Not { rule } => self.crossings(rule, parts)?,
+            Rule::Performed {
+                event,
+                window: Some(window),
+                ..
+            }
+            | Rule::LastPerformed { event, window, .. } => {
+                let part = self.event_crossings(&[event.as_str()], window);
+                parts.push(part);
+            }
+            Rule::Email {
+                action,
+                window: Some(window),
+                ..
+            } => {
+                let part = self.event_crossings(&[action.event()], window);
+                parts.push(part);
+            }
+            Rule::Metric {
+                metric,
+                test: MetricTest::Window { window },
+            } => {
+                let (length, edge) = self.crossing_bounds(window);
+                let org = self.org();
+                let part = if *metric == Metric::LastSeen {
+                    let scoped = self.scoped("p.profile_id");
+                    format!(
+                        "SELECT p.profile_id AS profile_id, p.last_seen_us + {length} AS due_us FROM profiles p \
+                         WHERE p.org_id = {org} AND p.last_seen_us >= {edge}{scoped}"
+                    )
+                } else {
+                    self.purchase_crossings(org, length, edge)
+                };
+                parts.push(part);
+            }
+            Rule::Bought {
+                window: Some(window),
+                ..
+            } => {
+                let (length, edge) = self.crossing_bounds(window);
+                let org = self.org();
+                let part = self.purchase_crossings(org, length, edge);
+                parts.push(part);
+            }
+            Rule::InSegment { segment } => {
+                if let Some(at) = self.stack.iter().position(|s| s == segment) {
+                    let mut cycle = self.stack[at..].to_vec();
+                    cycle.push(segment.clone());
+                    return Err(CompileError::Cycle(cycle));
+                }
+                let inner = (self.lookup)(segment)
+                    .ok_or_else(|| CompileError::UnknownSegment(segment.clone()))?;
+                self.stack.push(segment.clone());
+                let result = self.crossings(&inner, parts);
+                self.stack.pop();
+                result?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The markers of a window's length + 1 µs and of its edge at now.
+    fn crossing_bounds(&mut self, window: &Window) -> (String, String) {
+        let length = self.int(window.length_us().saturating_add(1));
+        let edge = self.int(window.edge_us(self.now_us));
+        (length, edge)
+    }
+
+    fn event_crossings(&mut self, events: &[&str], window: &Window) -> String {
+        let (length, edge) = self.crossing_bounds(window);
+        let org = self.org();
+        let names = self.st.in_list(events.iter().copied());
+        let scoped = self.scoped("ce.profile_id");
+        format!(
+            "SELECT ce.profile_id AS profile_id, e.timestamp_us + {length} AS due_us \
+             FROM events e JOIN cluster_events ce ON ce.org_id = e.org_id AND ce.seq = e.seq \
+             WHERE e.org_id = {org} AND e.event IN {names} AND e.type = 'track' \
+             AND e.erased_at_us IS NULL AND ce.profile_id IS NOT NULL AND e.timestamp_us >= {edge}{scoped}"
+        )
+    }
+
+    fn purchase_crossings(&mut self, org: String, length: String, edge: String) -> String {
+        let scoped = self.scoped("o.profile_id");
+        format!(
+            "SELECT o.profile_id AS profile_id, o.purchased_at_us + {length} AS due_us FROM orders o \
+             WHERE o.org_id = {org} AND o.purchased = 1 AND o.purchased_at_us >= {edge}{scoped}"
+        )
     }
 
     /// `FROM … WHERE …` of a profile's `track` events named `event`.

@@ -11,8 +11,14 @@
 //! holds the two equal on both backends.
 
 mod compile;
+mod saved;
 
-pub use compile::{compile, CompileError, CompiledRule, Scope};
+pub use compile::{compile, compile_next_checks, CompileError, CompiledRule, Scope};
+pub(crate) use saved::{forget_profile, mark_dirty};
+pub use saved::{
+    DailyCount, DirtyMark, DueCheck, MembershipDelta, NewSegment, ProfileSegment, SaveError,
+    SegmentChange, SegmentMember, SegmentRecord, SegmentTx, CAUSE_ANY, PROFILES_PER_QUERY,
+};
 
 use cohort_domain::ids::OrgId;
 use cohort_domain::segments::Rule;
@@ -45,7 +51,7 @@ impl Db {
         org: &OrgId,
         rule: &Rule,
         now_us: i64,
-        lookup: &dyn Fn(&str) -> Option<Rule>,
+        lookup: &(dyn Fn(&str) -> Option<Rule> + Sync),
     ) -> Result<Vec<String>, SegmentQueryError> {
         let compiled = compile(self.backend(), org, rule, now_us, Scope::All, lookup)?;
         let rows = compiled
@@ -66,7 +72,7 @@ impl Db {
         rule: &Rule,
         profile_id: &str,
         now_us: i64,
-        lookup: &dyn Fn(&str) -> Option<Rule>,
+        lookup: &(dyn Fn(&str) -> Option<Rule> + Sync),
     ) -> Result<bool, SegmentQueryError> {
         let compiled = compile(
             self.backend(),
