@@ -10,7 +10,8 @@
 //! - `destinations`: the delivery worker, test conversions, and the checks
 //!   the admin API, the UI and the CLI share;
 //! - `outbound`: the one HTTP policy every client above uses;
-//! - `projection`: the profile projection's background loop.
+//! - `projection`: the profile projection's background loop;
+//! - `segments`: saved segments, previews and live membership.
 //!
 //! No HTTP server, no HTML, no SQL: decisions that need no IO live in
 //! `cohort-domain`.
@@ -19,6 +20,7 @@ pub mod destinations;
 pub mod intake;
 pub mod outbound;
 pub mod projection;
+pub mod segments;
 pub mod store_discounts;
 pub mod views;
 pub mod woocommerce_rest;

@@ -8,6 +8,8 @@ use anyhow::Context;
 use cohort_api::{ApiSettings, AppState};
 use cohort_engine::destinations::Dispatcher;
 use cohort_engine::projection::ProjectionRounds;
+use cohort_engine::segments::membership::MembershipRounds;
+use cohort_engine::segments::Segments;
 use cohort_engine::woocommerce_rest::worker::RestWorker;
 use cohort_store::destinations::SecretsKey;
 use cohort_store::projection::Projector;
@@ -106,6 +108,11 @@ fn start_workers(
             config.projection.poll_interval_ms.max(1),
         ));
         supervisor.spawn("projection", move |stop| run_rounds(rounds, pacing, stop));
+        // Live segment membership follows what the projection marks.
+        let membership = MembershipRounds::new(&Segments::new(db.clone()));
+        supervisor.spawn("segment-membership", move |stop| {
+            run_rounds(membership, pacing, stop)
+        });
     }
     if config.destinations.enabled {
         let dispatcher = destinations.clone();

@@ -1,0 +1,521 @@
+//! Saved segments: defining them (a rule in either face, checked, cycles
+//! refused, members computed at once), reading them, previews that save
+//! nothing, and live membership ([`membership`]): the worker that keeps
+//! every segment's members current as events arrive and windows pass.
+//!
+//! Rules name other segments by name (`in segment "VIP"`): a segment
+//! another rule names cannot be deleted or renamed (the rule would stop
+//! meaning what it said); changing its rule recomputes the segments that
+//! name it.
+
+pub mod membership;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use cohort_domain::ids::{new_id, OrgId};
+use cohort_domain::profile::ProfileView;
+use cohort_domain::segments::{find_cycle, parse, print, ParseError, Rule};
+use cohort_store::segments::{
+    CompileError, NewSegment, SaveError, SegmentMember, SegmentQueryError, SegmentRecord, SegmentTx,
+};
+use cohort_store::{Db, StoreError};
+
+/// The instant rules are evaluated at, UTC µs. Injectable, so tests can
+/// move time past a window's edge.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(cohort_store::now_micros)
+}
+
+/// A rule as a caller gives it: its text or its JSON AST.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuleSource {
+    Text(String),
+    Ast(Rule),
+}
+
+/// A new segment.
+#[derive(Debug, Clone)]
+pub struct SegmentDraft {
+    pub name: String,
+    pub description: Option<String>,
+    pub rule: RuleSource,
+}
+
+/// Changes to a segment; `None` keeps what is there.
+#[derive(Debug, Clone, Default)]
+pub struct SegmentChangeset {
+    pub name: Option<String>,
+    /// `Some(None)` clears it.
+    pub description: Option<Option<String>>,
+    pub rule: Option<RuleSource>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentError {
+    /// The text does not parse.
+    #[error("{0}")]
+    InvalidRule(ParseError),
+    /// The AST (or what a parse gave) breaks a rule the shape cannot say.
+    #[error("{0}")]
+    InvalidAst(String),
+    #[error("segments form a cycle: {}", .0.join(" → "))]
+    Cycle(Vec<String>),
+    #[error("no segment is named \"{0}\"")]
+    UnknownSegment(String),
+    #[error("{field}: {message}")]
+    InvalidField {
+        field: &'static str,
+        message: String,
+    },
+    #[error("a segment named \"{0}\" already exists")]
+    NameTaken(String),
+    #[error("segment not found")]
+    NotFound,
+    /// Deleting or renaming a segment other rules name.
+    #[error("segment \"{name}\" is named by {}", .by.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", "))]
+    Referenced { name: String, by: Vec<String> },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<SegmentQueryError> for SegmentError {
+    fn from(e: SegmentQueryError) -> Self {
+        match e {
+            SegmentQueryError::Rule(c) => c.into(),
+            SegmentQueryError::Store(s) => SegmentError::Store(s),
+        }
+    }
+}
+
+impl From<CompileError> for SegmentError {
+    fn from(e: CompileError) -> Self {
+        match e {
+            CompileError::UnknownSegment(n) => SegmentError::UnknownSegment(n),
+            CompileError::Cycle(names) => SegmentError::Cycle(names),
+            CompileError::Invalid(m) => SegmentError::InvalidAst(m),
+        }
+    }
+}
+
+impl From<SaveError> for SegmentError {
+    fn from(e: SaveError) -> Self {
+        match e {
+            SaveError::NameTaken(n) => SegmentError::NameTaken(n),
+            SaveError::Store(s) => SegmentError::Store(s),
+        }
+    }
+}
+
+/// A preview: what a rule selects now, nothing saved.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    pub rule: Rule,
+    pub text: String,
+    pub count: i64,
+    /// Up to [`PREVIEW_SAMPLE`] members, in id order.
+    pub sample: Vec<ProfileView>,
+}
+
+pub const PREVIEW_SAMPLE: usize = 10;
+
+/// The longest name a segment may have.
+pub const NAME_MAX_CHARS: usize = 100;
+
+/// Reasons recorded in the feed for changes a definition causes.
+pub const REASON_CREATED: &str = "segment created";
+pub const REASON_RULE_CHANGED: &str = "rule changed";
+pub const REASON_DELETED: &str = "segment deleted";
+pub const REASON_RECOMPUTE: &str = "recompute";
+
+/// Parses or checks a rule: its AST and its canonical text.
+pub fn read_rule(source: &RuleSource) -> Result<(Rule, String), SegmentError> {
+    let rule = match source {
+        RuleSource::Text(text) => parse(text).map_err(SegmentError::InvalidRule)?,
+        RuleSource::Ast(rule) => rule.clone(),
+    };
+    rule.validate()
+        .map_err(|e| SegmentError::InvalidAst(e.to_string()))?;
+    let text = print(&rule);
+    Ok((rule, text))
+}
+
+fn checked_name(name: &str) -> Result<String, SegmentError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(SegmentError::InvalidField {
+            field: "name",
+            message: "a segment needs a name".into(),
+        });
+    }
+    if name.chars().count() > NAME_MAX_CHARS {
+        return Err(SegmentError::InvalidField {
+            field: "name",
+            message: format!("at most {NAME_MAX_CHARS} characters"),
+        });
+    }
+    Ok(name.to_owned())
+}
+
+fn checked_description(d: Option<String>) -> Result<Option<String>, SegmentError> {
+    match d.map(|d| d.trim().to_owned()).filter(|d| !d.is_empty()) {
+        Some(d) if d.chars().count() > 2000 => Err(SegmentError::InvalidField {
+            field: "description",
+            message: "at most 2000 characters".into(),
+        }),
+        d => Ok(d),
+    }
+}
+
+/// The rules of an organisation's segments by name, for `in segment`.
+#[derive(Debug, Clone, Default)]
+pub struct RuleBook {
+    pub by_name: BTreeMap<String, Rule>,
+}
+
+impl RuleBook {
+    pub fn of(records: &[SegmentRecord]) -> Self {
+        Self {
+            by_name: records
+                .iter()
+                .map(|r| (r.name.clone(), r.rule.clone()))
+                .collect(),
+        }
+    }
+
+    pub fn lookup(&self, name: &str) -> Option<Rule> {
+        self.by_name.get(name).cloned()
+    }
+
+    /// The names of the segments whose rules name `name`, directly or
+    /// through others.
+    pub fn dependents_of(&self, name: &str) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        let mut frontier = vec![name.to_owned()];
+        while let Some(n) = frontier.pop() {
+            for (other, rule) in &self.by_name {
+                if cohort_domain::segments::dependencies(rule)
+                    .segments
+                    .contains(&n)
+                    && out.insert(other.clone())
+                {
+                    frontier.push(other.clone());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The segments service.
+#[derive(Clone)]
+pub struct Segments {
+    db: Db,
+    clock: Clock,
+}
+
+impl Segments {
+    pub fn new(db: Db) -> Self {
+        Self::with_clock(db, system_clock())
+    }
+
+    pub fn with_clock(db: Db, clock: Clock) -> Self {
+        Self { db, clock }
+    }
+
+    pub fn now_us(&self) -> i64 {
+        (self.clock)()
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Saves a segment and computes its members, in one transaction.
+    pub async fn create(
+        &self,
+        org: &OrgId,
+        draft: SegmentDraft,
+    ) -> Result<SegmentRecord, SegmentError> {
+        let name = checked_name(&draft.name)?;
+        let description = checked_description(draft.description)?;
+        let (rule, text) = read_rule(&draft.rule)?;
+        let mut tx = self.db.begin_segments().await?;
+        let mut book = RuleBook::of(&tx.definitions(org).await?);
+        if book.by_name.contains_key(&name) {
+            return Err(SegmentError::NameTaken(name));
+        }
+        book.by_name.insert(name.clone(), rule.clone());
+        check_book(&book)?;
+        let segment_id = new_id("seg");
+        let now = self.now_us();
+        tx.insert_definition(
+            org,
+            &NewSegment {
+                segment_id: &segment_id,
+                name: &name,
+                description: description.as_deref(),
+                rule_text: &text,
+                rule: &rule,
+                now_us: now,
+            },
+        )
+        .await?;
+        recompute_in(&mut tx, org, &segment_id, &rule, &book, now, REASON_CREATED).await?;
+        tx.commit().await?;
+        self.get(org, &segment_id).await
+    }
+
+    /// Changes a segment; a changed rule recomputes it and every segment
+    /// that names it.
+    pub async fn update(
+        &self,
+        org: &OrgId,
+        segment_id: &str,
+        changes: SegmentChangeset,
+    ) -> Result<SegmentRecord, SegmentError> {
+        let mut tx = self.db.begin_segments().await?;
+        let records = tx.definitions(org).await?;
+        let current = records
+            .iter()
+            .find(|r| r.segment_id == segment_id)
+            .cloned()
+            .ok_or(SegmentError::NotFound)?;
+        let mut book = RuleBook::of(&records);
+        let name = match &changes.name {
+            Some(n) => checked_name(n)?,
+            None => current.name.clone(),
+        };
+        let description = match changes.description {
+            Some(d) => checked_description(d)?,
+            None => current.description.clone(),
+        };
+        let (rule, text) = match &changes.rule {
+            Some(source) => read_rule(source)?,
+            None => (current.rule.clone(), current.rule_text.clone()),
+        };
+        if name != current.name {
+            let by = book.dependents_of(&current.name);
+            if !by.is_empty() {
+                return Err(SegmentError::Referenced {
+                    name: current.name,
+                    by: by.into_iter().collect(),
+                });
+            }
+            if book.by_name.contains_key(&name) {
+                return Err(SegmentError::NameTaken(name));
+            }
+        }
+        book.by_name.remove(&current.name);
+        book.by_name.insert(name.clone(), rule.clone());
+        check_book(&book)?;
+        let now = self.now_us();
+        tx.update_definition(
+            org,
+            &NewSegment {
+                segment_id,
+                name: &name,
+                description: description.as_deref(),
+                rule_text: &text,
+                rule: &rule,
+                now_us: now,
+            },
+        )
+        .await?;
+        if rule != current.rule {
+            recompute_in(
+                &mut tx,
+                org,
+                segment_id,
+                &rule,
+                &book,
+                now,
+                REASON_RULE_CHANGED,
+            )
+            .await?;
+            for dependent in book.dependents_of(&name) {
+                let Some(r) = records.iter().find(|r| r.name == dependent) else {
+                    continue;
+                };
+                recompute_in(
+                    &mut tx,
+                    org,
+                    &r.segment_id,
+                    &r.rule,
+                    &book,
+                    now,
+                    &format!("segment \"{name}\" changed"),
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        self.get(org, segment_id).await
+    }
+
+    /// Deletes a segment no other rule names; its members' exits are
+    /// recorded in the feed.
+    pub async fn delete(&self, org: &OrgId, segment_id: &str) -> Result<(), SegmentError> {
+        let mut tx = self.db.begin_segments().await?;
+        let records = tx.definitions(org).await?;
+        let current = records
+            .iter()
+            .find(|r| r.segment_id == segment_id)
+            .ok_or(SegmentError::NotFound)?;
+        let by = RuleBook::of(&records).dependents_of(&current.name);
+        if !by.is_empty() {
+            return Err(SegmentError::Referenced {
+                name: current.name.clone(),
+                by: by.into_iter().collect(),
+            });
+        }
+        tx.delete_definition(org, segment_id, self.now_us(), REASON_DELETED)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Recomputes a segment from scratch (what the live membership should
+    /// already hold: any difference is recorded with reason `recompute`).
+    pub async fn recompute(
+        &self,
+        org: &OrgId,
+        segment_id: &str,
+    ) -> Result<RecomputeReport, SegmentError> {
+        let mut tx = self.db.begin_segments().await?;
+        let records = tx.definitions(org).await?;
+        let current = records
+            .iter()
+            .find(|r| r.segment_id == segment_id)
+            .ok_or(SegmentError::NotFound)?;
+        let book = RuleBook::of(&records);
+        let now = self.now_us();
+        let delta = recompute_in(
+            &mut tx,
+            org,
+            segment_id,
+            &current.rule,
+            &book,
+            now,
+            REASON_RECOMPUTE,
+        )
+        .await?;
+        tx.commit().await?;
+        let record = self.get(org, segment_id).await?;
+        Ok(RecomputeReport {
+            members: record.member_count,
+            entered: delta.entered.len() as i64,
+            exited: delta.exited.len() as i64,
+        })
+    }
+
+    pub async fn get(&self, org: &OrgId, segment_id: &str) -> Result<SegmentRecord, SegmentError> {
+        self.db
+            .segment(org, segment_id)
+            .await?
+            .ok_or(SegmentError::NotFound)
+    }
+
+    /// A segment by id, or else by exact name (for the CLI).
+    pub async fn find(&self, org: &OrgId, id_or_name: &str) -> Result<SegmentRecord, SegmentError> {
+        if let Some(r) = self.db.segment(org, id_or_name).await? {
+            return Ok(r);
+        }
+        self.db
+            .segments_of(org)
+            .await?
+            .into_iter()
+            .find(|r| r.name == id_or_name)
+            .ok_or(SegmentError::NotFound)
+    }
+
+    pub async fn list(
+        &self,
+        org: &OrgId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<SegmentRecord>, SegmentError> {
+        Ok(self.db.segment_page(org, after, limit).await?)
+    }
+
+    pub async fn members(
+        &self,
+        org: &OrgId,
+        segment_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<SegmentMember>, SegmentError> {
+        self.get(org, segment_id).await?;
+        Ok(self
+            .db
+            .segment_member_page(org, segment_id, after, limit)
+            .await?)
+    }
+
+    /// What a rule selects now; nothing is saved.
+    pub async fn preview(&self, org: &OrgId, source: &RuleSource) -> Result<Preview, SegmentError> {
+        let (rule, text) = read_rule(source)?;
+        let book = RuleBook::of(&self.db.segments_of(org).await?);
+        let members = self
+            .db
+            .segment_members(org, &rule, self.now_us(), &|n| book.lookup(n))
+            .await?;
+        let mut sample = Vec::new();
+        for id in members.iter().take(PREVIEW_SAMPLE) {
+            if let Some(record) = self.db.profile(org, id).await? {
+                sample.push(record.profile);
+            }
+        }
+        Ok(Preview {
+            rule,
+            text,
+            count: members.len() as i64,
+            sample,
+        })
+    }
+}
+
+/// What a recompute found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecomputeReport {
+    pub members: i64,
+    pub entered: i64,
+    pub exited: i64,
+}
+
+/// Refuses a set of segments with a cycle or a name no segment has.
+fn check_book(book: &RuleBook) -> Result<(), SegmentError> {
+    find_cycle(&book.by_name).map_err(|c| SegmentError::Cycle(c.names))?;
+    for rule in book.by_name.values() {
+        for named in cohort_domain::segments::dependencies(rule).segments {
+            if !book.by_name.contains_key(&named) {
+                return Err(SegmentError::UnknownSegment(named));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Full recompute of one segment inside a membership transaction: members,
+/// feed, and every profile's next window check.
+async fn recompute_in(
+    tx: &mut SegmentTx,
+    org: &OrgId,
+    segment_id: &str,
+    rule: &Rule,
+    book: &RuleBook,
+    now: i64,
+    reason: &str,
+) -> Result<cohort_store::segments::MembershipDelta, SegmentError> {
+    let lookup = |n: &str| book.lookup(n);
+    let selected = tx.select(org, rule, None, now, &lookup).await?;
+    let delta = tx
+        .apply(org, segment_id, None, &selected, now, reason)
+        .await?;
+    tx.schedule_checks(org, segment_id, rule, None, now, &lookup)
+        .await?;
+    Ok(delta)
+}
