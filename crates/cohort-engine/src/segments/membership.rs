@@ -171,33 +171,44 @@ pub async fn membership_round(db: &Db, now_us: i64) -> Result<RoundReport, Segme
                     by_reason.insert(REASON_WINDOW.to_owned(), only_due);
                 }
             }
-            for (reason, profiles) in by_reason {
-                let selected = tx
-                    .select(&org, &record.rule, Some(&profiles), now_us, &lookup)
-                    .await?;
+            if by_reason.is_empty() {
+                continue;
+            }
+            // One evaluation for every affected profile; the changes are
+            // written per reason.
+            let profiles: Vec<String> = by_reason.values().flatten().cloned().collect();
+            let selected = tx
+                .select(&org, &record.rule, Some(&profiles), now_us, &lookup)
+                .await?;
+            for (reason, group) in &by_reason {
+                let chosen: BTreeSet<String> = group
+                    .iter()
+                    .filter(|p| selected.contains(*p))
+                    .cloned()
+                    .collect();
                 let delta = tx
                     .apply(
                         &org,
                         &record.segment_id,
-                        Some(&profiles),
-                        &selected,
+                        Some(group),
+                        &chosen,
                         now_us,
-                        &reason,
+                        reason,
                     )
                     .await?;
                 report.entered += delta.entered.len();
                 report.exited += delta.exited.len();
-                if deps.windowed {
-                    tx.schedule_checks(
-                        &org,
-                        &record.segment_id,
-                        &record.rule,
-                        Some(&profiles),
-                        now_us,
-                        &lookup,
-                    )
-                    .await?;
-                }
+            }
+            if deps.windowed {
+                tx.schedule_checks(
+                    &org,
+                    &record.segment_id,
+                    &record.rule,
+                    Some(&profiles),
+                    now_us,
+                    &lookup,
+                )
+                .await?;
             }
         }
     }
