@@ -30,6 +30,8 @@ pub enum BenchCommand {
     Ui(crate::bench_ui::UiArgs),
     /// The no-plugin WooCommerce webhook receiver: signed order.updated deliveries stored, against verification only
     WoocommerceWebhooks(crate::bench_woocommerce::WebhooksArgs),
+    /// Event → segment membership latency in a running server under a steady background load
+    SegmentLatency(crate::bench_segment_latency::SegmentLatencyArgs),
 }
 
 #[derive(Args, Clone)]
@@ -62,6 +64,9 @@ pub async fn run(_config: &Config, command: BenchCommand) -> anyhow::Result<()> 
         BenchCommand::Destinations(args) => crate::bench_destinations::destinations(args).await,
         BenchCommand::Ui(args) => crate::bench_ui::ui(args).await,
         BenchCommand::WoocommerceWebhooks(args) => crate::bench_woocommerce::webhooks(args).await,
+        BenchCommand::SegmentLatency(args) => {
+            crate::bench_segment_latency::segment_latency(args).await
+        }
     }
 }
 

@@ -36,7 +36,7 @@ pub struct ProjectArgs {
 /// The synthetic history of person `p`'s `n`-th event: a visitor who
 /// browses, identifies (about one in three), adds to a cart and sometimes
 /// buys. Deterministic, so runs are comparable.
-fn message(p: u64, n: u64, at_us: i64) -> serde_json::Value {
+pub(crate) fn message(p: u64, n: u64, at_us: i64) -> serde_json::Value {
     let anon = format!("anon-{p}");
     let time = cohort_domain::time::format_rfc3339(cohort_domain::time::from_micros(at_us));
     let known = p.is_multiple_of(3);

@@ -4,6 +4,7 @@
 mod bench;
 mod bench_destinations;
 mod bench_project;
+mod bench_segment_latency;
 mod bench_ui;
 mod bench_woocommerce;
 mod commands;
