@@ -9,6 +9,7 @@ use cohort_api::{ApiSettings, AppState};
 use cohort_engine::destinations::Dispatcher;
 use cohort_engine::projection::ProjectionRounds;
 use cohort_engine::segments::membership::MembershipRounds;
+use cohort_engine::segments::rfm::RfmRounds;
 use cohort_engine::segments::Segments;
 use cohort_engine::woocommerce_rest::worker::RestWorker;
 use cohort_store::destinations::SecretsKey;
@@ -112,6 +113,11 @@ fn start_workers(
         let membership = MembershipRounds::new(&Segments::new(db.clone()));
         supervisor.spawn("segment-membership", move |stop| {
             run_rounds(membership, pacing, stop)
+        });
+        // RFM scores, recomputed daily per organisation with purchases.
+        let rfm = RfmRounds::new(&Segments::new(db.clone()));
+        supervisor.spawn("rfm", move |stop| {
+            run_rounds(rfm, Pacing::idle(Duration::from_secs(60)), stop)
         });
     }
     if config.destinations.enabled {

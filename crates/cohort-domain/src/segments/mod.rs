@@ -10,6 +10,7 @@ pub mod eval;
 pub mod facts;
 pub mod parse;
 pub mod print;
+pub mod rfm;
 
 #[cfg(test)]
 mod tests;

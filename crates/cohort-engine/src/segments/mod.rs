@@ -9,6 +9,7 @@
 //! name it.
 
 pub mod membership;
+pub mod rfm;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

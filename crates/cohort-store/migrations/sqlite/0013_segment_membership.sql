@@ -71,3 +71,10 @@ CREATE TABLE segment_membership_lock (
     updated_at_us BIGINT NOT NULL
 );
 INSERT INTO segment_membership_lock (name, updated_at_us) VALUES ('membership', 0);
+
+-- When each organisation's RFM scores (profile_rfm) were last computed.
+CREATE TABLE rfm_runs (
+    org_id TEXT PRIMARY KEY,
+    computed_at_us BIGINT NOT NULL,
+    customers BIGINT NOT NULL
+);

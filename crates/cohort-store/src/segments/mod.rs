@@ -16,8 +16,9 @@ mod saved;
 pub use compile::{compile, compile_next_checks, CompileError, CompiledRule, Scope};
 pub(crate) use saved::{forget_profile, mark_dirty};
 pub use saved::{
-    DailyCount, DirtyMark, DueCheck, MembershipDelta, NewSegment, ProfileSegment, SaveError,
-    SegmentChange, SegmentMember, SegmentRecord, SegmentTx, CAUSE_ANY, PROFILES_PER_QUERY,
+    DailyCount, DirtyMark, DueCheck, MembershipDelta, NewSegment, ProfileSegment, RfmGroupSummary,
+    SaveError, SegmentChange, SegmentMember, SegmentRecord, SegmentTx, CAUSE_ANY,
+    PROFILES_PER_QUERY,
 };
 
 use cohort_domain::ids::OrgId;

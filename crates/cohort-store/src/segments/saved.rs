@@ -312,7 +312,7 @@ impl Db {
         // Net entries per day since the first day, newest last.
         let rows = sqlx::query(
             "SELECT (at_us - $3) / $4 AS day, \
-             SUM(CASE WHEN change = 'entered' THEN 1 ELSE -1 END) AS net \
+             CAST(SUM(CASE WHEN change = 'entered' THEN 1 ELSE -1 END) AS BIGINT) AS net \
              FROM segment_changes WHERE org_id = $1 AND segment_id = $2 AND at_us >= $3 \
              GROUP BY (at_us - $3) / $4",
         )
@@ -838,6 +838,7 @@ pub(crate) async fn forget_profile(
         "segment_changes",
         "segment_checks",
         "segment_dirty",
+        "profile_rfm",
     ] {
         sqlx::query(&format!(
             "DELETE FROM {table} WHERE org_id = $1 AND profile_id = $2"
@@ -848,4 +849,163 @@ pub(crate) async fn forget_profile(
         .await?;
     }
     Ok(())
+}
+
+impl SegmentTx {
+    /// Every customer's figures (profiles with at least one purchase): the
+    /// latest purchase time, the purchase count and the total net of
+    /// refunds.
+    pub async fn customer_figures(
+        &mut self,
+        org: &OrgId,
+    ) -> Result<Vec<cohort_domain::segments::rfm::CustomerFigures>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT profile_id, MAX(purchased_at_us), COUNT(*), CAST(SUM(net_total_e4) AS BIGINT) FROM orders \
+             WHERE org_id = $1 AND purchased = 1 GROUP BY profile_id",
+        )
+        .bind(org.as_str())
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let last: Option<i64> = r.col(1)?;
+                let spent_e4: i64 = r.col(3)?;
+                Ok(cohort_domain::segments::rfm::CustomerFigures {
+                    profile_id: r.col(0)?,
+                    last_purchase_us: last.unwrap_or(0),
+                    purchases: r.col(2)?,
+                    spent: rust_decimal::Decimal::new(spent_e4, 4),
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces `org`'s RFM scores and records the run.
+    pub async fn replace_rfm(
+        &mut self,
+        org: &OrgId,
+        scores: &[cohort_domain::segments::rfm::RfmScore],
+        now_us: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM profile_rfm WHERE org_id = $1")
+            .bind(org.as_str())
+            .execute(&mut *self.tx)
+            .await?;
+        let text = |s: &str| Bind::Text(s.to_owned());
+        let rows: Vec<Vec<Bind>> = scores
+            .iter()
+            .map(|s| {
+                vec![
+                    text(org.as_str()),
+                    text(&s.profile_id),
+                    Bind::Int(s.recency),
+                    Bind::Int(s.frequency),
+                    Bind::Int(s.monetary),
+                    text(s.group),
+                    Bind::Int(now_us),
+                ]
+            })
+            .collect();
+        for st in multi_insert(
+            self.backend,
+            "INSERT INTO profile_rfm (org_id, profile_id, recency, frequency, monetary, rfm_group, updated_at_us)",
+            &rows,
+            "",
+        ) {
+            st.query().execute(&mut *self.tx).await?;
+        }
+        sqlx::query(
+            "INSERT INTO rfm_runs (org_id, computed_at_us, customers) VALUES ($1, $2, $3) \
+             ON CONFLICT (org_id) DO UPDATE SET computed_at_us = excluded.computed_at_us, customers = excluded.customers",
+        )
+        .bind(org.as_str())
+        .bind(now_us)
+        .bind(scores.len() as i64)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// One RFM group's size and revenue, for the grid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RfmGroupSummary {
+    pub group: String,
+    pub customers: i64,
+    /// Total spent by its customers, net of refunds, in ten-thousandths.
+    pub spent_e4: i64,
+}
+
+impl Db {
+    /// Organisations with purchases whose RFM was never computed or last
+    /// computed before `stale_before_us`.
+    pub async fn orgs_due_for_rfm(&self, stale_before_us: i64) -> Result<Vec<OrgId>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT o.id FROM organisations o WHERE EXISTS \
+             (SELECT 1 FROM orders d WHERE d.org_id = o.id AND d.purchased = 1) \
+             AND NOT EXISTS (SELECT 1 FROM rfm_runs r WHERE r.org_id = o.id AND r.computed_at_us >= $1) \
+             ORDER BY o.id",
+        )
+        .bind(stale_before_us)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok(OrgId::from_stored(r.col::<String, _>(0)?)))
+            .collect()
+    }
+
+    /// When `org`'s RFM was last computed, and for how many customers.
+    pub async fn rfm_run(&self, org: &OrgId) -> Result<Option<(i64, i64)>, StoreError> {
+        let row = sqlx::query("SELECT computed_at_us, customers FROM rfm_runs WHERE org_id = $1")
+            .bind(org.as_str())
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| Ok((r.col(0)?, r.col(1)?))).transpose()
+    }
+
+    /// The RFM grid: each group's customers and what they spent.
+    pub async fn rfm_groups(&self, org: &OrgId) -> Result<Vec<RfmGroupSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT r.rfm_group, COUNT(*), CAST(COALESCE(SUM(s.spent), 0) AS BIGINT) FROM profile_rfm r \
+             LEFT JOIN (SELECT profile_id, SUM(net_total_e4) AS spent FROM orders \
+                        WHERE org_id = $1 AND purchased = 1 GROUP BY profile_id) s ON s.profile_id = r.profile_id \
+             WHERE r.org_id = $1 GROUP BY r.rfm_group ORDER BY r.rfm_group",
+        )
+        .bind(org.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RfmGroupSummary {
+                    group: r.col(0)?,
+                    customers: r.col(1)?,
+                    spent_e4: r.col(2)?,
+                })
+            })
+            .collect()
+    }
+
+    /// One profile's RFM scores, if it has any.
+    pub async fn profile_rfm(
+        &self,
+        org: &OrgId,
+        profile_id: &str,
+    ) -> Result<Option<cohort_domain::segments::RfmFacts>, StoreError> {
+        let row = sqlx::query(
+            "SELECT recency, frequency, monetary, rfm_group FROM profile_rfm WHERE org_id = $1 AND profile_id = $2",
+        )
+        .bind(org.as_str())
+        .bind(profile_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok(cohort_domain::segments::RfmFacts {
+                recency: r.col(0)?,
+                frequency: r.col(1)?,
+                monetary: r.col(2)?,
+                group: r.col(3)?,
+            })
+        })
+        .transpose()
+    }
 }

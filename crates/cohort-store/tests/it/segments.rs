@@ -766,3 +766,132 @@ fn live_membership_equals_full_recompute_as_events_arrive_and_time_passes() {
         )
         .unwrap();
 }
+
+/// RFM over real orders: six customers, the n-th with n orders, the
+/// latest n × 10 days ago reversed; scores by tertiles, groups, and a
+/// segment on `rfm.group` recomputed with the scores.
+#[tokio::test]
+async fn rfm_scores_customers_by_the_stores_tertiles_and_segments_follow() {
+    use cohort_engine::segments::{RuleSource, SegmentDraft, Segments};
+    use std::sync::Arc;
+
+    for t in all_backends().await {
+        let db = &t.db;
+        let s = seed(db, "Shop").await;
+        let mut messages = Vec::new();
+        for person in 1..=6u8 {
+            for n in 0..person {
+                let g = Gen {
+                    person,
+                    id_form: 0,
+                    days_ago: 10 * (6 - i64::from(person)) + 5 * i64::from(n),
+                    seconds: 0,
+                    what: What::Order {
+                        total_cents: 1000 * i64::from(person),
+                        lines: vec![],
+                    },
+                };
+                messages.push(message(messages.len(), &g));
+            }
+        }
+        let events = events_for(&s.org, &s.source, &json!({ "batch": messages }).to_string());
+        let (writer, tasks) = EventWriter::start(db.clone(), WriterOptions::default());
+        writer.append(events).await.unwrap();
+        drop(writer);
+        tasks.join_all().await;
+        Projector::new(db.clone()).catch_up().await.unwrap();
+
+        let segments = Segments::with_clock(db.clone(), Arc::new(|| NOW_US));
+        let champions = segments
+            .create(
+                &s.org,
+                SegmentDraft {
+                    name: "Champions".into(),
+                    description: None,
+                    rule: RuleSource::Text(r#"rfm.group = "Champions""#.into()),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            champions.member_count, 0,
+            "no scores yet: rfm tests are false"
+        );
+
+        let report = segments.recompute_rfm(&s.org).await.unwrap();
+        assert_eq!((report.customers, report.segments), (6, 1));
+        let profile_of = |k: u8| {
+            let db = db.clone();
+            let org = s.org.clone();
+            async move {
+                db.list_profiles(
+                    &org,
+                    &cohort_store::projection::ProfileFilter {
+                        user_id: Some(format!("u{k}")),
+                        limit: 1,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap()[0]
+                    .profile
+                    .id
+                    .clone()
+            }
+        };
+        let mut scores = Vec::new();
+        for k in 1..=6u8 {
+            let rfm = db
+                .profile_rfm(&s.org, &profile_of(k).await)
+                .await
+                .unwrap()
+                .unwrap();
+            scores.push((rfm.recency, rfm.frequency, rfm.monetary, rfm.group));
+        }
+        // Sorted figures 1..6: cuts at the 2nd and 4th value.
+        assert_eq!(
+            scores.iter().map(|s| s.1).collect::<Vec<_>>(),
+            [1, 1, 2, 2, 3, 3],
+            "{:?}",
+            t.backend()
+        );
+        assert_eq!(
+            scores.iter().map(|s| s.2).collect::<Vec<_>>(),
+            [1, 1, 2, 2, 3, 3]
+        );
+        assert_eq!(
+            scores.iter().map(|s| s.0).collect::<Vec<_>>(),
+            [1, 1, 2, 2, 3, 3]
+        );
+        assert_eq!(scores[5].3, "Champions");
+        assert_eq!(scores[0].3, "Inactive");
+
+        let members = db
+            .segment_member_page(&s.org, &champions.segment_id, None, 100)
+            .await
+            .unwrap();
+        let champion_ids: Vec<String> = members.iter().map(|m| m.profile_id.clone()).collect();
+        let mut want = vec![profile_of(5).await, profile_of(6).await];
+        want.sort();
+        assert_eq!(
+            champion_ids,
+            want,
+            "{:?}: R3 F3 are the champions",
+            t.backend()
+        );
+        let changes = db
+            .profile_segment_changes(&s.org, &want[0], 10)
+            .await
+            .unwrap();
+        assert_eq!(changes[0].reason, "RFM recomputed");
+        let groups = db.rfm_groups(&s.org).await.unwrap();
+        let total: i64 = groups.iter().map(|g| g.customers).sum();
+        assert_eq!(total, 6);
+        // Nothing left to score today.
+        assert!(db
+            .orgs_due_for_rfm(NOW_US - 3_600_000_000)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+}
