@@ -8,6 +8,7 @@ use anyhow::Context;
 use cohort_api::{ApiSettings, AppState};
 use cohort_engine::destinations::Dispatcher;
 use cohort_engine::projection::ProjectionRounds;
+use cohort_engine::segments::defaults::DefaultsRounds;
 use cohort_engine::segments::membership::MembershipRounds;
 use cohort_engine::segments::rfm::RfmRounds;
 use cohort_engine::segments::Segments;
@@ -118,6 +119,11 @@ fn start_workers(
         let rfm = RfmRounds::new(&Segments::new(db.clone()));
         supervisor.spawn("rfm", move |stop| {
             run_rounds(rfm, Pacing::idle(Duration::from_secs(60)), stop)
+        });
+        // Ready-made segments for stores that connected.
+        let defaults = DefaultsRounds::new(&Segments::new(db.clone()));
+        supervisor.spawn("ready-made-segments", move |stop| {
+            run_rounds(defaults, Pacing::idle(Duration::from_secs(30)), stop)
         });
     }
     if config.destinations.enabled {

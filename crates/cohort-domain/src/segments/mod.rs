@@ -5,6 +5,7 @@
 //! [`eval::evaluate`].
 
 pub mod ast;
+pub mod defaults;
 pub mod deps;
 pub mod eval;
 pub mod facts;

@@ -8,6 +8,7 @@
 //! meaning what it said); changing its rule recomputes the segments that
 //! name it.
 
+pub mod defaults;
 pub mod membership;
 pub mod rfm;
 

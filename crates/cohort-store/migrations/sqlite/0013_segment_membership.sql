@@ -78,3 +78,10 @@ CREATE TABLE rfm_runs (
     computed_at_us BIGINT NOT NULL,
     customers BIGINT NOT NULL
 );
+
+-- Organisations whose ready-made segments were installed (once, when a
+-- store first connects, or by `cohort segment install-defaults`).
+CREATE TABLE segment_defaults (
+    org_id TEXT PRIMARY KEY,
+    installed_at_us BIGINT NOT NULL
+);

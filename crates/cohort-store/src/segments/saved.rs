@@ -1009,3 +1009,92 @@ impl Db {
         .transpose()
     }
 }
+
+impl Db {
+    /// What the ready-made segments' amounts come from: the currency of the
+    /// store's purchases (else of its connected installation), their count
+    /// and total, the customers, and repeat customers' average gap.
+    pub async fn store_figures(
+        &self,
+        org: &OrgId,
+    ) -> Result<cohort_domain::segments::defaults::StoreFigures, StoreError> {
+        let totals = sqlx::query(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(net_total_e4), 0) AS BIGINT), COUNT(DISTINCT profile_id) \
+             FROM orders WHERE org_id = $1 AND purchased = 1",
+        )
+        .bind(org.as_str())
+        .fetch_one(self.pool())
+        .await?;
+        let gap = sqlx::query(
+            "SELECT CAST(AVG(g.gap) AS BIGINT) FROM (SELECT (MAX(purchased_at_us) - MIN(purchased_at_us)) / (COUNT(*) - 1) AS gap \
+             FROM orders WHERE org_id = $1 AND purchased = 1 GROUP BY profile_id HAVING COUNT(*) >= 2) g",
+        )
+        .bind(org.as_str())
+        .fetch_one(self.pool())
+        .await?;
+        let currency = sqlx::query(
+            "SELECT currency FROM (SELECT currency, COUNT(*) AS n FROM orders WHERE org_id = $1 AND purchased = 1 \
+             GROUP BY currency) c ORDER BY n DESC, currency LIMIT 1",
+        )
+        .bind(org.as_str())
+        .fetch_optional(self.pool())
+        .await?;
+        let currency: Option<String> = match currency {
+            Some(r) => r.col(0)?,
+            None => sqlx::query(
+                "SELECT currency FROM connect_installations WHERE org_id = $1 AND currency IS NOT NULL \
+                 ORDER BY created_at DESC LIMIT 1",
+            )
+            .bind(org.as_str())
+            .fetch_optional(self.pool())
+            .await?
+            .map(|r| r.col(0))
+            .transpose()?,
+        };
+        let spent_e4: i64 = totals.col(1)?;
+        Ok(cohort_domain::segments::defaults::StoreFigures {
+            currency,
+            purchases: totals.col(0)?,
+            spent: rust_decimal::Decimal::new(spent_e4, 4),
+            customers: totals.col(2)?,
+            average_gap_us: gap.col(0)?,
+        })
+    }
+
+    /// Organisations with a store connected before `connected_before_us`
+    /// (or with purchases) whose ready-made segments are not installed.
+    pub async fn orgs_needing_default_segments(
+        &self,
+        connected_before_us: i64,
+    ) -> Result<Vec<OrgId>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT o.id FROM organisations o WHERE NOT EXISTS (SELECT 1 FROM segment_defaults d WHERE d.org_id = o.id) \
+             AND EXISTS (SELECT 1 FROM connect_installations i WHERE i.org_id = o.id AND i.status = 'connected' \
+                         AND (i.connected_at <= $1 OR EXISTS (SELECT 1 FROM orders r WHERE r.org_id = o.id AND r.purchased = 1))) \
+             ORDER BY o.id",
+        )
+        .bind(connected_before_us)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok(OrgId::from_stored(r.col::<String, _>(0)?)))
+            .collect()
+    }
+
+    /// Records that `org`'s ready-made segments are installed; false if
+    /// they already were.
+    pub async fn mark_default_segments_installed(
+        &self,
+        org: &OrgId,
+        now_us: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO segment_defaults (org_id, installed_at_us) VALUES ($1, $2) ON CONFLICT (org_id) DO NOTHING",
+        )
+        .bind(org.as_str())
+        .bind(now_us)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

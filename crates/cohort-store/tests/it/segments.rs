@@ -767,6 +767,86 @@ fn live_membership_equals_full_recompute_as_events_arrive_and_time_passes() {
         .unwrap();
 }
 
+/// Six customers: the n-th placed n orders of n × 10 EUR, the latest
+/// 10 × (6 − n) days before `NOW_US`.
+async fn six_customers(db: &Db) -> cohort_testkit::Seeded {
+    let s = seed(db, "Shop").await;
+    let mut messages = Vec::new();
+    for person in 1..=6u8 {
+        for n in 0..person {
+            let g = Gen {
+                person,
+                id_form: 0,
+                days_ago: 10 * (6 - i64::from(person)) + 5 * i64::from(n),
+                seconds: 0,
+                what: What::Order {
+                    total_cents: 1000 * i64::from(person),
+                    lines: vec![],
+                },
+            };
+            messages.push(message(messages.len(), &g));
+        }
+    }
+    let events = events_for(&s.org, &s.source, &json!({ "batch": messages }).to_string());
+    let (writer, tasks) = EventWriter::start(db.clone(), WriterOptions::default());
+    writer.append(events).await.unwrap();
+    drop(writer);
+    tasks.join_all().await;
+    Projector::new(db.clone()).catch_up().await.unwrap();
+    s
+}
+
+/// The ready-made segments: created with the store's amounts, live at
+/// once, installed again without touching what exists.
+#[tokio::test]
+async fn ready_made_segments_are_installed_with_the_stores_amounts_once() {
+    use cohort_engine::segments::{RuleSource, SegmentDraft, Segments};
+    use std::sync::Arc;
+
+    for t in all_backends().await {
+        let db = &t.db;
+        let s = six_customers(db).await;
+        let segments = Segments::with_clock(db.clone(), Arc::new(|| NOW_US));
+        // The merchant already has a "VIP" of their own.
+        segments
+            .create(
+                &s.org,
+                SegmentDraft {
+                    name: "VIP".into(),
+                    description: None,
+                    rule: RuleSource::Text("tag \"vip\"".into()),
+                },
+            )
+            .await
+            .unwrap();
+        let report = segments.install_defaults(&s.org).await.unwrap();
+        assert_eq!(report.created.len(), 17, "{:?}", report);
+        assert_eq!(report.kept, ["VIP"]);
+        let all = db.segments_of(&s.org).await.unwrap();
+        let by = |n: &str| all.iter().find(|r| r.name == n).unwrap().clone();
+        assert_eq!(
+            by("VIP").rule_text,
+            "tag \"vip\"",
+            "the merchant's VIP is untouched"
+        );
+        // 21 orders, 910 EUR: average order 43.33 → 3 × = 130.
+        assert_eq!(by("High Spenders").rule_text, "orders.total_spent >= 130");
+        assert!(by("High Spenders")
+            .description
+            .as_deref()
+            .unwrap()
+            .contains("EUR"));
+        assert_eq!(by("Repeat Customers").member_count, 5);
+        assert_eq!(by("First-Time Buyers").member_count, 1);
+        // Orders of 40, 50 and 60 EUR × count: 160, 250, 360 ≥ 130.
+        assert_eq!(by("High Spenders").member_count, 3, "{:?}", t.backend());
+        let again = segments.install_defaults(&s.org).await.unwrap();
+        assert!(again.created.is_empty());
+        assert_eq!(again.kept.len(), 18);
+        assert_eq!(db.segments_of(&s.org).await.unwrap().len(), 18);
+    }
+}
+
 /// RFM over real orders: six customers, the n-th with n orders, the
 /// latest n × 10 days ago reversed; scores by tertiles, groups, and a
 /// segment on `rfm.group` recomputed with the scores.
@@ -777,29 +857,7 @@ async fn rfm_scores_customers_by_the_stores_tertiles_and_segments_follow() {
 
     for t in all_backends().await {
         let db = &t.db;
-        let s = seed(db, "Shop").await;
-        let mut messages = Vec::new();
-        for person in 1..=6u8 {
-            for n in 0..person {
-                let g = Gen {
-                    person,
-                    id_form: 0,
-                    days_ago: 10 * (6 - i64::from(person)) + 5 * i64::from(n),
-                    seconds: 0,
-                    what: What::Order {
-                        total_cents: 1000 * i64::from(person),
-                        lines: vec![],
-                    },
-                };
-                messages.push(message(messages.len(), &g));
-            }
-        }
-        let events = events_for(&s.org, &s.source, &json!({ "batch": messages }).to_string());
-        let (writer, tasks) = EventWriter::start(db.clone(), WriterOptions::default());
-        writer.append(events).await.unwrap();
-        drop(writer);
-        tasks.join_all().await;
-        Projector::new(db.clone()).catch_up().await.unwrap();
+        let s = six_customers(db).await;
 
         let segments = Segments::with_clock(db.clone(), Arc::new(|| NOW_US));
         let champions = segments
