@@ -152,6 +152,15 @@ impl Projector {
         sqlx::query("UPDATE projection_cursor SET last_seq = 0 WHERE name = 'profiles'")
             .execute(&mut *tx)
             .await?;
+        // Every current member is evaluated again once rebuilt: a profile
+        // that does not come back (merged otherwise) must leave its
+        // segments, and the rebuild only marks the profiles it writes.
+        sqlx::query(
+            "INSERT INTO segment_dirty (org_id, profile_id, cause) \
+             SELECT DISTINCT org_id, profile_id, 'any' FROM segment_members",
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
