@@ -281,11 +281,7 @@ impl Segments {
     ) -> Result<SegmentRecord, SegmentError> {
         let mut tx = self.db.begin_segments().await?;
         let records = tx.definitions(org).await?;
-        let current = records
-            .iter()
-            .find(|r| r.segment_id == segment_id)
-            .cloned()
-            .ok_or(SegmentError::NotFound)?;
+        let current = record_in(&records, segment_id)?.clone();
         let mut book = RuleBook::of(&records);
         let name = match &changes.name {
             Some(n) => checked_name(n)?,
@@ -363,10 +359,7 @@ impl Segments {
     pub async fn delete(&self, org: &OrgId, segment_id: &str) -> Result<(), SegmentError> {
         let mut tx = self.db.begin_segments().await?;
         let records = tx.definitions(org).await?;
-        let current = records
-            .iter()
-            .find(|r| r.segment_id == segment_id)
-            .ok_or(SegmentError::NotFound)?;
+        let current = record_in(&records, segment_id)?;
         let by = RuleBook::of(&records).dependents_of(&current.name);
         if !by.is_empty() {
             return Err(SegmentError::Referenced {
@@ -389,10 +382,7 @@ impl Segments {
     ) -> Result<RecomputeReport, SegmentError> {
         let mut tx = self.db.begin_segments().await?;
         let records = tx.definitions(org).await?;
-        let current = records
-            .iter()
-            .find(|r| r.segment_id == segment_id)
-            .ok_or(SegmentError::NotFound)?;
+        let current = record_in(&records, segment_id)?;
         let book = RuleBook::of(&records);
         let now = self.now_us();
         let delta = recompute_in(
@@ -486,6 +476,17 @@ pub struct RecomputeReport {
     pub members: i64,
     pub entered: i64,
     pub exited: i64,
+}
+
+/// The segment `segment_id` among an organisation's records.
+fn record_in<'r>(
+    records: &'r [SegmentRecord],
+    segment_id: &str,
+) -> Result<&'r SegmentRecord, SegmentError> {
+    records
+        .iter()
+        .find(|r| r.segment_id == segment_id)
+        .ok_or(SegmentError::NotFound)
 }
 
 /// Refuses a set of segments with a cycle or a name no segment has.

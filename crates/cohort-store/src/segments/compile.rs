@@ -58,19 +58,7 @@ pub fn compile(
 ) -> Result<CompiledRule, CompileError> {
     rule.validate()
         .map_err(|e| CompileError::Invalid(e.to_string()))?;
-    let mut c = Compiler {
-        backend,
-        st: Statement::new(""),
-        org: org.as_str().to_owned(),
-        now_us,
-        profiles: match scope {
-            Scope::All => None,
-            Scope::Profile(p) => Some(vec![p.to_owned()]),
-            Scope::Profiles(ps) => Some(ps.to_vec()),
-        },
-        lookup,
-        stack: Vec::new(),
-    };
+    let mut c = Compiler::new(backend, org, now_us, scope, lookup);
     let condition = c.rule(rule)?;
     let org_marker = c.text(&c.org.clone());
     let mut sql = format!("SELECT p.profile_id FROM profiles p WHERE p.org_id = {org_marker}");
@@ -99,19 +87,7 @@ pub fn compile_next_checks(
 ) -> Result<Option<CompiledRule>, CompileError> {
     rule.validate()
         .map_err(|e| CompileError::Invalid(e.to_string()))?;
-    let mut c = Compiler {
-        backend,
-        st: Statement::new(""),
-        org: org.as_str().to_owned(),
-        now_us,
-        profiles: match scope {
-            Scope::All => None,
-            Scope::Profile(p) => Some(vec![p.to_owned()]),
-            Scope::Profiles(ps) => Some(ps.to_vec()),
-        },
-        lookup,
-        stack: Vec::new(),
-    };
+    let mut c = Compiler::new(backend, org, now_us, scope, lookup);
     let mut parts = Vec::new();
     c.crossings(rule, &mut parts)?;
     if parts.is_empty() {
@@ -142,7 +118,28 @@ enum Doc {
     Properties,
 }
 
-impl Compiler<'_> {
+impl<'a> Compiler<'a> {
+    fn new(
+        backend: Backend,
+        org: &OrgId,
+        now_us: i64,
+        scope: Scope<'_>,
+        lookup: &'a dyn Fn(&str) -> Option<Rule>,
+    ) -> Self {
+        Compiler {
+            backend,
+            st: Statement::new(""),
+            org: org.as_str().to_owned(),
+            now_us,
+            profiles: match scope {
+                Scope::All => None,
+                Scope::Profile(p) => Some(vec![p.to_owned()]),
+                Scope::Profiles(ps) => Some(ps.to_vec()),
+            },
+            lookup,
+            stack: Vec::new(),
+        }
+    }
     fn text(&mut self, v: &str) -> String {
         self.st.bind(Bind::Text(v.to_owned()))
     }

@@ -413,26 +413,13 @@ impl SegmentTx {
         org: &OrgId,
         new: &NewSegment<'_>,
     ) -> Result<(), SaveError> {
-        let ast =
-            serde_json::to_string(new.rule).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let result = sqlx::query(
+        self.write_definition(
+            org,
+            new,
             "INSERT INTO segments (org_id, segment_id, name, description, rule, ast, member_count, created_at_us, updated_at_us) \
              VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7)",
         )
-        .bind(org.as_str())
-        .bind(new.segment_id)
-        .bind(new.name)
-        .bind(new.description)
-        .bind(new.rule_text)
-        .bind(ast)
-        .bind(new.now_us)
-        .execute(&mut *self.tx)
-        .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Err(SaveError::NameTaken(new.name.to_owned())),
-            Err(e) => Err(e.into()),
-        }
+        .await
     }
 
     /// Rewrites a definition's name, description and rule.
@@ -441,21 +428,35 @@ impl SegmentTx {
         org: &OrgId,
         new: &NewSegment<'_>,
     ) -> Result<(), SaveError> {
-        let ast =
-            serde_json::to_string(new.rule).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let result = sqlx::query(
+        self.write_definition(
+            org,
+            new,
             "UPDATE segments SET name = $3, description = $4, rule = $5, ast = $6, updated_at_us = $7 \
              WHERE org_id = $1 AND segment_id = $2",
         )
-        .bind(org.as_str())
-        .bind(new.segment_id)
-        .bind(new.name)
-        .bind(new.description)
-        .bind(new.rule_text)
-        .bind(ast)
-        .bind(new.now_us)
-        .execute(&mut *self.tx)
-        .await;
+        .await
+    }
+
+    /// Runs `sql` with a definition's values as `$1`…`$7`; a taken name is
+    /// [`SaveError::NameTaken`].
+    async fn write_definition(
+        &mut self,
+        org: &OrgId,
+        new: &NewSegment<'_>,
+        sql: &str,
+    ) -> Result<(), SaveError> {
+        let ast =
+            serde_json::to_string(new.rule).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let result = sqlx::query(sql)
+            .bind(org.as_str())
+            .bind(new.segment_id)
+            .bind(new.name)
+            .bind(new.description)
+            .bind(new.rule_text)
+            .bind(ast)
+            .bind(new.now_us)
+            .execute(&mut *self.tx)
+            .await;
         match result {
             Ok(_) => Ok(()),
             Err(e) if is_unique_violation(&e) => Err(SaveError::NameTaken(new.name.to_owned())),

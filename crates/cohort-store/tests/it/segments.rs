@@ -714,17 +714,7 @@ fn live_membership_equals_full_recompute_as_events_arrive_and_time_passes() {
                         let waits = [first_wait, second_wait];
                         for (part, wait) in parts.iter().zip(waits) {
                             if !part.is_empty() {
-                                let events = events_for(
-                                    &s.org,
-                                    &s.source,
-                                    &json!({ "batch": part }).to_string(),
-                                );
-                                let (writer, tasks) =
-                                    EventWriter::start(db.clone(), WriterOptions::default());
-                                writer.append(events).await.unwrap();
-                                drop(writer);
-                                tasks.join_all().await;
-                                Projector::new(db.clone()).catch_up().await.unwrap();
+                                write_and_project(db, &s, part).await;
                             }
                             let now = clock.load(Ordering::SeqCst);
                             membership::drain(db, now).await.unwrap();
@@ -787,13 +777,18 @@ async fn six_customers(db: &Db) -> cohort_testkit::Seeded {
             messages.push(message(messages.len(), &g));
         }
     }
+    write_and_project(db, &s, &messages).await;
+    s
+}
+
+/// The messages through the real writer, then projected.
+async fn write_and_project(db: &Db, s: &cohort_testkit::Seeded, messages: &[Value]) {
     let events = events_for(&s.org, &s.source, &json!({ "batch": messages }).to_string());
     let (writer, tasks) = EventWriter::start(db.clone(), WriterOptions::default());
     writer.append(events).await.unwrap();
     drop(writer);
     tasks.join_all().await;
     Projector::new(db.clone()).catch_up().await.unwrap();
-    s
 }
 
 /// The ready-made segments: created with the store's amounts, live at
