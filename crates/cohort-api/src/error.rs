@@ -35,6 +35,25 @@ pub struct ErrorDetail {
     /// The request field at fault, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// `invalid_rule` on a rule text: where the parser stopped (1-based
+    /// line); absent when the AST was at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// `invalid_rule` on a rule text: the 1-based column, in characters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
+    /// `invalid_rule` on a rule text: what the grammar allowed there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+}
+
+/// Where a rule text stopped parsing: line and column (1-based) and what
+/// was expected there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulePosition {
+    pub line: usize,
+    pub column: usize,
+    pub expected: String,
 }
 
 /// A refused collect request. Clients drop 4xx answers and retry 429/5xx.
@@ -60,6 +79,8 @@ pub struct ApiError {
     code: String,
     message: String,
     field: Option<String>,
+    /// Boxed: a `Result<_, ApiError>` stays small on every path.
+    position: Option<Box<RulePosition>>,
     retry_after: Option<u64>,
 }
 
@@ -76,8 +97,22 @@ impl ApiError {
             code: code.to_owned(),
             message: message.into(),
             field: None,
+            position: None,
             retry_after,
         }
+    }
+
+    /// 400 `invalid_rule`: a segment rule in `field` (`rule` or `ast`) is
+    /// refused; a text that does not parse says where.
+    pub fn invalid_rule(
+        field: &str,
+        message: impl Into<String>,
+        position: Option<RulePosition>,
+    ) -> Self {
+        let mut error =
+            Self::new(StatusCode::BAD_REQUEST, "invalid_rule", message).with_field(field);
+        error.position = position.map(Box::new);
+        error
     }
 
     /// Names the request field at fault.
@@ -241,6 +276,9 @@ impl IntoResponse for ApiError {
                 code: self.code,
                 message: self.message,
                 field: self.field,
+                line: self.position.as_ref().map(|p| p.line),
+                column: self.position.as_ref().map(|p| p.column),
+                expected: self.position.map(|p| p.expected),
             },
         };
         let mut response = (self.status, Json(body)).into_response();

@@ -26,7 +26,7 @@ pub use connect::rest::{
     begin_connection as begin_woocommerce_rest_connection, normalize_store_url,
 };
 pub use connect::sync::RunView;
-pub use error::ApiError;
+pub use error::{ApiError, RulePosition};
 pub use state::{ApiSettings, AppState};
 
 use axum::extract::MatchedPath;

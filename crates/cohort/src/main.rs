@@ -14,6 +14,7 @@ mod installations;
 mod jobs;
 mod logging;
 mod profiles;
+mod segments;
 mod serve;
 mod store_discounts;
 mod stores;
@@ -64,6 +65,9 @@ enum Command {
     /// Profiles: show, export, erase
     #[command(subcommand)]
     Profile(profiles::ProfileCommand),
+    /// Segments: create, list, show, members, preview, recompute
+    #[command(subcommand)]
+    Segment(segments::SegmentCommand),
     /// Stores connected through the WordPress plugin
     #[command(subcommand)]
     Installations(installations::InstallationsCommand),
@@ -127,6 +131,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(c) => commands::token(&config, c).await,
         Command::Events(c) => tail::run(&config, c).await,
         Command::Profile(c) => profiles::profile(&config, c).await,
+        Command::Segment(c) => segments::run(&config, c).await,
         Command::Installations(c) => installations::run(&config, c).await,
         Command::Store(c) => stores::run(&config, c).await,
         Command::Destination(c) => destinations::run(&config, c).await,

@@ -9,6 +9,7 @@ pub mod discounts;
 pub mod events;
 pub mod installations;
 pub mod profiles;
+pub mod segments;
 
 pub use auth::ApiCaller;
 
@@ -48,5 +49,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(destinations::replay_delivery))
         .routes(routes!(destinations::replay_failed))
         .routes(routes!(destinations::test_destination))
+        .routes(routes!(segments::list_segments, segments::create_segment))
+        .routes(routes!(segments::preview_segment))
+        .routes(routes!(
+            segments::get_segment,
+            segments::update_segment,
+            segments::delete_segment
+        ))
+        .routes(routes!(segments::segment_members))
+        .routes(routes!(segments::profile_segments))
         .merge(discounts::routes())
 }

@@ -277,6 +277,9 @@ pub async fn store_batch(
                     code: "invalid_request".into(),
                     message: e.message.clone(),
                     field: Some(item_field(index, &e.field)),
+                    line: None,
+                    column: None,
+                    expected: None,
                 },
             }),
         }
