@@ -80,6 +80,18 @@ pub enum SegmentCommand {
         /// Segment id (seg_…) or exact name
         segment: String,
     },
+    /// Create the ready-made segments (Repeat Customers, VIP, Churn Risk, …)
+    /// this organisation does not have yet, with its store's amounts
+    InstallDefaults {
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Score every customer's recency, frequency and monetary value now
+    /// (done daily by the server) and print the group sizes
+    Rfm {
+        #[arg(long)]
+        org: Option<String>,
+    },
 }
 
 /// A rule in one of its two faces.
@@ -169,6 +181,43 @@ pub async fn run(config: &Config, command: SegmentCommand) -> anyhow::Result<()>
     let db = open(config).await?;
     let service = Segments::new(db.clone());
     match command {
+        SegmentCommand::InstallDefaults { org } => {
+            let org = resolve_org(&db, org.as_deref()).await?;
+            let report = service
+                .install_defaults(&org.id)
+                .await
+                .map_err(|e| explain(e, None))?;
+            for name in &report.created {
+                println!("created\t{name}");
+            }
+            for name in &report.kept {
+                println!("kept\t{name}\t(a segment of that name exists)");
+            }
+            println!(
+                "{} created, {} kept",
+                report.created.len(),
+                report.kept.len()
+            );
+        }
+        SegmentCommand::Rfm { org } => {
+            let org = resolve_org(&db, org.as_deref()).await?;
+            let report = service
+                .recompute_rfm(&org.id)
+                .await
+                .map_err(|e| explain(e, None))?;
+            println!(
+                "{} customers scored; {} segments reading rfm.* recomputed",
+                report.customers, report.segments
+            );
+            for g in db.rfm_groups(&org.id).await? {
+                println!(
+                    "{}\t{} customers\t{} spent",
+                    g.group,
+                    g.customers,
+                    rust_decimal::Decimal::new(g.spent_e4, 4).normalize()
+                );
+            }
+        }
         SegmentCommand::Create {
             org,
             name,
