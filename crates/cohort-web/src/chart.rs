@@ -127,8 +127,10 @@ pub(crate) fn membership_chart(name: &str, days: &[DailyCount]) -> String {
     for (i, (d, (x, y))) in days.iter().zip(&points).enumerate() {
         let time = from_micros(d.day_start_us);
         if i % 7 == (days.len() - 1) % 7 {
+            // The last label ends at its point, inside the chart.
+            let anchor = if i + 1 == days.len() { "end" } else { "middle" };
             svg.push_str(&format!(
-                "<text x=\"{x:.1}\" y=\"{ty}\" text-anchor=\"middle\">{date}</text>",
+                "<text x=\"{x:.1}\" y=\"{ty}\" text-anchor=\"{anchor}\">{date}</text>",
                 ty = height - 6.0,
                 date = time.format("%d %b"),
             ));

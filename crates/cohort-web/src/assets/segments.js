@@ -353,9 +353,16 @@
     if (focus) { var f = focus(); if (f) f.focus(); }
   }
 
-  function structural(focusSelector) {
+  // After a change of shape: re-draw, then focus the first match of
+  // `focusSelector`, or with `last`, the first control of its last match.
+  function structural(focusSelector, last) {
     changed();
-    render(function () { return focusSelector ? builder.querySelector(focusSelector) : null; });
+    render(function () {
+      if (!focusSelector) return null;
+      if (!last) return builder.querySelector(focusSelector);
+      var all = builder.querySelectorAll(focusSelector);
+      return all.length ? all[all.length - 1].querySelector('select') : null;
+    });
   }
 
   function groupView(group, parent) {
@@ -384,13 +391,13 @@
     var actions = el('div', 'b-actions');
     var add = button('+ Condition', 'secondary small', function () {
       group.items.push({ not: false, rule: defaultLeaf('tag') });
-      structural('[data-node="' + id + '"] > .b-row:last-of-type select');
+      structural('[data-node="' + id + '"] > .b-row', true);
     });
     add.setAttribute('data-add-row', '');
     actions.appendChild(add);
     actions.appendChild(button('+ Group', 'secondary small', function () {
       group.items.push({ group: group.group === 'and' ? 'or' : 'and', not: false, items: [{ not: false, rule: defaultLeaf('tag') }] });
-      structural('[data-node="' + id + '"] > .b-group:last-of-type select');
+      structural('[data-node="' + id + '"] > .b-group', true);
     }));
     box.appendChild(actions);
     return box;
