@@ -176,6 +176,7 @@ try {
   const segmentUrl = page.url().replace(/\?.*$/, '')
   report.segmentUrl = segmentUrl
   report.segmentText = await page.locator('main').innerText()
+  report.segmentChanges = await page.locator('section[aria-labelledby="changes-h"]').innerText()
   await shot(page, 'segment-page')
 
   step('the list and the member profile')
@@ -183,7 +184,7 @@ try {
   report.listText = await page.locator('main').innerText()
   await shot(page, 'segments-list')
   await page.goto(segmentUrl)
-  await page.getByRole('link', { name: 'ada@example.com' }).click()
+  await page.getByRole('table').getByRole('link', { name: 'ada@example.com' }).click()
   await page.waitForURL(/\/profiles\/prof_/)
   report.profileSegments = await page.locator('section[aria-labelledby="segments-h"]').innerText()
   await shot(page, 'segment-profile')

@@ -1,5 +1,6 @@
 //! Segments: the list with each one's count and 30-day membership chart,
-//! a segment's page (its rule and members, page by page), the editor (the
+//! a segment's page (its rule, members page by page, latest entries and
+//! exits), the editor (the
 //! rule's text in a textarea that saves without script; the builder and
 //! the live preview are `assets/segments.js`), and the small JSON endpoint
 //! the editor previews through. Everything goes through
@@ -27,6 +28,8 @@ use crate::{html, redirect, templates, Member, UiError, UiResult};
 const CHART_DAYS: u32 = 30;
 /// Members per page of a segment's page.
 const MEMBER_PAGE: u32 = 50;
+/// Entries and exits shown on a segment's page.
+const RECENT_CHANGES: u32 = 10;
 
 #[derive(Serialize)]
 struct SegmentRow {
@@ -143,6 +146,20 @@ async fn segment_page(
     let next = (page.len() == MEMBER_PAGE as usize)
         .then(|| page.last().map(|m| m.profile_id.clone()))
         .flatten();
+    let changes: Vec<_> = db
+        .segment_recent_changes(org, &record.segment_id, RECENT_CHANGES)
+        .await?
+        .into_iter()
+        .map(|c| {
+            minijinja::context! {
+                profile_id => c.profile_id,
+                email => c.email,
+                entered => c.entered,
+                at_us => c.at_us,
+                reason => c.reason,
+            }
+        })
+        .collect();
     let members: Vec<MemberRow> = page
         .into_iter()
         .map(|m| MemberRow {
@@ -166,6 +183,7 @@ async fn segment_page(
             },
             chart => chart::membership_chart(&record.name, &days),
             members,
+            changes,
             next,
             first_page => after.is_none(),
             notice,

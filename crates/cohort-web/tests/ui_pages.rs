@@ -2838,6 +2838,17 @@ async fn segments_are_made_listed_edited_and_deleted_with_the_pages() {
             ("Silver", None, 0),
             "{b}"
         );
+        let page = browser.page(&format!("{base}/segments/{gold}")).await;
+        let changes = page.split("id=\"changes-h\"").nth(1).unwrap_or_default();
+        assert!(
+            matches!(
+                (changes.find("left</span>"), changes.find("entered</span>")),
+                (Some(left), Some(entered)) if left < entered
+            ) && changes.contains("rule changed")
+                && changes.contains("segment created")
+                && changes.contains("john.doe@example.com</a>"),
+            "{b}: the segment's recent changes, newest first: {changes}"
+        );
         let person = browser.page(&format!("{base}/profiles/{profile}")).await;
         assert!(
             person.contains("In no segment.")

@@ -17,7 +17,8 @@ pub use compile::{compile, compile_next_checks, CompileError, CompiledRule, Scop
 pub(crate) use saved::{forget_profile, mark_dirty};
 pub use saved::{
     DailyCount, DirtyMark, DueCheck, MembershipDelta, NewSegment, ProfileSegment, SaveError,
-    SegmentChange, SegmentMember, SegmentRecord, SegmentTx, CAUSE_ANY, PROFILES_PER_QUERY,
+    SegmentChange, SegmentFeedEntry, SegmentMember, SegmentRecord, SegmentTx, CAUSE_ANY,
+    PROFILES_PER_QUERY,
 };
 
 use cohort_domain::ids::OrgId;

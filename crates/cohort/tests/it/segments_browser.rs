@@ -115,6 +115,13 @@ async fn a_merchant_builds_a_segment_in_the_editor_in_chromium() {
                 && page.contains(rule),
             "{b}: {page}"
         );
+        let changes = report["segmentChanges"].as_str().unwrap_or_default();
+        assert!(
+            changes.contains("entered")
+                && changes.contains("ada@example.com")
+                && changes.contains("segment created"),
+            "{b}: {changes}"
+        );
         let list = report["listText"].as_str().unwrap_or_default();
         assert!(
             list.contains("Gold viewers") && list.contains("Gold plan, viewed a product"),
