@@ -37,6 +37,7 @@ mod destinations;
 mod format;
 mod overview;
 mod profiles;
+mod segments;
 pub mod session;
 mod setup;
 mod sources;
@@ -138,6 +139,29 @@ fn table() -> Table {
             "/app/o/{org}/profiles/{profile}/export",
             SignedIn,
             profiles::export_profile,
+        )
+        .get("/app/o/{org}/segments", SignedIn, segments::list_segments)
+        .post("/app/o/{org}/segments", SignedIn, segments::create_segment)
+        .get("/app/o/{org}/segments/new", SignedIn, segments::new_segment)
+        .post(
+            "/app/o/{org}/segments/preview",
+            SignedIn,
+            segments::preview_segment,
+        )
+        .get(
+            "/app/o/{org}/segments/{segment}",
+            SignedIn,
+            segments::show_segment,
+        )
+        .post(
+            "/app/o/{org}/segments/{segment}",
+            SignedIn,
+            segments::segment_action,
+        )
+        .get(
+            "/app/o/{org}/segments/{segment}/edit",
+            SignedIn,
+            segments::edit_segment,
         )
         .get("/app/o/{org}/orders", SignedIn, commerce::list_orders)
         .get("/app/o/{org}/products", SignedIn, commerce::list_products)

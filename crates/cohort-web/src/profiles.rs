@@ -1,6 +1,7 @@
 //! Profiles: search by email, userId or anonymousId (or a profile id); a
 //! profile with its identities, traits (when and where each changed),
-//! tags, metrics, orders and a paginated timeline; export and erasure.
+//! tags, metrics, segments (and its latest entries and exits), orders and a
+//! paginated timeline; export and erasure.
 
 use std::collections::HashMap;
 
@@ -19,6 +20,8 @@ use crate::WebState;
 use crate::{html, redirect, templates, Member, UiError, UiResult};
 
 const PAGE: u32 = 50;
+/// Segment entries and exits shown on a profile, newest first.
+const SEGMENT_CHANGES: u32 = 20;
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct ProfileSearch {
@@ -195,6 +198,28 @@ pub(crate) async fn show_profile(
         .into_iter()
         .map(|s| (s.id.as_str().to_owned(), s.name))
         .collect();
+    let segments: Vec<_> = db
+        .profile_segments(org, &id)
+        .await?
+        .into_iter()
+        .map(|s| {
+            minijinja::context! { id => s.segment_id, name => s.name, entered_at_us => s.entered_at_us }
+        })
+        .collect();
+    let segment_changes: Vec<_> = db
+        .profile_segment_changes(org, &id, SEGMENT_CHANGES)
+        .await?
+        .into_iter()
+        .map(|c| {
+            minijinja::context! {
+                segment_id => c.segment_id,
+                name => c.segment_name,
+                entered => c.entered,
+                at_us => c.at_us,
+                reason => c.reason,
+            }
+        })
+        .collect();
     let p = &record.profile;
     let traits: Vec<TraitRow> = p
         .traits
@@ -232,6 +257,8 @@ pub(crate) async fn show_profile(
             previously_erased => record.previously_erased,
             traits,
             orders,
+            segments,
+            segment_changes,
             timeline,
             next,
             first_page => before.is_none(),

@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use cohort_engine::destinations::Dispatcher;
+use cohort_engine::segments::Segments;
 use cohort_store::Db;
 
 /// What the pages need to know from the configuration.
@@ -25,6 +26,8 @@ struct Inner {
     /// manage destinations and send test conversions with. `None`: the
     /// destination pages say destinations are off.
     destinations: Option<Dispatcher>,
+    /// Segment definitions, previews and membership reads.
+    segments: Segments,
 }
 
 impl WebState {
@@ -33,6 +36,7 @@ impl WebState {
     pub fn new(db: Db, settings: WebSettings, destinations: Option<Dispatcher>) -> Self {
         Self {
             inner: Arc::new(Inner {
+                segments: Segments::new(db.clone()),
                 db,
                 settings,
                 destinations,
@@ -42,6 +46,10 @@ impl WebState {
 
     pub fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    pub(crate) fn segments(&self) -> &Segments {
+        &self.inner.segments
     }
 
     pub(crate) fn destinations(&self) -> Option<&Dispatcher> {

@@ -22,6 +22,12 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("source.html", include_str!("templates/source.html")),
     ("profiles.html", include_str!("templates/profiles.html")),
     ("profile.html", include_str!("templates/profile.html")),
+    ("segments.html", include_str!("templates/segments.html")),
+    ("segment.html", include_str!("templates/segment.html")),
+    (
+        "segment_edit.html",
+        include_str!("templates/segment_edit.html"),
+    ),
     ("orders.html", include_str!("templates/orders.html")),
     ("products.html", include_str!("templates/products.html")),
     ("stores.html", include_str!("templates/stores.html")),
@@ -83,6 +89,7 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     format::register(&mut env);
     env.add_global("css_url", assets::css_url());
     env.add_global("js_url", assets::js_url());
+    env.add_global("segments_js_url", assets::segments_js_url());
     env
 });
 

@@ -93,6 +93,18 @@ impl<'a> Browser<'a> {
         self.post(path, &refs).await
     }
 
+    /// POSTs JSON, as the segment editor's script does.
+    async fn post_json(&mut self, path: &str, body: &Value) -> Answer {
+        let request = Request::post(path)
+            .header("cookie", self.cookies())
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let answer = self.app.send(request).await;
+        self.keep_cookies(&answer);
+        answer
+    }
+
     /// GETs a page that must answer 200 and returns its HTML.
     async fn page(&mut self, path: &str) -> String {
         let answer = self.get(path).await;
@@ -1099,6 +1111,7 @@ async fn every_ui_route_answers_404_to_a_member_of_another_organisation() {
         let ann = user(&app, &app.a.org, "ann@example.com", Role::Owner).await;
         user(&app, &app.b.org, "bea@example.com", Role::Owner).await;
         let (profile, token) = first_profile_and_token(&app).await;
+        let segment = gold_segment(&app).await;
         let mut browser = Browser::new(&app);
         browser.sign_in("bea@example.com").await;
         let csrf = browser.csrf().await;
@@ -1112,6 +1125,7 @@ async fn every_ui_route_answers_404_to_a_member_of_another_organisation() {
                 .replace("{user}", &ann)
                 .replace("{token}", &token)
                 .replace("{destination}", &destination)
+                .replace("{segment}", &segment)
                 .replace("{message}", "ord-1");
             assert!(
                 !path.contains('{'),
@@ -1131,6 +1145,7 @@ async fn every_ui_route_answers_404_to_a_member_of_another_organisation() {
                                     ("email", "x@example.com"),
                                     ("role", "owner"),
                                     ("confirm", "yes"),
+                                    ("rule", "email exists"),
                                 ],
                             )
                             .await
@@ -1166,6 +1181,30 @@ async fn every_ui_route_answers_404_to_a_member_of_another_organisation() {
             }
         }
         assert!(walked >= 15, "{b}: {walked} requests");
+        for action in ["save", "delete"] {
+            let answer = browser
+                .post(
+                    &format!("/app/o/{}/segments/{segment}", app.a.org.as_str()),
+                    &[
+                        ("csrf", &csrf),
+                        ("action", action),
+                        ("confirm", "yes"),
+                        ("name", "Taken over"),
+                        ("rule", "email exists"),
+                    ],
+                )
+                .await;
+            assert_eq!(
+                answer.status,
+                StatusCode::NOT_FOUND,
+                "{b}: segment {action}"
+            );
+        }
+        let kept = app.t.db.segment(&app.a.org, &segment).await.unwrap();
+        assert!(
+            kept.is_some_and(|s| s.name == "Gold" && s.member_count == 1),
+            "{b}: org A's segment is unchanged"
+        );
         // Org B's own pages work for the same browser: the 404s were about A.
         browser
             .page(&format!("/app/o/{}", app.b.org.as_str()))
@@ -1326,6 +1365,11 @@ async fn every_ui_route_answers_an_owner_and_sends_a_visitor_to_sign_in() {
         "/app/o/{org}/members/{user}",
         "/app/o/{org}/tokens",
         "/app/o/{org}/tokens/{token}",
+        "/app/o/{org}/segments",
+        "/app/o/{org}/segments/new",
+        "/app/o/{org}/segments/preview",
+        "/app/o/{org}/segments/{segment}",
+        "/app/o/{org}/segments/{segment}/edit",
     ] {
         assert!(
             routes.iter().any(|r| r.path == path),
@@ -1361,6 +1405,7 @@ async fn every_ui_route_answers_an_owner_and_sends_a_visitor_to_sign_in() {
             .message_id;
         let ann = user(&app, &app.a.org, "ann@example.com", Role::Owner).await;
         let (profile, api_token) = first_profile_and_token(&app).await;
+        let segment = gold_segment(&app).await;
         let setup = app.t.db.create_setup_link(&app.b.org).await.unwrap();
         let pairing = app
             .send(
@@ -1403,6 +1448,7 @@ async fn every_ui_route_answers_an_owner_and_sends_a_visitor_to_sign_in() {
                 .replace("{store}", &installation)
                 .replace("{user}", &ann)
                 .replace("{destination}", &destination)
+                .replace("{segment}", &segment)
                 .replace("{message}", &message)
                 .replace("/app/assets/{file}", &stylesheet);
             assert!(
@@ -1482,6 +1528,11 @@ async fn every_ui_route_answers_an_owner_and_sends_a_visitor_to_sign_in() {
             "{b}"
         );
         assert_eq!(app.t.db.count_members(&app.a.org).await.unwrap(), 1, "{b}");
+        let segments = app.t.db.segments_of(&app.a.org).await.unwrap();
+        assert!(
+            segments.len() == 1 && segments[0].name == "Gold",
+            "{b}: the walk made no segment and changed none"
+        );
     }
 }
 
@@ -2416,10 +2467,11 @@ async fn a_store_page_shows_its_sync_runs_and_the_fragment_stays_live_while_one_
 async fn created_rows(
     app: &TestApp,
     sender: &cohort_engine::destinations::Dispatcher,
-) -> [usize; 4] {
+) -> [usize; 5] {
     let db = &app.t.db;
     let org = &app.a.org;
     [
+        db.segments_of(org).await.unwrap().len(),
         db.list_sources(org).await.unwrap().len(),
         db.list_api_tokens(org).await.unwrap().len(),
         db.list_destinations(org, sender.key()).await.unwrap().len(),
@@ -2476,6 +2528,16 @@ async fn every_create_form_answers_303_to_what_it_created_and_a_reload_creates_n
                     ("url", format!("{url}/hook")),
                 ],
                 format!("{base}/destinations/dst_"),
+            ),
+            (
+                "segment",
+                format!("{base}/segments"),
+                vec![
+                    ("name", "Everyone with an email".into()),
+                    ("description", String::new()),
+                    ("rule", "email exists".into()),
+                ],
+                format!("{base}/segments/seg_"),
             ),
             (
                 "member",
@@ -2538,5 +2600,492 @@ async fn every_create_form_answers_303_to_what_it_created_and_a_reload_creates_n
                 .contains("Account created."));
         }
         assert_eq!(app.t.db.count_members(&app.b.org).await.unwrap(), 1, "{b}");
+    }
+}
+
+/// Org A's segment "Gold" (`trait.plan = "gold"`, the shop's one customer),
+/// made through the engine as the editor makes it.
+async fn gold_segment(app: &TestApp) -> String {
+    cohort_engine::segments::Segments::new(app.t.db.clone())
+        .create(
+            &app.a.org,
+            cohort_engine::segments::SegmentDraft {
+                name: "Gold".into(),
+                description: Some("Gold plan".into()),
+                rule: cohort_engine::segments::RuleSource::Text(r#"trait.plan = "gold""#.into()),
+            },
+        )
+        .await
+        .unwrap()
+        .segment_id
+}
+
+/// The segment pages as a merchant uses them without script: the empty
+/// list, a rule refused with its line and column (nothing saved), a
+/// segment created (303 to its page, a reload and a re-post create nothing
+/// more), the list with its count and chart, the profile page listing it,
+/// the preview endpoint, an edit, and deletion (confirmed; refused with 409
+/// while another rule names it).
+#[tokio::test]
+async fn segments_are_made_listed_edited_and_deleted_with_the_pages() {
+    for app in apps().await {
+        let b = app.backend();
+        shop(&app).await;
+        user(&app, &app.a.org, "ann@example.com", Role::Owner).await;
+        let (profile, _) = first_profile_and_token(&app).await;
+        let mut browser = Browser::new(&app);
+        browser.sign_in("ann@example.com").await;
+        let csrf = browser.csrf().await;
+        let base = format!("/app/o/{}", app.a.org.as_str());
+        let count = || async { app.t.db.segments_of(&app.a.org).await.unwrap().len() };
+
+        let list = browser.page(&format!("{base}/segments")).await;
+        assert!(
+            list.contains("No segment yet")
+                && list.contains(&format!("href=\"{base}/segments/new\""))
+                && list.contains(&format!("href=\"{base}/segments\" aria-current=\"page\"")),
+            "{b}: the empty state, its action and the navigation: {list}"
+        );
+        let editor = browser.page(&format!("{base}/segments/new")).await;
+        assert!(
+            editor.contains("<textarea id=\"seg-rule\" name=\"rule\"")
+                && editor.contains("action=\"/app/o/")
+                && editor.contains("/app/assets/segments-"),
+            "{b}: {editor}"
+        );
+
+        // A rule that does not parse: the form again with the position, nothing saved.
+        let bad = "trait.plan = \"gold\"\nand orders.count >= x";
+        let answer = browser
+            .post(
+                &format!("{base}/segments"),
+                &[
+                    ("csrf", &csrf),
+                    ("name", "Gold"),
+                    ("description", "Gold plan"),
+                    ("rule", bad),
+                ],
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{b}");
+        let html = readable(&answer.text());
+        assert!(
+            html.contains("line 2, col 21: expected a number")
+                && html.contains("aria-label=\"Line 2, column 21\"")
+                && html.contains("and orders.count &gt;= <mark class=\"\">x</mark>")
+                && html.contains("value=\"Gold\"")
+                && html.contains("and orders.count &gt;= x</textarea>"),
+            "{b}: the error, its position marked, the form kept: {html}"
+        );
+        assert_eq!(count().await, 0, "{b}: nothing saved");
+
+        // Saved: 303 to the segment's page.
+        let fields = [
+            ("csrf", csrf.as_str()),
+            ("name", "Gold"),
+            ("description", "Gold plan"),
+            ("rule", "trait.plan = \"gold\""),
+        ];
+        let answer = browser.post(&format!("{base}/segments"), &fields).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::SEE_OTHER,
+            "{b}: {}",
+            answer.text()
+        );
+        let page_path = location(&answer);
+        assert!(
+            page_path.starts_with(&format!("{base}/segments/seg_"))
+                && page_path.ends_with("?done=created"),
+            "{b}: {page_path}"
+        );
+        let gold = page_path
+            .trim_start_matches(&format!("{base}/segments/"))
+            .trim_end_matches("?done=created")
+            .to_owned();
+        for _ in 0..2 {
+            let page = browser.page(&page_path).await;
+            assert!(
+                page.contains("<h1>Gold</h1>")
+                    && page.contains("<b data-member-count>1</b>")
+                    && page.contains("trait.plan = &quot;gold&quot;")
+                    && page.contains(&format!(
+                        "href=\"{base}/profiles/{profile}\">john.doe@example.com</a>"
+                    ))
+                    && page.contains("<svg class=\"chart membership\"")
+                    && page.contains("Segment saved."),
+                "{b}: {page}"
+            );
+        }
+        assert_eq!(count().await, 1, "{b}: reloading created nothing");
+        let again = browser.post(&format!("{base}/segments"), &fields).await;
+        assert_eq!(again.status, StatusCode::BAD_REQUEST, "{b}");
+        assert!(
+            readable(&again.text()).contains("A segment named “Gold” already exists"),
+            "{b}"
+        );
+        assert_eq!(
+            count().await,
+            1,
+            "{b}: posting the form again created nothing"
+        );
+
+        // The list: name, description, count, chart.
+        let list = browser.page(&format!("{base}/segments")).await;
+        assert!(
+            list.contains(&format!("<a href=\"{base}/segments/{gold}\">Gold</a>"))
+                && list.contains("Gold plan")
+                && list.contains("<td class=\"num\" data-members>1</td>")
+                && list.contains("<svg class=\"spark\""),
+            "{b}: {list}"
+        );
+
+        // The profile page lists the segment and the entry.
+        let person = browser.page(&format!("{base}/profiles/{profile}")).await;
+        assert!(
+            person.contains(&format!(
+                "<a href=\"{base}/segments/{gold}\">Gold</a> <span class=\"muted small\">since"
+            )) && person.contains("badge entered")
+                && person.contains("segment created"),
+            "{b}: {person}"
+        );
+
+        // The editor's preview: count, sample, both faces; errors placed; nothing saved.
+        let preview = format!("{base}/segments/preview");
+        let answer = browser
+            .post_json(
+                &preview,
+                &json!({"csrf": csrf, "text": "trait.plan = \"gold\" or tag \"vip\""}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{b}: {}", answer.text());
+        let p = answer.json();
+        assert_eq!(p["count"], 1, "{b}: {p}");
+        assert_eq!(p["sample"][0]["email"], "john.doe@example.com", "{b}");
+        assert_eq!(
+            p["sample"][0]["href"],
+            format!("{base}/profiles/{profile}"),
+            "{b}"
+        );
+        assert_eq!(p["ast"]["kind"], "or", "{b}: {p}");
+        let answer = browser
+            .post_json(&preview, &json!({"csrf": csrf, "ast": p["ast"]}))
+            .await;
+        assert_eq!(
+            answer.json()["text"],
+            "trait.plan = \"gold\" or tag \"vip\"",
+            "{b}"
+        );
+        let answer = browser
+            .post_json(&preview, &json!({"csrf": csrf, "text": "tag"}))
+            .await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{b}");
+        let e = answer.json();
+        assert_eq!(
+            (e["error"]["line"].clone(), e["error"]["column"].clone()),
+            (json!(1), json!(4)),
+            "{b}: {e}"
+        );
+        assert_eq!(e["error"]["mark"]["at_end"], true, "{b}: {e}");
+        let answer = browser
+            .post_json(&preview, &json!({"csrf": "forged", "text": "email exists"}))
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::FORBIDDEN,
+            "{b}: a preview needs the page's token"
+        );
+        assert_eq!(count().await, 1, "{b}: previews save nothing");
+
+        // Edit: the form holds the segment; saving answers 303 to its page.
+        let edit = browser.page(&format!("{base}/segments/{gold}/edit")).await;
+        assert!(
+            edit.contains("value=\"Gold\"")
+                && edit.contains("trait.plan = &quot;gold&quot;</textarea>")
+                && edit.contains("name=\"action\" value=\"save\""),
+            "{b}: {edit}"
+        );
+        let answer = browser
+            .post(
+                &format!("{base}/segments/{gold}"),
+                &[
+                    ("csrf", &csrf),
+                    ("action", "save"),
+                    ("name", "Silver"),
+                    ("description", ""),
+                    ("rule", "trait.plan = \"silver\""),
+                ],
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::SEE_OTHER,
+            "{b}: {}",
+            answer.text()
+        );
+        assert_eq!(
+            location(&answer),
+            format!("{base}/segments/{gold}?done=saved"),
+            "{b}"
+        );
+        let saved = app.t.db.segment(&app.a.org, &gold).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                saved.name.as_str(),
+                saved.description.as_deref(),
+                saved.member_count
+            ),
+            ("Silver", None, 0),
+            "{b}"
+        );
+        let page = browser.page(&format!("{base}/segments/{gold}")).await;
+        let changes = page.split("id=\"changes-h\"").nth(1).unwrap_or_default();
+        assert!(
+            matches!(
+                (changes.find("left</span>"), changes.find("entered</span>")),
+                (Some(left), Some(entered)) if left < entered
+            ) && changes.contains("rule changed")
+                && changes.contains("segment created")
+                && changes.contains("john.doe@example.com</a>"),
+            "{b}: the segment's recent changes, newest first: {changes}"
+        );
+        let person = browser.page(&format!("{base}/profiles/{profile}")).await;
+        assert!(
+            person.contains("In no segment.")
+                && person.contains("badge exited")
+                && person.contains("rule changed"),
+            "{b}: the exit and its reason: {person}"
+        );
+        // A bad rule in the edit form: shown, the segment unchanged.
+        let answer = browser
+            .post(
+                &format!("{base}/segments/{gold}"),
+                &[
+                    ("csrf", &csrf),
+                    ("action", "save"),
+                    ("name", "Silver"),
+                    ("rule", "orders.count >="),
+                ],
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{b}");
+        assert!(
+            readable(&answer.text()).contains("line 1, col 16"),
+            "{b}: {}",
+            answer.text()
+        );
+        assert_eq!(
+            app.t.db.segment(&app.a.org, &gold).await.unwrap().unwrap(),
+            saved,
+            "{b}"
+        );
+
+        // A segment another rule names is neither deleted nor renamed (409, said).
+        let answer = browser
+            .post(
+                &format!("{base}/segments"),
+                &[
+                    ("csrf", &csrf),
+                    ("name", "Silver or email"),
+                    ("rule", "in segment \"Silver\" or email exists"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::SEE_OTHER,
+            "{b}: {}",
+            answer.text()
+        );
+        let dependent = location(&answer)
+            .trim_start_matches(&format!("{base}/segments/"))
+            .trim_end_matches("?done=created")
+            .to_owned();
+        let answer = browser
+            .post(
+                &format!("{base}/segments/{gold}"),
+                &[("csrf", &csrf), ("action", "delete"), ("confirm", "yes")],
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CONFLICT, "{b}");
+        assert!(
+            readable(&answer.text()).contains(
+                "“Silver” cannot be deleted: it is named by other segments (“Silver or email”)"
+            ),
+            "{b}: {}",
+            answer.text()
+        );
+        let answer = browser
+            .post(
+                &format!("{base}/segments/{gold}"),
+                &[
+                    ("csrf", &csrf),
+                    ("action", "save"),
+                    ("name", "Bronze"),
+                    ("rule", "trait.plan = \"silver\""),
+                ],
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CONFLICT, "{b}");
+        assert!(
+            readable(&answer.text()).contains("“Silver” cannot be renamed"),
+            "{b}"
+        );
+        assert_eq!(count().await, 2, "{b}");
+        // Deletion needs the box; then the list says so.
+        let answer = browser
+            .post(
+                &format!("{base}/segments/{dependent}"),
+                &[("csrf", &csrf), ("action", "delete")],
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{b}");
+        assert_eq!(count().await, 2, "{b}");
+        for id in [&dependent, &gold] {
+            let answer = browser
+                .post(
+                    &format!("{base}/segments/{id}"),
+                    &[("csrf", &csrf), ("action", "delete"), ("confirm", "yes")],
+                )
+                .await;
+            assert_eq!(
+                answer.status,
+                StatusCode::SEE_OTHER,
+                "{b}: {}",
+                answer.text()
+            );
+            assert_eq!(
+                location(&answer),
+                format!("{base}/segments?done=deleted"),
+                "{b}"
+            );
+        }
+        assert_eq!(count().await, 0, "{b}");
+        let list = browser.page(&format!("{base}/segments?done=deleted")).await;
+        assert!(list.contains("Segment deleted."), "{b}: {list}");
+        assert_eq!(
+            browser.get(&format!("{base}/segments/{gold}")).await.status,
+            StatusCode::NOT_FOUND,
+            "{b}"
+        );
+    }
+}
+
+/// Segments as another organisation and as a viewer: B's member gets 404
+/// for A's segment even in B's own path, B's previews see none of A's
+/// people or segment names, and a viewer reads but cannot change.
+#[tokio::test]
+async fn segments_are_invisible_to_other_organisations_and_read_only_to_viewers() {
+    for app in apps().await {
+        let b = app.backend();
+        shop(&app).await;
+        let gold = gold_segment(&app).await;
+        user(&app, &app.b.org, "bea@example.com", Role::Owner).await;
+        user(&app, &app.a.org, "vic@example.com", Role::Viewer).await;
+        let mut bea = Browser::new(&app);
+        bea.sign_in("bea@example.com").await;
+        let csrf = bea.csrf().await;
+        let own = format!("/app/o/{}", app.b.org.as_str());
+        let list = bea.page(&format!("{own}/segments")).await;
+        assert!(
+            list.contains("No segment yet") && !list.contains("Gold"),
+            "{b}: {list}"
+        );
+        for path in [
+            format!("{own}/segments/{gold}"),
+            format!("{own}/segments/{gold}/edit"),
+        ] {
+            assert_eq!(
+                bea.get(&path).await.status,
+                StatusCode::NOT_FOUND,
+                "{b}: {path}"
+            );
+        }
+        let answer = bea
+            .post(
+                &format!("{own}/segments/{gold}"),
+                &[("csrf", &csrf), ("action", "delete"), ("confirm", "yes")],
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{b}");
+        let preview = format!("{own}/segments/preview");
+        let answer = bea
+            .post_json(
+                &preview,
+                &json!({"csrf": csrf, "text": "trait.plan = \"gold\""}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{b}");
+        assert_eq!(answer.json()["count"], 0, "{b}: none of A's people");
+        let answer = bea
+            .post_json(
+                &preview,
+                &json!({"csrf": csrf, "text": "in segment \"Gold\""}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{b}");
+        assert!(
+            answer.text().contains("no segment is named"),
+            "{b}: {}",
+            answer.text()
+        );
+        let answer = bea
+            .post_json(
+                &format!("/app/o/{}/segments/preview", app.a.org.as_str()),
+                &json!({"csrf": csrf, "text": "trait.plan = \"gold\""}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{b}: A's preview");
+        assert!(!answer.text().contains("john.doe"), "{b}");
+        assert!(
+            app.t.db.segment(&app.a.org, &gold).await.unwrap().is_some(),
+            "{b}"
+        );
+
+        let mut vic = Browser::new(&app);
+        vic.sign_in("vic@example.com").await;
+        let csrf = vic.csrf().await;
+        let base = format!("/app/o/{}", app.a.org.as_str());
+        let list = vic.page(&format!("{base}/segments")).await;
+        assert!(
+            list.contains("Gold") && !list.contains("/segments/new"),
+            "{b}: {list}"
+        );
+        let page = vic.page(&format!("{base}/segments/{gold}")).await;
+        assert!(
+            page.contains("john.doe@example.com")
+                && !page.contains("Delete segment")
+                && !page.contains("/edit\""),
+            "{b}"
+        );
+        for path in [
+            format!("{base}/segments/new"),
+            format!("{base}/segments/{gold}/edit"),
+        ] {
+            assert_eq!(
+                vic.get(&path).await.status,
+                StatusCode::FORBIDDEN,
+                "{b}: {path}"
+            );
+        }
+        let answer = vic
+            .post(
+                &format!("{base}/segments"),
+                &[("csrf", &csrf), ("name", "Mine"), ("rule", "email exists")],
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{b}");
+        let answer = vic
+            .post(
+                &format!("{base}/segments/{gold}"),
+                &[("csrf", &csrf), ("action", "delete"), ("confirm", "yes")],
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{b}");
+        assert_eq!(
+            app.t.db.segments_of(&app.a.org).await.unwrap().len(),
+            1,
+            "{b}"
+        );
     }
 }

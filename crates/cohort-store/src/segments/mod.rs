@@ -17,7 +17,7 @@ pub use compile::{compile, compile_next_checks, CompileError, CompiledRule, Scop
 pub(crate) use saved::{forget_profile, mark_dirty};
 pub use saved::{
     DailyCount, DirtyMark, DueCheck, MembershipDelta, NewSegment, ProfileSegment, RfmGroupSummary,
-    SaveError, SegmentChange, SegmentMember, SegmentRecord, SegmentTx, CAUSE_ANY,
+    SaveError, SegmentChange, SegmentFeedEntry, SegmentMember, SegmentRecord, SegmentTx, CAUSE_ANY,
     PROFILES_PER_QUERY,
 };
 

@@ -65,6 +65,16 @@ pub struct SegmentChange {
     pub reason: String,
 }
 
+/// One entry or exit of a segment, with the member's email, for its page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentFeedEntry {
+    pub profile_id: String,
+    pub email: Option<String>,
+    pub entered: bool,
+    pub at_us: i64,
+    pub reason: String,
+}
+
 /// A profile the projection touched, with what touched it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirtyMark {
@@ -275,6 +285,38 @@ impl Db {
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(decode_change).collect()
+    }
+
+    /// A segment's latest entries and exits, newest first (index
+    /// `segment_changes_segment`).
+    pub async fn segment_recent_changes(
+        &self,
+        org: &OrgId,
+        segment_id: &str,
+        limit: u32,
+    ) -> Result<Vec<SegmentFeedEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.profile_id, p.email, c.change, c.at_us, c.reason FROM segment_changes c \
+             LEFT JOIN profiles p ON p.org_id = c.org_id AND p.profile_id = c.profile_id \
+             WHERE c.org_id = $1 AND c.segment_id = $2 ORDER BY c.at_us DESC, c.seq DESC LIMIT $3",
+        )
+        .bind(org.as_str())
+        .bind(segment_id)
+        .bind(i64::from(limit.clamp(1, 1000)))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let change: String = r.col(2)?;
+                Ok(SegmentFeedEntry {
+                    profile_id: r.col(0)?,
+                    email: r.col(1)?,
+                    entered: change == "entered",
+                    at_us: r.col(3)?,
+                    reason: r.col(4)?,
+                })
+            })
+            .collect()
     }
 
     /// The feed after `after_seq`, across organisations, in order: what

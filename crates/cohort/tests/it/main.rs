@@ -10,6 +10,7 @@ mod multi_node;
 mod profiles_cli;
 mod real_clients;
 mod sdk_browser;
+mod segments_browser;
 mod segments_cli;
 mod server_lifecycle;
 mod store_cli;

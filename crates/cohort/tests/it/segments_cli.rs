@@ -189,7 +189,10 @@ async fn a_segment_made_on_the_command_line_follows_events_sent_over_http() {
         let again = succeeds(&t.url, &["segment", "install-defaults"]);
         assert!(again.ends_with("0 created, 18 kept\n"), "{again}");
         let first_timers = succeeds(&t.url, &["segment", "members", "First-Time Buyers"]);
-        assert!(first_timers.contains("shopper@example.com"), "{first_timers}");
+        assert!(
+            first_timers.contains("shopper@example.com"),
+            "{first_timers}"
+        );
         let rfm = succeeds(&t.url, &["segment", "rfm"]);
         assert!(rfm.starts_with("1 customers scored"), "{rfm}");
         server.sigterm();
