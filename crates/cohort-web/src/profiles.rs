@@ -220,6 +220,9 @@ pub(crate) async fn show_profile(
             }
         })
         .collect();
+    let rfm = db.profile_rfm(org, &id).await?.map(|r| {
+        minijinja::context! { recency => r.recency, frequency => r.frequency, monetary => r.monetary, group => r.group }
+    });
     let p = &record.profile;
     let traits: Vec<TraitRow> = p
         .traits
@@ -258,6 +261,7 @@ pub(crate) async fn show_profile(
             traits,
             orders,
             segments,
+            rfm,
             segment_changes,
             timeline,
             next,

@@ -84,10 +84,31 @@ pub(crate) async fn list_segments(
             updated_at_us: record.updated_at_us,
         });
     }
+    // The RFM grid: each group's customers and revenue, in the spec's order.
+    let groups = db.rfm_groups(&member.org.id).await?;
+    let rfm_run = db.rfm_run(&member.org.id).await?;
+    let rfm: Vec<_> = cohort_domain::segments::rfm::GROUPS
+        .iter()
+        .map(|name| {
+            let g = groups.iter().find(|g| g.group == *name);
+            minijinja::context! {
+                name => name,
+                customers => g.map_or(0, |g| g.customers),
+                revenue => rust_decimal::Decimal::new(g.map_or(0, |g| g.spent_e4), 4)
+                    .round_dp(2)
+                    .to_string(),
+            }
+        })
+        .collect();
     let body = templates::render(
         "segments.html",
         &member.layout("segments", "Segments"),
-        minijinja::context! { segments => rows, notice => notice(params.done.as_deref()) },
+        minijinja::context! {
+            segments => rows,
+            notice => notice(params.done.as_deref()),
+            rfm,
+            rfm_computed_at_us => rfm_run.map(|(at, _)| at),
+        },
     )?;
     Ok(html(StatusCode::OK, body))
 }

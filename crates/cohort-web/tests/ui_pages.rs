@@ -3089,3 +3089,68 @@ async fn segments_are_invisible_to_other_organisations_and_read_only_to_viewers(
         );
     }
 }
+
+/// RFM on the pages: once scored, the segments page shows the six groups
+/// with their customers and a customer's profile shows its scores.
+#[tokio::test]
+async fn rfm_groups_show_on_the_segments_page_and_scores_on_the_profile() {
+    for app in apps().await {
+        let b = app.backend();
+        shop(&app).await;
+        user(&app, &app.a.org, "ann@example.com", Role::Owner).await;
+        let mut browser = Browser::new(&app);
+        browser.sign_in("ann@example.com").await;
+        let base = format!("/app/o/{}", app.a.org.as_str());
+        let before = browser.page(&format!("{base}/segments")).await;
+        assert!(
+            !before.contains("RFM groups"),
+            "{b}: no grid before scoring"
+        );
+
+        let report = cohort_engine::segments::Segments::new(app.t.db.clone())
+            .recompute_rfm(&app.a.org)
+            .await
+            .unwrap();
+        assert!(report.customers > 0, "{b}: the shop has customers");
+        let page = browser.page(&format!("{base}/segments")).await;
+        assert!(page.contains("RFM groups"), "{b}: {page}");
+        let mut shown = 0i64;
+        for group in cohort_domain::segments::rfm::GROUPS {
+            let cell = page
+                .split(&format!("data-rfm-group=\"{group}\""))
+                .nth(1)
+                .unwrap_or_else(|| panic!("{b}: no cell for {group}: {page}"));
+            let n: String = cell
+                .split("<span data-customers>")
+                .nth(1)
+                .unwrap()
+                .chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect();
+            shown += n.parse::<i64>().unwrap();
+        }
+        assert_eq!(
+            shown, report.customers as i64,
+            "{b}: the grid counts every customer"
+        );
+
+        let scored = app
+            .t
+            .db
+            .list_profiles(
+                &app.a.org,
+                &cohort_store::projection::ProfileFilter {
+                    min_orders: Some(1),
+                    limit: 1,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .remove(0);
+        let profile = browser
+            .page(&format!("{base}/profiles/{}", scored.profile.id))
+            .await;
+        assert!(profile.contains("data-rfm>RFM: <strong>"), "{b}: {profile}");
+    }
+}
