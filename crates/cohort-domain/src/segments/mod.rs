@@ -8,6 +8,7 @@ pub mod ast;
 pub mod deps;
 pub mod eval;
 pub mod facts;
+pub mod language;
 pub mod parse;
 pub mod print;
 
