@@ -88,6 +88,8 @@ struct Amount {
 #[derive(Clone, Debug, Default)]
 struct Frame {
     joint: Option<Joint>,
+    /// The word that joined this clause to the one before.
+    joint_word: String,
     negations: Toks,
     verb: Option<(Verb, Toks)>,
     order_noun: Toks,
@@ -204,6 +206,158 @@ const GENERIC: &[&str] = &[
 /// Words that mean something to the grammar on their own, so that a
 /// segment name shortened to them ("Active Customers" → "active") is not
 /// matched by them.
+/// Words the grammar reads that the lexicon's list leaves out (number
+/// words, units, months, currencies), so that typo repair leaves them be.
+const GRAMMAR_KNOWN: &[&str] = &[
+    "three",
+    "seven",
+    "eight",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
+    "thirty",
+    "forty",
+    "fifty",
+    "sixty",
+    "ninety",
+    "hundred",
+    "dozen",
+    "couple",
+    "single",
+    "once",
+    "twice",
+    "thrice",
+    "times",
+    "orders",
+    "hours",
+    "weeks",
+    "months",
+    "years",
+    "quarter",
+    "fortnight",
+    "daily",
+    "dollars",
+    "euros",
+    "pounds",
+    "bucks",
+    "francs",
+    "rupees",
+    "zloty",
+    "opens",
+    "clicks",
+    "views",
+    "visits",
+    "spends",
+    "spent",
+    "opened",
+    "clicked",
+    "viewed",
+    "visited",
+    "bought",
+    "ordered",
+    "purchased",
+    "added",
+    "basket",
+    "baskets",
+    "carts",
+    "checkout",
+    "abandoned",
+    "started",
+    "subscribed",
+    "unsubscribed",
+    "refunded",
+    "canceled",
+    "fulfilled",
+    "shipped",
+    "bounced",
+    "inactive",
+    "dormant",
+    "lapsed",
+    "lifetime",
+    "average",
+    "revenue",
+    "latest",
+    "recent",
+    "previous",
+    "since",
+    "today",
+    "yesterday",
+    "recently",
+    "lately",
+    "first",
+    "last",
+    "never",
+    "haven't",
+    "whose",
+    "outside",
+    "living",
+    "based",
+    "located",
+    "tagged",
+    "label",
+    "labeled",
+    "segment",
+    "members",
+    "champions",
+    "loyal",
+    "attention",
+    "risk",
+    "address",
+    "newsletter",
+    "campaign",
+    "message",
+    "messages",
+    "mailing",
+    "transactions",
+    "items",
+    "products",
+    "purchases",
+    "purchase",
+    "emails",
+    "email",
+    "returning",
+    "repeat",
+    "multiple",
+    "several",
+    "exactly",
+    "precisely",
+    "between",
+    "minimum",
+    "maximum",
+    "upwards",
+    "excess",
+    "north",
+    "higher",
+    "bigger",
+    "larger",
+    "smaller",
+    "lower",
+    "fewer",
+    "greater",
+    "above",
+    "below",
+    "under",
+    "exceeding",
+    "beyond",
+    "opened",
+    "receive",
+    "received",
+    "delivered",
+    "signed",
+    "opted",
+    "joined",
+    "browsed",
+    "browse",
+    "looked",
+];
+
 const GRAMMAR_WORDS: &[&str] = &[
     "active",
     "new",
@@ -267,6 +421,17 @@ impl Names {
         }
         for c in CITIES {
             words.extend(c.split(' ').map(str::to_lowercase));
+        }
+        words.extend(FILLER.iter().map(|w| (*w).to_owned()));
+        words.extend(GRAMMAR_KNOWN.iter().map(|w| (*w).to_owned()));
+        for (seq, _) in COMPARATORS {
+            words.extend(seq.iter().map(|w| (*w).to_owned()));
+        }
+        for table in [&segments, &categories, &products, &tags] {
+            words.extend(table.iter().map(|(k, _)| k.clone()));
+        }
+        for p in &v.products {
+            words.extend(p.sku.iter().chain(&p.id).map(|c| c.to_lowercase()));
         }
         let none = BTreeSet::new();
         for name in v
@@ -459,7 +624,52 @@ fn merge_places(rules: &mut Vec<Rule>) {
     }
 }
 
+/// Two conditions of one kind joined by `or` ("from Spain or Italy",
+/// "bought coffee or tea") are one alternative, so that what follows
+/// ("… who bought dresses") applies to both.
+fn same_kind(a: &Rule, b: &Rule) -> bool {
+    let kind = |r: &Rule| -> Option<String> {
+        match r {
+            Rule::Trait { path, .. } => Some(format!("trait {path:?}")),
+            Rule::Tag { .. } => Some("tag".into()),
+            Rule::InSegment { .. } => Some("segment".into()),
+            Rule::Bought { .. } => Some("bought".into()),
+            Rule::Or { rules } => rules.first().and_then(|f| {
+                let k = kind_of_leaf(f)?;
+                rules
+                    .iter()
+                    .all(|r| kind_of_leaf(r).as_ref() == Some(&k))
+                    .then_some(k)
+            }),
+            _ => None,
+        }
+    };
+    kind(a).is_some() && kind(a) == kind(b)
+}
+
+fn kind_of_leaf(r: &Rule) -> Option<String> {
+    match r {
+        Rule::Trait { path, .. } => Some(format!("trait {path:?}")),
+        Rule::Tag { .. } => Some("tag".into()),
+        Rule::InSegment { .. } => Some("segment".into()),
+        Rule::Bought { .. } => Some("bought".into()),
+        _ => None,
+    }
+}
+
 fn combine(parts: Vec<(Joint, Rule)>) -> Option<Rule> {
+    let mut merged: Vec<(Joint, Rule)> = Vec::new();
+    for (joint, rule) in parts {
+        if let (Joint::Or, Some(last)) = (joint, merged.last_mut()) {
+            if same_kind(&last.1, &rule) {
+                let prev = std::mem::replace(&mut last.1, Rule::EmailExists);
+                last.1 = or(vec![prev, rule]).unwrap_or(Rule::EmailExists);
+                continue;
+            }
+        }
+        merged.push((joint, rule));
+    }
+    let parts = merged;
     let mut groups: Vec<Vec<Rule>> = Vec::new();
     for (joint, rule) in parts {
         match (joint, groups.last_mut()) {
@@ -518,7 +728,11 @@ fn arrange(frames: Vec<Frame>) -> Vec<Frame> {
     // A bare verb shares the next clause's object ("opened or clicked an
     // email"); a negated one negates both ("haven't opened or clicked").
     for k in 0..kept.len().saturating_sub(1) {
-        if kept[k].bare_verb() && kept[k + 1].verb.is_some() {
+        let shares = matches!(
+            kept[k + 1].joint_word.as_str(),
+            "and" | "or" | "but" | "nor"
+        );
+        if kept[k].bare_verb() && kept[k + 1].verb.is_some() && shares {
             let next = kept[k + 1].clone();
             let f = &mut kept[k];
             f.order_noun = next.order_noun.clone();
@@ -540,10 +754,11 @@ fn arrange(frames: Vec<Frame>) -> Vec<Frame> {
     // ("bought shoes or bags", "bought shoes but not socks").
     for k in 1..kept.len() {
         let f = &kept[k];
+        let qualified = f.negated() && (f.window.is_some() || f.count.is_some());
         let orphan = f.verb.is_none()
-            && (f.item.is_some() || f.quoted.is_some())
+            && (f.item.is_some() || f.quoted.is_some() || qualified)
             && f.extras.is_empty()
-            && f.order_noun.is_empty();
+            && !f.has_nouns();
         if orphan {
             if let Some(prev) = kept[k - 1].verb.clone() {
                 let prev_neg = kept[k - 1].negated();
@@ -875,6 +1090,10 @@ const FILLER: &[&str] = &[
     "got",
     "gotten",
     "sale",
+    "whose",
+    "sku",
+    "skus",
+    "code",
     "sales",
     "up",
     "back",
@@ -920,6 +1139,7 @@ impl Reader<'_> {
                 self.filler.extend(i..i + len);
                 frames.push(std::mem::take(&mut f));
                 f.joint = Some(joint);
+                f.joint_word = self.word(i).to_owned();
                 if negate {
                     f.negations.push(usize::MAX);
                 }
@@ -1100,20 +1320,24 @@ impl Reader<'_> {
         plural: bool,
     ) -> Option<(usize, String)> {
         for len in (1..=max).rev() {
+            let inner_symbol =
+                |t: &Token| matches!(t.kind, Kind::Symbol('&' | '-' | '\'' | '’' | '+' | '/'));
             if (i..i + len).any(|k| {
-                self.toks
-                    .get(k)
-                    .is_none_or(|t| t.kind != Kind::Word && !matches!(t.kind, Kind::Number(_)))
+                self.toks.get(k).is_none_or(|t| {
+                    t.kind != Kind::Word
+                        && !matches!(t.kind, Kind::Number(_))
+                        && !(k > i && k + 1 < i + len && inner_symbol(t))
+                })
             }) {
                 continue;
             }
             let key: String = (i..i + len)
-                .map(|k| {
+                .filter_map(|k| {
                     let t = &self.toks[k];
-                    if t.kind == Kind::Word {
-                        t.word.clone()
-                    } else {
-                        t.raw.to_lowercase()
+                    match t.kind {
+                        Kind::Word => Some(t.word.clone()),
+                        Kind::Number(_) => Some(t.raw.to_lowercase()),
+                        _ => None,
                     }
                 })
                 .collect();
@@ -1128,7 +1352,10 @@ impl Reader<'_> {
     }
 
     fn segment(&mut self, i: usize, f: &mut Frame) -> Option<usize> {
-        if let Some((len, name)) = self.longest(i, 5, &self.names.segments, true) {
+        if let Some((len, name)) = self
+            .longest(i, 5, &self.names.segments, true)
+            .filter(|(len, _)| !matches!(self.word(i + len), "tag" | "tagged" | "tags" | "label"))
+        {
             f.extras
                 .push((Rule::InSegment { segment: name }, (i..i + len).collect()));
             return Some(len);
@@ -1205,13 +1432,22 @@ impl Reader<'_> {
         }
         if let Some((len, tag)) = self.longest(i, 4, &self.names.tags, true) {
             let mut n = len;
-            if matches!(self.word(i + n), "tag" | "tagged" | "label") {
+            let tagged = matches!(self.word(i + n), "tag" | "tagged" | "label");
+            if tagged {
                 n += 1;
+            } else if len == 1 && self.grammar_word(i) {
+                return None;
             }
             f.extras.push((Rule::Tag { tag }, (i..i + n).collect()));
             return Some(n);
         }
         None
+    }
+
+    /// A word the grammar itself gives a meaning to.
+    fn grammar_word(&self, i: usize) -> bool {
+        let w = self.word(i);
+        lexicon::KNOWN_WORDS.contains(&w) || GRAMMAR_KNOWN.contains(&w) || FILLER.contains(&w)
     }
 
     fn catalogue(&mut self, i: usize, f: &mut Frame) -> Option<usize> {
@@ -1322,7 +1558,11 @@ impl Reader<'_> {
         if !last && !explicit {
             return None;
         }
-        if self.word(j) == "ago" {
+        if matches!(self.word(j), "ago" | "back") {
+            if !last {
+                // "over 6 months ago", "for 2 years ago": a comparison
+                return None;
+            }
             // "in the last 3 days ago": read as within
             j += 1;
         }
@@ -1531,7 +1771,7 @@ impl Reader<'_> {
             if let Some(u) = time_unit(&w) {
                 unit = Unit::Time(u.0, u.1);
                 j += 1;
-                if matches!(self.word(j), "ago" | "back" | "before") {
+                if matches!(self.word(j), "ago" | "back" | "before" | "since") {
                     ago = true;
                     j += 1;
                 } else if self.words_at(j, &["or", "more", "ago"])
@@ -1700,7 +1940,9 @@ impl Reader<'_> {
         if matches!(self.word(i), "zero") && self.quantity(i).is_some() {
             return None;
         }
-        f.negations.extend(i..i + n);
+        // one negation per phrase ("have not" is one)
+        f.negations.push(i + n - 1);
+        self.filler.extend(i..i + n - 1);
         Some(n)
     }
 
@@ -1928,6 +2170,12 @@ impl Reader<'_> {
     }
 
     fn country(&self, i: usize) -> Option<(usize, &'static str)> {
+        if let Some(t) = self.toks.get(i) {
+            let capitals = t.raw.len() == 2 && t.raw.chars().all(|c| c.is_ascii_uppercase());
+            if let Some((code, _)) = COUNTRIES.iter().find(|(c, _)| capitals && *c == t.raw) {
+                return Some((1, code));
+            }
+        }
         for len in (1..=4).rev() {
             if (i..i + len).any(|k| self.toks.get(k).is_none_or(|t| t.kind != Kind::Word)) {
                 continue;
@@ -2346,18 +2594,8 @@ impl Reader<'_> {
                 window: w,
             });
         }
-        let per_order: Vec<Amount> = f
-            .amounts
-            .iter()
-            .filter(|a| a.per_order || !a.money && f.count.is_some())
-            .cloned()
-            .collect();
-        let total: Vec<Amount> = f
-            .amounts
-            .iter()
-            .filter(|a| !(a.per_order || !a.money && f.count.is_some()))
-            .cloned()
-            .collect();
+        let per_order: Vec<Amount> = f.amounts.iter().filter(|a| a.per_order).cloned().collect();
+        let total: Vec<Amount> = f.amounts.iter().filter(|a| !a.per_order).cloned().collect();
         let mut rules = Vec::new();
         // plain numbers after a buying verb are counts ("bought 3")
         let mut c = c;

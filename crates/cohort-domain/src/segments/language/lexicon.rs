@@ -102,7 +102,7 @@ pub const COUNTRIES: &[(&str, &[&str])] = &[
             "americans",
         ],
     ),
-    ("CA", &["canada", "canadian", "canadians", "can"]),
+    ("CA", &["canada", "canadian", "canadians"]),
     ("MX", &["mexico", "mexican", "mexicans", "mex"]),
     (
         "BR",
@@ -139,7 +139,7 @@ pub const COUNTRIES: &[(&str, &[&str])] = &[
     ("HR", &["croatia", "croatian", "croatians"]),
     ("SI", &["slovenia", "slovenian", "slovenians"]),
     ("SE", &["sweden", "swedish", "swedes", "swe"]),
-    ("NO", &["norway", "norwegian", "norwegians", "nor"]),
+    ("NO", &["norway", "norwegian", "norwegians"]),
     ("DK", &["denmark", "danish", "danes", "dnk"]),
     ("FI", &["finland", "finnish", "finns", "fin"]),
     ("IS", &["iceland", "icelandic"]),

@@ -189,7 +189,8 @@ fn push_word(
     let raw = &text[start..end];
     let joined: String = normalise(raw).chars().filter(|c| *c != '-').collect();
     let has_hyphen = raw.contains('-');
-    if has_hyphen && !JOINED.contains(&joined.as_str()) && !looks_like_code(raw) {
+    let whole_known = known.contains(&raw.to_lowercase());
+    if has_hyphen && !JOINED.contains(&joined.as_str()) && !looks_like_code(raw) && !whole_known {
         // `first-time`, `non-vip`, `t-shirts`: each part is a word
         let mut part_start = start;
         for part in raw.split('-') {
@@ -236,12 +237,11 @@ fn repaired(word: &str, known: &BTreeSet<String>) -> Option<String> {
             continue;
         }
         if one_edit(&w, &c) {
+            // prefer a candidate that keeps the first letter, then the length
+            let rank = |x: &[char]| (x.first() == w.first(), x.len() == w.len());
             match found {
-                None => found = Some(candidate),
-                Some(prev) if prev.chars().count() != w.len() && c.len() == w.len() => {
-                    found = Some(candidate)
-                }
-                Some(_) => {}
+                Some(prev) if rank(&prev.chars().collect::<Vec<_>>()) >= rank(&c) => {}
+                _ => found = Some(candidate),
             }
         }
     }
