@@ -88,6 +88,10 @@ struct Amount {
 #[derive(Clone, Debug, Default)]
 struct Frame {
     joint: Option<Joint>,
+    /// The upper bound of "between 2 and 5 times".
+    count_upper: Option<Count>,
+    /// Tokens of this clause nothing took (an unquoted campaign name).
+    unknown: Toks,
     /// The word that joined this clause to the one before.
     joint_word: String,
     negations: Toks,
@@ -1150,6 +1154,7 @@ impl Reader<'_> {
             let before_negations = f.negations.len();
             let len = self.element(i, &mut f);
             if len == 0 {
+                f.unknown.push(i);
                 i += 1;
                 continue;
             }
@@ -1852,8 +1857,7 @@ impl Reader<'_> {
                 let op = q.op.unwrap_or(CmpOp::Eq);
                 if let Some(high) = q.upper {
                     let high = whole(high)?;
-                    // "between 2 and 5 times": two counts cannot sit in one
-                    // predicate; the lower bound holds, the upper is an amount.
+                    // "between 2 and 5 times": two counts, both kept
                     f.count = Some((
                         Count {
                             op: CmpOp::Ge,
@@ -1861,12 +1865,9 @@ impl Reader<'_> {
                         },
                         toks.clone(),
                     ));
-                    f.amounts.push(Amount {
+                    f.count_upper = Some(Count {
                         op: CmpOp::Le,
-                        value: Decimal::from(high),
-                        money: false,
-                        per_order: false,
-                        tokens: Vec::new(),
+                        times: high,
                     });
                 } else {
                     f.count = Some((Count { op, times }, toks.clone()));
@@ -2282,7 +2283,10 @@ impl Reader<'_> {
             self.used.extend(toks);
             extras.push(rule);
         }
-        let core = self.core(&mut f);
+        let core = self.core(&mut f).map(|core| match f.count_upper {
+            Some(upper) => with_upper(core, upper),
+            None => core,
+        });
         let negated = f.negated();
         let neg_toks: Toks = f
             .negations
@@ -2307,6 +2311,27 @@ impl Reader<'_> {
                 }
             }
         }
+    }
+
+    /// "opened the Black Friday email": capitalised words nothing else
+    /// took, in one run, name the campaign.
+    fn campaign_name(&mut self, unknown: &[usize]) -> Option<String> {
+        let (&first, &last) = (unknown.first()?, unknown.last()?);
+        let run = last + 1 - first == unknown.len();
+        let capitalised = unknown.iter().all(|&k| {
+            self.toks[k].kind == Kind::Word
+                && self.toks[k]
+                    .raw
+                    .chars()
+                    .next()
+                    .is_some_and(char::is_uppercase)
+        });
+        if !run || !capitalised {
+            return None;
+        }
+        self.used.extend(unknown.iter().copied());
+        let words: Vec<&str> = unknown.iter().map(|&k| self.toks[k].raw.as_str()).collect();
+        Some(words.join(" "))
     }
 
     fn use_toks(&mut self, toks: &[usize]) {
@@ -2397,10 +2422,13 @@ impl Reader<'_> {
                 use_window(self, f);
                 use_count(self, f);
                 self.use_toks(&f.email_noun.clone());
-                let campaign = f.quoted.as_ref().map(|q| {
-                    self.used.extend(q.1.iter().copied());
-                    q.0.clone()
-                });
+                let campaign = match f.quoted.as_ref() {
+                    Some(q) => {
+                        self.used.extend(q.1.iter().copied());
+                        Some(q.0.clone())
+                    }
+                    None => self.campaign_name(&f.unknown),
+                };
                 Rule::Email {
                     action,
                     campaign,
@@ -2676,6 +2704,49 @@ fn suffix_of(r: &Reader, j: &mut usize, op: &mut Option<CmpOp>) {
             *j += s.len();
             return;
         }
+    }
+}
+
+/// "between 2 and 5 times": the rule with its count's upper bound added.
+fn with_upper(rule: Rule, upper: Count) -> Rule {
+    let bounded = match &rule {
+        Rule::Metric {
+            metric: Metric::OrdersCount,
+            ..
+        } => Some(metric(
+            Metric::OrdersCount,
+            upper.op,
+            Decimal::from(upper.times),
+        )),
+        Rule::Performed {
+            event,
+            count: Some(_),
+            window,
+            filters,
+        } => Some(Rule::Performed {
+            event: event.clone(),
+            count: Some(upper),
+            window: *window,
+            filters: filters.clone(),
+        }),
+        Rule::Email {
+            action,
+            campaign,
+            count: Some(_),
+            window,
+        } => Some(Rule::Email {
+            action: *action,
+            campaign: campaign.clone(),
+            count: Some(upper),
+            window: *window,
+        }),
+        _ => None,
+    };
+    match bounded {
+        Some(b) => Rule::And {
+            rules: vec![rule, b],
+        },
+        None => rule,
     }
 }
 
