@@ -88,6 +88,8 @@ struct Amount {
 #[derive(Clone, Debug, Default)]
 struct Frame {
     joint: Option<Joint>,
+    /// The farther edge of "between 30 and 90 days ago".
+    window_upper: Option<Window>,
     /// The upper bound of "between 2 and 5 times".
     count_upper: Option<Count>,
     /// Tokens of this clause nothing took (an unquoted campaign name).
@@ -1851,6 +1853,10 @@ impl Reader<'_> {
                 // "more than 90 days ago" → before; "less than 30 days ago" → within
                 let before = q.ago && !matches!(q.op, Some(CmpOp::Lt | CmpOp::Le));
                 f.window = Some((window_days(amount, (unit, factor), before)?, toks));
+                // "between 30 and 90 days ago": and within the farther edge
+                if let (Some(high), true) = (q.upper, q.ago) {
+                    f.window_upper = window_days(whole(high)?, (unit, factor), false);
+                }
             }
             Unit::Times | Unit::Orders | Unit::Emails => {
                 let times = whole(q.value)?;
@@ -2287,6 +2293,24 @@ impl Reader<'_> {
             Some(upper) => with_upper(core, upper),
             None => core,
         });
+        let core = core.map(|core| match (f.window_upper, &core) {
+            (
+                Some(window),
+                Rule::Metric {
+                    metric,
+                    test: MetricTest::Window { .. },
+                },
+            ) => {
+                let farther = Rule::Metric {
+                    metric: *metric,
+                    test: MetricTest::Window { window },
+                };
+                Rule::And {
+                    rules: vec![core, farther],
+                }
+            }
+            _ => core,
+        });
         let negated = f.negated();
         let neg_toks: Toks = f
             .negations
@@ -2334,6 +2358,17 @@ impl Reader<'_> {
         Some(words.join(" "))
     }
 
+    /// A plain whole number in the clause, taken as its count.
+    fn bare_count(&mut self, f: &mut Frame) -> Option<Count> {
+        let at = f.amounts.iter().position(|a| {
+            !a.money && !a.per_order && a.value.fract().is_zero() && !a.tokens.is_empty()
+        })?;
+        let a = f.amounts.remove(at);
+        let times = u32::try_from(a.value).ok()?;
+        self.use_toks(&a.tokens);
+        Some(Count { op: a.op, times })
+    }
+
     fn use_toks(&mut self, toks: &[usize]) {
         self.used
             .extend(toks.iter().copied().filter(|k| *k != usize::MAX));
@@ -2366,7 +2401,11 @@ impl Reader<'_> {
         let window = f.window.clone();
         let count = f.count.clone();
         let w = window.as_ref().map(|w| w.0);
-        let c = count.as_ref().map(|c| c.0);
+        let mut c = count.as_ref().map(|c| c.0);
+        if c.is_none() && !matches!(verb, Verb::Buy | Verb::Spend) {
+            // "2 cancelled orders", "opened 3 newsletters": a plain number
+            c = self.bare_count(f);
+        }
         let use_window = |r: &mut Reader, f: &Frame| {
             if let Some(w) = &f.window {
                 r.use_toks(&w.1)

@@ -98,6 +98,8 @@ pub const COUNTRIES: &[(&str, &[&str])] = &[
             "the united states",
             "united states of america",
             "america",
+            "the states",
+            "states",
             "american",
             "americans",
         ],
