@@ -258,6 +258,8 @@ pub fn american(word: &str) -> Option<&'static str> {
         "catalogue" => "catalog",
         "favourite" | "favourites" => "favorite",
         "colour" => "color",
+        "jewellery" => "jewelry",
+        "grey" => "gray",
         "centre" => "center",
         "organisation" => "organization",
         "behaviour" => "behavior",

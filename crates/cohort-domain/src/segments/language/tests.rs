@@ -27,9 +27,13 @@ fn now_us() -> i64 {
 
 const CATEGORIES: &[&str] = &[
     "Shoes",
+    "Sneakers",
     "T-Shirts",
+    "Shirts",
+    "Jeans",
     "Dresses",
     "Jackets",
+    "Coats",
     "Accessories",
     "Bags",
     "Hats",
@@ -39,13 +43,17 @@ const CATEGORIES: &[&str] = &[
     "Tea",
     "Books",
     "Jewellery",
+    "Electronics",
+    "Toys",
+    "Skincare",
+    "Candles",
     "Home & Garden",
     "Sale",
 ];
 
 /// (name, id, SKU, category)
 const PRODUCTS: &[(&str, &str, &str, &str)] = &[
-    ("Blue Mug", "101", "MUG-BLUE", "Mugs"),
+    ("Blue Mug", "101", "SKU-123", "Mugs"),
     ("Red Mug", "102", "MUG-RED", "Mugs"),
     ("Running Shoes", "201", "SHOE-RUN", "Shoes"),
     ("Leather Boots", "202", "SHOE-BOOT", "Shoes"),
@@ -55,6 +63,20 @@ const PRODUCTS: &[(&str, &str, &str, &str)] = &[
     ("Espresso Beans", "601", "COF-ESP", "Coffee"),
     ("Green Tea", "701", "TEA-GRN", "Tea"),
     ("Gift Card", "801", "GIFT-CARD", "Accessories"),
+    ("Canvas Sneakers", "901", "SNK-CANVAS", "Sneakers"),
+    ("Denim Jeans", "902", "JEANS-01", "Jeans"),
+    ("Wool Coat", "903", "COAT-WOOL", "Coats"),
+    ("Headphones", "904", "EL-HEAD", "Electronics"),
+    ("Teddy Bear", "905", "TOY-TED", "Toys"),
+    ("Face Cream", "906", "BEA-CREAM", "Skincare"),
+    ("Silver Ring", "907", "JW-RING", "Jewellery"),
+    ("Oxford Shirt", "908", "SHIRT-OX", "Shirts"),
+    ("Scented Candle", "909", "CAN-01", "Candles"),
+    ("Garden Hose", "910", "HG-HOSE", "Home & Garden"),
+    ("Graphic Tee", "911", "TS-01", "T-Shirts"),
+    ("Tote Bag", "913", "BAG-TOTE", "Bags"),
+    ("Sun Hat", "914", "HAT-SUN", "Hats"),
+    ("Summer Sale Bundle", "915", "SALE-01", "Sale"),
 ];
 
 const TAGS: &[&str] = &[
@@ -380,7 +402,7 @@ fn the_spec_examples_read_as_documented() {
     );
     reads_as("spent more than 50 EUR", "orders.total_spent > 50");
     reads_as("bought shoes", "bought category \"Shoes\"");
-    reads_as("bought \"Blue Mug\"", "bought product \"MUG-BLUE\"");
+    reads_as("bought \"Blue Mug\"", "bought product \"SKU-123\"");
     reads_as("from Germany", "trait.country = \"DE\"");
     reads_as("in Berlin", "trait.city = \"Berlin\"");
     reads_as("German customers", "trait.country = \"DE\"");
