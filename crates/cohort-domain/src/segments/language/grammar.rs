@@ -1760,6 +1760,15 @@ impl Reader<'_> {
         let word_number = !digits;
         let first_word = self.word(j).to_owned();
         j += n;
+        // "2-3 times", "100 to 200 dollars": a range
+        if !between && digits && (self.symbol(j) == Some('-') || self.word(j) == "to") {
+            if let Some((high, c2, n2, true)) = self.amount(j + 1) {
+                currency = currency.or(c2);
+                upper = Some(high);
+                op = Some(CmpOp::Ge);
+                j += 1 + n2;
+            }
+        }
         if between {
             if !(matches!(self.word(j), "and" | "to") || self.symbol(j) == Some('-')) {
                 return None;

@@ -86,6 +86,8 @@ const TAGS: &[&str] = &[
     "staff",
     "newsletter",
     "b2b",
+    "loyalty",
+    "local",
 ];
 
 /// The ready-made segments (spec `Ready-made segments`), as the test
