@@ -152,6 +152,7 @@ impl Frame {
             && self.quoted.is_none()
             && self.extras.is_empty()
             && self.negations.is_empty()
+            && self.unknown.is_empty()
             && (self.count.is_some() || !self.amounts.is_empty() || self.window.is_some())
     }
 
@@ -429,6 +430,52 @@ impl Names {
             words.extend(c.split(' ').map(str::to_lowercase));
         }
         words.extend(FILLER.iter().map(|w| (*w).to_owned()));
+        words.extend(
+            [
+                "while",
+                "whilst",
+                "which",
+                "where",
+                "whereas",
+                "although",
+                "though",
+                "however",
+                "whom",
+                // common words one edit from a grammar word, never repaired
+                "older",
+                "younger",
+                "other",
+                "others",
+                "women",
+                "woman",
+                "phone",
+                "number",
+                // the grammar's own verb forms
+                "click",
+                "clicks",
+                "clicking",
+                "clickers",
+                "opens",
+                "opening",
+                "openers",
+                "viewing",
+                "visiting",
+                "visitors",
+                "buying",
+                "purchasing",
+                "ordering",
+                "spending",
+                "spends",
+                "subscribes",
+                "abandon",
+                "abandons",
+                "carted",
+                "refunds",
+                "cancel",
+                "cancels",
+            ]
+            .map(str::to_owned),
+        );
         words.extend(GRAMMAR_KNOWN.iter().map(|w| (*w).to_owned()));
         for (seq, _) in COMPARATORS {
             words.extend(seq.iter().map(|w| (*w).to_owned()));
@@ -490,6 +537,16 @@ struct Reader<'a> {
 }
 
 pub fn read(text: &str, vocabulary: &Vocabulary, today: NaiveDate) -> Reading {
+    // A rule typed in the rule language is taken as it is.
+    if let Ok(rule) = parse(text) {
+        if rule.validate().is_ok() {
+            return Ok(Placed {
+                rule,
+                unplaced: Vec::new(),
+                notes: Vec::new(),
+            });
+        }
+    }
     let names = Names::new(vocabulary);
     let toks = tokenize(text, &names.words, true);
     let mut r = Reader {
@@ -1097,6 +1154,11 @@ const FILLER: &[&str] = &[
     "gotten",
     "sale",
     "whose",
+    "country",
+    "countries",
+    "city",
+    "town",
+    "region",
     "sku",
     "skus",
     "code",
@@ -1590,9 +1652,32 @@ impl Reader<'_> {
     /// `since last month`, `since the start of the year`.
     fn since(&mut self, i: usize) -> Option<(Window, usize)> {
         let mut j = i + 1;
+        // "since 1 January", "since the 3rd of March"
+        let mut day_first = None;
+        let mut k = j;
+        if self.word(k) == "the" {
+            k += 1;
+        }
+        if let Some(d) = self
+            .number(k)
+            .and_then(|d| u32::try_from(d).ok())
+            .filter(|d| (1..=31).contains(d))
+        {
+            let mut m = k + 1;
+            if matches!(self.word(m), "st" | "nd" | "rd" | "th") {
+                m += 1;
+            }
+            if self.word(m) == "of" {
+                m += 1;
+            }
+            if month_of(self.word(m)).is_some() {
+                day_first = Some(d);
+                j = m;
+            }
+        }
         if let Some(m) = month_of(self.word(j)) {
             j += 1;
-            let mut day = 1;
+            let mut day = day_first.unwrap_or(1);
             if let Some(d) = self
                 .number(j)
                 .and_then(|d| u32::try_from(d).ok())
@@ -2232,6 +2317,7 @@ impl Reader<'_> {
         while let Some(t) = self.toks.get(i + len) {
             let capital = t.kind == Kind::Word
                 && t.raw.chars().next().is_some_and(char::is_uppercase)
+                && t.raw.chars().all(char::is_alphabetic)
                 && !self.names.words.contains(&t.word)
                 && month_of(&t.word).is_none()
                 && !FILLER.contains(&t.word.as_str())
@@ -2597,12 +2683,15 @@ impl Reader<'_> {
         if !f.checkout_noun.is_empty() {
             return Some(Verb::StartCheckout);
         }
-        if !f.amounts.is_empty() && f.average.is_empty() {
-            return Some(if f.amounts.iter().any(|a| a.per_order) {
-                Verb::Buy
-            } else {
-                Verb::Spend
-            });
+        if f.average.is_empty() {
+            // an amount of money alone is spending; a plain number alone
+            // ("aged over 30") is nothing the grammar can place
+            if f.amounts.iter().any(|a| a.per_order) {
+                return Some(Verb::Buy);
+            }
+            if f.amounts.iter().any(|a| a.money) {
+                return Some(Verb::Spend);
+            }
         }
         if !f.email_noun.is_empty() {
             if f.count.is_some() || f.window.is_some() {
@@ -2684,7 +2773,9 @@ impl Reader<'_> {
                     continue;
                 }
             }
-            total_money.push(a);
+            if a.money {
+                total_money.push(a);
+            }
         }
         for a in &total_money {
             self.use_toks(&a.tokens);

@@ -555,3 +555,35 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_rule_typed_in_the_rule_language_is_taken_as_is() {
+    reads_as(
+        "trait.country = \"DE\" and orders.count >= 2",
+        "trait.country = \"DE\" and orders.count >= 2",
+    );
+}
+
+#[test]
+fn a_plain_number_is_not_guessed_into_money() {
+    let placed = from_text("customers aged over 30", &vocabulary(), today());
+    assert!(placed.is_err(), "{placed:?}");
+    let placed = read("customers who haven't ordered since 1 January 2026 and are aged 40");
+    assert_eq!(
+        print(&placed.rule),
+        "not performed \"Order Completed\" within 165 days"
+    );
+    let texts: Vec<_> = placed.unplaced.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(texts, ["aged 40"]);
+}
+
+#[test]
+fn common_words_are_not_repaired_into_grammar_words() {
+    // "older" is one edit from "order", "while" from "chile"
+    let e = from_text("customers older than 30 days", &vocabulary(), today());
+    assert!(e.is_err(), "{e:?}");
+    reads_as(
+        "customers who haven't purchased in a while",
+        "orders.count = 0",
+    );
+}
