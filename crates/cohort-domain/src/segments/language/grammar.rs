@@ -1846,8 +1846,9 @@ impl Reader<'_> {
         let first_word = self.word(j).to_owned();
         j += n;
         // "2-3 times", "100 to 200 dollars": a range
-        if !between && digits && (self.symbol(j) == Some('-') || self.word(j) == "to") {
-            if let Some((high, c2, n2, true)) = self.amount(j + 1) {
+        let range_word = matches!(self.word(j), "to" | "or");
+        if !between && digits && (self.symbol(j) == Some('-') || range_word) {
+            if let Some((high, c2, n2, true)) = self.amount(j + 1).filter(|a| a.0 > value) {
                 currency = currency.or(c2);
                 upper = Some(high);
                 op = Some(CmpOp::Ge);
@@ -1903,6 +1904,10 @@ impl Reader<'_> {
                     suffix_of(self, &mut j, &mut op);
                 }
             }
+        }
+        // "50% of emails" is a share, which no rule can hold
+        if self.symbol(j) == Some('%') || self.word(j) == "percent" {
+            return None;
         }
         // "an email", "a month" without a count are not quantities; "one
         // order" is.
@@ -2034,7 +2039,8 @@ impl Reader<'_> {
         let n = match self.word(i) {
             "not" | "no" | "never" | "havent" | "hasnt" | "hadnt" | "didnt" | "dont" | "doesnt"
             | "isnt" | "arent" | "wasnt" | "werent" | "cannot" | "cant" | "wont" | "without"
-            | "non" | "neither" | "none" | "zero" | "nothing" | "outside" => 1,
+            | "non" | "neither" | "none" | "zero" | "nothing" | "outside" | "excluding"
+            | "except" | "excl" => 1,
             "have" | "has" | "did" | "do" | "does" | "had" if self.word(i + 1) == "not" => 2,
             _ => return None,
         };
@@ -2285,8 +2291,11 @@ impl Reader<'_> {
             let phrase = words.join(" ");
             for (code, names) in COUNTRIES {
                 if names.iter().any(|n| same_noun(n, &phrase)) {
-                    // "us" is a pronoun unless written "US"
-                    if phrase == "us" && self.toks[i].raw != "US" {
+                    // short codes ("US", "AUS", "GB") only in capitals: "us"
+                    // is a pronoun, "aus" German
+                    let code_like =
+                        len == 1 && phrase.len() <= 3 && !matches!(phrase.as_str(), "uk" | "usa");
+                    if code_like && self.toks[i].raw.to_uppercase() != self.toks[i].raw {
                         continue;
                     }
                     return Some((len, code));

@@ -587,3 +587,25 @@ fn common_words_are_not_repaired_into_grammar_words() {
         "orders.count = 0",
     );
 }
+
+#[test]
+fn exclusions_ranges_and_shares() {
+    reads_as(
+        "everyone except wholesale customers",
+        "not tag \"wholesale\"",
+    );
+    reads_as(
+        "purchased 2 or 3 times",
+        "orders.count >= 2 and orders.count <= 3",
+    );
+    // a share of emails is nothing a rule can hold: left unplaced, not a count
+    let placed = read("customers that opened more than 50% of emails");
+    assert_eq!(print(&placed.rule), "opened email");
+    assert!(
+        placed.unplaced.iter().any(|s| s.text == "50%"),
+        "{:?}",
+        placed.unplaced
+    );
+    // "aus" is German, "AUS" Australia
+    reads_as("Kunden aus Deutschland", "trait.country = \"DE\"");
+}
