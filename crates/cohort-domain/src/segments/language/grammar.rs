@@ -1693,7 +1693,7 @@ impl Reader<'_> {
             if let Some(y) = self
                 .number(j)
                 .and_then(|d| i32::try_from(d).ok())
-                .filter(|y| (1990..=2200).contains(y))
+                .filter(|y| (1900..=2200).contains(y))
             {
                 year = y;
                 j += 1;
@@ -1710,7 +1710,7 @@ impl Reader<'_> {
         if let Some(y) = self
             .number(j)
             .and_then(|d| i32::try_from(d).ok())
-            .filter(|y| (1990..=2200).contains(y))
+            .filter(|y| (1900..=2200).contains(y))
         {
             let start = NaiveDate::from_ymd_opt(y, 1, 1)?;
             if start > self.today {
@@ -1793,7 +1793,7 @@ impl Reader<'_> {
                 j += 1;
             }
         }
-        let (value, digits) = if let Some(d) = self.number(j) {
+        let (value, digits) = if let Some(d) = self.number(j).filter(|d| d.scale() <= 8) {
             j += 1;
             (d, true)
         } else if currency.is_none() {

@@ -609,3 +609,13 @@ fn exclusions_ranges_and_shares() {
     // "aus" is German, "AUS" Australia
     reads_as("Kunden aus Deutschland", "trait.country = \"DE\"");
 }
+#[test]
+fn amounts_the_rule_language_cannot_hold_are_left_unplaced() {
+    // at most 8 decimal places in a rule amount (docs/SEGMENTS.md)
+    let placed = read("spent over $1.123456789 and bought twice");
+    assert_eq!(print(&placed.rule), "orders.count = 2");
+    reads_as(
+        "ordered since December 31 1989",
+        "performed \"Order Completed\" within 13315 days",
+    );
+}
