@@ -1236,13 +1236,25 @@ impl Reader<'_> {
                         .filter(|k| *k != usize::MAX && *k >= content_end)
                         .collect();
                     prev.negations.retain(|k| !moved.contains(k));
-                    frames.push(prev);
-                    f = Frame {
+                    // what the element brought besides its verb goes along
+                    let new_toks = |now: &Toks, was: &Toks| -> Toks {
+                        now.iter().filter(|k| !was.contains(k)).copied().collect()
+                    };
+                    let next = Frame {
                         joint: Some(Joint::And),
                         verb: f.verb.take(),
                         negations: moved,
+                        order_noun: new_toks(&f.order_noun, &prev.order_noun),
+                        email_noun: new_toks(&f.email_noun, &prev.email_noun),
+                        cart_noun: new_toks(&f.cart_noun, &prev.cart_noun),
+                        checkout_noun: new_toks(&f.checkout_noun, &prev.checkout_noun),
+                        last_seen: new_toks(&f.last_seen, &prev.last_seen),
+                        moment: f.moment.take().filter(|_| prev.moment.is_none()),
+                        count: f.count.take().filter(|_| prev.count.is_none()),
                         ..Frame::default()
                     };
+                    frames.push(prev);
+                    f = next;
                 }
             }
             if f.negations.len() == before_negations {

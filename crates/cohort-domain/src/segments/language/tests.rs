@@ -619,3 +619,15 @@ fn amounts_the_rule_language_cannot_hold_are_left_unplaced() {
         "performed \"Order Completed\" within 13315 days",
     );
 }
+
+#[test]
+fn a_second_verb_without_a_connector_starts_a_clause() {
+    reads_as(
+        "customers who ordered twice never opened an email",
+        "orders.count = 2 and not opened email",
+    );
+    reads_as(
+        "customers who ordered twice last seen in the last 7 days",
+        "orders.count = 2 and last_seen within 7 days",
+    );
+}
