@@ -107,11 +107,28 @@ pub fn ready_made() -> BTreeMap<String, Rule> {
         ("Refund Received", "performed \"Order Refunded\""),
         ("New Subscribers", "performed \"Subscribed\" within 14 days and subscribed"),
         ("Engaged (30 days)", "opened email within 30 days or clicked email within 30 days or performed \"Order Completed\" within 30 days"),
+        (
+            "Engaged (60 days)",
+            "opened email within 60 days or clicked email within 60 days or performed \"Order Completed\" within 60 days or performed \"Subscribed\" within 60 days",
+        ),
+        (
+            "Engaged (90 days)",
+            "opened email within 90 days or clicked email within 90 days or performed \"Order Completed\" within 90 days or performed \"Subscribed\" within 90 days",
+        ),
+        (
+            "Awaiting Shipment",
+            "performed \"Order Completed\" within 30 days and not performed \"Order Fulfilled\" within 30 days",
+        ),
         ("Unengaged", "received email >= 10 times within 365 days and not opened email within 365 days and not clicked email within 365 days"),
         ("Churn Risk", "orders.count >= 1 and not performed \"Order Completed\" within 180 days"),
     ];
     defs.iter()
-        .map(|(name, rule)| ((*name).to_owned(), parse(rule).unwrap_or(Rule::EmailExists)))
+        .map(|(name, rule)| {
+            (
+                (*name).to_owned(),
+                parse(rule).unwrap_or_else(|e| panic!("{name}: {e}")),
+            )
+        })
         .collect()
 }
 
