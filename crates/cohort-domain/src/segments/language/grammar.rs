@@ -235,6 +235,7 @@ const GRAMMAR_KNOWN: &[&str] = &[
     "sixty",
     "ninety",
     "hundred",
+    "thousand",
     "dozen",
     "couple",
     "single",
@@ -1584,6 +1585,14 @@ impl Reader<'_> {
         if self.words_at(i, &["year", "to", "date"]) {
             return self.since_date(self.year_start(), 3);
         }
+        // "in 2026", "during 2026": this year only (windows reach back
+        // from now, so an earlier year cannot be one)
+        if matches!(w.as_str(), "in" | "during") {
+            let year = self.number(i + 1).and_then(|d| i32::try_from(d).ok());
+            if year == Some(self.today.year()) {
+                return self.since_date(self.year_start(), 2);
+            }
+        }
         if w == "since" {
             return self.since(i);
         }
@@ -1771,7 +1780,13 @@ impl Reader<'_> {
             return Some((12, 2));
         }
         let w = self.word(i);
-        lexicon::number_word(w).map(|n| (n, 1))
+        let (n, len) = lexicon::number_word(w).map(|n| (n, 1))?;
+        // "a hundred", "two thousand"
+        match self.word(i + len) {
+            "hundred" if n < 100 => Some((n * 100, len + 1)),
+            "thousand" if n <= 1000 => Some((n * 1000, len + 1)),
+            _ => Some((n, len)),
+        }
     }
 
     fn comparator(&self, i: usize) -> Option<(CmpOp, usize)> {
@@ -2405,6 +2420,20 @@ impl Reader<'_> {
             self.used.extend(toks);
             extras.push(rule);
         }
+        if f.negated() {
+            if let Some((
+                Count {
+                    op: CmpOp::Eq,
+                    times: 1,
+                },
+                toks,
+            )) = f.count.clone()
+            {
+                // "never opened a single email", "haven't bought once": none
+                self.use_toks(&toks);
+                f.count = None;
+            }
+        }
         let core = self.core(&mut f).map(|core| match f.count_upper {
             Some(upper) => with_upper(core, upper),
             None => core,
@@ -2518,7 +2547,17 @@ impl Reader<'_> {
         let count = f.count.clone();
         let w = window.as_ref().map(|w| w.0);
         let mut c = count.as_ref().map(|c| c.0);
-        if c.is_none() && !matches!(verb, Verb::Buy | Verb::Spend) {
+        let counted = matches!(
+            verb,
+            Verb::Email(_)
+                | Verb::View
+                | Verb::Add
+                | Verb::StartCheckout
+                | Verb::Refund
+                | Verb::Cancel
+                | Verb::Fulfil
+        );
+        if c.is_none() && counted {
             // "2 cancelled orders", "opened 3 newsletters": a plain number
             c = self.bare_count(f);
         }

@@ -32,6 +32,7 @@ pub fn number_word(word: &str) -> Option<u32> {
         "sixty" => 60,
         "ninety" => 90,
         "hundred" => 100,
+        "thousand" => 1000,
         _ => return None,
     })
 }

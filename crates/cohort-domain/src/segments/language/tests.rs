@@ -648,3 +648,27 @@ fn a_second_verb_without_a_connector_starts_a_clause() {
         "orders.count = 2 and last_seen within 7 days",
     );
 }
+
+#[test]
+fn negated_single_counts_number_words_and_this_year() {
+    reads_as(
+        "shoppers who never opened a single email",
+        "not opened email",
+    );
+    reads_as(
+        "customers who spent over a hundred dollars",
+        "orders.total_spent > 100",
+    );
+    reads_as(
+        "subscribed in 2026",
+        "performed \"Subscribed\" within 165 days",
+    );
+    // a year before this one is no window that reaches back from now
+    let placed = read("subscribed in 2024");
+    assert_eq!(print(&placed.rule), "subscribed");
+    assert!(
+        placed.unplaced.iter().any(|s| s.text == "2024"),
+        "{:?}",
+        placed.unplaced
+    );
+}
