@@ -839,6 +839,22 @@ fn arrange(frames: Vec<Frame>) -> Vec<Frame> {
             }
         }
     }
+    // "viewed dresses in the last 3 days but didn't add to cart": a
+    // contrast along the shopping funnel holds over the same time.
+    for k in 1..kept.len() {
+        let contrast = kept[k].joint_word == "but"
+            && kept[k].negated()
+            && kept[k].verb.is_some()
+            && kept[k].window.is_none()
+            && funnel(kept[k].verb())
+            && funnel(kept[k - 1].verb())
+            && !kept[k - 1].negated();
+        if contrast {
+            if let Some(w) = kept[k - 1].window.clone() {
+                kept[k].window = Some((w.0, Vec::new()));
+            }
+        }
+    }
     // Clauses of one verb share a window given once at the end.
     for k in (0..kept.len().saturating_sub(1)).rev() {
         if kept[k].window.is_none()
@@ -852,6 +868,14 @@ fn arrange(frames: Vec<Frame>) -> Vec<Frame> {
         }
     }
     kept
+}
+
+/// Steps of the shopping funnel: viewing, carting, checking out, buying.
+fn funnel(verb: Option<Verb>) -> bool {
+    matches!(
+        verb,
+        Some(Verb::View | Verb::Add | Verb::StartCheckout | Verb::Buy | Verb::Abandon)
+    )
 }
 
 fn lacks_qualifiers(target: &Frame, q: &Frame) -> bool {

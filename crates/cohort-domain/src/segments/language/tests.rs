@@ -672,3 +672,16 @@ fn negated_single_counts_number_words_and_this_year() {
         placed.unplaced
     );
 }
+
+#[test]
+fn a_contrast_along_the_funnel_shares_its_window() {
+    reads_as(
+        "added to cart in the last 7 days but didn't buy",
+        "performed \"Product Added\" within 7 days and not performed \"Order Completed\" within 7 days",
+    );
+    // not across the funnel: an email and a purchase keep their own times
+    reads_as(
+        "opened an email this week but haven't bought anything",
+        "opened email within 1 day and orders.count = 0",
+    );
+}
