@@ -9,6 +9,7 @@ pub mod defaults;
 pub mod deps;
 pub mod eval;
 pub mod facts;
+pub mod language;
 pub mod parse;
 pub mod print;
 pub mod rfm;
