@@ -856,3 +856,92 @@ async fn another_organisation_sees_and_changes_nothing() {
         assert_eq!(ids(&a_list, "id"), [id.to_owned()]);
     }
 }
+
+fn order(user: &str, id: &str) -> Value {
+    json!({"type": "track", "event": "Order Completed", "userId": user, "timestamp": "2026-11-02T10:00:00Z",
+           "properties": {"order_id": id, "total": "30.00", "currency": "EUR"}})
+}
+
+/// Natural language: read with the store's vocabulary into a rule, shown
+/// with its count, sample and unplaced words; nothing is saved; another
+/// organisation's reading counts only its own people.
+#[tokio::test]
+async fn from_text_reads_the_merchants_words_into_a_rule_and_saves_nothing() {
+    for app in apps().await {
+        let b = app.backend();
+        people(&app).await;
+        collect(
+            &app,
+            &app.a,
+            json!([order("u1", "a1"), order("u1", "a2"), order("u2", "a3")]),
+        )
+        .await;
+        collect(
+            &app,
+            &app.b,
+            json!([order("b1", "b1"), order("b1", "b2"), order("b2", "b3")]),
+        )
+        .await;
+
+        let read = ok(
+            &app,
+            &app.a,
+            "POST",
+            "/api/v1/segments/from-text",
+            Some(json!({"text": "customers who bought twice"})),
+        )
+        .await;
+        assert_eq!(read["rule"], "orders.count = 2", "{b}: {read}");
+        assert_eq!(read["ast"]["kind"], "metric");
+        assert_eq!(read["count"], 1, "{b}: only u1 ordered twice in org A");
+        assert_eq!(read["sample"][0]["email"], "u1@example.com");
+        assert_eq!(read["source"], "grammar");
+        assert_eq!(read["unplaced"], json!([]));
+
+        let partly = ok(
+            &app,
+            &app.a,
+            "POST",
+            "/api/v1/segments/from-text",
+            Some(json!({"text": "customers who bought twice zorblax"})),
+        )
+        .await;
+        let unplaced = partly["unplaced"].as_array().unwrap();
+        assert_eq!(unplaced.len(), 1, "{b}: {partly}");
+        assert_eq!(unplaced[0]["text"], "zorblax");
+        assert_eq!(unplaced[0]["start"], 27);
+
+        for (text, code) in [("", "invalid_request"), ("zorblax quux", "not_understood")] {
+            let answer = app
+                .api(
+                    &app.a,
+                    "POST",
+                    "/api/v1/segments/from-text",
+                    Some(json!({"text": text})),
+                )
+                .await;
+            assert_eq!(
+                answer.status,
+                StatusCode::BAD_REQUEST,
+                "{b}: {text:?}: {}",
+                answer.text()
+            );
+            let body = answer.json();
+            assert_eq!(body["error"]["code"], code, "{b}: {body}");
+            assert_eq!(body["error"]["field"], "text", "{b}: {body}");
+        }
+        let listed = ok(&app, &app.a, "GET", "/api/v1/segments", None).await;
+        assert_eq!(listed["data"], json!([]), "{b}: nothing saved from text");
+
+        let theirs = ok(
+            &app,
+            &app.b,
+            "POST",
+            "/api/v1/segments/from-text",
+            Some(json!({"text": "customers who bought twice"})),
+        )
+        .await;
+        assert_eq!(theirs["count"], 1, "{b}: org B sees b1 only");
+        assert_eq!(theirs["sample"][0]["email"], "b1@example.com");
+    }
+}

@@ -303,7 +303,9 @@ impl EditorErrors {
                 ..Default::default()
             },
             SegmentError::InvalidAst(m) => rule(m.clone()),
-            SegmentError::Cycle(_) | SegmentError::UnknownSegment(_) => rule(error.to_string()),
+            SegmentError::Cycle(_)
+            | SegmentError::UnknownSegment(_)
+            | SegmentError::NotUnderstood { .. } => rule(error.to_string()),
             SegmentError::InvalidField {
                 field: "description",
                 message,

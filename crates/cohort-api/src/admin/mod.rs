@@ -51,6 +51,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(destinations::test_destination))
         .routes(routes!(segments::list_segments, segments::create_segment))
         .routes(routes!(segments::preview_segment))
+        .routes(routes!(segments::segment_from_text))
         .routes(routes!(
             segments::get_segment,
             segments::update_segment,

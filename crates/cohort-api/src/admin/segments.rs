@@ -68,6 +68,16 @@ fn refusal(e: SegmentError, rule_field: &str) -> ApiError {
             ApiError::conflict(format!("{e}: change or delete those segments' rules first"))
         }
         SegmentError::NotFound => ApiError::not_found("segment"),
+        SegmentError::NotUnderstood {
+            message,
+            start,
+            end,
+        } => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "not_understood",
+            format!("{message} (at bytes {start}–{end} of the text)"),
+        )
+        .with_field("text"),
         SegmentError::Store(s) => s.into(),
     }
 }
@@ -470,6 +480,90 @@ pub async fn preview_segment(
         sample: preview.sample,
         ast: preview.rule,
         rule: preview.text,
+    }))
+}
+
+/// Natural language to read into a rule.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SegmentFromText {
+    /// The merchant's words, e.g. "customers who bought twice but haven't
+    /// opened an email in a month"
+    pub text: String,
+}
+
+/// A word the reading could not place (byte offsets into `text`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnplacedWords {
+    pub start: usize,
+    pub end: usize,
+    pub text: String,
+}
+
+/// The rule read from the words, with what it selects now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FromTextView {
+    /// The canonical text form
+    pub rule: String,
+    #[schema(value_type = Object)]
+    pub ast: Rule,
+    /// Words no part of the rule came from: shown to the merchant, never dropped
+    pub unplaced: Vec<UnplacedWords>,
+    /// What the merchant should know about the reading (an amount in another currency, …)
+    pub notes: Vec<String>,
+    pub count: i64,
+    #[schema(value_type = Vec<Object>)]
+    pub sample: Vec<ProfileView>,
+    /// `grammar` (the built-in offline reader) or `model`
+    pub source: String,
+}
+
+/// Reads a merchant's words into a rule with the store's own catalogue,
+/// tags and segments, offline, and previews it; nothing is saved (save
+/// with `POST /api/v1/segments` after the merchant has seen the rule).
+#[utoipa::path(
+    post,
+    path = "/api/v1/segments/from-text",
+    tag = "segments",
+    request_body = SegmentFromText,
+    responses(
+        (status = 200, description = "The rule in both faces, unplaced words, the count and a sample", body = FromTextView),
+        (status = 400, description = "not_understood (the part that failed in the message), or invalid_request naming text", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API token", body = ErrorBody),
+    ),
+    security(("apiToken" = []))
+)]
+pub async fn segment_from_text(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    body: Result<Json<SegmentFromText>, JsonRejection>,
+) -> Result<Json<FromTextView>, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::invalid("body", e.body_text()))?;
+    if body.text.trim().is_empty() {
+        return Err(ApiError::invalid("text", "say who the segment is for"));
+    }
+    if body.text.len() > 2000 {
+        return Err(ApiError::invalid("text", "at most 2000 bytes"));
+    }
+    let reading = service(&state)
+        .from_text(&caller.org, &body.text)
+        .await
+        .map_err(|e| refusal(e, "text"))?;
+    Ok(Json(FromTextView {
+        rule: reading.preview.text,
+        ast: reading.preview.rule,
+        unplaced: reading
+            .unplaced
+            .into_iter()
+            .map(|s| UnplacedWords {
+                start: s.start,
+                end: s.end,
+                text: s.text,
+            })
+            .collect(),
+        notes: reading.notes,
+        count: reading.preview.count,
+        sample: reading.preview.sample,
+        source: "grammar".into(),
     }))
 }
 

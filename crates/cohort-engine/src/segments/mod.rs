@@ -80,6 +80,14 @@ pub enum SegmentError {
     /// Deleting or renaming a segment other rules name.
     #[error("segment \"{name}\" is named by {}", .by.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", "))]
     Referenced { name: String, by: Vec<String> },
+    /// Natural language the grammar could not make a rule of; `start` and
+    /// `end` are byte offsets of the part that failed.
+    #[error("{message}")]
+    NotUnderstood {
+        message: String,
+        start: usize,
+        end: usize,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -466,6 +474,36 @@ impl Segments {
             text,
             count: members.len() as i64,
             sample,
+        })
+    }
+}
+
+/// A reading of natural language, with the preview of the rule it gave.
+#[derive(Debug, Clone)]
+pub struct TextReading {
+    pub preview: Preview,
+    /// The words no part of the rule came from.
+    pub unplaced: Vec<cohort_domain::segments::language::Span>,
+    pub notes: Vec<String>,
+}
+
+impl Segments {
+    /// Reads a merchant's words into a rule with the store's own
+    /// vocabulary, and previews it; nothing is saved.
+    pub async fn from_text(&self, org: &OrgId, text: &str) -> Result<TextReading, SegmentError> {
+        let vocabulary = self.db.segment_vocabulary(org).await?;
+        let today = cohort_domain::time::from_micros(self.now_us()).date_naive();
+        let placed = cohort_domain::segments::language::from_text(text, &vocabulary, today)
+            .map_err(|n| SegmentError::NotUnderstood {
+                message: n.message,
+                start: n.span.start,
+                end: n.span.end,
+            })?;
+        let preview = self.preview(org, &RuleSource::Ast(placed.rule)).await?;
+        Ok(TextReading {
+            preview,
+            unplaced: placed.unplaced,
+            notes: placed.notes,
         })
     }
 }

@@ -1141,3 +1141,57 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 }
+
+impl Db {
+    /// What the natural-language reader may name: the catalogue's products
+    /// (not deleted), the categories order lines carry, the tags in use,
+    /// the segments and the store's currency. Bounded: a few thousand of
+    /// each at most.
+    pub async fn segment_vocabulary(
+        &self,
+        org: &OrgId,
+    ) -> Result<cohort_domain::segments::language::Vocabulary, StoreError> {
+        use cohort_domain::segments::language::{CatalogueProduct, Vocabulary};
+        let products = sqlx::query(
+            "SELECT name, product_id, sku FROM products WHERE org_id = $1 AND deleted = 0 ORDER BY name LIMIT 5000",
+        )
+        .bind(org.as_str())
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(CatalogueProduct {
+                name: r.col(0)?,
+                id: r.col(1)?,
+                sku: r.col(2)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let texts = |sql: &'static str| async move {
+            sqlx::query(sql)
+                .bind(org.as_str())
+                .fetch_all(self.pool())
+                .await?
+                .iter()
+                .map(|r| r.col::<String, _>(0))
+                .collect::<Result<Vec<_>, StoreError>>()
+        };
+        let categories = texts(
+            "SELECT DISTINCT category FROM order_lines WHERE org_id = $1 AND category IS NOT NULL ORDER BY category LIMIT 2000",
+        )
+        .await?;
+        let tags = texts(
+            "SELECT DISTINCT tag FROM profile_tags WHERE org_id = $1 ORDER BY tag LIMIT 2000",
+        )
+        .await?;
+        let segments = texts("SELECT name FROM segments WHERE org_id = $1 ORDER BY name").await?;
+        let currency = self.store_figures(org).await?.currency;
+        Ok(Vocabulary {
+            products,
+            categories,
+            tags,
+            segments,
+            currency,
+        })
+    }
+}
