@@ -367,6 +367,7 @@ async fn editor_page(
     values: &EditorValues,
     errors: &EditorErrors,
     status: StatusCode,
+    read: Option<WordsRead>,
 ) -> UiResult {
     let names: Vec<String> = state
         .db()
@@ -389,27 +390,118 @@ async fn editor_page(
             errors,
             segment_names => names,
             name_max => NAME_MAX_CHARS,
+            read,
             has_errors => errors.name.is_some() || errors.description.is_some() || errors.rule.is_some() || errors.conflict.is_some(),
         },
     )?;
     Ok(html(status, body))
 }
 
-/// The editor for a new segment.
-pub(crate) async fn new_segment(State(state): State<WebState>, member: Member) -> UiResult {
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct NewSegmentParams {
+    /// "Talk to your data": the merchant's words to read into the rule.
+    pub text: Option<String>,
+}
+
+/// How the merchant's words were read, for the editor: the words with
+/// the unplaced ones marked, and what to know about the reading.
+#[derive(Debug, Serialize)]
+struct WordsRead {
+    /// The text in pieces, each either placed or not.
+    pieces: Vec<WordPiece>,
+    notes: Vec<String>,
+    has_unplaced: bool,
+    /// Set when no rule could be made.
+    failure: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct WordPiece {
+    text: String,
+    unplaced: bool,
+}
+
+/// Splits `text` at the unplaced spans (byte offsets the grammar gives).
+fn word_pieces(text: &str, unplaced: &[(usize, usize)]) -> Vec<WordPiece> {
+    let mut pieces = Vec::new();
+    let mut at = 0;
+    for &(start, end) in unplaced {
+        let (Some(before), Some(word)) = (text.get(at..start), text.get(start..end)) else {
+            continue;
+        };
+        if !before.is_empty() {
+            pieces.push(WordPiece {
+                text: before.to_owned(),
+                unplaced: false,
+            });
+        }
+        pieces.push(WordPiece {
+            text: word.to_owned(),
+            unplaced: true,
+        });
+        at = end;
+    }
+    if let Some(rest) = text.get(at..).filter(|r| !r.is_empty()) {
+        pieces.push(WordPiece {
+            text: rest.to_owned(),
+            unplaced: false,
+        });
+    }
+    pieces
+}
+
+/// The editor for a new segment; with `text`, the rule read from the
+/// merchant's words, shown for review before anything is saved.
+pub(crate) async fn new_segment(
+    State(state): State<WebState>,
+    member: Member,
+    Query(params): Query<NewSegmentParams>,
+) -> UiResult {
     if !member.role.can_manage() {
         return Err(UiError::read_only());
     }
-    let values = EditorValues {
+    let mut values = EditorValues {
         rule: "orders.count >= 1".into(),
         ..Default::default()
     };
+    let mut read = None;
+    if let Some(text) = params.text.filter(|t| !t.trim().is_empty()) {
+        let text: String = text.chars().take(2000).collect();
+        match state.segments().from_text(&member.org.id, &text).await {
+            Ok(reading) => {
+                values.rule = reading.preview.text;
+                values.description = text.clone();
+                let spans: Vec<(usize, usize)> =
+                    reading.unplaced.iter().map(|s| (s.start, s.end)).collect();
+                read = Some(WordsRead {
+                    pieces: word_pieces(&text, &spans),
+                    notes: reading.notes,
+                    has_unplaced: !spans.is_empty(),
+                    failure: None,
+                });
+            }
+            Err(SegmentError::NotUnderstood {
+                message,
+                start,
+                end,
+            }) => {
+                read = Some(WordsRead {
+                    pieces: word_pieces(&text, &[(start, end)]),
+                    notes: Vec::new(),
+                    has_unplaced: true,
+                    failure: Some(message),
+                });
+            }
+            Err(e) => return Err(page_error(e)),
+        }
+    }
     editor_page(
         &state,
         &member,
         &values,
         &EditorErrors::default(),
         StatusCode::OK,
+        read,
     )
     .await
 }
@@ -436,6 +528,7 @@ pub(crate) async fn edit_segment(
         &values,
         &EditorErrors::default(),
         StatusCode::OK,
+        None,
     )
     .await
 }
@@ -490,7 +583,9 @@ pub(crate) async fn create_segment(
             ))))
         }
         Err(error) => match EditorErrors::of(&error, &values.rule) {
-            Some(errors) => editor_page(&state, &member, &values, &errors, errors.status()).await,
+            Some(errors) => {
+                editor_page(&state, &member, &values, &errors, errors.status(), None).await
+            }
             None => Err(page_error(error)),
         },
     }
@@ -529,7 +624,7 @@ pub(crate) async fn segment_action(
                 }
                 Err(error) => match EditorErrors::of(&error, &values.rule) {
                     Some(errors) => {
-                        editor_page(&state, &member, &values, &errors, errors.status()).await
+                        editor_page(&state, &member, &values, &errors, errors.status(), None).await
                     }
                     None => Err(page_error(error)),
                 },

@@ -3154,3 +3154,42 @@ async fn rfm_groups_show_on_the_segments_page_and_scores_on_the_profile() {
         assert!(profile.contains("data-rfm>RFM: <strong>"), "{b}: {profile}");
     }
 }
+
+/// "Talk to your data": the merchant's words are read into the editor's
+/// rule with unplaced words marked, and nothing is saved until they save.
+#[tokio::test]
+async fn talk_to_your_data_fills_the_editor_and_saves_nothing() {
+    for app in apps().await {
+        let b = app.backend();
+        shop(&app).await;
+        user(&app, &app.a.org, "ann@example.com", Role::Owner).await;
+        let mut browser = Browser::new(&app);
+        browser.sign_in("ann@example.com").await;
+        let base = format!("/app/o/{}", app.a.org.as_str());
+        let list = browser.page(&format!("{base}/segments")).await;
+        assert!(
+            list.contains("Talk to your data")
+                && list.contains(&format!("action=\"{base}/segments/new\""))
+                && list.contains("name=\"text\""),
+            "{b}: {list}"
+        );
+        let read = browser
+            .page(&format!(
+                "{base}/segments/new?text=customers+who+bought+twice+zorblax"
+            ))
+            .await;
+        assert!(read.contains(">orders.count = 2</textarea>"), "{b}: {read}");
+        assert!(
+            read.contains("<mark class=\"unplaced\" title=\"not placed in the rule\">zorblax</mark>"),
+            "{b}: {read}"
+        );
+        let failed = browser
+            .page(&format!("{base}/segments/new?text=zorblax+quux"))
+            .await;
+        assert!(failed.contains("Not understood"), "{b}: {failed}");
+        assert!(
+            app.t.db.segments_of(&app.a.org).await.unwrap().is_empty(),
+            "{b}: nothing saved from text"
+        );
+    }
+}
