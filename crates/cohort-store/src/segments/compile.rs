@@ -53,6 +53,27 @@ pub fn compile(
     scope: Scope<'_>,
     lookup: &dyn Fn(&str) -> Option<Rule>,
 ) -> Result<CompiledRule, CompileError> {
+    compile_select(backend, org, rule, now_us, scope, lookup, Select::Ids)
+}
+
+/// What the compiled query answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Select {
+    /// The members' ids, in order.
+    Ids,
+    /// How many members (one row, one column).
+    Count,
+}
+
+pub(crate) fn compile_select(
+    backend: Backend,
+    org: &OrgId,
+    rule: &Rule,
+    now_us: i64,
+    scope: Scope<'_>,
+    lookup: &dyn Fn(&str) -> Option<Rule>,
+    select: Select,
+) -> Result<CompiledRule, CompileError> {
     rule.validate()
         .map_err(|e| CompileError::Invalid(e.to_string()))?;
     let mut c = Compiler {
@@ -69,12 +90,19 @@ pub fn compile(
     };
     let condition = c.rule(rule)?;
     let org_marker = c.text(&c.org.clone());
-    let mut sql = format!("SELECT p.profile_id FROM profiles p WHERE p.org_id = {org_marker}");
+    let columns = match select {
+        Select::Ids => "p.profile_id",
+        Select::Count => "COUNT(*)",
+    };
+    let mut sql = format!("SELECT {columns} FROM profiles p WHERE p.org_id = {org_marker}");
     if let Some(p) = c.profile.clone() {
         let m = c.text(&p);
         sql.push_str(&format!(" AND p.profile_id = {m}"));
     }
-    sql.push_str(&format!(" AND ({condition}) ORDER BY p.profile_id"));
+    sql.push_str(&format!(" AND ({condition})"));
+    if select == Select::Ids {
+        sql.push_str(" ORDER BY p.profile_id");
+    }
     c.st.sql = sql;
     Ok(CompiledRule { statement: c.st })
 }
