@@ -345,6 +345,14 @@ impl Db {
         &self.append
     }
 
+    /// The SQLite file, on SQLite.
+    pub(crate) fn sqlite_path(&self) -> Option<&std::path::Path> {
+        match &self.append {
+            AppendPool::Sqlite(a) => Some(&a.path),
+            AppendPool::Postgres(_) => None,
+        }
+    }
+
     /// Applies the migrations of this backend that have not run yet.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match self.backend {

@@ -5,6 +5,7 @@
 //! path, uses each backend's own driver (`events::append_in_one_transaction`).
 //! This crate stores and reads; it decides nothing.
 
+pub mod bulk;
 pub mod connect;
 pub mod dashboard;
 mod db;

@@ -15,7 +15,7 @@ pub(crate) enum Bind {
     Float(f64),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Statement {
     pub sql: String,
     binds: Vec<Bind>,

@@ -3180,7 +3180,9 @@ async fn talk_to_your_data_fills_the_editor_and_saves_nothing() {
             .await;
         assert!(read.contains(">orders.count = 2</textarea>"), "{b}: {read}");
         assert!(
-            read.contains("<mark class=\"unplaced\" title=\"not placed in the rule\">zorblax</mark>"),
+            read.contains(
+                "<mark class=\"unplaced\" title=\"not placed in the rule\">zorblax</mark>"
+            ),
             "{b}: {read}"
         );
         let failed = browser

@@ -26,6 +26,8 @@ pub enum BenchCommand {
     Project(crate::bench_project::ProjectArgs),
     /// Deliveries per second to a local receiver, and ingestion with and without three active destinations
     Destinations(crate::bench_destinations::DestinationsArgs),
+    /// Segment rules on a generated store (1 M profiles, 10 M events): full recompute against DuckDB, and the editor's live count
+    Segments(crate::bench_segments::SegmentsArgs),
     /// Admin UI page render times with 1 M events and 100 k profiles, against /healthz
     Ui(crate::bench_ui::UiArgs),
     /// The no-plugin WooCommerce webhook receiver: signed order.updated deliveries stored, against verification only
@@ -62,6 +64,7 @@ pub async fn run(_config: &Config, command: BenchCommand) -> anyhow::Result<()> 
         BenchCommand::Ingest(args) => ingest(args).await,
         BenchCommand::Project(args) => crate::bench_project::project(args).await,
         BenchCommand::Destinations(args) => crate::bench_destinations::destinations(args).await,
+        BenchCommand::Segments(args) => crate::bench_segments::segments(args).await,
         BenchCommand::Ui(args) => crate::bench_ui::ui(args).await,
         BenchCommand::WoocommerceWebhooks(args) => crate::bench_woocommerce::webhooks(args).await,
         BenchCommand::SegmentLatency(args) => {

@@ -5,6 +5,8 @@ mod bench;
 mod bench_destinations;
 mod bench_project;
 mod bench_segment_latency;
+mod bench_segments;
+mod bench_segments_data;
 mod bench_ui;
 mod bench_woocommerce;
 mod commands;

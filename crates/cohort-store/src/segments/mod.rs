@@ -21,6 +21,8 @@ pub use saved::{
     PROFILES_PER_QUERY,
 };
 
+use compile::{compile_select, Select};
+
 use cohort_domain::ids::OrgId;
 use cohort_domain::segments::Rule;
 
@@ -64,6 +66,78 @@ impl Db {
             .iter()
             .map(|r| r.col::<String, _>(0))
             .collect::<Result<_, _>>()?)
+    }
+
+    /// How many profiles of `org` the rule selects at `now_us`: the
+    /// editor's live count, without sending every id back.
+    pub async fn segment_count(
+        &self,
+        org: &OrgId,
+        rule: &Rule,
+        now_us: i64,
+        lookup: &dyn Fn(&str) -> Option<Rule>,
+    ) -> Result<u64, SegmentQueryError> {
+        let compiled = compile_select(
+            self.backend(),
+            org,
+            rule,
+            now_us,
+            Scope::All,
+            lookup,
+            Select::Count,
+        )?;
+        let row = compiled
+            .statement
+            .query_planned_for_values()
+            .fetch_one(self.pool())
+            .await?;
+        let n: i64 = row.col(0)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The plan of a rule's member query, one line per row: `EXPLAIN QUERY
+    /// PLAN` on SQLite, `EXPLAIN` on PostgreSQL (`EXPLAIN ANALYZE`, which
+    /// runs the query, with `analyze`). For benchmarks and diagnosis.
+    pub async fn segment_plan(
+        &self,
+        org: &OrgId,
+        rule: &Rule,
+        now_us: i64,
+        lookup: &dyn Fn(&str) -> Option<Rule>,
+        analyze: bool,
+    ) -> Result<Vec<String>, SegmentQueryError> {
+        let compiled = compile(self.backend(), org, rule, now_us, Scope::All, lookup)?;
+        let mut st = compiled.statement.clone();
+        Ok(match self.backend() {
+            crate::Backend::Sqlite => {
+                st.sql = format!("EXPLAIN QUERY PLAN {}", st.sql);
+                st.query_planned_for_values()
+                    .fetch_all(self.pool())
+                    .await?
+                    .iter()
+                    .map(|r| {
+                        let id: i64 = r.col(0)?;
+                        let parent: i64 = r.col(1)?;
+                        let detail: String = r.col(3)?;
+                        Ok(format!("{id:>4} {parent:>4}  {detail}"))
+                    })
+                    .collect::<Result<_, StoreError>>()?
+            }
+            crate::Backend::Postgres => {
+                let how = if analyze {
+                    "EXPLAIN (ANALYZE, BUFFERS)"
+                } else {
+                    "EXPLAIN"
+                };
+                st.sql = format!("{how} {}", st.sql);
+                st.query_planned_for_values()
+                    .fetch_all(self.pool())
+                    .await?
+                    .iter()
+                    .map(|r| r.col::<String, _>(0))
+                    .collect::<Result<_, _>>()?
+            }
+        })
     }
 
     /// Whether one profile is in the rule's segment at `now_us`.

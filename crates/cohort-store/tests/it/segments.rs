@@ -972,3 +972,84 @@ async fn rfm_scores_customers_by_the_stores_tertiles_and_segments_follow() {
             .is_empty());
     }
 }
+
+#[tokio::test]
+async fn a_segment_count_is_the_number_of_its_members_on_both_databases() {
+    let history: Vec<Gen> = (0..60)
+        .map(|i| Gen {
+            person: (i % 6) as u8,
+            id_form: (i % 3) as u8,
+            days_ago: (i * 7 % 120) as i64,
+            seconds: i as i64,
+            what: match i % 5 {
+                0 => What::Order {
+                    total_cents: 1000 + i as i64 * 350,
+                    lines: vec![((i % 3) as u8, (i % 2) as u8)],
+                },
+                1 => What::Viewed {
+                    category: (i % 2) as u8,
+                    price: 20,
+                },
+                2 => What::Email {
+                    event: (i % 3) as u8,
+                    campaign: 0,
+                },
+                3 => What::Identify {
+                    traits: json!({"country": if i % 2 == 0 { "DE" } else { "FR" }, "email": "x"}),
+                },
+                _ => What::Page,
+            },
+        })
+        .collect();
+    let rules = [
+        "orders.count >= 2",
+        "not performed \"Email Opened\" within 30 days",
+        "trait.country = \"DE\" or bought category \"Shoes\"",
+        "performed \"Product Viewed\" >= 2 times where properties.category = \"Shoes\"",
+        "in segment \"Buyers\" and orders.total_spent > 50",
+        "tag \"vip\"",
+    ];
+    for t in all_backends().await {
+        let db = &t.db;
+        let s = seed(db, "Shop").await;
+        let messages: Vec<Value> = history
+            .iter()
+            .enumerate()
+            .map(|(i, g)| message(i, g))
+            .collect();
+        let events = events_for(&s.org, &s.source, &json!({ "batch": messages }).to_string());
+        let (writer, tasks) = EventWriter::start(db.clone(), WriterOptions::default());
+        writer.append(events).await.unwrap();
+        drop(writer);
+        tasks.join_all().await;
+        Projector::new(db.clone()).catch_up().await.unwrap();
+        let other = seed(db, "Other").await;
+        let mut nonzero = 0;
+        for text in rules {
+            let rule = parse(text).unwrap();
+            let members = db
+                .segment_members(&s.org, &rule, NOW_US, &lookup)
+                .await
+                .unwrap();
+            let count = db
+                .segment_count(&s.org, &rule, NOW_US, &lookup)
+                .await
+                .unwrap();
+            assert_eq!(count, members.len() as u64, "{:?}: {text}", t.backend());
+            nonzero += usize::from(count > 0);
+            // Another organisation counts none of them.
+            assert_eq!(
+                db.segment_count(&other.org, &rule, NOW_US, &lookup)
+                    .await
+                    .unwrap(),
+                0
+            );
+        }
+        assert!(nonzero >= 4, "the history makes most rules non-empty");
+        let plan = db
+            .segment_plan(&s.org, &parse(rules[3]).unwrap(), NOW_US, &lookup, false)
+            .await
+            .unwrap();
+        assert!(!plan.is_empty());
+    }
+}
