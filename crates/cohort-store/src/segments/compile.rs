@@ -66,6 +66,8 @@ pub(crate) enum Select {
     Ids,
     /// How many members (one row, one column).
     Count,
+    /// The first members' ids, in order, at most this many.
+    FirstIds(u32),
 }
 
 pub(crate) fn compile_select(
@@ -83,14 +85,16 @@ pub(crate) fn compile_select(
     let condition = c.rule(rule)?;
     let org_marker = c.text(&c.org.clone());
     let columns = match select {
-        Select::Ids => "p.profile_id",
+        Select::Ids | Select::FirstIds(_) => "p.profile_id",
         Select::Count => "COUNT(*)",
     };
     let mut sql = format!("SELECT {columns} FROM profiles p WHERE p.org_id = {org_marker}");
     sql.push_str(&c.scoped("p.profile_id"));
     sql.push_str(&format!(" AND ({condition})"));
-    if select == Select::Ids {
-        sql.push_str(" ORDER BY p.profile_id");
+    match select {
+        Select::Ids => sql.push_str(" ORDER BY p.profile_id"),
+        Select::FirstIds(n) => sql.push_str(&format!(" ORDER BY p.profile_id LIMIT {n}")),
+        Select::Count => {}
     }
     c.st.sql = sql;
     Ok(CompiledRule { statement: c.st })

@@ -57,6 +57,11 @@ impl Db {
         lookup: &(dyn Fn(&str) -> Option<Rule> + Sync),
     ) -> Result<Vec<String>, SegmentQueryError> {
         let compiled = compile(self.backend(), org, rule, now_us, Scope::All, lookup)?;
+        self.fetch_ids(compiled).await
+    }
+
+    /// The first column of every row of a compiled select.
+    async fn fetch_ids(&self, compiled: CompiledRule) -> Result<Vec<String>, SegmentQueryError> {
         let rows = compiled
             .statement
             .query_planned_for_values()
@@ -75,7 +80,7 @@ impl Db {
         org: &OrgId,
         rule: &Rule,
         now_us: i64,
-        lookup: &dyn Fn(&str) -> Option<Rule>,
+        lookup: &(dyn Fn(&str) -> Option<Rule> + Sync),
     ) -> Result<u64, SegmentQueryError> {
         let compiled = compile_select(
             self.backend(),
@@ -93,6 +98,28 @@ impl Db {
             .await?;
         let n: i64 = row.col(0)?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The first `limit` profiles (in id order) the rule selects at
+    /// `now_us`: a preview's sample, without listing every member.
+    pub async fn segment_sample(
+        &self,
+        org: &OrgId,
+        rule: &Rule,
+        now_us: i64,
+        lookup: &(dyn Fn(&str) -> Option<Rule> + Sync),
+        limit: u32,
+    ) -> Result<Vec<String>, SegmentQueryError> {
+        let compiled = compile_select(
+            self.backend(),
+            org,
+            rule,
+            now_us,
+            Scope::All,
+            lookup,
+            Select::FirstIds(limit),
+        )?;
+        self.fetch_ids(compiled).await
     }
 
     /// The plan of a rule's member query, one line per row: `EXPLAIN QUERY
