@@ -3,6 +3,7 @@ use std::sync::Arc;
 use cohort_domain::collect::Limits;
 use cohort_engine::destinations::Dispatcher;
 use cohort_engine::outbound::OutboundPolicy;
+use cohort_engine::segments::model::RuleModel;
 use cohort_engine::store_discounts::{StoreClient, STORE_TIMEOUT};
 use cohort_store::writer::EventWriter;
 use cohort_store::Db;
@@ -43,6 +44,8 @@ pub(crate) struct Inner {
     /// Calls a connected store's discount endpoints; `None` (the client
     /// could not be built, logged): the discount routes answer 503.
     pub store_client: Option<StoreClient>,
+    /// The operator's model for natural-language segments (`[nl]`).
+    pub rule_model: Option<Arc<RuleModel>>,
 }
 
 impl AppState {
@@ -61,6 +64,7 @@ impl AppState {
                 settings,
                 destinations: None,
                 store_client,
+                rule_model: None,
             }),
         }
     }
@@ -75,6 +79,22 @@ impl AppState {
             ),
         }
         self
+    }
+
+    /// Reads natural-language segments with `model` too. Call before
+    /// cloning.
+    pub fn with_rule_model(mut self, model: Option<Arc<RuleModel>>) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.rule_model = model,
+            None => tracing::error!(
+                "AppState::with_rule_model called on a shared state; the model stays off"
+            ),
+        }
+        self
+    }
+
+    pub(crate) fn rule_model(&self) -> Option<Arc<RuleModel>> {
+        self.inner.rule_model.clone()
     }
 
     pub(crate) fn destinations(&self) -> Option<&Dispatcher> {

@@ -945,3 +945,194 @@ async fn from_text_reads_the_merchants_words_into_a_rule_and_saves_nothing() {
         assert_eq!(theirs["sample"][0]["email"], "b1@example.com");
     }
 }
+
+/// A model client for `server`, with `key` as its bearer key.
+fn rule_model(base: &str, key: &str) -> common::RuleModel {
+    use cohort_engine::segments::model::{ModelSettings, RuleModel};
+    std::sync::Arc::new(
+        RuleModel::new(ModelSettings {
+            endpoint: base.parse().unwrap(),
+            model: "local-rules-7b".into(),
+            api_key: Some(key.to_owned().into()),
+            timeout: std::time::Duration::from_secs(5),
+        })
+        .unwrap(),
+    )
+}
+
+async fn from_text(app: &TestApp, who: &Seeded, body: Value) -> Value {
+    ok(app, who, "POST", "/api/v1/segments/from-text", Some(body)).await
+}
+
+/// The operator's model, over the chat-completions protocol: asked only
+/// when the grammar leaves words unplaced or the merchant asks; its rule
+/// used when it parses and compiles, discarded with the reason otherwise
+/// (the grammar's reading stands); unreachable or refusing, the same;
+/// nothing saved; org B's reading counts org B's people only.
+#[tokio::test]
+async fn from_text_asks_the_configured_model_only_when_needed_and_keeps_only_rules_that_parse() {
+    for t in cohort_testkit::all_backends().await {
+        let server =
+            cohort_testkit::ChatServer::start("local-rules-7b", Some("sk-local-test")).await;
+        server.reply("quux", "I cannot help with that, sorry.");
+        server.reply("nope", "in segment \"Nope\"");
+        server.reply(
+            "zorblax",
+            "Rule:\norders.count = 2 and trait.plan = \"gold\"",
+        );
+        server.reply("bought twice", "```cohort\norders.count >= 1\n```");
+        let app = TestApp::with_rule_model(t, rule_model(server.base_url(), "sk-local-test")).await;
+        let b = app.backend();
+        people(&app).await;
+        collect(
+            &app,
+            &app.a,
+            json!([order("u1", "a1"), order("u1", "a2"), order("u2", "a3")]),
+        )
+        .await;
+        collect(&app, &app.b, json!([order("b1", "b1"), order("b1", "b2")])).await;
+
+        // Every word placed: the model is not asked.
+        let read = from_text(&app, &app.a, json!({"text": "customers who bought twice"})).await;
+        assert_eq!(read["source"], "grammar", "{b}: {read}");
+        assert_eq!(read["rule"], "orders.count = 2");
+        assert_eq!(read["model"], Value::Null);
+        assert!(server.requests().is_empty(), "{b}: the model was asked");
+
+        // A word left over: the model's rule, which parses, is used.
+        let read = from_text(
+            &app,
+            &app.a,
+            json!({"text": "customers who bought twice zorblax"}),
+        )
+        .await;
+        assert_eq!(read["source"], "model", "{b}: {read}");
+        assert_eq!(read["rule"], "orders.count = 2 and trait.plan = \"gold\"");
+        assert_eq!(read["model"], json!({"used": true, "reason": null}));
+        assert_eq!(read["unplaced"], json!([]));
+        assert_eq!(read["count"], 1, "{b}: u1");
+        assert_eq!(read["sample"][0]["email"], "u1@example.com");
+        let asked = server.requests();
+        assert_eq!(asked.len(), 1);
+        assert_eq!(asked[0]["model"], "local-rules-7b");
+        assert_eq!(asked[0]["messages"][0]["role"], "system");
+        assert_eq!(asked[0]["messages"][1]["role"], "user");
+        assert_eq!(
+            asked[0]["messages"][1]["content"],
+            "customers who bought twice zorblax"
+        );
+
+        // Asked by the merchant although every word was placed; a fenced answer.
+        let read = from_text(
+            &app,
+            &app.a,
+            json!({"text": "customers who bought twice", "model": true}),
+        )
+        .await;
+        assert_eq!(read["source"], "model", "{b}: {read}");
+        assert_eq!(read["rule"], "orders.count >= 1");
+        assert_eq!(read["count"], 2, "{b}: u1 and u2");
+
+        // An answer that is not a rule: discarded with the reason; the
+        // grammar's reading stands with its unplaced word.
+        let read = from_text(
+            &app,
+            &app.a,
+            json!({"text": "customers who bought twice quux"}),
+        )
+        .await;
+        assert_eq!(read["source"], "grammar", "{b}: {read}");
+        assert_eq!(read["rule"], "orders.count = 2");
+        assert_eq!(read["model"]["used"], false);
+        let reason = read["model"]["reason"].as_str().unwrap();
+        assert!(reason.contains("does not parse"), "{b}: {reason}");
+        assert!(reason.contains("I cannot help"), "{b}: {reason}");
+        assert_eq!(read["unplaced"][0]["text"], "quux");
+
+        // A rule naming a segment that does not exist: discarded.
+        let read = from_text(
+            &app,
+            &app.a,
+            json!({"text": "customers who bought twice nope"}),
+        )
+        .await;
+        assert_eq!(read["source"], "grammar", "{b}: {read}");
+        let reason = read["model"]["reason"].as_str().unwrap();
+        assert!(reason.contains("Nope"), "{b}: {reason}");
+
+        // Neither could: 400 naming the grammar's failure and the model's.
+        let answer = app
+            .api(
+                &app.a,
+                "POST",
+                "/api/v1/segments/from-text",
+                Some(json!({"text": "zorblax quux"})),
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{b}: {}",
+            answer.text()
+        );
+        let body = answer.json();
+        assert_eq!(body["error"]["code"], "not_understood", "{b}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("model's answer was discarded"),
+            "{b}: {message}"
+        );
+
+        // Org B: its own people only.
+        let theirs = from_text(
+            &app,
+            &app.b,
+            json!({"text": "customers who bought twice zorblax"}),
+        )
+        .await;
+        assert_eq!(theirs["source"], "model", "{b}: {theirs}");
+        assert_eq!(theirs["count"], 1, "{b}: b1 only");
+        assert_eq!(theirs["sample"][0]["email"], "b1@example.com");
+
+        let listed = ok(&app, &app.a, "GET", "/api/v1/segments", None).await;
+        assert_eq!(listed["data"], json!([]), "{b}: nothing saved from text");
+    }
+}
+
+/// A model that refuses the key, or that is not there: the grammar's
+/// reading stands, with the reason; the key appears in no answer. (The
+/// model's part does not touch the database: SQLite alone.)
+#[tokio::test]
+async fn from_text_survives_a_model_that_refuses_or_is_gone() {
+    let server = cohort_testkit::ChatServer::start("local-rules-7b", Some("sk-right")).await;
+    server.reply("zorblax", "orders.count >= 1");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gone = format!("http://{}/v1", closed.local_addr().unwrap());
+    drop(closed);
+    for (base, key, expected) in [
+        (
+            server.base_url().to_owned(),
+            "sk-wrong-key",
+            "HTTP 401: Incorrect API key",
+        ),
+        (gone, "sk-right", "could not be reached"),
+    ] {
+        let app =
+            TestApp::with_rule_model(cohort_testkit::sqlite().await, rule_model(&base, key)).await;
+        people(&app).await;
+        let answer = app
+            .api(
+                &app.a,
+                "POST",
+                "/api/v1/segments/from-text",
+                Some(json!({"text": "customers who bought twice zorblax"})),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        assert!(!answer.text().contains(key), "the key is in the answer");
+        let read = answer.json();
+        assert_eq!(read["source"], "grammar", "{read}");
+        let reason = read["model"]["reason"].as_str().unwrap();
+        assert!(reason.contains(expected), "{reason}");
+    }
+}

@@ -7,10 +7,12 @@
 //! a test is skipped and recorded, unless `COHORT_TEST_REQUIRE_POSTGRES=1`
 //! (set by the test command and CI), which turns the absence into a failure.
 
+mod chat_completions;
 mod database_guard;
 mod receiver;
 mod skip;
 
+pub use chat_completions::ChatServer;
 pub use receiver::{Answer, Received, Receiver, RECEIVER_ANSWER};
 pub use skip::{skip, SKIP_LOG_VAR, WOOCOMMERCE_NOT_SET};
 

@@ -108,6 +108,7 @@ pub(crate) async fn list_segments(
             notice => notice(params.done.as_deref()),
             rfm,
             rfm_computed_at_us => rfm_run.map(|(at, _)| at),
+            has_model => state.segments().has_model(),
         },
     )?;
     Ok(html(StatusCode::OK, body))
@@ -401,6 +402,8 @@ async fn editor_page(
 pub(crate) struct NewSegmentParams {
     /// "Talk to your data": the merchant's words to read into the rule.
     pub text: Option<String>,
+    /// "Ask the model" was ticked (shown only with a model configured).
+    pub model: Option<String>,
 }
 
 /// How the merchant's words were read, for the editor: the words with
@@ -413,6 +416,10 @@ struct WordsRead {
     has_unplaced: bool,
     /// Set when no rule could be made.
     failure: Option<String>,
+    /// "model" when the operator's model made the rule.
+    source: &'static str,
+    /// Why the model's answer was not used, when it was asked.
+    model_discarded: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -467,7 +474,12 @@ pub(crate) async fn new_segment(
     let mut read = None;
     if let Some(text) = params.text.filter(|t| !t.trim().is_empty()) {
         let text: String = text.chars().take(2000).collect();
-        match state.segments().from_text(&member.org.id, &text).await {
+        let ask_model = params.model.is_some();
+        match state
+            .segments()
+            .from_text(&member.org.id, &text, ask_model)
+            .await
+        {
             Ok(reading) => {
                 values.rule = reading.preview.text;
                 values.description = text.clone();
@@ -478,6 +490,8 @@ pub(crate) async fn new_segment(
                     notes: reading.notes,
                     has_unplaced: !spans.is_empty(),
                     failure: None,
+                    source: reading.source.as_str(),
+                    model_discarded: reading.model.and_then(|m| m.reason),
                 });
             }
             Err(SegmentError::NotUnderstood {
@@ -490,6 +504,8 @@ pub(crate) async fn new_segment(
                     notes: Vec::new(),
                     has_unplaced: true,
                     failure: Some(message),
+                    source: "grammar",
+                    model_discarded: None,
                 });
             }
             Err(e) => return Err(page_error(e)),

@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use cohort_engine::destinations::Dispatcher;
+use cohort_engine::segments::model::RuleModel;
 use cohort_engine::segments::Segments;
 use cohort_store::Db;
 
@@ -34,9 +35,20 @@ impl WebState {
     /// `destinations`: the server's dispatcher (the same key and outbound
     /// policy as the worker and the admin API), or `None` when off.
     pub fn new(db: Db, settings: WebSettings, destinations: Option<Dispatcher>) -> Self {
+        Self::with_rule_model(db, settings, destinations, None)
+    }
+
+    /// As [`WebState::new`], reading natural-language segments with the
+    /// operator's model too (`[nl]`).
+    pub fn with_rule_model(
+        db: Db,
+        settings: WebSettings,
+        destinations: Option<Dispatcher>,
+        rule_model: Option<Arc<RuleModel>>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                segments: Segments::new(db.clone()),
+                segments: Segments::new(db.clone()).with_model(rule_model),
                 db,
                 settings,
                 destinations,

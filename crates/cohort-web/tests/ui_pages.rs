@@ -3195,3 +3195,59 @@ async fn talk_to_your_data_fills_the_editor_and_saves_nothing() {
         );
     }
 }
+
+/// With the operator's model configured, the box offers "Ask the model
+/// too"; the editor shows the model's rule and says it came from the
+/// model, or why its answer was not used. (SQLite: the model's part does
+/// not touch the database.)
+#[tokio::test]
+async fn talk_to_your_data_asks_the_configured_model_and_says_what_it_made() {
+    use cohort_engine::segments::model::{ModelSettings, RuleModel};
+    let server = cohort_testkit::ChatServer::start("local-rules-7b", None).await;
+    server.reply("zorblax", "orders.count >= 1 and trait.plan = \"gold\"");
+    server.reply("quux", "Sure! Here are your customers.");
+    let model = RuleModel::new(ModelSettings {
+        endpoint: server.base_url().parse().unwrap(),
+        model: "local-rules-7b".into(),
+        api_key: None,
+        timeout: std::time::Duration::from_secs(5),
+    })
+    .unwrap();
+    let app =
+        TestApp::with_rule_model(cohort_testkit::sqlite().await, std::sync::Arc::new(model)).await;
+    shop(&app).await;
+    user(&app, &app.a.org, "ann@example.com", Role::Owner).await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in("ann@example.com").await;
+    let base = format!("/app/o/{}", app.a.org.as_str());
+    let list = browser.page(&format!("{base}/segments")).await;
+    assert!(list.contains("name=\"model\""), "{list}");
+    assert!(list.contains("Ask the model too"), "{list}");
+
+    let read = browser
+        .page(&format!(
+            "{base}/segments/new?text=customers+who+bought+twice+zorblax"
+        ))
+        .await;
+    assert!(
+        read.contains(">orders.count &gt;= 1 and trait.plan = &quot;gold&quot;</textarea>"),
+        "{read}"
+    );
+    assert!(read.contains("Read by the model local-rules-7b"), "{read}");
+
+    let discarded = browser
+        .page(&format!(
+            "{base}/segments/new?text=customers+who+bought+twice+quux"
+        ))
+        .await;
+    assert!(
+        discarded.contains(">orders.count = 2</textarea>"),
+        "{discarded}"
+    );
+    assert!(
+        discarded.contains("The model was asked; its answer was not used"),
+        "{discarded}"
+    );
+    assert_eq!(server.requests().len(), 2);
+    assert!(app.t.db.segments_of(&app.a.org).await.unwrap().is_empty());
+}

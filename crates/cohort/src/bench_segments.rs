@@ -3,8 +3,8 @@
 //! benchmark rules through `Db::segment_members`, (b) DuckDB running the
 //! equivalent SQL over the same data as Parquet, side by side, counts held
 //! equal, (c) the editor's live count (`Db::segment_count`) p50/p95 over
-//! varied rules. Event → membership latency under load waits for the
-//! live-membership worker.
+//! varied rules, (d) the RFM recompute over every customer. Event →
+//! membership latency under load is `cohort bench segment-latency`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -271,7 +271,20 @@ pub async fn segments(args: SegmentsArgs) -> anyhow::Result<()> {
         pct(0.95),
         times.last().copied().unwrap_or_default().as_secs_f64()
     );
-    println!("  event → membership latency: not measured (waits for the live-membership worker)");
+
+    // (d) RFM: every customer scored by the store's tertiles and the scores
+    // replaced, as the daily loop and `cohort segment rfm` do.
+    let segments =
+        cohort_engine::segments::Segments::with_clock(db.clone(), std::sync::Arc::new(|| NOW_US));
+    let started = Instant::now();
+    let rfm = segments.recompute_rfm(&org.id).await?;
+    println!(
+        "  RFM recompute: {} customers of {} profiles scored in {:.2} s",
+        rfm.customers,
+        written.profiles,
+        started.elapsed().as_secs_f64()
+    );
+    println!("  event → membership latency: `cohort bench segment-latency` (HTTP load beside the worker)");
     db.close().await;
     Ok(())
 }

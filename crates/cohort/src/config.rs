@@ -21,7 +21,47 @@ pub struct Config {
     pub projection: ProjectionConfig,
     pub destinations: DestinationsConfig,
     pub woocommerce: WooCommerceConfig,
+    pub nl: NlConfig,
     pub log: LogConfig,
+}
+
+/// The optional model natural-language segments ask (`[nl]`).
+#[derive(Debug, Deserialize)]
+pub struct NlConfig {
+    /// An OpenAI-compatible API base (`http://127.0.0.1:8080/v1`); empty:
+    /// no model, the offline grammar alone.
+    pub endpoint: String,
+    pub model: String,
+    /// `Debug` shows it redacted.
+    #[serde(default)]
+    pub api_key: Option<SecretString>,
+    pub timeout_seconds: u64,
+}
+
+impl NlConfig {
+    /// The model client, or `None` when no endpoint is set.
+    pub fn rule_model(
+        &self,
+    ) -> anyhow::Result<Option<std::sync::Arc<cohort_engine::segments::model::RuleModel>>> {
+        use cohort_engine::segments::model::{ModelSettings, RuleModel};
+        let endpoint = self.endpoint.trim();
+        if endpoint.is_empty() {
+            return Ok(None);
+        }
+        let endpoint = url::Url::parse(endpoint)
+            .map_err(|e| anyhow::anyhow!("invalid configuration: [nl] endpoint: {e}"))?;
+        let model = RuleModel::new(ModelSettings {
+            endpoint,
+            model: self.model.clone(),
+            api_key: self
+                .api_key
+                .clone()
+                .filter(|k| !k.expose_secret().trim().is_empty()),
+            timeout: std::time::Duration::from_secs(self.timeout_seconds.max(1)),
+        })
+        .map_err(|e| anyhow::anyhow!("invalid configuration: [nl] {e}"))?;
+        Ok(Some(std::sync::Arc::new(model)))
+    }
 }
 
 /// The no-plugin WooCommerce worker (`[woocommerce]`).

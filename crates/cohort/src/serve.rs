@@ -49,15 +49,24 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let key = config.destinations_key()?;
     let destinations = Dispatcher::new(db.clone(), key.clone(), options)
         .context("invalid [destinations] configuration")?;
-    let pages = cohort_web::router(WebState::new(
+    let rule_model = config.nl.rule_model()?;
+    if let Some(model) = &rule_model {
+        tracing::info!(
+            model = model.model_name(),
+            "natural-language segments also ask a model"
+        );
+    }
+    let pages = cohort_web::router(WebState::with_rule_model(
         db.clone(),
         WebSettings {
             public_url: settings.public_url.clone(),
         },
         Some(destinations.clone()),
+        rule_model.clone(),
     ));
-    let state =
-        AppState::new(db.clone(), writer.clone(), settings).with_destinations(destinations.clone());
+    let state = AppState::new(db.clone(), writer.clone(), settings)
+        .with_destinations(destinations.clone())
+        .with_rule_model(rule_model);
 
     let http = config.server.has(Role::Http);
     let workers = config.server.has(Role::Workers);

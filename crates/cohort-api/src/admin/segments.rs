@@ -24,7 +24,7 @@ use crate::error::{ErrorBody, RulePosition};
 use crate::{ApiError, AppState};
 
 fn service(state: &AppState) -> Segments {
-    Segments::new(state.db().clone())
+    Segments::new(state.db().clone()).with_model(state.rule_model())
 }
 
 fn time(us: i64) -> String {
@@ -489,6 +489,20 @@ pub struct SegmentFromText {
     /// The merchant's words, e.g. "customers who bought twice but haven't
     /// opened an email in a month"
     pub text: String,
+    /// Ask the operator's model even when the offline grammar placed every
+    /// word (it is asked anyway when words are left unplaced).
+    #[serde(default)]
+    pub model: bool,
+}
+
+/// What became of the model's answer, when it was asked.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelOutcomeView {
+    /// Whether the returned rule is the model's
+    pub used: bool,
+    /// Why its answer was discarded (unreachable, refused, does not parse
+    /// in the rule language, names an unknown segment)
+    pub reason: Option<String>,
 }
 
 /// A word the reading could not place (byte offsets into `text`).
@@ -515,11 +529,15 @@ pub struct FromTextView {
     pub sample: Vec<ProfileView>,
     /// `grammar` (the built-in offline reader) or `model`
     pub source: String,
+    /// Present when the model was asked
+    pub model: Option<ModelOutcomeView>,
 }
 
 /// Reads a merchant's words into a rule with the store's own catalogue,
 /// tags and segments, offline, and previews it; nothing is saved (save
 /// with `POST /api/v1/segments` after the merchant has seen the rule).
+/// With a model configured (`[nl]`), it is asked when words are left
+/// unplaced or `model` is true; its rule is used only if it parses.
 #[utoipa::path(
     post,
     path = "/api/v1/segments/from-text",
@@ -545,7 +563,7 @@ pub async fn segment_from_text(
         return Err(ApiError::invalid("text", "at most 2000 bytes"));
     }
     let reading = service(&state)
-        .from_text(&caller.org, &body.text)
+        .from_text(&caller.org, &body.text, body.model)
         .await
         .map_err(|e| refusal(e, "text"))?;
     Ok(Json(FromTextView {
@@ -563,7 +581,11 @@ pub async fn segment_from_text(
         notes: reading.notes,
         count: reading.preview.count,
         sample: reading.preview.sample,
-        source: "grammar".into(),
+        source: reading.source.as_str().into(),
+        model: reading.model.map(|m| ModelOutcomeView {
+            used: m.used,
+            reason: m.reason,
+        }),
     }))
 }
 

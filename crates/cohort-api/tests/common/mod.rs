@@ -14,6 +14,9 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
+/// The model client as the state holds it.
+pub type RuleModel = std::sync::Arc<cohort_engine::segments::model::RuleModel>;
+
 pub struct TestApp {
     pub t: TestDb,
     pub router: Router,
@@ -61,7 +64,19 @@ impl TestApp {
     }
 
     pub async fn with_writer(t: TestDb, settings: ApiSettings, writer: WriterOptions) -> Self {
-        Self::build(t, settings, writer, None).await
+        Self::build(t, settings, writer, None, None).await
+    }
+
+    /// With the operator's model for natural-language segments (`[nl]`).
+    pub async fn with_rule_model(t: TestDb, model: RuleModel) -> Self {
+        Self::build(
+            t,
+            ApiSettings::default(),
+            WriterOptions::default(),
+            None,
+            Some(model),
+        )
+        .await
     }
 
     /// With the destinations dispatcher, and so the secrets key `key`, enabled;
@@ -77,7 +92,14 @@ impl TestApp {
             },
             ..ApiSettings::default()
         };
-        Self::build(t, settings, WriterOptions::default(), Some((key, options))).await
+        Self::build(
+            t,
+            settings,
+            WriterOptions::default(),
+            Some((key, options)),
+            None,
+        )
+        .await
     }
 
     async fn build(
@@ -88,6 +110,7 @@ impl TestApp {
             cohort_store::destinations::SecretsKey,
             cohort_engine::destinations::DispatcherOptions,
         )>,
+        rule_model: Option<RuleModel>,
     ) -> Self {
         let a = cohort_testkit::seed(&t.db, "Org A").await;
         let b = cohort_testkit::seed(&t.db, "Org B").await;
@@ -96,7 +119,7 @@ impl TestApp {
             cohort_engine::destinations::Dispatcher::new(t.db.clone(), key, options)
                 .expect("dispatcher")
         });
-        let (state, router) = whole_app(&t.db, writer, settings, dispatcher);
+        let (state, router) = whole_app(&t.db, writer, settings, dispatcher, rule_model);
         let projector = cohort_store::projection::Projector::new(t.db.clone())
             .spawn(std::time::Duration::from_millis(20));
         Self {
@@ -120,7 +143,7 @@ impl TestApp {
         let b = cohort_testkit::seed(&t.db, "Org B").await;
         let (writer, tasks) = EventWriter::start(t.db.clone(), WriterOptions::default());
         let dispatcher = Some(dispatcher(&t.db));
-        let (state, router) = whole_app(&t.db, writer, ApiSettings::default(), dispatcher);
+        let (state, router) = whole_app(&t.db, writer, ApiSettings::default(), dispatcher, None);
         let projector = cohort_store::projection::Projector::new(t.db.clone())
             .spawn(std::time::Duration::from_millis(20));
         Self {
@@ -228,15 +251,17 @@ fn whole_app(
     writer: EventWriter,
     settings: ApiSettings,
     dispatcher: Option<cohort_engine::destinations::Dispatcher>,
+    rule_model: Option<RuleModel>,
 ) -> (AppState, Router) {
-    let pages = cohort_web::router(cohort_web::WebState::new(
+    let pages = cohort_web::router(cohort_web::WebState::with_rule_model(
         db.clone(),
         cohort_web::WebSettings {
             public_url: settings.public_url.clone(),
         },
         dispatcher.clone(),
+        rule_model.clone(),
     ));
-    let mut state = AppState::new(db.clone(), writer, settings);
+    let mut state = AppState::new(db.clone(), writer, settings).with_rule_model(rule_model);
     if let Some(dispatcher) = dispatcher {
         state = state.with_destinations(dispatcher);
     }

@@ -10,6 +10,7 @@
 
 pub mod defaults;
 pub mod membership;
+pub mod model;
 pub mod rfm;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -225,6 +226,8 @@ impl RuleBook {
 pub struct Segments {
     db: Db,
     clock: Clock,
+    /// The operator's model for natural language, when configured.
+    model: Option<Arc<model::RuleModel>>,
 }
 
 impl Segments {
@@ -233,7 +236,22 @@ impl Segments {
     }
 
     pub fn with_clock(db: Db, clock: Clock) -> Self {
-        Self { db, clock }
+        Self {
+            db,
+            clock,
+            model: None,
+        }
+    }
+
+    /// Reads natural language with `model` too (see [`Segments::from_text`]).
+    pub fn with_model(mut self, model: Option<Arc<model::RuleModel>>) -> Self {
+        self.model = model;
+        self
+    }
+
+    /// Whether a model is configured.
+    pub fn has_model(&self) -> bool {
+        self.model.is_some()
     }
 
     pub fn now_us(&self) -> i64 {
@@ -459,12 +477,17 @@ impl Segments {
     pub async fn preview(&self, org: &OrgId, source: &RuleSource) -> Result<Preview, SegmentError> {
         let (rule, text) = read_rule(source)?;
         let book = RuleBook::of(&self.db.segments_of(org).await?);
-        let members = self
+        let now = self.now_us();
+        let lookup = |n: &str| book.lookup(n);
+        // The count and the first few, not every member's id: a preview
+        // of a rule most of a million profiles match stays a count.
+        let count = self.db.segment_count(org, &rule, now, &lookup).await?;
+        let ids = self
             .db
-            .segment_members(org, &rule, self.now_us(), &|n| book.lookup(n))
+            .segment_sample(org, &rule, now, &lookup, PREVIEW_SAMPLE as u32)
             .await?;
         let mut sample = Vec::new();
-        for id in members.iter().take(PREVIEW_SAMPLE) {
+        for id in &ids {
             if let Some(record) = self.db.profile(org, id).await? {
                 sample.push(record.profile);
             }
@@ -472,7 +495,7 @@ impl Segments {
         Ok(Preview {
             rule,
             text,
-            count: members.len() as i64,
+            count: i64::try_from(count).unwrap_or(i64::MAX),
             sample,
         })
     }
@@ -482,29 +505,155 @@ impl Segments {
 #[derive(Debug, Clone)]
 pub struct TextReading {
     pub preview: Preview,
-    /// The words no part of the rule came from.
+    /// The words no part of the rule came from (none when the model read
+    /// them: it answers for the whole text).
     pub unplaced: Vec<cohort_domain::segments::language::Span>,
     pub notes: Vec<String>,
+    pub source: ReadingSource,
+    /// What became of the model's answer, when it was asked.
+    pub model: Option<ModelOutcome>,
+}
+
+/// Who made the rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadingSource {
+    /// The offline grammar.
+    Grammar,
+    /// The operator's model.
+    Model,
+}
+
+impl ReadingSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadingSource::Grammar => "grammar",
+            ReadingSource::Model => "model",
+        }
+    }
+}
+
+/// The model's part in a reading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelOutcome {
+    /// Whether its rule is the one returned.
+    pub used: bool,
+    /// Why not, when it was not: unreachable, refused, or an answer that
+    /// does not parse in the rule language or names an unknown segment.
+    pub reason: Option<String>,
 }
 
 impl Segments {
     /// Reads a merchant's words into a rule with the store's own
     /// vocabulary, and previews it; nothing is saved.
-    pub async fn from_text(&self, org: &OrgId, text: &str) -> Result<TextReading, SegmentError> {
+    ///
+    /// The offline grammar reads first. The configured model is asked only
+    /// when the grammar leaves words unplaced or fails, or when
+    /// `ask_model` says the merchant asked for it; its answer is kept only
+    /// if it parses and compiles, else it is discarded with the reason (in
+    /// [`TextReading::model`]) and the grammar's reading stands.
+    pub async fn from_text(
+        &self,
+        org: &OrgId,
+        text: &str,
+        ask_model: bool,
+    ) -> Result<TextReading, SegmentError> {
         let vocabulary = self.db.segment_vocabulary(org).await?;
         let today = cohort_domain::time::from_micros(self.now_us()).date_naive();
-        let placed = cohort_domain::segments::language::from_text(text, &vocabulary, today)
-            .map_err(|n| SegmentError::NotUnderstood {
-                message: n.message,
-                start: n.span.start,
-                end: n.span.end,
-            })?;
+        let grammar = cohort_domain::segments::language::from_text(text, &vocabulary, today);
+        let wanted = ask_model
+            || match &grammar {
+                Ok(placed) => !placed.unplaced.is_empty(),
+                Err(_) => true,
+            };
+        let mut outcome = None;
+        if wanted {
+            match &self.model {
+                Some(model) => {
+                    match self
+                        .model_reading(org, model, text, &vocabulary, today)
+                        .await?
+                    {
+                        Ok(preview) => {
+                            return Ok(TextReading {
+                                preview,
+                                unplaced: Vec::new(),
+                                notes: vec![format!(
+                                "Read by the model {}: check that the rule says what you meant.",
+                                model.model_name()
+                            )],
+                                source: ReadingSource::Model,
+                                model: Some(ModelOutcome {
+                                    used: true,
+                                    reason: None,
+                                }),
+                            })
+                        }
+                        Err(reason) => {
+                            tracing::info!(org = %org.as_str(), %reason, "the model's rule was discarded");
+                            outcome = Some(ModelOutcome {
+                                used: false,
+                                reason: Some(reason),
+                            });
+                        }
+                    }
+                }
+                None if ask_model => {
+                    outcome = Some(ModelOutcome {
+                        used: false,
+                        reason: Some("no model is configured ([nl] endpoint)".into()),
+                    })
+                }
+                None => {}
+            }
+        }
+        let placed = grammar.map_err(|n| SegmentError::NotUnderstood {
+            message: match outcome.as_ref().and_then(|o| o.reason.as_deref()) {
+                Some(reason) if self.model.is_some() => {
+                    format!("{}; the model's answer was discarded: {reason}", n.message)
+                }
+                _ => n.message,
+            },
+            start: n.span.start,
+            end: n.span.end,
+        })?;
         let preview = self.preview(org, &RuleSource::Ast(placed.rule)).await?;
         Ok(TextReading {
             preview,
             unplaced: placed.unplaced,
             notes: placed.notes,
+            source: ReadingSource::Grammar,
+            model: outcome,
         })
+    }
+
+    /// The model's rule for `text`, previewed; `Err(reason)` inside when
+    /// it gave none that Cohort can use.
+    async fn model_reading(
+        &self,
+        org: &OrgId,
+        model: &model::RuleModel,
+        text: &str,
+        vocabulary: &cohort_domain::segments::language::Vocabulary,
+        today: chrono::NaiveDate,
+    ) -> Result<Result<Preview, String>, SegmentError> {
+        let answer = match model.ask(text, vocabulary, today).await {
+            Ok(answer) => answer,
+            Err(failure) => return Ok(Err(failure.to_string())),
+        };
+        let rule = match parse(&answer) {
+            Ok(rule) => rule,
+            Err(e) => {
+                let shown: String = answer.chars().take(200).collect();
+                return Ok(Err(format!(
+                    "its answer does not parse as a rule ({e}): {shown:?}"
+                )));
+            }
+        };
+        match self.preview(org, &RuleSource::Ast(rule)).await {
+            Ok(preview) => Ok(Ok(preview)),
+            Err(SegmentError::Store(e)) => Err(SegmentError::Store(e)),
+            Err(e) => Ok(Err(format!("its rule cannot be used: {e}"))),
+        }
     }
 }
 
