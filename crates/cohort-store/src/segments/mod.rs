@@ -27,7 +27,39 @@ use cohort_domain::ids::OrgId;
 use cohort_domain::segments::Rule;
 
 use crate::row::RowExt;
-use crate::{Db, StoreError};
+use crate::{Backend, Db, StoreError};
+
+/// PostgreSQL: before a select over every profile, the tables segment SQL
+/// reads are analysed when their statistics lag far behind their rows (a
+/// store's history just imported, a second organisation's first events;
+/// autovacuum catches up within minutes). Planned on statistics that
+/// said an organisation had no events, one rule's full select ran for over
+/// an hour on 15 k events; a stale-statistics check is one catalog read.
+/// SQLite keeps no statistics Cohort relies on (its plans are fixed by the
+/// SQL's join order).
+pub(crate) async fn refresh_stale_statistics(
+    conn: &mut sqlx::AnyConnection,
+    backend: Backend,
+) -> Result<(), sqlx::Error> {
+    if backend != Backend::Postgres {
+        return Ok(());
+    }
+    let stale: Option<String> = sqlx::query_scalar(
+        "SELECT string_agg(quote_ident(relname), ', ') FROM pg_stat_user_tables \
+         WHERE schemaname = current_schema() \
+         AND relname IN ('events', 'cluster_events', 'profiles', 'profile_tags', 'orders', 'order_lines', 'segment_members') \
+         AND n_mod_since_analyze > 1000 AND n_mod_since_analyze > n_live_tup / 5",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if let Some(tables) = stale {
+        tracing::info!(%tables, "planner statistics out of date: analysing before a segment select");
+        sqlx::query(&format!("ANALYZE {tables}"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
 
 /// Why a rule's members could not be listed.
 #[derive(Debug, thiserror::Error)]
@@ -62,10 +94,12 @@ impl Db {
 
     /// The first column of every row of a compiled select.
     async fn fetch_ids(&self, compiled: CompiledRule) -> Result<Vec<String>, SegmentQueryError> {
+        let mut conn = self.pool().acquire().await?;
+        refresh_stale_statistics(&mut conn, self.backend()).await?;
         let rows = compiled
             .statement
             .query_planned_for_values()
-            .fetch_all(self.pool())
+            .fetch_all(&mut *conn)
             .await?;
         Ok(rows
             .iter()
@@ -91,10 +125,12 @@ impl Db {
             lookup,
             Select::Count,
         )?;
+        let mut conn = self.pool().acquire().await?;
+        refresh_stale_statistics(&mut conn, self.backend()).await?;
         let row = compiled
             .statement
             .query_planned_for_values()
-            .fetch_one(self.pool())
+            .fetch_one(&mut *conn)
             .await?;
         let n: i64 = row.col(0)?;
         Ok(u64::try_from(n).unwrap_or(0))

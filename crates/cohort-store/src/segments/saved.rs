@@ -543,6 +543,9 @@ impl SegmentTx {
         lookup: &(dyn Fn(&str) -> Option<Rule> + Sync),
     ) -> Result<BTreeSet<String>, SegmentQueryError> {
         let mut out = BTreeSet::new();
+        if profiles.is_none() {
+            super::refresh_stale_statistics(&mut self.tx, self.backend).await?;
+        }
         let chunks: Vec<Scope<'_>> = match profiles {
             None => vec![Scope::All],
             Some(ps) => ps.chunks(PROFILES_PER_QUERY).map(Scope::Profiles).collect(),

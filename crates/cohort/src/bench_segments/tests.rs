@@ -115,13 +115,6 @@ async fn the_generated_store_is_what_the_projector_makes_of_its_events() {
             }
         }
         Projector::new(db.clone()).catch_up().await.unwrap();
-        // Statistics for the planner as the bulk side has them (its loader
-        // analyses): PostgreSQL planned the projected organisation's queries
-        // on statistics that said it had no events, and a nested loop over
-        // 15 k events ran for over an hour in CI.
-        if backend == cohort_store::Backend::Postgres {
-            sqlx::query("ANALYZE").execute(db.pool()).await.unwrap();
-        }
         // The merchant's tag, which no event sets: on the projected side
         // found through the projector's own user ids.
         let users: BTreeMap<String, String> = rows(
