@@ -16,3 +16,4 @@ pub mod secrets;
 pub mod segments;
 pub mod text_enum;
 pub mod time;
+pub mod tracking;

@@ -1,0 +1,48 @@
+//! Cohort's mail: rendering and (later) transports. A template version is
+//! compiled once ([`template::compile`]: MJML to HTML with mrml, variables
+//! checked); each recipient gets one minijinja render, tracked links and an
+//! open pixel ([`links::track`]) and a plain-text part
+//! ([`text::plain_text`]). Nothing here chooses recipients or touches a
+//! table.
+
+pub mod links;
+pub mod template;
+pub mod text;
+
+pub use links::{track, LinkTracking, NO_TRACK_ATTRIBUTE};
+pub use template::{compile, CompiledTemplate, Part, Rendered, TemplateError};
+pub use text::plain_text;
+
+/// A recipient's message body, ready for the transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageBody {
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+}
+
+/// Renders one recipient's message: the template with `context`, links
+/// tracked, the pixel added, and the text part from the tracked HTML (so
+/// its links are tracked too).
+pub fn render_message<S: serde::Serialize>(
+    template: &CompiledTemplate,
+    context: &S,
+    tracking: &LinkTracking<'_>,
+) -> Result<MessageBody, RenderError> {
+    let rendered = template.render(context)?;
+    let html = track(&rendered.html, tracking)?;
+    let text = plain_text(&html);
+    Ok(MessageBody {
+        subject: rendered.subject,
+        html,
+        text,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Links(#[from] links::RewriteError),
+}
