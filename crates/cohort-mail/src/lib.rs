@@ -1,15 +1,20 @@
-//! Cohort's mail: rendering and (later) transports. A template version is
+//! Cohort's mail: rendering, messages and transports. A template version is
 //! compiled once ([`template::compile`]: MJML to HTML with mrml, variables
 //! checked); each recipient gets one minijinja render, tracked links and an
 //! open pixel ([`links::track`]) and a plain-text part
-//! ([`text::plain_text`]). Nothing here chooses recipients or touches a
-//! table.
+//! ([`text::plain_text`]); [`message::build`] makes the signed MIME message
+//! and [`outbox_folder`] is the embedded default transport. Nothing here
+//! chooses recipients or touches a table.
 
 pub mod links;
+pub mod message;
+pub mod outbox_folder;
 pub mod template;
 pub mod text;
 
 pub use links::{track, LinkTracking, NO_TRACK_ATTRIBUTE};
+pub use message::{build, DkimKey, Envelope, MessageError, Unsubscribe, WireMessage};
+pub use outbox_folder::{FolderDelivery, OutboxFolder};
 pub use template::{compile, CompiledTemplate, Part, Rendered, TemplateError};
 pub use text::plain_text;
 
