@@ -2,8 +2,8 @@
 # Cohort's single test command (README and .ci/run call exactly this).
 #
 # On a fresh Debian 12 machine, as root, it:
-#   1. installs what the tests need: Debian's postgresql and chromium (skipped when
-#      dpkg already has them), the Python client (tests/clients/requirements.txt) and
+#   1. installs what the tests need: Debian's postgresql, chromium and postfix (its
+#      smtp-sink; no mail system configured) (skipped when dpkg already has them), the Python client (tests/clients/requirements.txt) and
 #      the Node clients + playwright-core (npm ci in tests/clients);
 #   2. gates: `cargo fmt --all --check` and
 #      `cargo clippy --workspace --all-targets --locked -- -D warnings`; either failing
@@ -76,7 +76,7 @@ as_pg() {
 install_deps() {
   local missing=()
   local pkg
-  for pkg in postgresql chromium; do
+  for pkg in postgresql chromium postfix; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
   [[ -x /usr/bin/chromium ]] || { [[ " ${missing[*]} " == *" chromium "* ]] || missing+=(chromium); }
@@ -84,11 +84,14 @@ install_deps() {
     [[ $IS_ROOT -eq 1 ]] || die "missing Debian packages: ${missing[*]} (run as root, or apt-get install them)"
     say "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # postfix only for its smtp-sink and smtp-source (the mail tests' real SMTP
+    # server and the send benchmark's ceiling): no mail system is configured.
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     # Lock::Timeout: wait for another apt/dpkg (e.g. a machine-setup install) instead of failing.
     apt-get -o DPkg::Lock::Timeout=900 update -qq
     apt-get -o DPkg::Lock::Timeout=900 install -y -qq "${missing[@]}" >/dev/null
   else
-    say "Debian packages present: postgresql chromium"
+    say "Debian packages present: postgresql chromium postfix"
   fi
 
   say "pip install -r tests/clients/requirements.txt"

@@ -9,12 +9,14 @@
 pub mod links;
 pub mod message;
 pub mod outbox_folder;
+pub mod smtp;
 pub mod template;
 pub mod text;
 
 pub use links::{track, LinkTracking, NO_TRACK_ATTRIBUTE};
 pub use message::{build, DkimKey, Envelope, MessageError, Unsubscribe, WireMessage};
 pub use outbox_folder::{FolderDelivery, OutboxFolder};
+pub use smtp::{SmtpOutcome, SmtpSender, SmtpSettings, TlsMode};
 pub use template::{compile, CompiledTemplate, Part, Rendered, TemplateError};
 pub use text::plain_text;
 
