@@ -22,7 +22,66 @@ pub struct Config {
     pub destinations: DestinationsConfig,
     pub woocommerce: WooCommerceConfig,
     pub nl: NlConfig,
+    pub mail: MailConfig,
     pub log: LogConfig,
+}
+
+/// Where Cohort's own mail goes (`[mail]`).
+#[derive(Debug, Deserialize)]
+pub struct MailConfig {
+    pub transport: MailTransport,
+    pub outbox_dir: String,
+    pub from: String,
+    pub smtp: SmtpConfig,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    /// `.eml` files in `outbox_dir`: the embedded default.
+    Outbox,
+    Smtp,
+}
+
+/// `[mail.smtp]`.
+#[derive(Debug, Deserialize)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: String,
+    /// `Debug` shows it redacted.
+    #[serde(default)]
+    pub password: Option<SecretString>,
+    pub max_connections: u32,
+    pub timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    None,
+    Starttls,
+    Tls,
+}
+
+impl SmtpConfig {
+    pub fn settings(&self) -> cohort_mail::SmtpSettings {
+        cohort_mail::SmtpSettings {
+            host: self.host.trim().to_owned(),
+            port: self.port,
+            tls: match self.tls {
+                SmtpTls::None => cohort_mail::TlsMode::None,
+                SmtpTls::Starttls => cohort_mail::TlsMode::StartTls,
+                SmtpTls::Tls => cohort_mail::TlsMode::Tls,
+            },
+            username: Some(self.username.trim().to_owned()).filter(|u| !u.is_empty()),
+            password: self.password.clone(),
+            max_connections: self.max_connections.max(1),
+            timeout: std::time::Duration::from_secs(self.timeout_seconds.max(1)),
+            hello_name: None,
+        }
+    }
 }
 
 /// The optional model natural-language segments ask (`[nl]`).

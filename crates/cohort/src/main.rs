@@ -15,6 +15,7 @@ mod destinations;
 mod installations;
 mod jobs;
 mod logging;
+mod mail;
 mod profiles;
 mod segments;
 mod serve;
@@ -82,6 +83,9 @@ enum Command {
     /// The background job queue: list, dead letters, retry
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),
+    /// Mail: send a test message through the configured transport
+    #[command(subcommand)]
+    Mail(mail::MailCommand),
     /// Rebuild profiles, identities, orders, products and tags from the event log
     Reproject,
     /// Measure hot paths
@@ -138,6 +142,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Store(c) => stores::run(&config, c).await,
         Command::Destination(c) => destinations::run(&config, c).await,
         Command::Jobs(c) => jobs::run(&config, c).await,
+        Command::Mail(c) => mail::run(&config, c).await,
         Command::Reproject => profiles::reproject(&config).await,
         Command::Bench(c) => bench::run(&config, c).await,
     }

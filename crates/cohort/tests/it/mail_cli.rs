@@ -1,0 +1,176 @@
+//! `cohort mail test` through the real binary: with the embedded default
+//! the message is an `.eml` in the outbox folder; with `[mail] transport =
+//! "smtp"` it reaches a real SMTP server (postfix's smtp-sink) with the
+//! Message-ID it printed; a bad address or a server that is not there
+//! fails with the reason.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn cohort(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cohort"));
+    command.args(args).current_dir(dir);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("run cohort")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn a_test_message_lands_in_the_outbox_folder_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cohort(
+        dir.path(),
+        &[],
+        &["mail", "test", "--to", "Ann <ann@example.com>"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        printed.starts_with("written to data/outbox/test-"),
+        "{printed}"
+    );
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("data/outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    let eml = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(
+        eml.starts_with("Return-Path: <cohort@localhost>\r\nDelivered-To: ann@example.com\r\n"),
+        "{eml}"
+    );
+    assert!(
+        eml.contains("Subject: Cohort test message for Ann <ann@example.com>"),
+        "{eml}"
+    );
+    assert!(eml.contains("multipart/alternative"));
+    let id = printed
+        .split("Message-ID <")
+        .nth(1)
+        .unwrap()
+        .trim_end()
+        .trim_end_matches(')')
+        .trim_end_matches('>');
+    assert!(eml.contains(&format!("Message-ID: <{id}>")), "{id}: {eml}");
+
+    let bad = cohort(dir.path(), &[], &["mail", "test", "--to", "not an address"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("to:"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
+
+#[test]
+fn a_test_message_reaches_a_real_smtp_server_and_a_missing_one_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = free_port().to_string();
+    let smtp = |port: &str| {
+        vec![
+            ("COHORT_MAIL__TRANSPORT", "smtp".to_owned()),
+            ("COHORT_MAIL__SMTP__HOST", "127.0.0.1".to_owned()),
+            ("COHORT_MAIL__SMTP__PORT", port.to_owned()),
+            ("COHORT_MAIL__SMTP__TLS", "none".to_owned()),
+            ("COHORT_MAIL__SMTP__TIMEOUT_SECONDS", "5".to_owned()),
+        ]
+    };
+    let env = smtp(&closed);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = cohort(
+        dir.path(),
+        &env,
+        &["mail", "test", "--to", "ann@example.com"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("temporary"), "{err}");
+
+    let sink = Path::new("/usr/sbin/smtp-sink");
+    if !sink.exists() {
+        if std::env::var("COHORT_TEST_REQUIRE_CLIENTS").as_deref() == Ok("1") {
+            panic!("COHORT_TEST_REQUIRE_CLIENTS=1 but /usr/sbin/smtp-sink is missing (postfix)");
+        }
+        cohort_testkit::skip(
+            "cohort mail test through smtp-sink",
+            "/usr/sbin/smtp-sink is missing (Debian package postfix)",
+        );
+        return;
+    }
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let dump = dir.path().join("dump");
+    let port = free_port().to_string();
+    let mut server = Command::new(sink)
+        .args(["-u", "nobody", "-D"])
+        .arg(&dump)
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("10")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let env = smtp(&port);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = cohort(
+        dir.path(),
+        &env,
+        &["mail", "test", "--to", "ann@example.com"],
+    );
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        printed.starts_with(&format!("accepted by SMTP 127.0.0.1:{port}: 250")),
+        "{printed}"
+    );
+    let id = printed
+        .split("Message-ID <")
+        .nth(1)
+        .unwrap()
+        .trim_end()
+        .trim_end_matches(')')
+        .trim_end_matches('>')
+        .to_owned();
+    let start = Instant::now();
+    loop {
+        if std::fs::read_to_string(&dump)
+            .unwrap_or_default()
+            .contains(&format!("<{id}>"))
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{id} not in the sink's dump"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+}
