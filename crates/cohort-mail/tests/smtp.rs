@@ -9,7 +9,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use cohort_mail::{build, Envelope, MessageBody, SmtpOutcome, SmtpSender, SmtpSettings, TlsMode};
 
@@ -36,17 +36,6 @@ fn missing(what: &str, why: &str) {
         panic!("COHORT_TEST_REQUIRE_CLIENTS=1 but {why}");
     }
     cohort_testkit::skip(what, why);
-}
-
-fn wait_for_port(port: u16) {
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "nothing listens on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn sender(port: u16) -> SmtpSender {
@@ -85,34 +74,10 @@ fn message(to: &str, id: &str) -> cohort_mail::WireMessage {
 
 #[tokio::test]
 async fn smtp_sink_accepts_and_the_message_arrives_with_its_message_id() {
-    let sink = Path::new("/usr/sbin/smtp-sink");
-    if !sink.exists() {
-        return missing(
-            "SMTP delivery to smtp-sink",
-            "/usr/sbin/smtp-sink is missing (Debian package postfix)",
-        );
-    }
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
-    let dump = dir.path().join("dump");
-    let port = free_port();
-    let _server = Server(
-        Command::new(sink)
-            .args(["-u", "nobody", "-D"])
-            .arg(&dump)
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("10")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port);
-    let smtp = sender(port);
+    let Some(sink) = cohort_testkit::SmtpSink::start("SMTP delivery to smtp-sink") else {
+        return;
+    };
+    let smtp = sender(sink.port());
     smtp.test_connection().await.unwrap();
     for i in 0..3 {
         let outcome = smtp
@@ -123,23 +88,14 @@ async fn smtp_sink_accepts_and_the_message_arrives_with_its_message_id() {
             "{outcome:?}"
         );
     }
-    // smtp-sink appends each transaction to the dump when it ends.
-    let start = Instant::now();
-    loop {
-        let dumped = std::fs::read_to_string(&dump).unwrap_or_default();
-        if (0..3).all(|i| dumped.contains(&format!("<msg_sink_{i}@bluemugs.example>"))) {
-            assert!(
-                dumped.contains("b+msg_sink_0@bounces.bluemugs.example"),
-                "the VERP MAIL FROM"
-            );
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "not in the dump: {dumped}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let ids: Vec<String> = (0..3)
+        .map(|i| format!("<msg_sink_{i}@bluemugs.example>"))
+        .collect();
+    let dumped = sink.wait_for(&ids);
+    assert!(
+        dumped.contains("b+msg_sink_0@bounces.bluemugs.example"),
+        "the VERP MAIL FROM"
+    );
 }
 
 fn kind(outcome: &SmtpOutcome) -> &'static str {

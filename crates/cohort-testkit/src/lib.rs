@@ -11,10 +11,12 @@ mod chat_completions;
 mod database_guard;
 mod receiver;
 mod skip;
+mod smtp_sink;
 
 pub use chat_completions::ChatServer;
 pub use receiver::{Answer, Received, Receiver, RECEIVER_ANSWER};
 pub use skip::{skip, SKIP_LOG_VAR, WOOCOMMERCE_NOT_SET};
+pub use smtp_sink::SmtpSink;
 
 use cohort_domain::ids::{random_token, OrgId};
 use cohort_store::orgs::Source;

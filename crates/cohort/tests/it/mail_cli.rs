@@ -5,8 +5,7 @@
 //! fails with the reason.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 fn cohort(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cohort"));
@@ -100,38 +99,10 @@ fn a_test_message_reaches_a_real_smtp_server_and_a_missing_one_is_reported() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("temporary"), "{err}");
 
-    let sink = Path::new("/usr/sbin/smtp-sink");
-    if !sink.exists() {
-        if std::env::var("COHORT_TEST_REQUIRE_CLIENTS").as_deref() == Ok("1") {
-            panic!("COHORT_TEST_REQUIRE_CLIENTS=1 but /usr/sbin/smtp-sink is missing (postfix)");
-        }
-        cohort_testkit::skip(
-            "cohort mail test through smtp-sink",
-            "/usr/sbin/smtp-sink is missing (Debian package postfix)",
-        );
+    let Some(sink) = cohort_testkit::SmtpSink::start("cohort mail test through smtp-sink") else {
         return;
-    }
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
-    let dump = dir.path().join("dump");
-    let port = free_port().to_string();
-    let mut server = Command::new(sink)
-        .args(["-u", "nobody", "-D"])
-        .arg(&dump)
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("10")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    };
+    let port = sink.port().to_string();
     let env = smtp(&port);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let out = cohort(
@@ -157,20 +128,5 @@ fn a_test_message_reaches_a_real_smtp_server_and_a_missing_one_is_reported() {
         .trim_end_matches(')')
         .trim_end_matches('>')
         .to_owned();
-    let start = Instant::now();
-    loop {
-        if std::fs::read_to_string(&dump)
-            .unwrap_or_default()
-            .contains(&format!("<{id}>"))
-        {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "{id} not in the sink's dump"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = server.kill();
-    let _ = server.wait();
+    sink.wait_for(&[format!("<{id}>")]);
 }
