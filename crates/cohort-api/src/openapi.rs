@@ -17,6 +17,7 @@ use utoipa::OpenApi;
         (name = "profiles", description = "Profiles: identity resolution, traits, tags, metrics, timeline, export, erasure (API token)"),
         (name = "commerce", description = "Orders, products and WooCommerce resource intake (API token)"),
         (name = "segments", description = "Segments: rules in text or JSON form, live members, previews, a profile's segments (API token)"),
+        (name = "mail", description = "Mail: the suppression list (API token)"),
         (name = "destinations", description = "Destinations: signed webhooks and Everflow postbacks, delivery log, replay, test conversions (API token)"),
         (name = "connect", description = "Store plugins: pairing, heartbeat, commands (installation token); installations (API token)"),
         (name = "sdk", description = "The JS tracking SDK served by Cohort"),

@@ -14,6 +14,7 @@ pub mod profile;
 pub mod public_url;
 pub mod secrets;
 pub mod segments;
+pub mod suppression;
 pub mod text_enum;
 pub mod time;
 pub mod tracking;

@@ -22,6 +22,7 @@ mod row;
 pub mod segments;
 pub mod sessions;
 mod sql;
+pub mod suppressions;
 pub mod sync_runs;
 pub mod tokens;
 pub mod users;

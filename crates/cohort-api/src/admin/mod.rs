@@ -10,6 +10,7 @@ pub mod events;
 pub mod installations;
 pub mod profiles;
 pub mod segments;
+pub mod suppressions;
 
 pub use auth::ApiCaller;
 
@@ -59,5 +60,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(segments::segment_members))
         .routes(routes!(segments::profile_segments))
+        .routes(routes!(
+            suppressions::list_suppressions,
+            suppressions::add_suppression
+        ))
+        .routes(routes!(suppressions::lift_suppression))
         .merge(discounts::routes())
 }
