@@ -22,6 +22,7 @@ mod serve;
 mod store_discounts;
 mod stores;
 mod supervisor;
+mod suppression;
 mod tail;
 
 use std::path::PathBuf;
@@ -86,6 +87,9 @@ enum Command {
     /// Mail: send a test message through the configured transport
     #[command(subcommand)]
     Mail(mail::MailCommand),
+    /// The suppression list: list, add, remove (with a reason)
+    #[command(subcommand)]
+    Suppression(suppression::SuppressionCommand),
     /// Rebuild profiles, identities, orders, products and tags from the event log
     Reproject,
     /// Measure hot paths
@@ -143,6 +147,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Destination(c) => destinations::run(&config, c).await,
         Command::Jobs(c) => jobs::run(&config, c).await,
         Command::Mail(c) => mail::run(&config, c).await,
+        Command::Suppression(c) => suppression::run(&config, c).await,
         Command::Reproject => profiles::reproject(&config).await,
         Command::Bench(c) => bench::run(&config, c).await,
     }

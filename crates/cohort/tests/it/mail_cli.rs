@@ -130,3 +130,93 @@ fn a_test_message_reaches_a_real_smtp_server_and_a_missing_one_is_reported() {
         .to_owned();
     sink.wait_for(&[format!("<{id}>")]);
 }
+
+/// `cohort suppression` on a real database file: add (normalised, once per
+/// reason), list, remove with a reason; refusals name the option.
+#[test]
+fn the_suppression_list_is_kept_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/cohort.db", dir.path().display());
+    let env = [("COHORT_DATABASE__URL", url.as_str())];
+    let ok = |args: &[&str]| {
+        let out = cohort(dir.path(), &env, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(&["org", "create", "--name", "Blue Mugs"]);
+    assert_eq!(
+        ok(&[
+            "suppression",
+            "add",
+            "Ann@Example.com",
+            "--detail",
+            "asked by phone"
+        ]),
+        "suppressed\tann@example.com\tmanual\n"
+    );
+    assert_eq!(
+        ok(&["suppression", "add", "ann@example.com"]),
+        "already suppressed\tann@example.com\tmanual\n"
+    );
+    ok(&[
+        "suppression",
+        "add",
+        "bob@example.com",
+        "--reason",
+        "hard_bounce",
+    ]);
+    let listed = ok(&["suppression", "list"]);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert!(
+        lines[0].starts_with("ann@example.com\tmanual\t") && lines[0].ends_with("\tasked by phone"),
+        "{listed}"
+    );
+    assert!(
+        lines[1].starts_with("bob@example.com\thard_bounce\t"),
+        "{listed}"
+    );
+    assert_eq!(
+        ok(&["suppression", "list", "--reason", "hard_bounce"])
+            .lines()
+            .count(),
+        1
+    );
+    assert_eq!(
+        ok(&[
+            "suppression",
+            "remove",
+            "ann@example.com",
+            "--reason",
+            "mailed again"
+        ]),
+        "lifted\tann@example.com\t1 reason(s)\n"
+    );
+    for (args, words) in [
+        (vec!["suppression", "add", "nobody"], "email"),
+        (
+            vec!["suppression", "add", "c@example.com", "--reason", "bounced"],
+            "--reason",
+        ),
+        (
+            vec![
+                "suppression",
+                "remove",
+                "ann@example.com",
+                "--reason",
+                "again",
+            ],
+            "not suppressed",
+        ),
+    ] {
+        let out = cohort(dir.path(), &env, &args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(words), "{args:?}: {err}");
+    }
+    assert_eq!(ok(&["suppression", "list"]).lines().count(), 1);
+}
