@@ -29,6 +29,14 @@ use cohort_domain::segments::Rule;
 use crate::row::RowExt;
 use crate::{Backend, Db, StoreError};
 
+/// The first column of every row: profile ids.
+fn ids(rows: &[sqlx::any::AnyRow]) -> Result<Vec<String>, SegmentQueryError> {
+    Ok(rows
+        .iter()
+        .map(|r| r.col::<String, _>(0))
+        .collect::<Result<_, _>>()?)
+}
+
 /// PostgreSQL: before a select over every profile, the tables segment SQL
 /// reads are analysed when their statistics lag far behind their rows (a
 /// store's history just imported, a second organisation's first events;
@@ -88,23 +96,10 @@ impl Db {
         now_us: i64,
         lookup: &(dyn Fn(&str) -> Option<Rule> + Sync),
     ) -> Result<Vec<String>, SegmentQueryError> {
-        let compiled = compile(self.backend(), org, rule, now_us, Scope::All, lookup)?;
-        self.fetch_ids(compiled).await
-    }
-
-    /// The first column of every row of a compiled select.
-    async fn fetch_ids(&self, compiled: CompiledRule) -> Result<Vec<String>, SegmentQueryError> {
-        let mut conn = self.pool().acquire().await?;
-        refresh_stale_statistics(&mut conn, self.backend()).await?;
-        let rows = compiled
-            .statement
-            .query_planned_for_values()
-            .fetch_all(&mut *conn)
+        let rows = self
+            .select_over_all(org, rule, now_us, lookup, Select::Ids)
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| r.col::<String, _>(0))
-            .collect::<Result<_, _>>()?)
+        ids(&rows)
     }
 
     /// How many profiles of `org` the rule selects at `now_us`: the
@@ -116,23 +111,13 @@ impl Db {
         now_us: i64,
         lookup: &(dyn Fn(&str) -> Option<Rule> + Sync),
     ) -> Result<u64, SegmentQueryError> {
-        let compiled = compile_select(
-            self.backend(),
-            org,
-            rule,
-            now_us,
-            Scope::All,
-            lookup,
-            Select::Count,
-        )?;
-        let mut conn = self.pool().acquire().await?;
-        refresh_stale_statistics(&mut conn, self.backend()).await?;
-        let row = compiled
-            .statement
-            .query_planned_for_values()
-            .fetch_one(&mut *conn)
+        let rows = self
+            .select_over_all(org, rule, now_us, lookup, Select::Count)
             .await?;
-        let n: i64 = row.col(0)?;
+        let n: i64 = match rows.first() {
+            Some(row) => row.col(0)?,
+            None => 0,
+        };
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -146,6 +131,22 @@ impl Db {
         lookup: &(dyn Fn(&str) -> Option<Rule> + Sync),
         limit: u32,
     ) -> Result<Vec<String>, SegmentQueryError> {
+        let rows = self
+            .select_over_all(org, rule, now_us, lookup, Select::FirstIds(limit))
+            .await?;
+        ids(&rows)
+    }
+
+    /// A rule's select over every profile of `org`, on statistics fresh
+    /// enough to plan it.
+    async fn select_over_all(
+        &self,
+        org: &OrgId,
+        rule: &Rule,
+        now_us: i64,
+        lookup: &(dyn Fn(&str) -> Option<Rule> + Sync),
+        select: Select,
+    ) -> Result<Vec<sqlx::any::AnyRow>, SegmentQueryError> {
         let compiled = compile_select(
             self.backend(),
             org,
@@ -153,9 +154,15 @@ impl Db {
             now_us,
             Scope::All,
             lookup,
-            Select::FirstIds(limit),
+            select,
         )?;
-        self.fetch_ids(compiled).await
+        let mut conn = self.pool().acquire().await?;
+        refresh_stale_statistics(&mut conn, self.backend()).await?;
+        Ok(compiled
+            .statement
+            .query_planned_for_values()
+            .fetch_all(&mut *conn)
+            .await?)
     }
 
     /// The plan of a rule's member query, one line per row: `EXPLAIN QUERY

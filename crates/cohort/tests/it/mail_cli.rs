@@ -16,6 +16,18 @@ fn cohort(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     command.output().expect("run cohort")
 }
 
+/// The Message-ID `cohort mail test` printed: `… (Message-ID <id>)`.
+fn printed_message_id(printed: &str) -> String {
+    printed
+        .split("Message-ID <")
+        .nth(1)
+        .unwrap_or_default()
+        .trim_end()
+        .trim_end_matches(')')
+        .trim_end_matches('>')
+        .to_owned()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -57,13 +69,7 @@ fn a_test_message_lands_in_the_outbox_folder_by_default() {
         "{eml}"
     );
     assert!(eml.contains("multipart/alternative"));
-    let id = printed
-        .split("Message-ID <")
-        .nth(1)
-        .unwrap()
-        .trim_end()
-        .trim_end_matches(')')
-        .trim_end_matches('>');
+    let id = printed_message_id(&printed);
     assert!(eml.contains(&format!("Message-ID: <{id}>")), "{id}: {eml}");
 
     let bad = cohort(dir.path(), &[], &["mail", "test", "--to", "not an address"]);
@@ -79,22 +85,22 @@ fn a_test_message_lands_in_the_outbox_folder_by_default() {
 fn a_test_message_reaches_a_real_smtp_server_and_a_missing_one_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let closed = free_port().to_string();
-    let smtp = |port: &str| {
-        vec![
-            ("COHORT_MAIL__TRANSPORT", "smtp".to_owned()),
-            ("COHORT_MAIL__SMTP__HOST", "127.0.0.1".to_owned()),
-            ("COHORT_MAIL__SMTP__PORT", port.to_owned()),
-            ("COHORT_MAIL__SMTP__TLS", "none".to_owned()),
-            ("COHORT_MAIL__SMTP__TIMEOUT_SECONDS", "5".to_owned()),
-        ]
+    // `cohort mail test` through SMTP on 127.0.0.1:`port`.
+    let send_through = |port: &str| {
+        let env = [
+            ("COHORT_MAIL__TRANSPORT", "smtp"),
+            ("COHORT_MAIL__SMTP__HOST", "127.0.0.1"),
+            ("COHORT_MAIL__SMTP__PORT", port),
+            ("COHORT_MAIL__SMTP__TLS", "none"),
+            ("COHORT_MAIL__SMTP__TIMEOUT_SECONDS", "5"),
+        ];
+        cohort(
+            dir.path(),
+            &env,
+            &["mail", "test", "--to", "ann@example.com"],
+        )
     };
-    let env = smtp(&closed);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let out = cohort(
-        dir.path(),
-        &env,
-        &["mail", "test", "--to", "ann@example.com"],
-    );
+    let out = send_through(&closed);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("temporary"), "{err}");
@@ -103,13 +109,7 @@ fn a_test_message_reaches_a_real_smtp_server_and_a_missing_one_is_reported() {
         return;
     };
     let port = sink.port().to_string();
-    let env = smtp(&port);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let out = cohort(
-        dir.path(),
-        &env,
-        &["mail", "test", "--to", "ann@example.com"],
-    );
+    let out = send_through(&port);
     let printed = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -120,14 +120,7 @@ fn a_test_message_reaches_a_real_smtp_server_and_a_missing_one_is_reported() {
         printed.starts_with(&format!("accepted by SMTP 127.0.0.1:{port}: 250")),
         "{printed}"
     );
-    let id = printed
-        .split("Message-ID <")
-        .nth(1)
-        .unwrap()
-        .trim_end()
-        .trim_end_matches(')')
-        .trim_end_matches('>')
-        .to_owned();
+    let id = printed_message_id(&printed);
     sink.wait_for(&[format!("<{id}>")]);
 }
 
