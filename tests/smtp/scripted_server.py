@@ -6,6 +6,7 @@ of Cohort's mail tests. The recipient's local part picks the answer:
   slow@…      421 4.7.0 Try again later, closing connection.
   busy@…      450 4.2.1 Too many requests, please slow down
   later@…     451 4.3.0 Local error in processing
+  flaky…@…    451 the first time an address is tried, 250 after
   gone@…      550 5.1.1 <gone@…>: Recipient address rejected: User unknown
   reject@…    554 5.7.1 Message rejected (at the end of DATA)
 
@@ -28,8 +29,14 @@ RCPT_ANSWERS = {
 
 
 class Scripted:
+    def __init__(self):
+        self.tried = set()
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         local = address.split("@", 1)[0].lower()
+        if local.startswith("flaky") and address.lower() not in self.tried:
+            self.tried.add(address.lower())
+            return "451 4.3.0 Local error in processing"
         if local in RCPT_ANSWERS:
             return RCPT_ANSWERS[local]
         if local == "gone":

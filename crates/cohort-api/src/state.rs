@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use cohort_domain::collect::Limits;
 use cohort_engine::destinations::Dispatcher;
+use cohort_engine::mail::Mail;
 use cohort_engine::outbound::OutboundPolicy;
 use cohort_engine::segments::model::RuleModel;
 use cohort_engine::store_discounts::{StoreClient, STORE_TIMEOUT};
@@ -46,6 +47,9 @@ pub(crate) struct Inner {
     pub store_client: Option<StoreClient>,
     /// The operator's model for natural-language segments (`[nl]`).
     pub rule_model: Option<Arc<RuleModel>>,
+    /// The outbox, providers and sending domains; `None`: the mail routes
+    /// answer 503.
+    pub mail: Option<Mail>,
 }
 
 impl AppState {
@@ -65,6 +69,7 @@ impl AppState {
                 destinations: None,
                 store_client,
                 rule_model: None,
+                mail: None,
             }),
         }
     }
@@ -91,6 +96,20 @@ impl AppState {
             ),
         }
         self
+    }
+
+    /// Enables the mail routes with the server's mail service (the same
+    /// secrets key and transport as the outbox worker). Call before cloning.
+    pub fn with_mail(mut self, mail: Mail) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.mail = Some(mail),
+            None => tracing::error!("AppState::with_mail called on a shared state; mail stays off"),
+        }
+        self
+    }
+
+    pub(crate) fn mail(&self) -> Option<&Mail> {
+        self.inner.mail.as_ref()
     }
 
     pub(crate) fn rule_model(&self) -> Option<Arc<RuleModel>> {

@@ -18,16 +18,7 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let answer = app.api(who, method, path, body).await;
-    let status = answer.status;
-    (
-        status,
-        if answer.body.is_empty() {
-            Value::Null
-        } else {
-            answer.json()
-        },
-    )
+    app.api_json(who, method, path, body).await
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ pub mod connect;
 pub mod destinations;
 pub mod discounts;
 pub mod ids;
+pub mod mail;
 pub mod members;
 pub mod profile;
 pub mod public_url;

@@ -11,13 +11,15 @@
 //!   the admin API, the UI and the CLI share;
 //! - `outbound`: the one HTTP policy every client above uses;
 //! - `projection`: the profile projection's background loop;
-//! - `segments`: saved segments, previews and live membership.
+//! - `segments`: saved segments, previews and live membership;
+//! - `mail`: the durable outbox, its worker, providers and sending domains.
 //!
 //! No HTTP server, no HTML, no SQL: decisions that need no IO live in
 //! `cohort-domain`.
 
 pub mod destinations;
 pub mod intake;
+pub mod mail;
 pub mod outbound;
 pub mod projection;
 pub mod segments;

@@ -6,22 +6,9 @@
 //! command; without them the tests fail under COHORT_TEST_REQUIRE_CLIENTS=1
 //! and are recorded as skipped otherwise.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use cohort_mail::{build, Envelope, MessageBody, SmtpOutcome, SmtpSender, SmtpSettings, TlsMode};
-
-/// Kills the server when the test ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -29,13 +16,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn missing(what: &str, why: &str) {
-    if std::env::var("COHORT_TEST_REQUIRE_CLIENTS").as_deref() == Ok("1") {
-        panic!("COHORT_TEST_REQUIRE_CLIENTS=1 but {why}");
-    }
-    cohort_testkit::skip(what, why);
 }
 
 fn sender(port: u16) -> SmtpSender {
@@ -109,31 +89,11 @@ fn kind(outcome: &SmtpOutcome) -> &'static str {
 
 #[tokio::test]
 async fn every_failure_answer_means_what_it_says_for_the_outbox() {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/smtp/scripted_server.py");
-    let port = free_port();
-    let mut child = Command::new("python3")
-        .arg(&script)
-        .arg(port.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().and_then(Result::ok);
-    if first.as_deref() != Some(&format!("ready {port}")) {
-        let mut err = String::new();
-        let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
-        let _ = child.kill();
-        let _ = child.wait();
-        if err.contains("No module named 'aiosmtpd'") {
-            return missing(
-                "SMTP failure answers from aiosmtpd",
-                "python3 cannot import aiosmtpd (pip install -r tests/clients/requirements.txt)",
-            );
-        }
-        panic!("the scripted server did not start: {first:?} {err}");
-    }
-    let _server = Server(child);
+    let Some(server) = cohort_testkit::ScriptedSmtp::start("SMTP failure answers from aiosmtpd")
+    else {
+        return;
+    };
+    let port = server.port();
     let smtp = sender(port);
     let cases = [
         ("ok@example.com", "accepted", "250"),
@@ -149,10 +109,7 @@ async fn every_failure_answer_means_what_it_says_for_the_outbox() {
         assert_eq!(kind(&outcome), *expected, "{to}: {outcome:?}");
         assert!(outcome.answer().contains(words), "{to}: {outcome:?}");
     }
-    assert_eq!(
-        lines.next().and_then(Result::ok).as_deref(),
-        Some("accepted <msg_s0@bluemugs.example>")
-    );
+    assert_eq!(server.wait_for_accepted(1), ["<msg_s0@bluemugs.example>"]);
 
     // Nobody listening: temporary, retried later.
     let closed = free_port();

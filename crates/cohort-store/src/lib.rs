@@ -15,6 +15,7 @@ pub mod events;
 mod issued;
 pub mod jobs;
 pub mod log_cursor;
+pub mod mail;
 pub mod memberships;
 pub mod orgs;
 pub mod projection;

@@ -51,35 +51,8 @@ impl Db {
         detail: Option<&str>,
         source: &str,
     ) -> Result<bool, StoreError> {
-        let now = now_micros();
         let mut tx = self.begin_write().await?;
-        let added = sqlx::query(
-            "INSERT INTO suppressions (org_id, email, reason, detail, source, created_at_us) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id, email, reason) DO NOTHING",
-        )
-        .bind(org.as_str())
-        .bind(email)
-        .bind(reason.as_str())
-        .bind(detail)
-        .bind(source)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if added {
-            log(
-                &mut tx,
-                org,
-                email,
-                "added",
-                reason.as_str(),
-                detail,
-                source,
-                now,
-            )
-            .await?;
-        }
+        let added = suppress_in(&mut tx, org, email, reason, detail, source, now_micros()).await?;
         tx.commit().await?;
         Ok(added)
     }
@@ -247,4 +220,45 @@ async fn log(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// [`Db::suppress`] inside the caller's transaction (a hard bounce is
+/// recorded with the attempt that got it).
+pub(crate) async fn suppress_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    org: &OrgId,
+    email: &str,
+    reason: SuppressionReason,
+    detail: Option<&str>,
+    source: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let added = sqlx::query(
+        "INSERT INTO suppressions (org_id, email, reason, detail, source, created_at_us) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id, email, reason) DO NOTHING",
+    )
+    .bind(org.as_str())
+    .bind(email)
+    .bind(reason.as_str())
+    .bind(detail)
+    .bind(source)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if added {
+        log(
+            tx,
+            org,
+            email,
+            "added",
+            reason.as_str(),
+            detail,
+            source,
+            now,
+        )
+        .await?;
+    }
+    Ok(added)
 }

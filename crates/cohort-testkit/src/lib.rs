@@ -10,11 +10,13 @@
 mod chat_completions;
 mod database_guard;
 mod receiver;
+mod scripted_smtp;
 mod skip;
 mod smtp_sink;
 
 pub use chat_completions::ChatServer;
 pub use receiver::{Answer, Received, Receiver, RECEIVER_ANSWER};
+pub use scripted_smtp::ScriptedSmtp;
 pub use skip::{skip, SKIP_LOG_VAR, WOOCOMMERCE_NOT_SET};
 pub use smtp_sink::SmtpSink;
 

@@ -32,7 +32,54 @@ pub struct MailConfig {
     pub transport: MailTransport,
     pub outbox_dir: String,
     pub from: String,
+    pub bounce_domain: String,
+    pub worker_enabled: bool,
+    pub max_attempts: u32,
+    pub retry_base_seconds: u64,
+    pub retry_max_seconds: u64,
+    pub batch: u32,
+    pub lease_seconds: u64,
     pub smtp: SmtpConfig,
+}
+
+impl MailConfig {
+    /// What the outbox sends with.
+    pub fn settings(&self) -> anyhow::Result<cohort_engine::mail::MailSettings> {
+        use cohort_engine::mail::{MailSettings, NodeTransport};
+        use std::time::Duration;
+        let transport = match self.transport {
+            MailTransport::Outbox => NodeTransport::Folder(self.outbox_dir.clone().into()),
+            MailTransport::Smtp => {
+                if self.smtp.host.trim().is_empty() {
+                    anyhow::bail!(
+                        "invalid configuration: [mail] transport is \"smtp\" but [mail.smtp] host is empty"
+                    );
+                }
+                NodeTransport::Smtp(self.smtp.settings())
+            }
+        };
+        let bounce_domain = match self.bounce_domain.trim() {
+            "" => None,
+            domain => Some(cohort_domain::mail::normalize_domain(domain).map_err(|e| {
+                anyhow::anyhow!("invalid configuration: [mail] bounce_domain: {e}")
+            })?),
+        };
+        Ok(MailSettings {
+            from: self.from.clone(),
+            transport,
+            bounce_domain,
+            max_attempts: self.max_attempts.max(1),
+            backoff: cohort_jobs::backoff::Backoff {
+                base: Duration::from_secs(self.retry_base_seconds.max(1)),
+                max: Duration::from_secs(
+                    self.retry_max_seconds.max(self.retry_base_seconds.max(1)),
+                ),
+            },
+            batch: self.batch.clamp(1, 10_000),
+            lease: Duration::from_secs(self.lease_seconds.max(10)),
+            smtp_timeout: Duration::from_secs(self.smtp.timeout_seconds.max(1)),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use cohort_api::{ApiSettings, AppState};
 use cohort_engine::destinations::Dispatcher;
+use cohort_engine::mail::{Mail, MailRounds};
 use cohort_engine::projection::ProjectionRounds;
 use cohort_engine::segments::defaults::DefaultsRounds;
 use cohort_engine::segments::membership::MembershipRounds;
@@ -49,6 +50,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let key = config.destinations_key()?;
     let destinations = Dispatcher::new(db.clone(), key.clone(), options)
         .context("invalid [destinations] configuration")?;
+    // One mail service: the outbox worker, and what the admin API sends,
+    // lists and manages providers with (same key, same transport).
+    let mail = Mail::new(db.clone(), key.clone(), config.mail.settings()?)
+        .context("invalid [mail] configuration")?;
     let rule_model = config.nl.rule_model()?;
     if let Some(model) = &rule_model {
         tracing::info!(
@@ -66,13 +71,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     ));
     let state = AppState::new(db.clone(), writer.clone(), settings)
         .with_destinations(destinations.clone())
-        .with_rule_model(rule_model);
+        .with_rule_model(rule_model)
+        .with_mail(mail.clone());
 
     let http = config.server.has(Role::Http);
     let workers = config.server.has(Role::Workers);
     let mut supervisor = Supervisor::new();
     if workers {
-        start_workers(&config, &mut supervisor, &db, writer, key, &destinations)?;
+        start_workers(
+            &config,
+            &mut supervisor,
+            &db,
+            writer,
+            key,
+            &destinations,
+            &mail,
+        )?;
     }
     tracing::info!(http, workers = ?supervisor.names(), "roles");
 
@@ -112,6 +126,7 @@ fn start_workers(
     writer: EventWriter,
     key: SecretsKey,
     destinations: &Dispatcher,
+    mail: &Mail,
 ) -> anyhow::Result<()> {
     if config.projection.enabled {
         let rounds = ProjectionRounds(Projector::new(db.clone()));
@@ -133,6 +148,14 @@ fn start_workers(
         let defaults = DefaultsRounds::new(&Segments::new(db.clone()));
         supervisor.spawn("ready-made-segments", move |stop| {
             run_rounds(defaults, Pacing::idle(Duration::from_secs(30)), stop)
+        });
+    }
+    // The outbox: every queued message sent, retried or dead-lettered, by
+    // lease across nodes (docs/MAIL.md).
+    if config.mail.worker_enabled {
+        let rounds = MailRounds::new(mail.clone());
+        supervisor.spawn("mail-outbox", move |stop| {
+            run_rounds(rounds, Pacing::idle(Duration::from_millis(500)), stop)
         });
     }
     if config.destinations.enabled {

@@ -8,6 +8,7 @@ pub mod destinations;
 pub mod discounts;
 pub mod events;
 pub mod installations;
+pub mod mail;
 pub mod profiles;
 pub mod segments;
 pub mod suppressions;
@@ -65,5 +66,16 @@ pub fn routes() -> OpenApiRouter<AppState> {
             suppressions::add_suppression
         ))
         .routes(routes!(suppressions::lift_suppression))
+        .routes(routes!(mail::list_providers, mail::create_provider))
+        .routes(routes!(
+            mail::get_provider,
+            mail::update_provider,
+            mail::delete_provider
+        ))
+        .routes(routes!(mail::test_provider))
+        .routes(routes!(mail::list_domains, mail::add_domain))
+        .routes(routes!(mail::list_messages))
+        .routes(routes!(mail::get_message))
+        .routes(routes!(mail::retry_message))
         .merge(discounts::routes())
 }

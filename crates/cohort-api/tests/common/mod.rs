@@ -24,6 +24,9 @@ pub struct TestApp {
     pub b: Seeded,
     /// The router's state (background workers under test share it).
     pub state: AppState,
+    /// The mail service the routes use: its outbox folder is `mail_dir`.
+    pub mail: cohort_engine::mail::Mail,
+    pub mail_dir: tempfile::TempDir,
     /// The writer tasks: dropping a JoinSet aborts them.
     _writer: tokio::task::JoinSet<()>,
     _projector: AbortOnDrop,
@@ -119,7 +122,8 @@ impl TestApp {
             cohort_engine::destinations::Dispatcher::new(t.db.clone(), key, options)
                 .expect("dispatcher")
         });
-        let (state, router) = whole_app(&t.db, writer, settings, dispatcher, rule_model);
+        let (mail, mail_dir) = test_mail(&t.db, dispatcher.as_ref());
+        let (state, router) = whole_app(&t.db, writer, settings, dispatcher, rule_model, &mail);
         let projector = cohort_store::projection::Projector::new(t.db.clone())
             .spawn(std::time::Duration::from_millis(20));
         Self {
@@ -128,6 +132,8 @@ impl TestApp {
             a,
             b,
             state,
+            mail,
+            mail_dir,
             _writer: tasks,
             _projector: AbortOnDrop(projector),
         }
@@ -143,7 +149,15 @@ impl TestApp {
         let b = cohort_testkit::seed(&t.db, "Org B").await;
         let (writer, tasks) = EventWriter::start(t.db.clone(), WriterOptions::default());
         let dispatcher = Some(dispatcher(&t.db));
-        let (state, router) = whole_app(&t.db, writer, ApiSettings::default(), dispatcher, None);
+        let (mail, mail_dir) = test_mail(&t.db, dispatcher.as_ref());
+        let (state, router) = whole_app(
+            &t.db,
+            writer,
+            ApiSettings::default(),
+            dispatcher,
+            None,
+            &mail,
+        );
         let projector = cohort_store::projection::Projector::new(t.db.clone())
             .spawn(std::time::Duration::from_millis(20));
         Self {
@@ -152,6 +166,8 @@ impl TestApp {
             a,
             b,
             state,
+            mail,
+            mail_dir,
             _writer: tasks,
             _projector: AbortOnDrop(projector),
         }
@@ -208,6 +224,23 @@ impl TestApp {
     }
 
     /// Sends a request with org `who`'s API token.
+    /// The status and JSON body (`null` when empty) of an admin API call.
+    pub async fn api_json(
+        &self,
+        who: &Seeded,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let answer = self.api(who, method, path, body).await;
+        let json = if answer.body.is_empty() {
+            Value::Null
+        } else {
+            answer.json()
+        };
+        (answer.status, json)
+    }
+
     pub async fn api(&self, who: &Seeded, method: &str, path: &str, body: Option<Value>) -> Answer {
         let builder = Request::builder()
             .method(method)
@@ -252,6 +285,7 @@ fn whole_app(
     settings: ApiSettings,
     dispatcher: Option<cohort_engine::destinations::Dispatcher>,
     rule_model: Option<RuleModel>,
+    mail: &cohort_engine::mail::Mail,
 ) -> (AppState, Router) {
     let pages = cohort_web::router(cohort_web::WebState::with_rule_model(
         db.clone(),
@@ -261,11 +295,32 @@ fn whole_app(
         dispatcher.clone(),
         rule_model.clone(),
     ));
-    let mut state = AppState::new(db.clone(), writer, settings).with_rule_model(rule_model);
+    let mut state = AppState::new(db.clone(), writer, settings)
+        .with_rule_model(rule_model)
+        .with_mail(mail.clone());
     if let Some(dispatcher) = dispatcher {
         state = state.with_destinations(dispatcher);
     }
     (state.clone(), cohort_api::router_with_pages(state, pages))
+}
+
+/// The mail service of a test app: the outbox folder in a fresh temporary
+/// directory, the destinations' key when there is one (as `cohort serve`).
+fn test_mail(
+    db: &cohort_store::Db,
+    dispatcher: Option<&cohort_engine::destinations::Dispatcher>,
+) -> (cohort_engine::mail::Mail, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("mail dir");
+    let key = dispatcher
+        .map(|d| d.key().clone())
+        .unwrap_or_else(cohort_store::destinations::SecretsKey::generate);
+    let mail = cohort_engine::mail::Mail::new(
+        db.clone(),
+        key,
+        cohort_engine::mail::MailSettings::folder(dir.path(), "Blue Mugs <news@bluemugs.example>"),
+    )
+    .expect("mail service");
+    (mail, dir)
 }
 
 /// A page with the escapes of `/` and `'` undone (minijinja escapes
