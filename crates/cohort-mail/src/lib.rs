@@ -6,6 +6,7 @@
 //! and [`outbox_folder`] is the embedded default transport. Nothing here
 //! chooses recipients or touches a table.
 
+pub mod bounces;
 pub mod links;
 pub mod message;
 pub mod outbox_folder;
