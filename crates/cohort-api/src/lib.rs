@@ -18,6 +18,7 @@ pub(crate) mod connect;
 mod error;
 mod health;
 mod intake;
+mod mail_webhooks;
 mod openapi;
 mod sdk;
 mod state;
@@ -78,6 +79,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(health::routes())
         .merge(sdk::routes())
         .merge(connect::routes())
+        .merge(mail_webhooks::routes())
 }
 
 /// The OpenAPI document as served at `/openapi.json`.

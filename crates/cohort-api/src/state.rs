@@ -120,6 +120,10 @@ impl AppState {
         self.inner.destinations.as_ref()
     }
 
+    pub(crate) fn public_url(&self) -> Option<&str> {
+        self.inner.settings.public_url.as_deref()
+    }
+
     pub fn db(&self) -> &Db {
         &self.inner.db
     }

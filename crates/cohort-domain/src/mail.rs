@@ -341,6 +341,79 @@ pub fn address_domain(address: &str) -> Option<String> {
     (!domain.is_empty()).then_some(domain)
 }
 
+text_enum! {
+    /// What a bounce or complaint report says happened to one recipient of
+    /// one message, whatever brought it (a DSN, an ARF report, a provider's
+    /// webhook).
+    pub enum ReportKind {
+        /// The address does not take mail: suppress it.
+        HardBounce = "hard_bounce",
+        /// Not delivered this time (full mailbox, greylisting, a delay):
+        /// counted, and only soft bounces in a row suppress the address.
+        SoftBounce = "soft_bounce",
+        /// The recipient marked the message as spam (or asked to hear no
+        /// more): no more marketing mail.
+        Complaint = "complaint",
+        /// The receiving server accepted the message.
+        Delivered = "delivered",
+    }
+}
+
+/// The id a relay gave a message it accepted, from its `250` answer, so a
+/// provider's webhook that names only its own id finds the message:
+/// `250 2.0.0 Ok: queued as 4C1F2A0B3D` (postfix, SendGrid), `250 Ok
+/// 0100018c…-000000` (Amazon SES), `250 OK id=1rA2b3-0004cD-Ef` (exim).
+pub fn queued_id(answer: &str) -> Option<String> {
+    let lower = answer.to_ascii_lowercase();
+    let token_after = |marker: &str| -> Option<&str> {
+        let at = lower.find(marker)? + marker.len();
+        answer[at..].split_whitespace().next()
+    };
+    let token = token_after("queued as ")
+        .or_else(|| token_after("id="))
+        .or_else(|| {
+            // SES: the id is the word after a bare "Ok".
+            let mut words = answer.split_whitespace().skip_while(|w| {
+                w.chars()
+                    .all(|c| c.is_ascii_digit() || c == '.' || c == '-')
+            });
+            let ok = words.next()?;
+            ok.eq_ignore_ascii_case("ok")
+                .then(|| words.next())
+                .flatten()
+        })?;
+    let token = token
+        .trim_matches(|c: char| matches!(c, '<' | '>' | '(' | ')' | ',' | ';' | '"'))
+        .trim_end_matches('.');
+    let plausible = token.len() >= 6
+        && token.len() <= 200
+        && token
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+    plausible.then(|| token.to_owned())
+}
+
+/// The outbox id in one of Cohort's Message-IDs (`{id}@{domain}`, angle
+/// brackets or not), if it has the shape of one.
+pub fn outbox_id_of_message_id(message_id: &str) -> Option<&str> {
+    let bare = message_id
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>');
+    let (id, domain) = bare.split_once('@')?;
+    let looks_like_ours = id.starts_with("msg_")
+        && id.len() > 4
+        && !domain.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    looks_like_ours.then_some(id)
+}
+
+/// Soft bounces in a row that suppress an address unless `[mail]
+/// soft_bounce_limit` says otherwise (Klaviyo and listmonk use a few).
+pub const DEFAULT_SOFT_BOUNCE_LIMIT: u32 = 3;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,5 +527,38 @@ mod tests {
             ]
         );
         assert_eq!(r[2].name, "_dmarc.shop.example");
+    }
+    #[test]
+    fn relays_queued_ids_are_read_from_their_answers() {
+        assert_eq!(
+            queued_id("250 2.0.0 Ok: queued as 4C1F2A0B3D").as_deref(),
+            Some("4C1F2A0B3D")
+        );
+        assert_eq!(
+            queued_id("250 Ok 0100018c5e0e9a3b-5f1c2d3e-0000-000000").as_deref(),
+            Some("0100018c5e0e9a3b-5f1c2d3e-0000-000000")
+        );
+        assert_eq!(
+            queued_id("250 OK id=1rA2b3-0004cD-Ef").as_deref(),
+            Some("1rA2b3-0004cD-Ef")
+        );
+        assert_eq!(queued_id("250 2.0.0 Ok"), None);
+        assert_eq!(queued_id("written to /tmp/x.eml"), None);
+        assert_eq!(queued_id("250 ok"), None);
+    }
+
+    #[test]
+    fn cohort_message_ids_name_their_outbox_row() {
+        assert_eq!(
+            outbox_id_of_message_id("<msg_01HAB@shop.example>"),
+            Some("msg_01HAB")
+        );
+        assert_eq!(
+            outbox_id_of_message_id("msg_01HAB@shop.example"),
+            Some("msg_01HAB")
+        );
+        assert_eq!(outbox_id_of_message_id("CAF=abc@mail.gmail.com"), None);
+        assert_eq!(outbox_id_of_message_id("msg_@x"), None);
+        assert_eq!(outbox_id_of_message_id("msg_1"), None);
     }
 }

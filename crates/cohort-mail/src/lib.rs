@@ -7,6 +7,7 @@
 //! chooses recipients or touches a table.
 
 pub mod bounces;
+pub mod inbound_smtp;
 pub mod links;
 pub mod message;
 pub mod outbox_folder;

@@ -39,7 +39,16 @@ pub struct MailConfig {
     pub retry_max_seconds: u64,
     pub batch: u32,
     pub lease_seconds: u64,
+    pub soft_bounce_limit: u32,
+    pub inbound: InboundConfig,
     pub smtp: SmtpConfig,
+}
+
+/// `[mail.inbound]`: the SMTP listener for bounces and complaints.
+#[derive(Debug, Deserialize)]
+pub struct InboundConfig {
+    pub listen: String,
+    pub max_message_kb: usize,
 }
 
 impl MailConfig {
@@ -78,6 +87,7 @@ impl MailConfig {
             batch: self.batch.clamp(1, 10_000),
             lease: Duration::from_secs(self.lease_seconds.max(10)),
             smtp_timeout: Duration::from_secs(self.smtp.timeout_seconds.max(1)),
+            soft_bounce_limit: self.soft_bounce_limit.max(1),
         })
     }
 }

@@ -88,6 +88,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             &mail,
         )?;
     }
+    start_inbound(&config, &mut supervisor, &mail).await?;
     tracing::info!(http, workers = ?supervisor.names(), "roles");
 
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
@@ -174,6 +175,37 @@ fn start_workers(
             worker.run_until(Supervisor::watch(&stop))
         });
     }
+    Ok(())
+}
+
+/// The inbound SMTP listener for bounces and complaints, when `[mail.inbound]
+/// listen` is set; bound before anything else starts, so a port taken is a
+/// clear error at start.
+async fn start_inbound(
+    config: &Config,
+    supervisor: &mut Supervisor,
+    mail: &Mail,
+) -> anyhow::Result<()> {
+    let listen = config.mail.inbound.listen.trim();
+    if listen.is_empty() {
+        return Ok(());
+    }
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} ([mail.inbound] listen)"))?;
+    let bound = listener.local_addr()?;
+    println!("Bounce and complaint listener (SMTP): {bound}");
+    tracing::info!(%bound, "inbound SMTP listening");
+    let mail = mail.clone();
+    let max_bytes = config.mail.inbound.max_message_kb.max(64) * 1024;
+    supervisor.spawn("mail-inbound", move |stop| async move {
+        if let Err(error) = mail
+            .serve_inbound(listener, max_bytes, stop.cancelled_owned())
+            .await
+        {
+            tracing::error!(%error, "the inbound SMTP listener stopped");
+        }
+    });
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use base64::Engine;
 use cohort_domain::mail::{DnsRecord, OutboxState};
 use cohort_domain::time::{format_rfc3339, from_micros};
 use cohort_engine::mail::{DomainSetup, Mail, MailError, ProviderInput, ProviderPatch};
-use cohort_store::mail::{MailAttempt, MailProvider, OutboxMessage, OutboxQuery};
+use cohort_store::mail::{MailAttempt, MailProvider, MailReportRow, OutboxMessage, OutboxQuery};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -21,7 +21,7 @@ use super::ApiCaller;
 use crate::error::ErrorBody;
 use crate::{ApiError, AppState};
 
-fn mail(state: &AppState) -> Result<&Mail, ApiError> {
+pub(super) fn mail(state: &AppState) -> Result<&Mail, ApiError> {
     state.mail().ok_or_else(ApiError::unavailable)
 }
 
@@ -35,7 +35,7 @@ impl From<MailError> for ApiError {
     }
 }
 
-fn time(us: i64) -> String {
+pub(super) fn time(us: i64) -> String {
     format_rfc3339(from_micros(us))
 }
 
@@ -463,6 +463,8 @@ pub struct MessageView {
     pub campaign_id: Option<String>,
     pub flow_id: Option<String>,
     pub provider_id: Option<String>,
+    /// The id the relay gave it in its `250` answer
+    pub provider_message_id: Option<String>,
     pub created_at: String,
     pub sent_at: Option<String>,
 }
@@ -486,6 +488,7 @@ impl From<&OutboxMessage> for MessageView {
             campaign_id: m.campaign_id.clone(),
             flow_id: m.flow_id.clone(),
             provider_id: m.provider_id.clone(),
+            provider_message_id: m.provider_message_id.clone(),
             created_at: time(m.created_at_us),
             sent_at: m.sent_at_us.map(time),
         }
@@ -518,12 +521,52 @@ impl From<MailAttempt> for AttemptView {
     }
 }
 
+/// A bounce, complaint or delivery report received about a message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportView {
+    pub id: String,
+    /// `hard_bounce`, `soft_bounce`, `complaint` or `delivered`
+    pub kind: String,
+    pub recipient: String,
+    /// The enhanced status code (RFC 3463), e.g. `5.1.1`
+    pub status: Option<String>,
+    /// The remote server's answer or the provider's reason
+    pub diagnostic: Option<String>,
+    /// `inbound` (a DSN or ARF report), `ses`, `sendgrid`, `postmark`, `mailgun`
+    pub source: String,
+    pub reported_at: String,
+    pub received_at: String,
+    /// The suppression this report added, if any
+    pub suppressed: Option<String>,
+    /// For a soft bounce: the recipient's soft bounces in a row
+    pub soft_in_a_row: Option<i64>,
+}
+
+impl From<MailReportRow> for ReportView {
+    fn from(r: MailReportRow) -> Self {
+        Self {
+            id: r.id,
+            kind: r.kind.as_str().into(),
+            recipient: r.recipient,
+            status: r.status,
+            diagnostic: r.diagnostic,
+            source: r.source,
+            reported_at: time(r.reported_at_us),
+            received_at: time(r.received_at_us),
+            suppressed: r.suppressed.map(|s| s.as_str().into()),
+            soft_in_a_row: r.soft_in_a_row,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MessageDetail {
     pub message: MessageView,
     pub html: String,
     pub text: String,
     pub attempts: Vec<AttemptView>,
+    /// Bounce, complaint and delivery reports received about it, oldest first
+    pub reports: Vec<ReportView>,
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -637,8 +680,11 @@ pub async fn get_message(
     caller: ApiCaller,
     Path(id): Path<String>,
 ) -> Result<Json<MessageDetail>, ApiError> {
-    let (message, attempts) = mail(&state)?.message(&caller.org, &id).await?;
+    let mail = mail(&state)?;
+    let (message, attempts) = mail.message(&caller.org, &id).await?;
+    let reports = mail.reports_of(&caller.org, &id).await?;
     Ok(Json(MessageDetail {
+        reports: reports.into_iter().map(ReportView::from).collect(),
         message: MessageView::from(&message),
         html: message.html,
         text: message.text,

@@ -9,6 +9,7 @@ pub mod discounts;
 pub mod events;
 pub mod installations;
 pub mod mail;
+pub mod mail_webhooks;
 pub mod profiles;
 pub mod segments;
 pub mod suppressions;
@@ -77,5 +78,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(mail::list_messages))
         .routes(routes!(mail::get_message))
         .routes(routes!(mail::retry_message))
+        .routes(routes!(
+            mail_webhooks::list_webhooks,
+            mail_webhooks::create_webhook
+        ))
+        .routes(routes!(mail_webhooks::delete_webhook))
         .merge(discounts::routes())
 }

@@ -7,10 +7,14 @@
 //! - [`Mail`]: the service every edge calls (API, UI, CLI, campaigns);
 //! - `providers`: checking a provider's settings, testing a connection;
 //! - `sender`: one round of the outbox worker ([`MailRounds`]);
-//! - `events`: the Segment Email spec events a message's outcome appends.
+//! - `reports`: bounce and complaint reports from the inbound listener
+//!   and the providers' webhooks, and the webhook endpoints;
+//! - `events`: the Segment Email spec events a message's outcome and each
+//!   report append.
 
 mod events;
 mod providers;
+mod reports;
 mod sender;
 
 use std::collections::HashMap;
@@ -30,7 +34,9 @@ use cohort_store::mail::{
 };
 use cohort_store::{Db, StoreError};
 
+pub use events::MAIL_SOURCE;
 pub use providers::{ProviderInput, ProviderPatch};
+pub use reports::{webhook_path, IntakeOutcome, IssuedWebhook, WebhookRefusal};
 pub use sender::{MailRounds, RoundReport};
 
 /// Why a mail operation was refused.
@@ -84,6 +90,8 @@ pub struct MailSettings {
     pub lease: Duration,
     /// Per SMTP command, for the organisations' providers.
     pub smtp_timeout: Duration,
+    /// Soft bounces in a row that suppress an address.
+    pub soft_bounce_limit: u32,
 }
 
 impl MailSettings {
@@ -101,6 +109,7 @@ impl MailSettings {
             batch: 200,
             lease: Duration::from_secs(300),
             smtp_timeout: Duration::from_secs(30),
+            soft_bounce_limit: cohort_domain::mail::DEFAULT_SOFT_BOUNCE_LIMIT,
         }
     }
 }

@@ -18,6 +18,42 @@ use super::{
     normalise_message_id, smtp_reply_class, status_class, BounceError, MailReport, ReportKind,
 };
 
+/// What can be said of a message to a return path that is no report.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UnstructuredReply {
+    /// An automatic answer (RFC 3834 `Auto-Submitted: auto-replied`, or an
+    /// out-of-office reply's usual headers): no bounce at all.
+    pub auto_reply: bool,
+    pub subject: Option<String>,
+}
+
+/// Reads the headers of a message [`parse_inbound`] found no report in:
+/// vacation programs answer to the return path too (RFC 3834 §4), and an
+/// old MTA's bounce in free text is still a bounce.
+pub fn unstructured_reply(raw: &[u8]) -> UnstructuredReply {
+    let Some(message) = MessageParser::default().parse_headers(raw) else {
+        return UnstructuredReply::default();
+    };
+    let header = |name: &str| {
+        message
+            .header_raw(name)
+            .map(|v| v.trim().to_ascii_lowercase())
+    };
+    let auto_submitted = header("Auto-Submitted").is_some_and(|v| v.starts_with("auto-replied"));
+    let vacation = header("X-Autoreply").is_some_and(|v| v == "yes")
+        || header("X-Autorespond").is_some()
+        || header("Precedence").is_some_and(|v| v == "auto_reply");
+    let subject = message.subject().and_then(clip_diagnostic);
+    let out_of_office = subject.as_deref().is_some_and(|s| {
+        let s = s.to_ascii_lowercase();
+        s.starts_with("out of office") || s.starts_with("automatic reply") || s.starts_with("auto:")
+    });
+    UnstructuredReply {
+        auto_reply: auto_submitted || vacation || out_of_office,
+        subject,
+    }
+}
+
 /// The reports in a whole message received by the inbound listener: one
 /// per recipient of a DSN, one per reported recipient of an ARF report
 /// (one with no recipient when the report redacts it).

@@ -41,37 +41,13 @@ pub mod ses;
 
 use chrono::{DateTime, Utc};
 
-pub use inbound::parse_inbound;
+pub use inbound::{parse_inbound, unstructured_reply, UnstructuredReply};
 pub use mailgun::{parse_mailgun, verify_mailgun_signature, verify_mailgun_webhook};
 pub use postmark::parse_postmark;
 pub use sendgrid::parse_sendgrid;
 pub use ses::{parse_ses, SesWebhook};
 
-/// What a report says happened to one recipient of one message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ReportKind {
-    /// The address does not take mail: suppress it.
-    HardBounce,
-    /// Not delivered this time (full mailbox, greylisting, a delay): counted,
-    /// and only repeated soft bounces suppress the address.
-    SoftBounce,
-    /// The recipient marked the message as spam (or asked to hear no more):
-    /// no more marketing mail.
-    Complaint,
-    /// The receiving server accepted the message.
-    Delivered,
-}
-
-impl ReportKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReportKind::HardBounce => "hard_bounce",
-            ReportKind::SoftBounce => "soft_bounce",
-            ReportKind::Complaint => "complaint",
-            ReportKind::Delivered => "delivered",
-        }
-    }
-}
+pub use cohort_domain::mail::ReportKind;
 
 /// One recipient's outcome, as a report gave it.
 #[derive(Debug, Clone, PartialEq, Eq)]

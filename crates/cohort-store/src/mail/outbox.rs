@@ -7,7 +7,7 @@
 //! with the answer it got.
 
 use cohort_domain::ids::{new_id, OrgId};
-use cohort_domain::mail::{AttemptOutcome, BucketState, OutboxState};
+use cohort_domain::mail::{queued_id, AttemptOutcome, BucketState, OutboxState};
 use cohort_domain::suppression::{MailPurpose, SuppressionReason};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
@@ -80,6 +80,8 @@ pub struct OutboxMessage {
     pub next_attempt_at_us: i64,
     pub lease_owner: Option<String>,
     pub last_error: Option<String>,
+    /// The id the provider's relay gave it in its `250` answer, if any.
+    pub provider_message_id: Option<String>,
     pub created_at_us: i64,
     pub updated_at_us: i64,
     pub sent_at_us: Option<i64>,
@@ -135,7 +137,7 @@ const SUMMARY_COLUMNS: &str =
     "id, org_id, send_key, recipient, purpose, message_id, from_address, \
      subject, unsubscribe_https, unsubscribe_mailto, profile_id, user_id, campaign_id, flow_id, \
      provider_id, state, attempts, tries, max_attempts, next_attempt_at_us, lease_owner, \
-     last_error, created_at_us, updated_at_us, sent_at_us";
+     last_error, provider_message_id, created_at_us, updated_at_us, sent_at_us";
 
 fn columns(with_bodies: bool) -> String {
     if with_bodies {
@@ -143,6 +145,16 @@ fn columns(with_bodies: bool) -> String {
     } else {
         SUMMARY_COLUMNS.to_owned()
     }
+}
+
+/// The listing columns, for the other mail modules' selects.
+pub(super) fn summary_columns() -> &'static str {
+    SUMMARY_COLUMNS
+}
+
+/// A row selected with [`summary_columns`].
+pub(super) fn summary(row: &AnyRow) -> Result<OutboxMessage, StoreError> {
+    message(row, false)
 }
 
 fn message(row: &AnyRow, with_bodies: bool) -> Result<OutboxMessage, StoreError> {
@@ -176,6 +188,7 @@ fn message(row: &AnyRow, with_bodies: bool) -> Result<OutboxMessage, StoreError>
         next_attempt_at_us: row.col("next_attempt_at_us")?,
         lease_owner: row.col("lease_owner")?,
         last_error: row.col("last_error")?,
+        provider_message_id: row.col("provider_message_id")?,
         created_at_us: row.col("created_at_us")?,
         updated_at_us: row.col("updated_at_us")?,
         sent_at_us: row.col("sent_at_us")?,
@@ -418,7 +431,8 @@ impl Db {
                 "UPDATE mail_messages SET state = $1, attempts = attempts + $2, tries = tries + 1, \
                  next_attempt_at_us = $3, lease_owner = NULL, lease_until_us = NULL, \
                  last_error = $4, log_pending = $5, \
-                 sent_at_us = CASE WHEN $1 = 'sent' THEN $6 ELSE sent_at_us END, updated_at_us = $6 \
+                 sent_at_us = CASE WHEN $1 = 'sent' THEN $6 ELSE sent_at_us END, updated_at_us = $6, \
+                 provider_message_id = COALESCE($9, provider_message_id) \
                  WHERE id = $7 AND state = 'sending' AND lease_owner = $8 RETURNING tries",
             )
             .bind(r.state.as_str())
@@ -433,6 +447,11 @@ impl Db {
             .bind(r.finished_at_us)
             .bind(&r.id)
             .bind(&r.owner)
+            .bind(if r.outcome == AttemptOutcome::Accepted {
+                r.answer.as_deref().and_then(queued_id)
+            } else {
+                None
+            })
             .fetch_optional(&mut *tx)
             .await?;
             let Some(row) = row else {
