@@ -2,10 +2,17 @@
 //! transport (`[mail]`), rendered the way every message will be (MJML,
 //! variables, text part), so that an operator sees the outbox folder or
 //! the SMTP server work before a campaign depends on it.
+//!
+//! `cohort mail outbox`, `cohort mail message ID` and `cohort mail retry
+//! ID`: the durable outbox on the database directly, as the API shows it.
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
 
+use cohort_domain::mail::OutboxState;
+use cohort_store::mail::OutboxQuery;
+
+use crate::commands::{open, resolve_org};
 use crate::config::{Config, MailTransport};
 
 #[derive(Subcommand)]
@@ -15,6 +22,31 @@ pub enum MailCommand {
         /// Recipient address
         #[arg(long)]
         to: String,
+    },
+    /// The outbox, newest first (tab-separated: id, state, recipient, attempts, created, subject, last error)
+    Outbox {
+        #[arg(long)]
+        org: Option<String>,
+        /// queued, sending, sent, bounced, dead or suppressed
+        #[arg(long)]
+        state: Option<String>,
+        /// The exact address
+        #[arg(long)]
+        recipient: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// One message: its state, every attempt with the server's answer, and the reports received
+    Message {
+        #[arg(long)]
+        org: Option<String>,
+        id: String,
+    },
+    /// Queue a dead letter again, its attempts renewed
+    Retry {
+        #[arg(long)]
+        org: Option<String>,
+        id: String,
     },
 }
 
@@ -35,7 +67,108 @@ const TEST_MJML: &str = r#"<mjml>
 pub async fn run(config: &Config, command: MailCommand) -> anyhow::Result<()> {
     match command {
         MailCommand::Test { to } => test(config, &to).await,
+        MailCommand::Outbox {
+            org,
+            state,
+            recipient,
+            limit,
+        } => {
+            let db = open(config).await?;
+            let org = resolve_org(&db, org.as_deref()).await?;
+            let state = state
+                .as_deref()
+                .map(|s| {
+                    s.parse::<OutboxState>().map_err(|_| {
+                        anyhow::anyhow!(
+                            "--state: one of queued, sending, sent, bounced, dead, suppressed"
+                        )
+                    })
+                })
+                .transpose()?;
+            let recipient = recipient.map(|r| r.trim().to_lowercase());
+            let rows = db
+                .mail_messages_page(
+                    &org.id,
+                    &OutboxQuery {
+                        state,
+                        recipient: recipient.as_deref(),
+                        limit: limit.clamp(1, 10_000),
+                        ..OutboxQuery::default()
+                    },
+                )
+                .await?;
+            for m in rows {
+                println!(
+                    "{}\t{}\t{}\t{}/{}\t{}\t{}\t{}",
+                    m.id,
+                    m.state.as_str(),
+                    m.recipient,
+                    m.attempts,
+                    m.max_attempts,
+                    when(m.created_at_us),
+                    m.subject,
+                    m.last_error.unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        MailCommand::Message { org, id } => {
+            let db = open(config).await?;
+            let org = resolve_org(&db, org.as_deref()).await?;
+            let Some(m) = db.mail_message(&org.id, &id).await? else {
+                bail!("no message {id} in {}", org.name);
+            };
+            println!("id\t{}", m.id);
+            println!("message-id\t<{}>", m.message_id);
+            println!("state\t{}", m.state.as_str());
+            println!("to\t{}", m.recipient);
+            println!("from\t{}", m.from_address);
+            println!("subject\t{}", m.subject);
+            println!("purpose\t{}", m.purpose.as_str());
+            println!("attempts\t{}/{}", m.attempts, m.max_attempts);
+            if let Some(error) = &m.last_error {
+                println!("last error\t{error}");
+            }
+            for a in db.mail_attempts(&org.id, &id).await? {
+                println!(
+                    "attempt {}\t{}\t{}\t{}\t{}",
+                    a.attempt,
+                    when(a.finished_at_us),
+                    a.provider,
+                    a.outcome.as_str(),
+                    a.answer.unwrap_or_default()
+                );
+            }
+            for r in db.mail_reports_of(&org.id, &id).await? {
+                println!(
+                    "report\t{}\t{}\t{}\t{}\t{}",
+                    when(r.received_at_us),
+                    r.source,
+                    r.kind.as_str(),
+                    r.status.unwrap_or_default(),
+                    r.diagnostic.unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        MailCommand::Retry { org, id } => {
+            let db = open(config).await?;
+            let org = resolve_org(&db, org.as_deref()).await?;
+            match db.retry_dead_mail(&org.id, &id).await {
+                Ok(Some(m)) => {
+                    println!("queued\t{}\t{}", m.id, m.recipient);
+                    Ok(())
+                }
+                Ok(None) => bail!("no message {id} in {}", org.name),
+                Err(cohort_store::StoreError::Invalid(why)) => bail!("{id}: {why}"),
+                Err(e) => Err(e.into()),
+            }
+        }
     }
+}
+
+fn when(us: i64) -> String {
+    cohort_domain::time::format_rfc3339(cohort_domain::time::from_micros(us))
 }
 
 async fn test(config: &Config, to: &str) -> anyhow::Result<()> {

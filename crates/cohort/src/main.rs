@@ -84,7 +84,7 @@ enum Command {
     /// The background job queue: list, dead letters, retry
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),
-    /// Mail: send a test message through the configured transport
+    /// Mail: a test message, the outbox, a message's attempts, a dead letter's retry
     #[command(subcommand)]
     Mail(mail::MailCommand),
     /// The suppression list: list, add, remove (with a reason)

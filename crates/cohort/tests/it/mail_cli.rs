@@ -213,3 +213,117 @@ fn the_suppression_list_is_kept_from_the_command_line() {
     }
     assert_eq!(ok(&["suppression", "list"]).lines().count(), 1);
 }
+
+/// `cohort mail outbox|message|retry` on a real database file: messages the
+/// outbox holds, one with its attempt, a dead letter queued again, and the
+/// refusals that name what is wrong.
+#[test]
+fn the_outbox_is_read_and_a_dead_letter_retried_from_the_command_line() {
+    use cohort_domain::secrets::SecretsKey;
+    use cohort_domain::suppression::MailPurpose;
+    use cohort_engine::mail::{Mail, MailSettings, Outgoing};
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/cohort.db", dir.path().display());
+    let env = [("COHORT_DATABASE__URL", url.as_str())];
+    let run = |args: &[&str]| cohort(dir.path(), &env, args);
+    let ok = |args: &[&str]| {
+        let out = run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(&["org", "create", "--name", "Blue Mugs"]);
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (sent, dead) = runtime.block_on(async {
+        let db = cohort_store::Db::connect(&url, &Default::default())
+            .await
+            .unwrap();
+        let org = db.list_organisations().await.unwrap().remove(0).id;
+        let mail = Mail::new(
+            db.clone(),
+            SecretsKey::generate(),
+            MailSettings::folder(
+                dir.path().join("outbox"),
+                "Blue Mugs <news@bluemugs.example>",
+            ),
+        )
+        .unwrap();
+        let message = |to: &str| Outgoing {
+            send_key: "test:cli".into(),
+            to: to.into(),
+            from: None,
+            purpose: MailPurpose::Transactional,
+            body: cohort_mail::MessageBody {
+                subject: "Your order".into(),
+                html: "<p>Thanks</p>".into(),
+                text: "Thanks\n".into(),
+            },
+            unsubscribe: None,
+            profile_id: None,
+            user_id: None,
+            campaign_id: None,
+            flow_id: None,
+            provider_id: None,
+        };
+        let sent = mail
+            .enqueue(&org, &message("ann@example.com"))
+            .await
+            .unwrap();
+        mail.send_round("cli-test").await.unwrap();
+        let dead = mail
+            .enqueue(&org, &message("bob@example.com"))
+            .await
+            .unwrap();
+        // As the worker leaves a message whose attempts ran out.
+        sqlx::query(
+            "UPDATE mail_messages SET state = 'dead', attempts = max_attempts, \
+             last_error = '451 4.3.0 try later' WHERE id = $1",
+        )
+        .bind(&dead.id)
+        .execute(db.pool())
+        .await
+        .unwrap();
+        db.close().await;
+        (sent.id, dead.id)
+    });
+
+    let listed = ok(&["mail", "outbox"]);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert!(
+        lines[0].starts_with(&format!("{dead}\tdead\tbob@example.com\t10/10\t"))
+            && lines[0].ends_with("\tYour order\t451 4.3.0 try later"),
+        "{listed}"
+    );
+    assert!(lines[1].starts_with(&format!("{sent}\tsent\tann@example.com\t1/10\t")));
+    assert_eq!(
+        ok(&["mail", "outbox", "--state", "sent"]).lines().count(),
+        1
+    );
+
+    let shown = ok(&["mail", "message", &sent]);
+    assert!(shown.contains("state\tsent\n"), "{shown}");
+    assert!(
+        shown.contains("\toutbox-folder\taccepted\twritten to "),
+        "{shown}"
+    );
+
+    assert_eq!(
+        ok(&["mail", "retry", &dead]),
+        format!("queued\t{dead}\tbob@example.com\n")
+    );
+    assert!(ok(&["mail", "outbox", "--state", "queued"]).starts_with(&dead));
+
+    let refused = run(&["mail", "retry", &sent]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("dead"));
+    let refused = run(&["mail", "outbox", "--state", "lost"]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--state: one of"));
+    let refused = run(&["mail", "message", "msg_nope"]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("no message msg_nope"));
+}
