@@ -9,6 +9,8 @@ of Cohort's mail tests. The recipient's local part picks the answer:
   flaky…@…    451 the first time an address is tried, 250 after
   gone@…      550 5.1.1 <gone@…>: Recipient address rejected: User unknown
   reject@…    554 5.7.1 Message rejected (at the end of DATA)
+  unhurried…@ 250 after 50 ms (a provider that takes its time, so a crash
+              finds transactions in flight)
 
 Usage: python3 scripted_server.py PORT. Prints "ready PORT" once listening,
 then one line per accepted message: "accepted <Message-ID>".
@@ -31,6 +33,7 @@ RCPT_ANSWERS = {
 class Scripted:
     def __init__(self):
         self.tried = set()
+        self.queued = 0
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         local = address.split("@", 1)[0].lower()
@@ -47,9 +50,12 @@ class Scripted:
     async def handle_DATA(self, server, session, envelope):
         if any(r.split("@", 1)[0].lower() == "reject" for r in envelope.rcpt_tos):
             return "554 5.7.1 Message rejected"
+        if any(r.split("@", 1)[0].lower().startswith("unhurried") for r in envelope.rcpt_tos):
+            await asyncio.sleep(0.05)
         message = email.message_from_bytes(envelope.content)
         print("accepted", message.get("Message-ID"), flush=True)
-        return "250 2.0.0 Ok: queued as SCRIPTED"
+        self.queued += 1
+        return f"250 2.0.0 Ok: queued as SCRIPTED{self.queued:08d}"
 
 
 def main():

@@ -7,6 +7,7 @@ mod common;
 mod cli;
 mod destinations_cli;
 mod mail_cli;
+mod mail_crash;
 mod multi_node;
 mod profiles_cli;
 mod real_clients;
