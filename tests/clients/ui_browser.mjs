@@ -44,6 +44,7 @@ const fixture = async (name) => JSON.parse(await readFile(path.join(here, '..', 
 
 const EMAIL = 'owner@shop.example'
 const PASSWORD = 'a long enough passphrase'
+const SMTP_PASSWORD = 'smtp-secret-0123456789'
 const report = { screenshots: [], overflow: {}, consoleErrors: [], steps: [] }
 const step = (name) => { report.steps.push(name); log(name) }
 
@@ -288,6 +289,62 @@ try {
   report.profileText = await page.locator('main').innerText()
   await shot(page, 'profile')
 
+  step('mail: the outbox and a message, a provider tested, a domain, a suppression, a webhook')
+  await nav(page, 'Mail')
+  // The test queued one message before the driver started; the server's
+  // outbox worker writes it to its folder within seconds.
+  for (const started = Date.now(); ; ) {
+    if (await page.locator('.outbox .badge.sent').count()) break
+    if (Date.now() - started > timeout) throw new Error('the queued message was never sent')
+    await page.waitForTimeout(250)
+    await page.reload()
+  }
+  await shot(page, 'mail-outbox')
+  report.mailUrl = page.url()
+  await page.getByRole('link', { name: 'ada@example.com' }).first().click()
+  await page.getByRole('heading', { name: 'Attempts' }).waitFor()
+  report.mailMessageText = await page.locator('main').innerText()
+  report.mailMessageUrl = page.url()
+  await shot(page, 'mail-message')
+  const mailNav = (label) => page.getByRole('navigation', { name: 'Mail' }).getByRole('link', { name: label, exact: true }).click()
+  await mailNav('Providers')
+  await page.getByLabel('Name', { exact: true }).fill('Postmark')
+  await page.getByLabel('SMTP host', { exact: true }).fill('127.0.0.1')
+  await page.getByLabel('Port', { exact: true }).fill('1')
+  await page.getByLabel('Encryption', { exact: true }).selectOption('none')
+  await page.getByLabel(/^Username/).fill('apikey')
+  await page.getByLabel(/^Password/).fill(SMTP_PASSWORD)
+  await page.getByRole('button', { name: 'Add provider' }).click()
+  await page.getByRole('heading', { name: 'Settings' }).waitFor()
+  report.providerUrl = page.url()
+  await page.getByRole('button', { name: 'Test the connection' }).click()
+  await page.getByText('Connection test failed.').waitFor()
+  report.providerText = await page.content()
+  await shot(page, 'mail-provider')
+  await mailNav('Sending domains')
+  await page.getByLabel('Domain', { exact: true }).fill('shop.example')
+  await page.getByRole('button', { name: 'Add domain' }).click()
+  await page.getByRole('heading', { name: 'Records to publish' }).waitFor()
+  report.domainText = await page.locator('main').innerText()
+  report.domainUrl = page.url()
+  await shot(page, 'mail-domain')
+  await mailNav('Suppressions')
+  await page.getByLabel('Address', { exact: true }).last().fill('gone@example.com')
+  await page.getByRole('button', { name: 'Suppress' }).click()
+  await page.getByText('Suppressed: no marketing mail').waitFor()
+  report.suppressionsText = await page.locator('main').innerText()
+  await shot(page, 'mail-suppressions')
+  await mailNav('Bounce webhooks')
+  await page.getByLabel('Provider', { exact: true }).selectOption('postmark')
+  await page.getByLabel('Name', { exact: true }).fill('Postmark bounces')
+  await page.getByRole('button', { name: 'Make webhook' }).click()
+  report.webhookUrl = (await page.locator('#hook-url').innerText()).trim()
+  await shot(page, 'mail-webhook')
+  await page.reload()
+  report.webhookShownAgain = (await page.locator('#hook-url').count()) > 0
+  await mailNav('Providers')
+  await shot(page, 'mail-providers')
+
   step('every other page')
   await nav(page, 'Overview')
   await shot(page, 'overview')
@@ -313,7 +370,10 @@ try {
   await page.setViewportSize({ width: 360, height: 740 })
   for (const [name, url] of [['mobile-overview', orgBase], ['mobile-source', report.sourceUrl], ['mobile-profiles', `${orgBase}/profiles`], ['mobile-stores', `${orgBase}/stores`], ['mobile-orders', `${orgBase}/orders`],
     ['mobile-destinations', `${orgBase}/destinations`], ['mobile-destination', report.destinationUrl], ['mobile-deliveries', `${report.destinationUrl}/deliveries`],
-    ['mobile-destination-new', `${orgBase}/destinations/new?type=webhook`], ['mobile-store', report.storeUrl]]) {
+    ['mobile-destination-new', `${orgBase}/destinations/new?type=webhook`], ['mobile-store', report.storeUrl],
+    ['mobile-mail-outbox', report.mailUrl], ['mobile-mail-message', report.mailMessageUrl], ['mobile-mail-provider', report.providerUrl],
+    ['mobile-mail-providers', `${orgBase}/mail/providers`], ['mobile-mail-domain', report.domainUrl], ['mobile-mail-suppressions', `${orgBase}/mail/suppressions`],
+    ['mobile-mail-webhooks', `${orgBase}/mail/webhooks`]]) {
     await page.goto(url)
     await shot(page, name)
   }

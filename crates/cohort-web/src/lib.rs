@@ -35,6 +35,7 @@ mod chart;
 mod commerce;
 mod destinations;
 mod format;
+mod mail;
 mod overview;
 mod profiles;
 mod segments;
@@ -216,6 +217,66 @@ fn table() -> Table {
             "/app/o/{org}/destinations/{destination}/deliveries/{message}",
             SignedIn,
             destinations::replay_delivery,
+        )
+        .get("/app/o/{org}/mail", SignedIn, mail::list_outbox)
+        .get(
+            "/app/o/{org}/mail/messages/{mail}",
+            SignedIn,
+            mail::show_message,
+        )
+        .post(
+            "/app/o/{org}/mail/messages/{mail}",
+            SignedIn,
+            mail::message_action,
+        )
+        .get(
+            "/app/o/{org}/mail/providers",
+            SignedIn,
+            mail::list_providers,
+        )
+        .post(
+            "/app/o/{org}/mail/providers",
+            SignedIn,
+            mail::create_provider,
+        )
+        .get(
+            "/app/o/{org}/mail/providers/{provider}",
+            SignedIn,
+            mail::show_provider,
+        )
+        .post(
+            "/app/o/{org}/mail/providers/{provider}",
+            SignedIn,
+            mail::provider_action,
+        )
+        .get("/app/o/{org}/mail/domains", SignedIn, mail::list_domains)
+        .post("/app/o/{org}/mail/domains", SignedIn, mail::add_domain)
+        .get(
+            "/app/o/{org}/mail/domains/{domain}",
+            SignedIn,
+            mail::show_domain,
+        )
+        .get(
+            "/app/o/{org}/mail/suppressions",
+            SignedIn,
+            mail::list_suppressions,
+        )
+        .post(
+            "/app/o/{org}/mail/suppressions",
+            SignedIn,
+            mail::suppression_action,
+        )
+        .get("/app/o/{org}/mail/webhooks", SignedIn, mail::list_webhooks)
+        .post("/app/o/{org}/mail/webhooks", SignedIn, mail::create_webhook)
+        .get(
+            "/app/o/{org}/mail/webhooks/{webhook}",
+            SignedIn,
+            mail::show_webhook,
+        )
+        .post(
+            "/app/o/{org}/mail/webhooks/{webhook}",
+            SignedIn,
+            mail::webhook_action,
         )
         .get("/app/o/{org}/members", SignedIn, team::list_members)
         .post("/app/o/{org}/members", SignedIn, team::add_member)

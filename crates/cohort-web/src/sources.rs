@@ -50,7 +50,7 @@ fn analytics_js_snippet(write_key: &str, api_host: &str) -> String {
 }
 
 /// The URL browsers reach this server at.
-fn api_host(state: &WebState, headers: &HeaderMap) -> String {
+pub(crate) fn api_host(state: &WebState, headers: &HeaderMap) -> String {
     let (protocol, host) = cohort_domain::public_url::public_host(
         state.public_url(),
         headers.get(header::HOST).and_then(|v| v.to_str().ok()),

@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use cohort_engine::destinations::Dispatcher;
+use cohort_engine::mail::Mail;
 use cohort_engine::segments::model::RuleModel;
 use cohort_engine::segments::Segments;
 use cohort_store::Db;
@@ -20,6 +21,7 @@ pub struct WebState {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     db: Db,
     settings: WebSettings,
@@ -29,6 +31,9 @@ struct Inner {
     destinations: Option<Dispatcher>,
     /// Segment definitions, previews and membership reads.
     segments: Segments,
+    /// Providers, sending domains, the outbox and bounce webhooks. `None`:
+    /// the mail pages say mail is off.
+    mail: Option<Mail>,
 }
 
 impl WebState {
@@ -52,7 +57,18 @@ impl WebState {
                 db,
                 settings,
                 destinations,
+                mail: None,
             }),
+        }
+    }
+
+    /// The same state with the server's mail service (the one its outbox
+    /// worker and the admin API use).
+    pub fn with_mail(self, mail: Mail) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.inner);
+        inner.mail = Some(mail);
+        Self {
+            inner: Arc::new(inner),
         }
     }
 
@@ -62,6 +78,10 @@ impl WebState {
 
     pub(crate) fn segments(&self) -> &Segments {
         &self.inner.segments
+    }
+
+    pub(crate) fn mail(&self) -> Option<&Mail> {
+        self.inner.mail.as_ref()
     }
 
     pub(crate) fn destinations(&self) -> Option<&Dispatcher> {

@@ -1112,6 +1112,7 @@ async fn every_ui_route_answers_404_to_a_member_of_another_organisation() {
         user(&app, &app.b.org, "bea@example.com", Role::Owner).await;
         let (profile, token) = first_profile_and_token(&app).await;
         let segment = gold_segment(&app).await;
+        let mail = mail_objects(&app).await;
         let mut browser = Browser::new(&app);
         browser.sign_in("bea@example.com").await;
         let csrf = browser.csrf().await;
@@ -1126,7 +1127,11 @@ async fn every_ui_route_answers_404_to_a_member_of_another_organisation() {
                 .replace("{token}", &token)
                 .replace("{destination}", &destination)
                 .replace("{segment}", &segment)
-                .replace("{message}", "ord-1");
+                .replace("{message}", "ord-1")
+                .replace("{mail}", &mail.sent)
+                .replace("{provider}", &mail.provider)
+                .replace("{domain}", &mail.domain)
+                .replace("{webhook}", &mail.webhook);
             assert!(
                 !path.contains('{'),
                 "a parameter the walk does not know: {template}"
@@ -1370,6 +1375,15 @@ async fn every_ui_route_answers_an_owner_and_sends_a_visitor_to_sign_in() {
         "/app/o/{org}/segments/preview",
         "/app/o/{org}/segments/{segment}",
         "/app/o/{org}/segments/{segment}/edit",
+        "/app/o/{org}/mail",
+        "/app/o/{org}/mail/messages/{mail}",
+        "/app/o/{org}/mail/providers",
+        "/app/o/{org}/mail/providers/{provider}",
+        "/app/o/{org}/mail/domains",
+        "/app/o/{org}/mail/domains/{domain}",
+        "/app/o/{org}/mail/suppressions",
+        "/app/o/{org}/mail/webhooks",
+        "/app/o/{org}/mail/webhooks/{webhook}",
     ] {
         assert!(
             routes.iter().any(|r| r.path == path),
@@ -1406,6 +1420,7 @@ async fn every_ui_route_answers_an_owner_and_sends_a_visitor_to_sign_in() {
         let ann = user(&app, &app.a.org, "ann@example.com", Role::Owner).await;
         let (profile, api_token) = first_profile_and_token(&app).await;
         let segment = gold_segment(&app).await;
+        let mail = mail_objects(&app).await;
         let setup = app.t.db.create_setup_link(&app.b.org).await.unwrap();
         let pairing = app
             .send(
@@ -1450,6 +1465,10 @@ async fn every_ui_route_answers_an_owner_and_sends_a_visitor_to_sign_in() {
                 .replace("{destination}", &destination)
                 .replace("{segment}", &segment)
                 .replace("{message}", &message)
+                .replace("{mail}", &mail.sent)
+                .replace("{provider}", &mail.provider)
+                .replace("{domain}", &mail.domain)
+                .replace("{webhook}", &mail.webhook)
                 .replace("/app/assets/{file}", &stylesheet);
             assert!(
                 !path.contains('{'),
@@ -1532,6 +1551,15 @@ async fn every_ui_route_answers_an_owner_and_sends_a_visitor_to_sign_in() {
         assert!(
             segments.len() == 1 && segments[0].name == "Gold",
             "{b}: the walk made no segment and changed none"
+        );
+        assert_eq!(
+            (
+                app.mail.providers(&app.a.org).await.unwrap().len(),
+                app.mail.webhooks(&app.a.org).await.unwrap().len(),
+                app.mail.domains(&app.a.org).await.unwrap().len(),
+            ),
+            (1, 1, 1),
+            "{b}: the walk made no mail object and removed none"
         );
     }
 }
@@ -2467,15 +2495,26 @@ async fn a_store_page_shows_its_sync_runs_and_the_fragment_stays_live_while_one_
 async fn created_rows(
     app: &TestApp,
     sender: &cohort_engine::destinations::Dispatcher,
-) -> [usize; 5] {
+) -> [usize; 9] {
     let db = &app.t.db;
     let org = &app.a.org;
+    let suppressions = cohort_store::suppressions::SuppressionQuery {
+        limit: 1000,
+        ..Default::default()
+    };
     [
         db.segments_of(org).await.unwrap().len(),
         db.list_sources(org).await.unwrap().len(),
         db.list_api_tokens(org).await.unwrap().len(),
         db.list_destinations(org, sender.key()).await.unwrap().len(),
         db.count_members(org).await.unwrap() as usize,
+        app.mail.providers(org).await.unwrap().len(),
+        app.mail.domains(org).await.unwrap().len(),
+        app.mail.webhooks(org).await.unwrap().len(),
+        db.suppressions_page(org, &suppressions)
+            .await
+            .unwrap()
+            .len(),
     ]
 }
 
@@ -2548,6 +2587,38 @@ async fn every_create_form_answers_303_to_what_it_created_and_a_reload_creates_n
                     ("password", PASSWORD.into()),
                 ],
                 format!("{base}/members?done=added"),
+            ),
+            (
+                "mail provider",
+                format!("{base}/mail/providers"),
+                vec![
+                    ("name", "Relay".into()),
+                    ("host", "127.0.0.1".into()),
+                    ("port", "2525".into()),
+                    ("tls", "none".into()),
+                ],
+                format!("{base}/mail/providers/"),
+            ),
+            (
+                "sending domain",
+                format!("{base}/mail/domains"),
+                vec![("domain", "bluemugs.example".into())],
+                format!("{base}/mail/domains/bluemugs.example?done=added"),
+            ),
+            (
+                "bounce webhook",
+                format!("{base}/mail/webhooks"),
+                vec![("kind", "ses".into()), ("name", "SES".into())],
+                format!("{base}/mail/webhooks/"),
+            ),
+            (
+                "suppression",
+                format!("{base}/mail/suppressions"),
+                vec![
+                    ("action", "add".into()),
+                    ("email", "carol@example.com".into()),
+                ],
+                format!("{base}/mail/suppressions?q=carol%40example.com&done=added"),
             ),
         ];
         for (what, path, fields, target) in forms {
@@ -3250,4 +3321,751 @@ async fn talk_to_your_data_asks_the_configured_model_and_says_what_it_made() {
     );
     assert_eq!(server.requests().len(), 2);
     assert!(app.t.db.segments_of(&app.a.org).await.unwrap().is_empty());
+}
+
+/// A message of org A to `to`, as campaigns will hand them to the outbox.
+fn mail_to(to: &str, key: &str) -> cohort_engine::mail::Outgoing {
+    cohort_engine::mail::Outgoing {
+        send_key: key.into(),
+        to: to.into(),
+        from: None,
+        purpose: cohort_domain::suppression::MailPurpose::Marketing,
+        body: cohort_mail::MessageBody {
+            subject: "Our new mugs".into(),
+            html: "<p>New mugs are in.</p>".into(),
+            text: "New mugs are in.\n".into(),
+        },
+        unsubscribe: Some(cohort_mail::Unsubscribe {
+            https: "https://cohort.test/u/1".into(),
+            mailto: "mailto:unsubscribe@bluemugs.example".into(),
+        }),
+        profile_id: None,
+        user_id: None,
+        campaign_id: Some("cmp_ui".into()),
+        flow_id: None,
+        provider_id: None,
+    }
+}
+
+/// A dead letter of org A, made the way they happen: a service whose
+/// messages get one attempt, sending to a port where nothing listens.
+async fn dead_letter(app: &TestApp, to: &str) -> String {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut settings = cohort_engine::mail::MailSettings::folder(
+        app.mail_dir.path(),
+        "Blue Mugs <news@bluemugs.example>",
+    );
+    settings.max_attempts = 1;
+    settings.transport = cohort_engine::mail::NodeTransport::Smtp(cohort_mail::SmtpSettings {
+        host: "127.0.0.1".into(),
+        port: closed,
+        tls: cohort_mail::TlsMode::None,
+        username: None,
+        password: None,
+        max_connections: 1,
+        timeout: Duration::from_secs(5),
+        hello_name: None,
+    });
+    let once = cohort_engine::mail::Mail::new(
+        app.t.db.clone(),
+        cohort_store::destinations::SecretsKey::generate(),
+        settings,
+    )
+    .unwrap();
+    let queued = once
+        .enqueue(&app.a.org, &mail_to(to, "campaign:cmp_dead"))
+        .await
+        .unwrap();
+    once.send_round("ui-test").await.unwrap();
+    let (message, _) = once.message(&app.a.org, &queued.id).await.unwrap();
+    assert_eq!(message.state.as_str(), "dead", "{message:?}");
+    queued.id
+}
+
+/// Every mail object of org A the walks need, made through the service.
+struct MailIds {
+    sent: String,
+    provider: String,
+    domain: String,
+    webhook: String,
+}
+
+async fn mail_objects(app: &TestApp) -> MailIds {
+    let queued = app
+        .mail
+        .enqueue(
+            &app.a.org,
+            &mail_to("walk@example.com", "campaign:cmp_walk"),
+        )
+        .await
+        .unwrap();
+    app.mail.send_round("ui-test").await.unwrap();
+    let provider = app
+        .mail
+        .create_provider(
+            &app.a.org,
+            cohort_engine::mail::ProviderInput {
+                name: "Relay".into(),
+                host: "127.0.0.1".into(),
+                port: 2525,
+                tls: "none".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (domain, _) = app
+        .mail
+        .add_domain(&app.a.org, "bluemugs.example")
+        .await
+        .unwrap();
+    let webhook = app
+        .mail
+        .create_webhook(
+            &app.a.org,
+            cohort_store::mail::webhooks::WebhookKind::Postmark,
+            "Postmark",
+            None,
+        )
+        .await
+        .unwrap();
+    MailIds {
+        sent: queued.id,
+        provider: provider.id,
+        domain: domain.domain.domain,
+        webhook: webhook.webhook.id,
+    }
+}
+
+/// The mail pages on both backends, as a merchant uses them: the outbox
+/// with its filters, a message with its SMTP answers and the retry of a
+/// dead letter; providers made, tested against a real smtp-sink, edited
+/// with the password kept and never shown, made default and deleted;
+/// a sending domain with its records; suppressions searched, added and
+/// lifted with a reason; a bounce webhook whose URL shows once.
+#[tokio::test]
+async fn mail_pages_run_the_outbox_providers_domains_suppressions_and_webhooks() {
+    let sink =
+        cohort_testkit::SmtpSink::start("the providers page's connection test against smtp-sink");
+    for app in common::apps().await {
+        let b = app.backend();
+        user(&app, &app.a.org, "ann@example.com", Role::Owner).await;
+        let mut browser = Browser::new(&app);
+        browser.sign_in("ann@example.com").await;
+        let csrf = browser.csrf().await;
+        let base = format!("/app/o/{}", app.a.org.as_str());
+
+        // The outbox: empty, then one sent message and one dead letter.
+        let page = browser.page(&format!("{base}/mail")).await;
+        assert!(page.contains("No message yet"), "{b}: {page}");
+        let sent = app
+            .mail
+            .enqueue(&app.a.org, &mail_to("amy@example.com", "campaign:cmp_ui"))
+            .await
+            .unwrap();
+        app.mail.send_round("ui-test").await.unwrap();
+        let dead = dead_letter(&app, "bob@example.com").await;
+        let page = browser.page(&format!("{base}/mail")).await;
+        assert!(
+            page.contains("amy@example.com") && page.contains("bob@example.com"),
+            "{b}: {page}"
+        );
+        let only_dead = browser.page(&format!("{base}/mail?state=dead")).await;
+        assert!(
+            only_dead.contains("bob@example.com") && !only_dead.contains("amy@example.com"),
+            "{b}: the state filter"
+        );
+        let only_ann = browser
+            .page(&format!("{base}/mail?recipient=AMY%40example.com"))
+            .await;
+        assert!(
+            only_ann.contains(&format!("/mail/messages/{}", sent.id))
+                && !only_ann.contains(&format!("/mail/messages/{dead}")),
+            "{b}: the recipient filter"
+        );
+        let refused = browser.get(&format!("{base}/mail?state=lost")).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{b}");
+        assert!(refused.text().contains("state: one of"), "{b}");
+
+        // A dead letter shows the connection's failure and is retried.
+        let message = browser.page(&format!("{base}/mail/messages/{dead}")).await;
+        assert!(
+            message.contains("Retry this dead letter") && message.contains("temporary"),
+            "{b}: {message}"
+        );
+        let retried = browser
+            .post(
+                &format!("{base}/mail/messages/{dead}"),
+                &[("csrf", &csrf), ("action", "retry")],
+            )
+            .await;
+        assert_eq!(retried.status, StatusCode::SEE_OTHER, "{b}");
+        let again = browser.page(&location(&retried)).await;
+        assert!(
+            again.contains("Queued again") && !again.contains("Retry this dead letter"),
+            "{b}"
+        );
+        let (m, _) = app.mail.message(&app.a.org, &dead).await.unwrap();
+        assert_eq!(m.state.as_str(), "queued", "{b}");
+        // A sent message is not a dead letter: left as it is.
+        let not_dead = browser
+            .post(
+                &format!("{base}/mail/messages/{}", sent.id),
+                &[("csrf", &csrf), ("action", "retry")],
+            )
+            .await;
+        assert!(location(&not_dead).ends_with("done=not_dead"), "{b}");
+        let shown = browser
+            .page(&format!("{base}/mail/messages/{}", sent.id))
+            .await;
+        assert!(
+            shown.contains("accepted") && shown.contains("New mugs are in."),
+            "{b}: the attempt and the text part"
+        );
+
+        // Providers: a bad port is named and nothing is made.
+        let providers = format!("{base}/mail/providers");
+        let bad = browser
+            .post(
+                &providers,
+                &[
+                    ("csrf", &csrf),
+                    ("name", "Postmark"),
+                    ("host", "smtp.postmarkapp.com"),
+                    ("port", "five"),
+                    ("tls", "starttls"),
+                    ("username", "apikey"),
+                    ("password", "s3cr3t-pass"),
+                ],
+            )
+            .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{b}");
+        let text = readable(&bad.text());
+        assert!(
+            text.contains("port: a whole number")
+                && text.contains("value=\"smtp.postmarkapp.com\"")
+                && !text.contains("s3cr3t-pass"),
+            "{b}: the error, the values kept, never the password: {text}"
+        );
+        assert!(app.mail.providers(&app.a.org).await.unwrap().is_empty());
+        let made = browser
+            .post(
+                &providers,
+                &[
+                    ("csrf", &csrf),
+                    ("name", "Postmark"),
+                    ("host", "127.0.0.1"),
+                    ("port", "1"),
+                    ("tls", "none"),
+                    ("username", "apikey"),
+                    ("password", "s3cr3t-pass"),
+                    ("max_connections", "4"),
+                    ("rate_per_second", "10"),
+                    ("default", "yes"),
+                ],
+            )
+            .await;
+        assert_eq!(made.status, StatusCode::SEE_OTHER, "{b}: {}", made.text());
+        let provider_page = location(&made);
+        let page = browser.page(&provider_page).await;
+        assert!(
+            page.contains("Provider created")
+                && page.contains("password •••••••• (set)")
+                && !page.contains("s3cr3t-pass"),
+            "{b}: {page}"
+        );
+        let postmark = app.mail.providers(&app.a.org).await.unwrap().remove(0);
+        assert!(postmark.is_default && postmark.limits.per_second == Some(10));
+        // Nothing listens on port 1: the test says so with the network's answer.
+        let failed = browser
+            .post(&provider_page, &[("csrf", &csrf), ("action", "test")])
+            .await;
+        assert_eq!(failed.status, StatusCode::OK, "{b}");
+        assert!(
+            readable(&failed.text()).contains("Connection test failed"),
+            "{b}"
+        );
+        // Saved with the password left empty: the stored one is kept.
+        let saved = browser
+            .post(
+                &provider_page,
+                &[
+                    ("csrf", &csrf),
+                    ("action", "save"),
+                    ("name", "Postmark EU"),
+                    ("host", "127.0.0.1"),
+                    ("port", "2"),
+                    ("tls", "none"),
+                    ("username", "apikey"),
+                    ("password", ""),
+                    ("max_connections", "4"),
+                    ("rate_per_second", ""),
+                    ("rate_per_hour", "5000"),
+                ],
+            )
+            .await;
+        assert_eq!(saved.status, StatusCode::SEE_OTHER, "{b}: {}", saved.text());
+        let kept = app.mail.provider(&app.a.org, &postmark.id).await.unwrap();
+        assert_eq!(
+            (
+                kept.name.as_str(),
+                kept.port,
+                kept.password.as_deref(),
+                kept.limits.per_second,
+                kept.limits.per_hour,
+                kept.is_default
+            ),
+            (
+                "Postmark EU",
+                2,
+                Some("s3cr3t-pass"),
+                None,
+                Some(5000),
+                true
+            ),
+            "{b}"
+        );
+        if let Some(sink) = &sink {
+            let local = browser
+                .post(
+                    &providers,
+                    &[
+                        ("csrf", &csrf),
+                        ("name", "Local sink"),
+                        ("host", "127.0.0.1"),
+                        ("port", &sink.port().to_string()),
+                        ("tls", "none"),
+                    ],
+                )
+                .await;
+            let local_page = location(&local);
+            let tested = browser
+                .post(&local_page, &[("csrf", &csrf), ("action", "test")])
+                .await;
+            let text = readable(&tested.text());
+            assert!(text.contains("Connection test passed"), "{b}: {text}");
+            let made_default = browser
+                .post(&local_page, &[("csrf", &csrf), ("action", "default")])
+                .await;
+            assert!(location(&made_default).ends_with("done=default"), "{b}");
+            let list = app.mail.providers(&app.a.org).await.unwrap();
+            assert_eq!(
+                list.iter()
+                    .map(|p| (p.name.as_str(), p.is_default))
+                    .collect::<Vec<_>>(),
+                [("Local sink", true), ("Postmark EU", false)],
+                "{b}"
+            );
+        }
+        let unconfirmed = browser
+            .post(&provider_page, &[("csrf", &csrf), ("action", "delete")])
+            .await;
+        assert_eq!(unconfirmed.status, StatusCode::BAD_REQUEST, "{b}");
+        let deleted = browser
+            .post(
+                &provider_page,
+                &[("csrf", &csrf), ("action", "delete"), ("confirm", "yes")],
+            )
+            .await;
+        assert!(
+            location(&deleted).ends_with("/mail/providers?done=deleted"),
+            "{b}"
+        );
+        assert_eq!(
+            browser.get(&provider_page).await.status,
+            StatusCode::NOT_FOUND
+        );
+
+        // Sending domains: the records to publish.
+        let domains = format!("{base}/mail/domains");
+        let bad = browser
+            .post(&domains, &[("csrf", &csrf), ("domain", "not a domain")])
+            .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{b}");
+        assert!(readable(&bad.text()).contains("domain: "), "{b}");
+        let added = browser
+            .post(&domains, &[("csrf", &csrf), ("domain", "BlueMugs.example")])
+            .await;
+        assert_eq!(
+            location(&added),
+            format!("{base}/mail/domains/bluemugs.example?done=added"),
+            "{b}"
+        );
+        let page = browser.page(&location(&added)).await;
+        for needle in [
+            "._domainkey.bluemugs.example",
+            "v=DKIM1",
+            "v=spf1",
+            "_dmarc.bluemugs.example",
+            "v=DMARC1",
+        ] {
+            assert!(page.contains(needle), "{b}: {needle} in {page}");
+        }
+        assert!(!page.contains("PRIVATE KEY"), "{b}");
+        let again = browser
+            .post(&domains, &[("csrf", &csrf), ("domain", "bluemugs.example")])
+            .await;
+        assert!(location(&again).ends_with("done=kept"), "{b}");
+
+        // Suppressions: added, found, refused with the field, lifted with a reason.
+        let suppressions = format!("{base}/mail/suppressions");
+        let added = browser
+            .post(
+                &suppressions,
+                &[
+                    ("csrf", &csrf),
+                    ("action", "add"),
+                    ("email", "Carol@Example.com"),
+                    ("reason", "imported"),
+                    ("detail", "from the old ESP"),
+                ],
+            )
+            .await;
+        assert!(location(&added).ends_with("done=added"), "{b}");
+        let page = browser.page(&location(&added)).await;
+        assert!(
+            page.contains("carol@example.com") && page.contains("from the old ESP"),
+            "{b}"
+        );
+        let twice = browser
+            .post(
+                &suppressions,
+                &[
+                    ("csrf", &csrf),
+                    ("action", "add"),
+                    ("email", "carol@example.com"),
+                    ("reason", "imported"),
+                ],
+            )
+            .await;
+        assert!(location(&twice).ends_with("done=already"), "{b}");
+        for (fields, error) in [
+            (vec![("email", "carol"), ("reason", "manual")], "email: "),
+            (
+                vec![("email", "dan@example.com"), ("reason", "soft_bounces")],
+                "reason: one of",
+            ),
+        ] {
+            let mut all = vec![("csrf", csrf.as_str()), ("action", "add")];
+            all.extend(fields);
+            let refused = browser.post(&suppressions, &all).await;
+            assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{b}");
+            assert!(readable(&refused.text()).contains(error), "{b}: {error}");
+        }
+        let found = browser.page(&format!("{suppressions}?q=CAROL")).await;
+        assert!(found.contains("carol@example.com"), "{b}");
+        let none = browser
+            .page(&format!("{suppressions}?q=carol&reason=complaint"))
+            .await;
+        assert!(none.contains("No suppressed address matches"), "{b}");
+        let no_reason = browser
+            .post(
+                &suppressions,
+                &[
+                    ("csrf", &csrf),
+                    ("action", "lift"),
+                    ("email", "carol@example.com"),
+                    ("why", " "),
+                ],
+            )
+            .await;
+        assert_eq!(no_reason.status, StatusCode::BAD_REQUEST, "{b}");
+        assert_eq!(
+            app.t
+                .db
+                .suppressions_of(&app.a.org, "carol@example.com")
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "{b}: nothing lifted without a reason"
+        );
+        let lifted = browser
+            .post(
+                &suppressions,
+                &[
+                    ("csrf", &csrf),
+                    ("action", "lift"),
+                    ("email", "carol@example.com"),
+                    ("why", "asked to be mailed again"),
+                ],
+            )
+            .await;
+        assert!(location(&lifted).ends_with("done=lifted"), "{b}");
+        assert!(app
+            .t
+            .db
+            .suppressions_of(&app.a.org, "carol@example.com")
+            .await
+            .unwrap()
+            .is_empty());
+
+        // Bounce webhooks: Mailgun's needs its key; the URL shows once and works.
+        let webhooks = format!("{base}/mail/webhooks");
+        let refused = browser
+            .post(
+                &webhooks,
+                &[("csrf", &csrf), ("kind", "mailgun"), ("name", "Mailgun")],
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{b}");
+        assert!(readable(&refused.text()).contains("signing_key: "), "{b}");
+        let made = browser
+            .post(
+                &webhooks,
+                &[
+                    ("csrf", &csrf),
+                    ("kind", "postmark"),
+                    ("name", "Postmark bounces"),
+                ],
+            )
+            .await;
+        assert_eq!(made.status, StatusCode::SEE_OTHER, "{b}");
+        let hook_page = location(&made).split('?').next().unwrap().to_owned();
+        let page = browser.page(&location(&made)).await;
+        let url = between(&page, "<code id=\"hook-url\">", "</code>").to_owned();
+        let at = url.find("/mail/webhooks/").expect("a webhook URL");
+        assert!(url.starts_with("http://"), "{b}: {url}");
+        let reload = browser.page(&hook_page).await;
+        assert!(!reload.contains(&url), "{b}: the URL is shown once");
+        let path = &url[at..];
+        let bounce = std::fs::read_to_string(format!(
+            "{}/../cohort-mail/tests/fixtures/bounces/postmark-bounce.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let answer = app.post(path, bounce).await;
+        assert!(answer.status.is_success(), "{b}: {}", answer.text());
+        let page = browser.page(&hook_page).await;
+        assert!(page.contains("Reports received</dt><dd>1"), "{b}: {page}");
+        let deleted = browser
+            .post(&hook_page, &[("csrf", &csrf), ("confirm", "yes")])
+            .await;
+        assert!(
+            location(&deleted).ends_with("/mail/webhooks?done=deleted"),
+            "{b}"
+        );
+        assert!(
+            app.mail.webhooks(&app.a.org).await.unwrap().is_empty(),
+            "{b}"
+        );
+    }
+}
+
+/// A viewer reads every mail page without a form and changes nothing; a
+/// member of another organisation finds none of org A's mail.
+#[tokio::test]
+async fn mail_pages_are_read_only_to_viewers_and_invisible_to_other_organisations() {
+    for app in common::apps().await {
+        let b = app.backend();
+        let ids = mail_objects(&app).await;
+        let dead = dead_letter(&app, "dora@example.com").await;
+        app.t
+            .db
+            .suppress(
+                &app.a.org,
+                "carol@example.com",
+                cohort_domain::suppression::SuppressionReason::Manual,
+                None,
+                "test",
+            )
+            .await
+            .unwrap();
+        user(&app, &app.a.org, "vic@example.com", Role::Viewer).await;
+        user(&app, &app.b.org, "bea@example.com", Role::Owner).await;
+        let base = format!("/app/o/{}", app.a.org.as_str());
+        let pages = [
+            (format!("{base}/mail"), "Retry"),
+            (
+                format!("{base}/mail/messages/{dead}"),
+                "Retry this dead letter",
+            ),
+            (format!("{base}/mail/providers"), "Add provider"),
+            (
+                format!("{base}/mail/providers/{}", ids.provider),
+                "Delete provider",
+            ),
+            (format!("{base}/mail/domains"), "Add domain"),
+            (format!("{base}/mail/domains/{}", ids.domain), "Add domain"),
+            (format!("{base}/mail/suppressions"), "Lift"),
+            (format!("{base}/mail/webhooks"), "Make webhook"),
+            (
+                format!("{base}/mail/webhooks/{}", ids.webhook),
+                "Delete webhook",
+            ),
+        ];
+        let mut viewer = Browser::new(&app);
+        viewer.sign_in("vic@example.com").await;
+        let token = viewer.csrf().await;
+        for (path, absent) in &pages {
+            let page = viewer.page(path).await;
+            assert!(
+                !page.contains(absent),
+                "{b}: a viewer is not offered {absent:?} on {path}"
+            );
+        }
+        let posts = [
+            (
+                format!("{base}/mail/messages/{dead}"),
+                vec![("action", "retry")],
+            ),
+            (
+                format!("{base}/mail/providers"),
+                vec![
+                    ("name", "x"),
+                    ("host", "h.example"),
+                    ("port", "25"),
+                    ("tls", "none"),
+                ],
+            ),
+            (
+                format!("{base}/mail/providers/{}", ids.provider),
+                vec![("action", "delete"), ("confirm", "yes")],
+            ),
+            (
+                format!("{base}/mail/providers/{}", ids.provider),
+                vec![("action", "test")],
+            ),
+            (
+                format!("{base}/mail/domains"),
+                vec![("domain", "other.example")],
+            ),
+            (
+                format!("{base}/mail/suppressions"),
+                vec![("action", "add"), ("email", "x@example.com")],
+            ),
+            (
+                format!("{base}/mail/suppressions"),
+                vec![
+                    ("action", "lift"),
+                    ("email", "carol@example.com"),
+                    ("why", "x"),
+                ],
+            ),
+            (
+                format!("{base}/mail/webhooks"),
+                vec![("kind", "ses"), ("name", "x")],
+            ),
+            (
+                format!("{base}/mail/webhooks/{}", ids.webhook),
+                vec![("confirm", "yes")],
+            ),
+        ];
+        for (path, fields) in &posts {
+            let mut all = vec![("csrf", token.as_str())];
+            all.extend(fields.iter().copied());
+            let answer = viewer.post(path, &all).await;
+            assert_eq!(
+                answer.status,
+                StatusCode::FORBIDDEN,
+                "{b}: a viewer's POST {path}"
+            );
+        }
+        let mut other = Browser::new(&app);
+        other.sign_in("bea@example.com").await;
+        let token = other.csrf().await;
+        for (path, _) in &pages {
+            assert_eq!(
+                other.get(path).await.status,
+                StatusCode::NOT_FOUND,
+                "{b}: GET {path} as org B"
+            );
+        }
+        for (path, fields) in &posts {
+            let mut all = vec![("csrf", token.as_str())];
+            all.extend(fields.iter().copied());
+            assert_eq!(
+                other.post(path, &all).await.status,
+                StatusCode::NOT_FOUND,
+                "{b}: POST {path} as org B"
+            );
+        }
+        // A's ids in B's own paths are not B's either.
+        let b_base = format!("/app/o/{}", app.b.org.as_str());
+        for path in [
+            format!("{b_base}/mail/messages/{}", ids.sent),
+            format!("{b_base}/mail/providers/{}", ids.provider),
+            format!("{b_base}/mail/domains/{}", ids.domain),
+            format!("{b_base}/mail/webhooks/{}", ids.webhook),
+        ] {
+            assert_eq!(
+                other.get(&path).await.status,
+                StatusCode::NOT_FOUND,
+                "{b}: {path}"
+            );
+        }
+        for (path, fields) in [
+            (
+                format!("{b_base}/mail/providers/{}", ids.provider),
+                vec![("action", "delete"), ("confirm", "yes")],
+            ),
+            (
+                format!("{b_base}/mail/webhooks/{}", ids.webhook),
+                vec![("confirm", "yes")],
+            ),
+            (
+                format!("{b_base}/mail/messages/{}", ids.sent),
+                vec![("action", "retry")],
+            ),
+        ] {
+            let mut all = vec![("csrf", token.as_str())];
+            all.extend(fields);
+            assert_eq!(
+                other.post(&path, &all).await.status,
+                StatusCode::NOT_FOUND,
+                "{b}: POST {path}"
+            );
+        }
+        let lift = other
+            .post(
+                &format!("{b_base}/mail/suppressions"),
+                &[
+                    ("csrf", &token),
+                    ("action", "lift"),
+                    ("email", "carol@example.com"),
+                    ("why", "x"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            lift.status,
+            StatusCode::NOT_FOUND,
+            "{b}: B cannot lift A's suppression"
+        );
+        let b_outbox = other.page(&format!("{b_base}/mail")).await;
+        assert!(!b_outbox.contains("walk@example.com"), "{b}");
+        // Nothing of A changed.
+        assert_eq!(
+            app.mail.providers(&app.a.org).await.unwrap().len(),
+            1,
+            "{b}"
+        );
+        assert_eq!(app.mail.webhooks(&app.a.org).await.unwrap().len(), 1, "{b}");
+        assert_eq!(app.mail.domains(&app.a.org).await.unwrap().len(), 1, "{b}");
+        assert_eq!(
+            app.t
+                .db
+                .suppressions_of(&app.a.org, "carol@example.com")
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "{b}"
+        );
+        assert!(
+            app.t
+                .db
+                .suppressions_of(&app.a.org, "x@example.com")
+                .await
+                .unwrap()
+                .is_empty(),
+            "{b}"
+        );
+        let (m, _) = app.mail.message(&app.a.org, &dead).await.unwrap();
+        assert_eq!(m.state.as_str(), "dead", "{b}: the dead letter stays dead");
+    }
 }

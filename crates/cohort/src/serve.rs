@@ -61,14 +61,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             "natural-language segments also ask a model"
         );
     }
-    let pages = cohort_web::router(WebState::with_rule_model(
-        db.clone(),
-        WebSettings {
-            public_url: settings.public_url.clone(),
-        },
-        Some(destinations.clone()),
-        rule_model.clone(),
-    ));
+    let pages = cohort_web::router(
+        WebState::with_rule_model(
+            db.clone(),
+            WebSettings {
+                public_url: settings.public_url.clone(),
+            },
+            Some(destinations.clone()),
+            rule_model.clone(),
+        )
+        .with_mail(mail.clone()),
+    );
     let state = AppState::new(db.clone(), writer.clone(), settings)
         .with_destinations(destinations.clone())
         .with_rule_model(rule_model)

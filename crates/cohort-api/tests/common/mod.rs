@@ -287,14 +287,17 @@ fn whole_app(
     rule_model: Option<RuleModel>,
     mail: &cohort_engine::mail::Mail,
 ) -> (AppState, Router) {
-    let pages = cohort_web::router(cohort_web::WebState::with_rule_model(
-        db.clone(),
-        cohort_web::WebSettings {
-            public_url: settings.public_url.clone(),
-        },
-        dispatcher.clone(),
-        rule_model.clone(),
-    ));
+    let pages = cohort_web::router(
+        cohort_web::WebState::with_rule_model(
+            db.clone(),
+            cohort_web::WebSettings {
+                public_url: settings.public_url.clone(),
+            },
+            dispatcher.clone(),
+            rule_model.clone(),
+        )
+        .with_mail(mail.clone()),
+    );
     let mut state = AppState::new(db.clone(), writer, settings)
         .with_rule_model(rule_model)
         .with_mail(mail.clone());

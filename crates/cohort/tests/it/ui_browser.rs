@@ -53,6 +53,41 @@ async fn a_merchant_runs_cohort_from_the_admin_ui_in_chromium() {
             "/../../target/ui-screenshots"
         ))
         .join(b);
+        // One message in the outbox for the mail pages, queued as a
+        // campaign would; the server's own worker sends it to its folder.
+        let org = t.db.list_organisations().await.unwrap().remove(0);
+        let queue = cohort_engine::mail::Mail::new(
+            t.db.clone(),
+            key.clone(),
+            cohort_engine::mail::MailSettings::folder(
+                std::env::temp_dir(),
+                "Shop <news@shop.example>",
+            ),
+        )
+        .unwrap();
+        let queued = queue
+            .enqueue(
+                &org.id,
+                &cohort_engine::mail::Outgoing {
+                    send_key: "campaign:cmp_browser".into(),
+                    to: "ada@example.com".into(),
+                    from: None,
+                    purpose: cohort_domain::suppression::MailPurpose::Transactional,
+                    body: cohort_mail::MessageBody {
+                        subject: "Your order is on its way".into(),
+                        html: "<p>Your order is on its way.</p>".into(),
+                        text: "Your order is on its way.\n".into(),
+                    },
+                    unsubscribe: None,
+                    profile_id: None,
+                    user_id: None,
+                    campaign_id: Some("cmp_browser".into()),
+                    flow_id: None,
+                    provider_id: None,
+                },
+            )
+            .await
+            .unwrap();
         let output = tokio::time::timeout(
             Duration::from_secs(300),
             tokio::process::Command::new("node")
@@ -250,6 +285,50 @@ async fn a_merchant_runs_cohort_from_the_admin_ui_in_chromium() {
                 && delivery.contains("HTTP 200"),
             "{b}: {delivery}"
         );
+
+        // Mail: the message with its accepted attempt; the provider made in
+        // the form with its password stored yet never shown, its failed
+        // connection test; the domain's records; the suppression; the
+        // webhook's URL shown once.
+        let message = report["mailMessageText"].as_str().unwrap();
+        assert!(
+            message.contains("Your order is on its way")
+                && message.contains("accepted")
+                && message.contains(&queued.message_id),
+            "{b}: {message}"
+        );
+        let providers = queue.providers(&org.id).await.unwrap();
+        assert_eq!(providers.len(), 1, "{b}");
+        assert_eq!(
+            (providers[0].name.as_str(), providers[0].password.as_deref()),
+            ("Postmark", Some("smtp-secret-0123456789")),
+            "{b}"
+        );
+        let provider_page = report["providerText"].as_str().unwrap();
+        assert!(
+            provider_page.contains("Connection test failed")
+                && !provider_page.contains("smtp-secret-0123456789"),
+            "{b}: the test's answer, never the password"
+        );
+        let domain = report["domainText"].as_str().unwrap();
+        assert!(
+            domain.contains("._domainkey.shop.example") && domain.contains("v=DKIM1"),
+            "{b}: {domain}"
+        );
+        assert_eq!(
+            t.db.suppressions_of(&org.id, "gone@example.com")
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "{b}"
+        );
+        let hook = report["webhookUrl"].as_str().unwrap();
+        assert!(
+            hook.starts_with(&format!("{}/mail/webhooks/mwh_", server.url)),
+            "{b}: {hook}"
+        );
+        assert_eq!(report["webhookShownAgain"], false, "{b}: shown once");
 
         // Every page: no script error, no CSP violation, nothing wider than 360 px.
         assert_eq!(report["consoleErrors"], serde_json::json!([]), "{b}");
