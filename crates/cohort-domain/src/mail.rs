@@ -25,13 +25,6 @@ text_enum! {
     }
 }
 
-impl OutboxState {
-    /// Whether nothing more will happen to the message by itself.
-    pub fn is_settled(self) -> bool {
-        !matches!(self, OutboxState::Queued | OutboxState::Sending)
-    }
-}
-
 text_enum! {
     /// What one attempt came to.
     pub enum AttemptOutcome {

@@ -189,13 +189,8 @@ async fn test(config: &Config, to: &str) -> anyhow::Result<()> {
         subject: rendered.subject,
         html: rendered.html,
     };
-    let from_domain = mail
-        .from
-        .rsplit('@')
-        .next()
-        .map(|d| d.trim_end_matches('>').trim())
-        .filter(|d| !d.is_empty())
-        .unwrap_or("localhost");
+    let from_domain =
+        cohort_domain::mail::address_domain(&mail.from).unwrap_or_else(|| "localhost".to_owned());
     let message_id = format!(
         "test-{}@{from_domain}",
         cohort_domain::ids::random_token(16).to_ascii_lowercase()

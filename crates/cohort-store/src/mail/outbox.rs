@@ -566,21 +566,6 @@ impl Db {
         row.as_ref().map(|r| message(r, true)).transpose()
     }
 
-    /// A message by id alone, for a bounce that names it (VERP).
-    pub async fn mail_message_anywhere(
-        &self,
-        id: &str,
-    ) -> Result<Option<OutboxMessage>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {} FROM mail_messages WHERE id = $1",
-            columns(false)
-        ))
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?;
-        row.as_ref().map(|r| message(r, false)).transpose()
-    }
-
     /// The attempts of a message of `org`, in order.
     pub async fn mail_attempts(
         &self,
