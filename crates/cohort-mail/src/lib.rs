@@ -12,6 +12,7 @@ pub mod links;
 pub mod message;
 pub mod outbox_folder;
 pub mod smtp;
+mod smtp_pool;
 pub mod template;
 pub mod text;
 

@@ -1,4 +1,5 @@
-//! SMTP delivery through lettre's pooled async transport, and what an
+//! SMTP delivery through a pool of lettre connections (`smtp_pool`: sockets
+//! with `TCP_NODELAY`; lettre's own pool for implicit TLS), and what an
 //! answer means for the outbox: accepted (the `250`, kept as the proof),
 //! throttled (the provider asks to slow down: its bucket slows, no attempt
 //! is burnt), temporary (retried with backoff), permanent (a hard bounce:
@@ -10,6 +11,7 @@
 //! limit", "try again later" with a rate cause), as listmonk's users
 //! learned when a throttled message was counted as failed and lost.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::transport::smtp::authentication::Credentials;
@@ -19,6 +21,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::message::WireMessage;
+use crate::smtp_pool::{NoDelayPool, PoolError, PoolSettings};
 
 /// How the connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +95,15 @@ pub struct SettingsError(String);
 /// A pooled connection to one provider.
 #[derive(Clone)]
 pub struct SmtpSender {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    transport: Transport,
+}
+
+#[derive(Clone)]
+enum Transport {
+    /// Plain and STARTTLS: our sockets, with `TCP_NODELAY`.
+    NoDelay(Arc<NoDelayPool>),
+    /// Implicit TLS: lettre's pool, which opens the TLS socket itself.
+    Lettre(AsyncSmtpTransport<Tokio1Executor>),
 }
 
 impl std::fmt::Debug for SmtpSender {
@@ -106,36 +117,50 @@ impl SmtpSender {
         if settings.host.trim().is_empty() {
             return Err(SettingsError("host is empty".into()));
         }
-        let tls = match settings.tls {
-            TlsMode::None => Tls::None,
-            TlsMode::StartTls => Tls::Required(
-                TlsParameters::new(settings.host.clone())
-                    .map_err(|e| SettingsError(e.to_string()))?,
-            ),
-            TlsMode::Tls => Tls::Wrapper(
-                TlsParameters::new(settings.host.clone())
-                    .map_err(|e| SettingsError(e.to_string()))?,
-            ),
-        };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
-            .port(settings.port)
-            .tls(tls)
-            .timeout(Some(settings.timeout))
-            .pool_config(PoolConfig::new().max_size(settings.max_connections.max(1)));
-        if let Some(name) = &settings.hello_name {
-            builder = builder.hello_name(lettre::transport::smtp::extension::ClientId::Domain(
-                name.clone(),
-            ));
-        }
-        if let (Some(user), Some(password)) = (&settings.username, &settings.password) {
-            builder = builder.credentials(Credentials::new(
+        let credentials = match (&settings.username, &settings.password) {
+            (Some(user), Some(password)) => Some(Credentials::new(
                 user.clone(),
                 password.expose_secret().to_owned(),
-            ));
-        }
-        Ok(Self {
-            transport: builder.build(),
-        })
+            )),
+            _ => None,
+        };
+        let hello = match &settings.hello_name {
+            Some(name) => lettre::transport::smtp::extension::ClientId::Domain(name.clone()),
+            None => lettre::transport::smtp::extension::ClientId::default(),
+        };
+        let parameters =
+            || TlsParameters::new(settings.host.clone()).map_err(|e| SettingsError(e.to_string()));
+        let transport = match settings.tls {
+            TlsMode::None | TlsMode::StartTls => {
+                Transport::NoDelay(Arc::new(NoDelayPool::new(PoolSettings {
+                    host: settings.host.clone(),
+                    port: settings.port,
+                    starttls: if settings.tls == TlsMode::StartTls {
+                        Some(parameters()?)
+                    } else {
+                        None
+                    },
+                    credentials,
+                    hello,
+                    timeout: settings.timeout,
+                    max_connections: settings.max_connections,
+                })))
+            }
+            TlsMode::Tls => {
+                let mut builder =
+                    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
+                        .port(settings.port)
+                        .tls(Tls::Wrapper(parameters()?))
+                        .timeout(Some(settings.timeout))
+                        .hello_name(hello)
+                        .pool_config(PoolConfig::new().max_size(settings.max_connections.max(1)));
+                if let Some(credentials) = credentials {
+                    builder = builder.credentials(credentials);
+                }
+                Transport::Lettre(builder.build())
+            }
+        };
+        Ok(Self { transport })
     }
 
     /// Sends one message; never an error, always what it means.
@@ -155,7 +180,14 @@ impl SmtpSender {
                 }
             }
         };
-        match self.transport.send_raw(&envelope, &message.bytes).await {
+        let sent = match &self.transport {
+            Transport::NoDelay(pool) => pool.send(&envelope, &message.bytes).await,
+            Transport::Lettre(transport) => transport
+                .send_raw(&envelope, &message.bytes)
+                .await
+                .map_err(PoolError::Smtp),
+        };
+        match sent {
             Ok(response) => SmtpOutcome::Accepted {
                 answer: format!(
                     "{} {}",
@@ -165,16 +197,33 @@ impl SmtpSender {
                 .trim()
                 .to_owned(),
             },
-            Err(e) => classify(&e),
+            Err(PoolError::Smtp(e)) => classify(&e),
+            Err(PoolError::Other(answer)) => SmtpOutcome::Temporary { answer },
         }
     }
 
-    /// Opens a connection and says `NOOP`: the providers page's test.
+    /// Opens a connection (and signs in) and says `NOOP`: the providers
+    /// page's test.
     pub async fn test_connection(&self) -> Result<(), String> {
-        match self.transport.test_connection().await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err("the server did not answer NOOP".into()),
-            Err(e) => Err(e.to_string()),
+        match &self.transport {
+            Transport::NoDelay(pool) => {
+                let mut connection = pool.connect().await.map_err(|e| match e {
+                    PoolError::Smtp(e) => e.to_string(),
+                    PoolError::Other(answer) => answer,
+                })?;
+                let alive = connection.test_connected().await;
+                let _ = connection.quit().await;
+                if alive {
+                    Ok(())
+                } else {
+                    Err("the server did not answer NOOP".into())
+                }
+            }
+            Transport::Lettre(transport) => match transport.test_connection().await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err("the server did not answer NOOP".into()),
+                Err(e) => Err(e.to_string()),
+            },
         }
     }
 }
