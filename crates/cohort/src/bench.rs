@@ -34,6 +34,8 @@ pub enum BenchCommand {
     WoocommerceWebhooks(crate::bench_woocommerce::WebhooksArgs),
     /// Event → segment membership latency in a running server under a steady background load
     SegmentLatency(crate::bench_segment_latency::SegmentLatencyArgs),
+    /// Personalised MJML messages rendered, queued and sent through the outbox to smtp-sink, against smtp-source's ceiling
+    Send(crate::bench_send::SendArgs),
 }
 
 #[derive(Args, Clone)]
@@ -70,6 +72,7 @@ pub async fn run(_config: &Config, command: BenchCommand) -> anyhow::Result<()> 
         BenchCommand::SegmentLatency(args) => {
             crate::bench_segment_latency::segment_latency(args).await
         }
+        BenchCommand::Send(args) => crate::bench_send::send(args).await,
     }
 }
 

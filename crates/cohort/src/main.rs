@@ -7,6 +7,7 @@ mod bench_project;
 mod bench_segment_latency;
 mod bench_segments;
 mod bench_segments_data;
+mod bench_send;
 mod bench_ui;
 mod bench_woocommerce;
 mod commands;
